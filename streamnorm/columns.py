@@ -1,0 +1,146 @@
+"""Arrow arrays → numpy views the kernels can read, without copying.
+
+Each Arrow chunk becomes a :class:`ColumnView`: the values buffer as a numpy array and the
+packed validity bitmap with its bit offset. Only three cases copy: dictionary-encoded columns
+(decoded), float16 (numba has no CPU float16; widened to float32, which is exact) and chunks
+whose values buffer is not aligned for its dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.types as pat
+
+_EMPTY_BITMAP = np.zeros(0, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class ColumnView:
+    """One contiguous piece of a numeric Arrow column, as the kernels want it.
+
+    Attributes
+    ----------
+    values : np.ndarray, shape (n,) (or (n, width) for vectors), int/uint/float32/float64.
+    validity : np.ndarray[uint8], the Arrow packed bitmap (empty when there are no nulls).
+    bit_offset : int, bit index of ``values[0]`` in ``validity``.
+    null_count : int, number of nulls among the ``n`` values.
+    """
+
+    values: np.ndarray
+    validity: np.ndarray
+    bit_offset: int
+    null_count: int
+
+    @property
+    def has_validity(self) -> bool:
+        return self.null_count > 0
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+
+def is_numeric(arrow_type: pa.DataType) -> bool:
+    """Whether streamnorm normalizes this type: ints, uints, floats (bool, decimal, … are not)."""
+    if pat.is_dictionary(arrow_type):
+        return is_numeric(arrow_type.value_type)
+    return pat.is_integer(arrow_type) or pat.is_floating(arrow_type)
+
+
+def is_vector(arrow_type: pa.DataType) -> bool:
+    """Whether the type is a FixedSizeList of numeric values (one vector per row)."""
+    return pat.is_fixed_size_list(arrow_type) and is_numeric(arrow_type.value_type)
+
+
+def why_not_numeric(name: str, arrow_type: pa.DataType) -> str:
+    """A one-line explanation for a column that cannot be normalized, with the way out."""
+    if pat.is_decimal(arrow_type):
+        hint = "cast it to float64 first (e.g. pyarrow.compute.cast)"
+    elif pat.is_boolean(arrow_type):
+        hint = "bool is not numeric here; cast it to int8 or float if you mean 0/1"
+    else:
+        hint = "choose numeric columns with columns=[...] / -c"
+    return f"column {name!r} has type {arrow_type}, which cannot be normalized: {hint}"
+
+
+def check_numeric(name: str, arrow_type: pa.DataType) -> None:
+    """Raise ``TypeError`` naming the column unless its type is numeric."""
+    if not is_numeric(arrow_type):
+        raise TypeError(why_not_numeric(name, arrow_type))
+
+
+def numeric_column_names(schema: pa.Schema) -> list[str]:
+    """Names of the scalar numeric columns of a schema, in schema order."""
+    return [f.name for f in schema if is_numeric(f.type)]
+
+
+def _primitive_view(arr: pa.Array) -> ColumnView:
+    if pat.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if pat.is_float16(arr.type):
+        arr = arr.cast(pa.float32())  # exact widening: numba has no CPU float16
+    np_dtype = np.dtype(arr.type.to_pandas_dtype())
+    validity_buf, data_buf = arr.buffers()[:2]
+    n = len(arr)
+    if data_buf is None:  # e.g. an all-null array built without a values buffer
+        values = np.zeros(n, dtype=np_dtype)
+    else:
+        if data_buf.address % np_dtype.itemsize:
+            arr = pa.concat_arrays([arr])  # re-allocate: numpy views need alignment
+            validity_buf, data_buf = arr.buffers()[:2]
+        values = np.frombuffer(data_buf, dtype=np_dtype, count=arr.offset + n)[arr.offset :]
+    null_count = arr.null_count
+    if null_count and validity_buf is not None:
+        validity = np.frombuffer(validity_buf, dtype=np.uint8)
+        return ColumnView(values, validity, arr.offset, null_count)
+    if null_count:  # null type or no bitmap: every value is null
+        return ColumnView(values, np.zeros((n + 7) // 8, dtype=np.uint8), 0, null_count)
+    return ColumnView(values, _EMPTY_BITMAP, 0, 0)
+
+
+def column_views(column: pa.Array | pa.ChunkedArray) -> Iterator[ColumnView]:
+    """Zero-copy views of each chunk of a numeric Arrow array (empty chunks skipped)."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    for chunk in chunks:
+        if len(chunk):
+            yield _primitive_view(chunk)
+
+
+@dataclass(frozen=True)
+class VectorView:
+    """One chunk of a FixedSizeList column as a row-major (n_rows, width) matrix.
+
+    ``values`` is the matrix view; ``value_validity``/``value_bit_offset`` describe nulls
+    inside vectors (flattened order); ``row_valid`` is a bool array (n_rows,) that is False
+    for null rows (a null vector).
+    """
+
+    values: np.ndarray
+    value_validity: np.ndarray
+    value_bit_offset: int
+    value_null_count: int
+    row_valid: np.ndarray
+
+    @property
+    def has_value_validity(self) -> bool:
+        return self.value_null_count > 0
+
+
+def vector_views(column: pa.Array | pa.ChunkedArray) -> Iterator[VectorView]:
+    """Zero-copy (n_rows, width) views of each chunk of a FixedSizeList column."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    for chunk in chunks:
+        if not len(chunk):
+            continue
+        width = chunk.type.list_size
+        child = chunk.values.slice(chunk.offset * width, len(chunk) * width)
+        flat = _primitive_view(child)
+        matrix = flat.values.reshape(len(chunk), width)
+        if chunk.null_count:
+            row_valid = chunk.is_valid().to_numpy(zero_copy_only=False)
+        else:
+            row_valid = np.ones(len(chunk), dtype=bool)
+        yield VectorView(matrix, flat.validity, flat.bit_offset, flat.null_count, row_valid)
