@@ -42,6 +42,11 @@ _STATE_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
 )
 
 
+#: The arrays that hold a FeatureStats state, one entry per column.
+_STATE_ARRAYS = ("_count", "_null_count", "_nan_count", "_shift", "_shifted_mean", "_m2", "_min",
+                 "_max")
+
+
 def _check_nan_policy(nan: str) -> str:
     if nan not in _NAN_POLICIES:
         raise ValueError(f"nan must be one of {_NAN_POLICIES}, got {nan!r}")
@@ -83,7 +88,7 @@ class FeatureStats:
         self.nan = _check_nan_policy(nan)
         self.target = target
         self._columns: list[str] | None = None
-        self._types: dict[str, pa.DataType] = {}
+        self._types: dict[str, pa.DataType | None] = {}
         self._allocate(0)
 
     # ------------------------------------------------------------------ state
@@ -124,7 +129,8 @@ class FeatureStats:
                     f"{', '.join(schema.names)}); every batch must carry the tracked columns"
                 )
             new_type = schema.field(index).type
-            if new_type != self._types[name]:
+            known = self._types.get(name)
+            if known is not None and new_type != known:
                 raise SchemaError(
                     f"column {name!r} changed type from {self._types[name]} to {new_type}; "
                     "cast the batches to one schema first"
@@ -133,7 +139,12 @@ class FeatureStats:
     # ------------------------------------------------------------------ update
     def update(self, data: io.Source) -> FeatureStats:
         """Add the rows of ``data`` (any source, see :mod:`streamnorm.io`); returns self."""
-        _, batches = io.schema_and_batches(data, columns=self._requested)
+        return self._update_from(data, None)
+
+    def _update_from(self, data: io.Source, batch_size: int | None) -> FeatureStats:
+        schema, batches = io.schema_and_batches(data, self._requested, batch_size)
+        if self._columns is None and schema is not None:
+            self._bind(schema)  # so a source without rows still fixes the columns
         for batch in batches:
             self._update_batch(batch)
         return self
@@ -221,8 +232,7 @@ class FeatureStats:
     def _copy_state_from(self, other: FeatureStats) -> None:
         self._columns = list(other._columns or [])
         self._types = dict(other._types)
-        for attr in ("_count", "_null_count", "_nan_count", "_shift", "_shifted_mean", "_m2",
-                     "_min", "_max"):
+        for attr in _STATE_ARRAYS:
             setattr(self, attr, getattr(other, attr).copy())
 
     def copy(self) -> FeatureStats:
@@ -315,7 +325,8 @@ class FeatureStats:
         }
         for name, arrow_type in _STATE_FIELDS:
             values[name] = pa.array(raw[name], arrow_type)
-        values["type"] = pa.array([str(self._types[c]) for c in self.columns], pa.string())
+        types = [self._types.get(c) for c in self.columns]
+        values["type"] = pa.array([str(t) if t is not None else None for t in types], pa.string())
         meta = {"version": _FORMAT_VERSION, "kind": "FeatureStats", "nan": self.nan}
         return pa.table(values).replace_schema_metadata({_METADATA_KEY: json.dumps(meta)})
 
@@ -334,8 +345,7 @@ class FeatureStats:
         stats._columns = names
         type_names = table.column("type").to_pylist() if "type" in table.column_names else None
         stats._types = {
-            name: _parse_type(type_names[i]) if type_names else pa.float64()
-            for i, name in enumerate(names)
+            name: _parse_type(type_names[i]) if type_names else None for i, name in enumerate(names)
         }
         stats._allocate(len(names))
         for attr in ("count", "null_count", "nan_count", "shift", "shifted_mean", "m2", "min",
@@ -399,7 +409,12 @@ class FeatureStats:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FeatureStats):
             return NotImplemented
-        return self.to_arrow().equals(other.to_arrow(), check_metadata=True)
+        if (self.columns, self.nan) != (other.columns, other.nan):
+            return False
+        return all(
+            np.array_equal(getattr(self, attr), getattr(other, attr), equal_nan=True)
+            for attr in _STATE_ARRAYS
+        )
 
     def __repr__(self) -> str:
         return f"FeatureStats(columns={self.columns}, nan={self.nan!r})"
@@ -443,12 +458,12 @@ def _read_metadata(metadata: dict[bytes, bytes] | None) -> dict[str, Any]:
     return meta
 
 
-def _parse_type(name: str) -> pa.DataType:
-    """Arrow type from its string form, for the numeric types FeatureStats tracks."""
+def _parse_type(name: str | None) -> pa.DataType | None:
+    """Arrow type from its saved string form; None (type not checked) when it has no alias."""
     try:
-        return pa.type_for_alias(name)
+        return pa.type_for_alias(name) if name else None
     except ValueError:
-        return pa.float64()
+        return None
 
 
 def feature_stats(
@@ -465,10 +480,7 @@ def feature_stats(
     batch, not the file.
     """
     stats = FeatureStats(columns, nan=nan, target=target)
-    _, batches = io.schema_and_batches(source, columns=stats._requested, batch_size=batch_size)
-    for batch in batches:
-        stats._update_batch(batch)
-    return stats
+    return stats._update_from(source, batch_size)
 
 
 # --------------------------------------------------------------------------- per-row statistics

@@ -1,0 +1,463 @@
+"""FeatureStats and row_stats against float64 two-pass and exact fraction references."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from references import exact_mean_var, rel_err
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import streamnorm as sn
+from streamnorm.kernels.cpu import BLOCK, CHUNK
+
+INT_TYPES = [pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(),
+             pa.uint32(), pa.uint64()]
+FLOAT_TYPES = [pa.float16(), pa.float32(), pa.float64()]
+
+
+def reference(values: np.ndarray, ddof: int = 0) -> dict[str, float]:
+    """Float64 two-pass reference over the non-NaN values."""
+    x = values.astype(np.float64)
+    x = x[~np.isnan(x)]
+    return {"count": len(x), "mean": x.mean(), "var": x.var(ddof=ddof), "min": x.min(),
+            "max": x.max()}
+
+
+def assert_matches(fs: sn.FeatureStats, j: int, values: np.ndarray, rtol: float = 1e-12) -> None:
+    ref = reference(values)
+    assert fs.count[j] == ref["count"]
+    np.testing.assert_allclose(fs.mean[j], ref["mean"], rtol=rtol)
+    np.testing.assert_allclose(fs.var()[j], ref["var"], rtol=rtol)
+    assert fs.min[j] == ref["min"] and fs.max[j] == ref["max"]
+
+
+# --------------------------------------------------------------------------- dtypes and nulls
+
+
+@pytest.mark.parametrize("arrow_type", INT_TYPES + FLOAT_TYPES, ids=str)
+def test_every_numeric_dtype_matches_float64_reference(arrow_type, rng):
+    n = 3 * BLOCK + 17
+    if pa.types.is_floating(arrow_type):
+        values = rng.normal(3.0, 2.0, n).astype(arrow_type.to_pandas_dtype())
+    else:
+        info = np.iinfo(arrow_type.to_pandas_dtype())
+        values = rng.integers(max(info.min, -1000), min(info.max, 1000), n).astype(
+            arrow_type.to_pandas_dtype()
+        )
+    fs = sn.FeatureStats().update(pa.table({"x": pa.array(values, arrow_type)}))
+    assert fs.columns == ["x"]
+    assert_matches(fs, 0, values)
+
+
+@pytest.mark.parametrize("arrow_type", [pa.int32(), pa.float32(), pa.float64()], ids=str)
+@pytest.mark.parametrize("offset", [0, 1, 3, 7, 8, 13])
+def test_nulls_at_slice_offsets(arrow_type, offset, rng):
+    n = BLOCK + 300
+    values = rng.integers(-50, 50, n).astype(arrow_type.to_pandas_dtype())
+    mask = rng.random(n) < 0.3
+    array = pa.array(values, arrow_type, mask=mask).slice(offset, n - offset - 5)
+    fs = sn.FeatureStats().update(pa.table({"x": array}))
+    kept = values[offset : n - 5][~mask[offset : n - 5]]
+    assert fs.null_count[0] == mask[offset : n - 5].sum()
+    assert_matches(fs, 0, kept)
+
+
+def test_chunked_arrays_and_dictionary_columns(rng):
+    a = rng.normal(size=1000)
+    chunked = pa.chunked_array([a[:10], a[10:10], a[10:999], a[999:]])
+    dictionary = pa.DictionaryArray.from_arrays(
+        pa.array(rng.integers(0, 3, 1000), pa.int32()), pa.array([1.5, -2.0, 4.0])
+    )
+    table = pa.table({"a": chunked, "d": dictionary})
+    fs = sn.FeatureStats().update(table)
+    assert fs.columns == ["a", "d"]
+    assert_matches(fs, 0, a)
+    assert_matches(fs, 1, dictionary.dictionary_decode().to_numpy())
+
+
+def test_non_numeric_columns_are_skipped_automatically_and_refused_explicitly():
+    table = pa.table({
+        "s": ["a", "b"], "flag": [True, False], "dec": pa.array([1, 2], pa.decimal128(5, 2)),
+        "t": pa.array([1, 2], pa.timestamp("s")), "x": [1.0, 2.0],
+    })
+    assert sn.FeatureStats().update(table).columns == ["x"]
+    for name, hint in [("s", "string"), ("flag", "bool"), ("dec", "cast it to float64")]:
+        with pytest.raises(TypeError, match=f"column '{name}'.*{hint}"):
+            sn.FeatureStats([name]).update(table)
+
+
+def test_all_null_and_empty_columns():
+    table = pa.table({"n": pa.array([None, None], pa.float64()), "z": pa.array([None, None])})
+    fs = sn.FeatureStats(["n"]).update(table)
+    assert fs.count.tolist() == [0] and fs.null_count.tolist() == [2]
+    assert math.isnan(fs.mean[0]) and math.isnan(fs.min[0]) and math.isnan(fs.max[0])
+    assert math.isnan(fs.var()[0]) and math.isnan(fs.std(ddof=1)[0])
+    empty = sn.FeatureStats().update(pa.table({"x": pa.array([], pa.float64())}))
+    assert empty.count.tolist() == [0] and math.isnan(empty.mean[0])
+
+
+def test_var_is_nan_when_count_not_above_ddof():
+    fs = sn.FeatureStats().update(pa.table({"x": [5.0]}))
+    assert fs.var(ddof=0)[0] == 0.0
+    assert math.isnan(fs.var(ddof=1)[0]) and math.isnan(fs.var(ddof=2)[0])
+
+
+# --------------------------------------------------------------------------- NaN and inf
+
+
+def test_nan_skip_counts_and_propagate_poisons(rng):
+    values = rng.normal(size=5 * BLOCK)
+    values[[3, BLOCK + 1, 4 * BLOCK]] = np.nan
+    table = pa.table({"x": values})
+    skip = sn.FeatureStats().update(table)
+    assert skip.nan_count.tolist() == [3]
+    assert_matches(skip, 0, values)
+    propagate = sn.FeatureStats(nan="propagate").update(table)
+    assert propagate.nan_count.tolist() == [3]
+    for result in (propagate.mean, propagate.var(), propagate.min, propagate.max):
+        assert math.isnan(result[0])
+    with pytest.raises(ValueError, match="nan must be one of"):
+        sn.FeatureStats(nan="ignore")
+
+
+def test_inf_behaves_like_numpy():
+    fs = sn.FeatureStats().update(pa.table({"p": [1.0, np.inf, 2.0], "m": [np.inf, -np.inf, 1.0],
+                                            "only": [np.inf, np.inf, np.inf]}))
+    with np.errstate(invalid="ignore"):
+        want_mean = [np.mean([1.0, np.inf, 2.0]), np.mean([np.inf, -np.inf, 1.0]), np.inf]
+    np.testing.assert_array_equal(fs.mean, want_mean)
+    assert np.isnan(fs.var()).all()
+    assert fs.max[0] == np.inf and fs.min[1] == -np.inf and fs.count.tolist() == [3, 3, 3]
+
+
+# --------------------------------------------------------------------------- accuracy
+
+
+def _offset_data(rng: np.random.Generator, n: int, offset: float = 1e9) -> np.ndarray:
+    return offset + rng.normal(0.0, 1.0, n)
+
+
+@pytest.mark.parametrize(
+    "batch_sizes",
+    [[2 * CHUNK + 5], [1] * 40 + [CHUNK], [0, 7, 0, BLOCK - 1, 1, 3 * BLOCK + 2, 0], [CHUNK + 1] * 2],
+    ids=["one", "ones-then-chunk", "ragged-with-empty", "two-chunks"],
+)
+def test_variance_accurate_to_1e13_at_offset_1e9(batch_sizes, rng):
+    values = _offset_data(rng, sum(batch_sizes))
+    want_mean, want_var = exact_mean_var(values)
+    fs = sn.FeatureStats()
+    start = 0
+    for size in batch_sizes:
+        fs.update(pa.record_batch({"x": values[start : start + size]}))
+        start += size
+    assert rel_err(fs.var()[0], want_var) <= 1e-13
+    assert rel_err(fs.mean[0], want_mean) <= 1e-15
+
+
+def test_merged_states_accurate_at_offset_1e9(rng):
+    values = _offset_data(rng, 5000)
+    _, want_var = exact_mean_var(values)
+    parts = [sn.FeatureStats().update(pa.table({"x": values[i : i + 999]}))
+             for i in range(0, 5000, 999)]
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = merged + part
+    assert rel_err(merged.var()[0], want_var) <= 1e-13
+
+
+def test_large_integers_up_to_2_pow_62(rng):
+    big = 2**62
+    values = np.array([big, -big, big - 1, 12345, -(big - 7)], dtype=np.int64)
+    fs = sn.FeatureStats().update(pa.table({"x": values}))
+    want_mean, want_var = exact_mean_var(values.astype(np.float64))
+    # the mean cancels to ~2e3 out of values ~4.6e18: judge it against the data's scale
+    assert abs(fs.mean[0] - want_mean) <= 1e-15 * big
+    assert rel_err(fs.var()[0], want_var) <= 1e-13
+    assert fs.min[0] == float(-big) and fs.max[0] == float(big)
+    unsigned = np.array([2**64 - 1, 2**63, 5], dtype=np.uint64)
+    fs_u = sn.FeatureStats().update(pa.table({"u": unsigned}))
+    assert rel_err(fs_u.mean[0], exact_mean_var(unsigned.astype(np.float64))[0]) <= 1e-15
+
+
+def test_float32_and_float16_accumulate_in_float64(rng):
+    values32 = (1e4 + rng.normal(size=20000)).astype(np.float32)
+    fs = sn.FeatureStats().update(pa.table({"x": values32}))
+    want_mean, want_var = exact_mean_var(values32.astype(np.float64))
+    assert rel_err(fs.var()[0], want_var) <= 1e-13
+    values16 = rng.normal(size=3000).astype(np.float16)
+    fs16 = sn.FeatureStats().update(pa.table({"h": values16}))
+    assert rel_err(fs16.var()[0], exact_mean_var(values16.astype(np.float64))[1]) <= 1e-13
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def _check_ab(fs: sn.FeatureStats) -> None:
+    assert fs.columns == ["a", "b"]
+    np.testing.assert_allclose(fs.mean, [2.0, 20.0], rtol=1e-15)
+    assert fs.count.tolist() == [3, 3]
+
+
+def test_update_accepts_every_arrow_source():
+    table = pa.table({"a": [1.0, 2.0, 3.0], "b": [10, 20, 30], "s": ["x", "y", "z"]})
+    for source in (
+        table,
+        table.to_batches()[0],
+        pa.RecordBatchReader.from_batches(table.schema, table.to_batches()),
+        iter(table.to_batches(max_chunksize=1)),
+        table.to_batches(max_chunksize=2),
+    ):
+        _check_ab(sn.FeatureStats().update(source))
+
+
+def test_update_accepts_numpy_2d():
+    matrix = np.arange(12, dtype=np.float64).reshape(4, 3)
+    fs = sn.FeatureStats().update(matrix)
+    assert fs.columns == ["0", "1", "2"]
+    np.testing.assert_array_equal(fs.mean, matrix.mean(axis=0))
+    with pytest.raises(ValueError, match="2-D"):
+        sn.FeatureStats().update(np.zeros(3))
+
+
+def test_update_accepts_dataframes_through_the_arrow_c_interface():
+    polars = pytest.importorskip("polars")
+    pandas = pytest.importorskip("pandas")
+    duckdb = pytest.importorskip("duckdb")
+    data = {"a": [1.0, 2.0, 3.0], "b": [10, 20, 30], "s": ["x", "y", "z"]}
+    _check_ab(sn.FeatureStats().update(polars.DataFrame(data)))
+    _check_ab(sn.FeatureStats().update(pandas.DataFrame(data)))
+    connection = duckdb.connect()
+    relation = connection.sql("select * from (values (1.0::double, 10, 'x'), (2.0, 20, 'y'), "
+                              "(3.0, 30, 'z')) t(a, b, s)")
+    _check_ab(sn.FeatureStats().update(relation))
+
+
+def test_unsupported_source_is_a_clear_type_error():
+    with pytest.raises(TypeError, match="cannot read data from a dict"):
+        sn.FeatureStats().update({"a": [1.0]})
+    with pytest.raises(TypeError, match="must yield pyarrow.RecordBatch"):
+        sn.FeatureStats().update([1, 2, 3])
+
+
+def test_schema_changes_are_clear_errors():
+    fs = sn.FeatureStats().update(pa.table({"a": [1.0], "b": [2.0]}))
+    with pytest.raises(ValueError, match="column 'b' is missing from this batch"):
+        fs.update(pa.table({"a": [1.0]}))
+    with pytest.raises(ValueError, match="column 'a' changed type from double to int64"):
+        fs.update(pa.table({"a": [1], "b": [2.0]}))
+    with pytest.raises(ValueError, match="column 'zz' is not in the data"):
+        sn.FeatureStats(["zz"]).update(pa.table({"a": [1.0]}))
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".arrow", ".arrows"])
+def test_feature_stats_reads_files_batch_by_batch(tmp_path, suffix, rng):
+    table = pa.table({"a": rng.normal(5, 2, 10_000), "b": rng.integers(0, 9, 10_000)})
+    path = tmp_path / f"data{suffix}"
+    if suffix == ".parquet":
+        pq.write_table(table, path, row_group_size=1_500)
+    elif suffix == ".arrow":
+        with pa.ipc.new_file(path, table.schema) as writer:
+            writer.write_table(table, max_chunksize=1_500)
+    else:
+        with pa.ipc.new_stream(path, table.schema) as writer:
+            writer.write_table(table, max_chunksize=1_500)
+    fs = sn.feature_stats(path, batch_size=700)
+    assert_matches(fs, 0, table["a"].to_numpy())
+    assert_matches(fs, 1, table["b"].to_numpy())
+    assert sn.feature_stats(str(path), columns=["b"]).columns == ["b"]
+
+
+def test_bad_files_are_input_errors(tmp_path):
+    with pytest.raises(sn.InputError, match="no such file"):
+        sn.feature_stats(tmp_path / "missing.parquet")
+    empty = tmp_path / "empty.parquet"
+    empty.write_bytes(b"")
+    with pytest.raises(sn.InputError, match="empty"):
+        sn.feature_stats(empty)
+    junk = tmp_path / "junk.csv"
+    junk.write_text("a,b\n1,2\n")
+    with pytest.raises(sn.InputError, match="not an Arrow IPC or Parquet file"):
+        sn.feature_stats(junk)
+    good = tmp_path / "good.arrow"
+    table = pa.table({"a": np.arange(10_000.0)})
+    with pa.ipc.new_file(good, table.schema) as writer:
+        writer.write_table(table, max_chunksize=1000)
+    truncated = tmp_path / "truncated.arrow"
+    truncated.write_bytes(good.read_bytes()[:40_000])
+    with pytest.raises(sn.InputError):
+        sn.feature_stats(truncated)
+
+
+# --------------------------------------------------------------------------- merge and persistence
+
+
+def test_merge_rules():
+    a = sn.FeatureStats().update(pa.table({"x": [1.0, 2.0]}))
+    b = sn.FeatureStats().update(pa.table({"x": [3.0]}))
+    total = a + b
+    assert total.count.tolist() == [3] and total.mean.tolist() == [2.0]
+    assert a.count.tolist() == [2], "+ must not modify its operands"
+    assert a.merge(b) is a and a == total
+    assert sn.FeatureStats().merge(b) == b, "an empty state is the identity"
+    assert b.copy().merge(sn.FeatureStats()) == b
+    with pytest.raises(ValueError, match="cannot merge statistics of columns"):
+        a.merge(sn.FeatureStats().update(pa.table({"y": [1.0]})))
+    with pytest.raises(ValueError, match="cannot merge nan="):
+        a.merge(sn.FeatureStats(nan="propagate"))
+    with pytest.raises(TypeError):
+        a.merge(3)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".arrow", ".parquet", ".feather"])
+def test_save_load_round_trip_is_bit_exact(tmp_path, suffix, rng):
+    table = pa.table({
+        "a": pa.array(1e9 + rng.normal(size=100), mask=rng.random(100) < 0.1),
+        "b": np.where(rng.random(100) < 0.1, np.nan, rng.normal(size=100)),
+        "c": pa.array([None] * 100, pa.float32()),
+        "i": rng.integers(-5, 5, 100),
+    })
+    fs = sn.FeatureStats(nan="propagate").update(table)
+    path = tmp_path / f"stats{suffix}"
+    fs.save(path)
+    loaded = sn.FeatureStats.load(path)
+    assert loaded == fs
+    assert loaded.nan == "propagate"
+    for name in ("count", "null_count", "nan_count", "_shift", "_shifted_mean", "_m2"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(fs, name))
+    loaded.update(table)  # a reloaded state keeps streaming, type checks included
+    with pytest.raises(ValueError, match="changed type"):
+        loaded.update(table.set_column(3, "i", table["i"].cast(pa.float64())))
+
+
+def test_load_rejects_foreign_files(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text("{not json")
+    with pytest.raises(sn.InputError, match="not valid JSON"):
+        sn.FeatureStats.load(path)
+    path.write_text('{"hello": 1}')
+    with pytest.raises(sn.InputError, match="not a streamnorm statistics file"):
+        sn.FeatureStats.load(path)
+    other = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"a": [1]}), other)
+    with pytest.raises(sn.InputError, match="not a streamnorm statistics table"):
+        sn.FeatureStats.load(other)
+
+
+# --------------------------------------------------------------------------- hypothesis laws
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, width=64)
+maybe_missing = st.one_of(finite, finite, finite, st.just(float("nan")), st.none())
+column_values = st.lists(maybe_missing, min_size=0, max_size=60)
+
+
+def _table(values: list[float | None], offset: float) -> pa.Table:
+    shifted = [None if v is None else v + offset for v in values]
+    return pa.table({"x": pa.array(shifted, pa.float64())})
+
+
+def _close(a: sn.FeatureStats, b: sn.FeatureStats) -> None:
+    assert a.columns == b.columns
+    for name in ("count", "null_count", "nan_count"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    for name in ("mean", "min", "max"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-13, atol=1e-300)
+    # var is compared with an absolute floor relative to the data's scale (cancellation)
+    scale = max(1.0, float(np.nanmax(np.abs(np.r_[a.max, a.min, 0.0]))))
+    np.testing.assert_allclose(a.var(), b.var(), rtol=1e-10, atol=1e-18 * scale**2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=column_values, cuts=st.lists(st.integers(0, 60), max_size=6),
+       offset=st.sampled_from([0.0, 1e9, -3e5]))
+def test_any_batching_gives_the_same_state(values, cuts, offset):
+    table = _table(values, offset)
+    whole = sn.FeatureStats(["x"]).update(table)
+    points = sorted({0, len(values), *[c for c in cuts if c <= len(values)]})
+    pieces = sn.FeatureStats(["x"]).update(table.slice(0, 0))
+    for start, stop in zip(points, points[1:]):
+        pieces.update(table.slice(start, stop - start))
+    _close(whole, pieces)
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=column_values, b=column_values, c=column_values,
+       offset=st.sampled_from([0.0, 1e9]))
+def test_merge_is_associative_and_commutative(a, b, c, offset):
+    sa, sb, sc = (sn.FeatureStats(["x"]).update(_table(v, offset)) for v in (a, b, c))
+    left = (sa + sb) + sc
+    right = sa + (sb + sc)
+    swapped = sc + (sb + sa)
+    _close(left, right)
+    _close(left, swapped)
+    _close(left, sn.FeatureStats(["x"]).update(_table(a + b + c, offset)))
+
+
+@settings(max_examples=30, deadline=None)
+@given(values=column_values, offset=st.sampled_from([0.0, 1e9]))
+def test_to_arrow_from_arrow_and_dict_are_identities(values, offset):
+    fs = sn.FeatureStats(["x"]).update(_table(values, offset))
+    assert sn.FeatureStats.from_arrow(fs.to_arrow()) == fs
+    assert sn.FeatureStats.from_dict(fs.to_dict()) == fs
+
+
+# --------------------------------------------------------------------------- row statistics
+
+
+def test_row_stats_over_scalar_columns_of_mixed_dtypes(rng):
+    n = 1500
+    a = rng.normal(size=n)
+    b = rng.normal(size=n).astype(np.float32)
+    c = rng.integers(-9, 9, n).astype(np.int16)
+    mask_a = rng.random(n) < 0.2
+    table = pa.table({"a": pa.array(a, mask=mask_a), "b": b, "c": c, "s": ["q"] * n})
+    out = sn.row_stats(table)
+    matrix = np.column_stack([np.where(mask_a, np.nan, a), b.astype(np.float64), c])
+    np.testing.assert_array_equal(out["count"].to_numpy(), 3 - mask_a.astype(int))
+    np.testing.assert_allclose(out["mean"].to_numpy(), np.nanmean(matrix, axis=1), rtol=1e-13)
+    np.testing.assert_allclose(out["var"].to_numpy(), np.nanvar(matrix, axis=1), rtol=1e-12,
+                               atol=1e-15)
+
+
+def test_row_stats_over_a_vector_column(rng):
+    width = 7
+    flat = rng.normal(size=40 * width).astype(np.float32)
+    flat_mask = rng.random(flat.size) < 0.1
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(flat, mask=flat_mask), width)
+    row_mask = pa.array(rng.random(40) < 0.1)
+    vectors = pa.FixedSizeListArray.from_arrays(
+        pa.array(flat, mask=flat_mask), width, mask=row_mask
+    ).slice(3)
+    out = sn.row_stats(pa.table({"v": vectors, "id": np.arange(37)}), columns=["v"])
+    matrix = np.where(flat_mask, np.nan, flat.astype(np.float64)).reshape(40, width)[3:]
+    null_rows = row_mask.to_numpy(zero_copy_only=False)[3:]
+    counts = (~np.isnan(matrix)).sum(axis=1)
+    counts[null_rows] = 0
+    assert out["count"].to_numpy().tolist() == counts.tolist()
+    got_mean = out["mean"].to_numpy(zero_copy_only=False)
+    assert np.isnan(got_mean[null_rows]).all()
+    np.testing.assert_allclose(got_mean[~null_rows], np.nanmean(matrix, axis=1)[~null_rows],
+                               rtol=1e-13)
+
+
+def test_row_with_no_valid_value_is_null():
+    table = pa.table({"a": pa.array([None, 1.0]), "b": pa.array([np.nan, 3.0])})
+    out = sn.row_stats(table).to_pylist()
+    assert out[0] == {"count": 0, "mean": None, "var": None}
+    assert out[1] == {"count": 2, "mean": 2.0, "var": 1.0}
+
+
+def test_row_stats_column_choice_errors():
+    vec = pa.FixedSizeListArray.from_arrays(pa.array([1.0, 2.0]), 2)
+    table = pa.table({"a": [1.0], "v": vec, "w": vec})
+    with pytest.raises(ValueError, match="columns="):
+        sn.row_stats(table)
+    with pytest.raises(ValueError, match="columns="):
+        sn.row_stats(table, columns=["a", "v"])
+    assert sn.row_stats(table, columns="v")["mean"].to_pylist() == [1.5]
+    with pytest.raises(TypeError, match="column 's'"):
+        sn.row_stats(pa.table({"s": ["x"]}), columns=["s"])
