@@ -1,0 +1,447 @@
+"""Fit and normalize on a Dask cluster (optional extra: ``pip install 'streamnorm[dask]'``).
+
+Statistics are fitted with one :class:`~streamnorm.FeatureStats` per partition (or per file),
+then the partial states are tree-reduced with :meth:`~streamnorm.FeatureStats.merge` by Dask's
+own reduction (``dask.bag.Bag.reduction``). A state is a few numbers per column (under 1 kB
+pickled for a handful of columns) and merges exactly, so the result equals a single-process fit
+to the last bits of rounding, whatever the partitioning, the number of workers or the order the
+partial states arrive in. Normalizing is a map over partitions or files. There is no cluster
+code here: whatever scheduler is active runs the graph (a ``distributed.Client``, if one was
+created, else Dask's default local scheduler; or pass ``scheduler=``).
+
+Inputs: a Dask DataFrame (e.g. ``dask.dataframe.read_parquet(...)``), or files named by a list
+of paths, a glob pattern or a directory (its top-level Arrow IPC / Parquet files). With files,
+each task opens its own file, so no data travels through the client; the paths must be readable
+from the workers (a shared filesystem).
+
+Examples
+--------
+>>> from distributed import Client, LocalCluster                        # doctest: +SKIP
+>>> import streamnorm.dask as snd                                        # doctest: +SKIP
+>>> with LocalCluster(n_workers=4) as cluster, Client(cluster):          # doctest: +SKIP
+...     stats = snd.feature_stats("data/*.parquet")
+...     snd.normalize_files("data/*.parquet", "normalized/", stats=stats)
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+import pyarrow as pa
+
+from . import columns as cols
+from . import io
+from .errors import InputError, SchemaError
+from .stats import FeatureStats, NanPolicy
+from .stats import feature_stats as _local_feature_stats
+
+if TYPE_CHECKING:
+    import dask.bag
+    import dask.dataframe
+    import pandas as pd
+
+__all__ = ["feature_stats", "normalize", "normalize_files", "resolve_paths"]
+
+#: What names a set of files: a path, a glob pattern, a directory, or a list of paths.
+FileSet = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
+
+_INSTALL_HINT = "pip install 'streamnorm[dask]'"
+_DATA_SUFFIXES = io.IPC_SUFFIXES + io.PARQUET_SUFFIXES
+_GLOB_CHARS = frozenset("*?[")
+
+
+# --------------------------------------------------------------------------- dask, lazily
+
+
+def _require_dask() -> Any:
+    """Import dask (bag + dataframe) or raise an ImportError that names the extra to install."""
+    try:
+        import dask
+        import dask.bag
+        import dask.dataframe  # noqa: F401  (needs pandas; part of the extra)
+    except ImportError as exc:
+        raise ImportError(
+            f"streamnorm.dask needs dask[distributed,dataframe] ({exc}); install it with "
+            f"{_INSTALL_HINT}"
+        ) from exc
+    return dask
+
+
+def _is_dask_frame(obj: object) -> bool:
+    """Whether ``obj`` is a Dask DataFrame (without importing dask when it is not loaded)."""
+    module = type(obj).__module__ or ""
+    if not module.startswith("dask"):
+        return False
+    import dask.dataframe as dd
+
+    return isinstance(obj, dd.DataFrame)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def resolve_paths(obj: FileSet) -> list[str]:
+    """The files named by ``obj``, resolved on the client.
+
+    ``obj`` is a list of paths (kept in order), a glob pattern (``**`` recurses; sorted), a
+    directory (its top-level ``.parquet``/``.arrow``/… files, sorted, hidden and ``_``-prefixed
+    ones skipped) or a single file. Raises :class:`~streamnorm.InputError` when nothing matches.
+    """
+    if isinstance(obj, (str, os.PathLike)):
+        paths = _expand_one(os.fspath(obj))
+    elif isinstance(obj, Sequence) and not isinstance(obj, (bytes, bytearray)):
+        paths = [os.fspath(p) for p in obj]
+    else:
+        raise TypeError(
+            f"expected a dask DataFrame, a path, a glob or a list of paths, got {type(obj).__name__}"
+        )
+    if not paths:
+        raise InputError(f"{obj}: no input files; give Parquet or Arrow IPC files")
+    return paths
+
+
+def _expand_one(text: str) -> list[str]:
+    if os.path.isdir(text):
+        return sorted(
+            str(p)
+            for p in Path(text).iterdir()
+            if p.is_file()
+            and p.suffix.lower() in _DATA_SUFFIXES
+            and not p.name.startswith((".", "_"))
+        )
+    if _GLOB_CHARS & set(text):
+        matches = sorted(p for p in glob.glob(text, recursive=True) if os.path.isfile(p))
+        if not matches:
+            raise InputError(f"{text}: the pattern matches no file; check the glob")
+        return matches
+    if not os.path.exists(text):
+        raise InputError(f"{text}: no such file or directory; check the path")
+    return [text]
+
+
+def _file_bag(paths: list[str]) -> dask.bag.Bag:
+    """A bag with one path per partition, so that each task opens exactly one file."""
+    import dask.bag as db
+
+    return db.from_sequence(paths, npartitions=len(paths))
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def _merge_all(states: Any, nan: NanPolicy) -> FeatureStats:
+    """Merge partial states into a new one (the inputs are left untouched: Dask may reuse them)."""
+    merged = FeatureStats(nan=nan)
+    for state in states:
+        merged.merge(state)
+    return merged
+
+
+def _fit_file(
+    path: str, columns: list[str] | None, batch_size: int | None, nan: NanPolicy,
+    target: str | None,
+) -> FeatureStats:
+    """The statistics of one file, read on the worker one row group / IPC batch at a time."""
+    return _local_feature_stats(path, columns, batch_size, nan=nan, target=target)
+
+
+def _frame_to_arrow(frame: pd.DataFrame) -> pa.Table:
+    """A pandas partition as an Arrow table, index dropped (pandas NaN in numpy columns → null)."""
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _fit_frame(
+    frame: pd.DataFrame, columns: list[str] | None, batch_size: int | None, nan: NanPolicy,
+    target: str | None,
+) -> list[FeatureStats]:
+    """The statistics of one pandas partition, as a one-element bag partition."""
+    table = _frame_to_arrow(frame)
+    return [_local_feature_stats(table, columns, batch_size, nan=nan, target=target)]
+
+
+def _frame_columns(frame: dask.dataframe.DataFrame, columns: Sequence[str] | None) -> list[str]:
+    """The columns to fit: ``columns`` (checked against the frame), else its numeric ones."""
+    schema = pa.Schema.from_pandas(frame._meta, preserve_index=False)
+    if columns is None:
+        return cols.numeric_column_names(schema)
+    missing = [c for c in columns if c not in schema.names]
+    if missing:
+        raise SchemaError(
+            f"columns {missing} are not in the data (its columns: {', '.join(schema.names)}); "
+            "fix columns=[...] / -c"
+        )
+    return list(columns)
+
+
+def _stats_bag(
+    obj: Any, columns: list[str] | None, batch_size: int | None, nan: NanPolicy,
+    target: str | None,
+) -> dask.bag.Bag:
+    """A bag of partial FeatureStats: one per file, or one per DataFrame partition."""
+    dask = _require_dask()
+    import dask.bag as db
+
+    if _is_dask_frame(obj):
+        chosen = _frame_columns(obj, columns)
+        parts = obj[chosen].to_delayed()  # projection reaches read_parquet: only these columns
+        fit = dask.delayed(_fit_frame, pure=True)
+        return db.from_delayed([fit(part, chosen, batch_size, nan, target) for part in parts])
+    fit_file = functools.partial(
+        _fit_file, columns=columns, batch_size=batch_size, nan=nan, target=target
+    )
+    return _file_bag(resolve_paths(obj)).map(fit_file)
+
+
+def feature_stats(
+    obj: Any,
+    columns: Sequence[str] | None = None,
+    *,
+    batch_size: int | None = None,
+    nan: NanPolicy = "skip",
+    target: str | None = None,
+    split_every: int | None = None,
+    scheduler: str | None = None,
+) -> FeatureStats:
+    """Per-column statistics of a Dask DataFrame or a set of files, fitted on the workers.
+
+    Parameters
+    ----------
+    obj : a Dask DataFrame (e.g. ``dask.dataframe.read_parquet(...)``), or files: a list of
+        paths, a glob pattern or a directory (see :func:`resolve_paths`). Each file is read by
+        one task on a worker; a DataFrame is fitted partition by partition (pandas NaN counts
+        as null there: pandas cannot tell them apart).
+    columns : the columns to fit; None for every scalar numeric column.
+    batch_size, nan, target : as in :func:`streamnorm.feature_stats`, applied on the workers.
+    split_every : fan-in of the tree reduction (Dask's default, 8, when None).
+    scheduler : passed to ``compute``; None uses the active ``distributed.Client`` if any,
+        else Dask's default for bags (local processes).
+
+    Returns
+    -------
+    FeatureStats equal to a single-process fit of the same rows (counts, min and max exactly;
+    mean and m2 to rounding, ~1e-16 relative), on the client.
+    """
+    if isinstance(columns, str):
+        columns = [columns]
+    requested = list(columns) if columns is not None else None
+    bag = _stats_bag(obj, requested, batch_size, nan, target)
+    merge = functools.partial(_merge_all, nan=nan)
+    reduced = bag.reduction(merge, merge, split_every=split_every)
+    merged = reduced.compute(scheduler=scheduler)
+    result = FeatureStats(requested, nan=nan, target=target)
+    return result.merge(merged)
+
+
+# --------------------------------------------------------------------------- normalize
+
+
+def _fitted(
+    obj: Any, mode: str, stats: FeatureStats | str | os.PathLike | None,
+    columns: list[str] | None, batch_size: int | None, nan: NanPolicy, target: str | None,
+    scheduler: str | None,
+) -> FeatureStats | None:
+    """The statistics batch mode needs: given (object or file, loaded on the client), or
+    fitted over ``obj`` on the cluster. None in layer / rms mode."""
+    if mode != "batch":
+        if stats is not None:
+            raise ValueError(f"stats apply to mode='batch' only, not mode={mode!r}")
+        return None
+    if stats is None:
+        return feature_stats(
+            obj, columns, batch_size=batch_size, nan=nan, target=target, scheduler=scheduler
+        )
+    if isinstance(stats, FeatureStats):
+        return stats
+    return FeatureStats.load(stats)
+
+
+def _make_normalizer(
+    mode: str, stats: FeatureStats | None, columns: list[str] | None, eps: float | None,
+    ddof: int, nan: NanPolicy, target: str | None,
+) -> Any:
+    """A ready Normalizer: from fitted statistics in batch mode, fit-free for layer / rms."""
+    from .normalize import Normalizer
+
+    if mode == "batch":
+        assert stats is not None
+        return Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target)
+    return Normalizer(
+        mode, columns=columns, eps=eps, ddof=ddof, nan=nan, target=target  # type: ignore[arg-type]
+    )
+
+
+def _numeric_names(frame: pd.DataFrame) -> list[str]:
+    """The numeric scalar and FixedSizeList columns of a pandas frame, as Arrow types them."""
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    return [f.name for f in schema if cols.is_numeric(f.type) or cols.is_vector(f.type)]
+
+
+def _normalize_frame(
+    frame: pd.DataFrame, mode: str, stats: FeatureStats | None, columns: list[str] | None,
+    eps: float | None, ddof: int, nan: NanPolicy, target: str | None,
+) -> pd.DataFrame:
+    """Normalize one pandas partition through Arrow; other columns and the index are kept.
+
+    Only the columns to normalize are converted. They come back as numpy float64 (float32
+    stays float32), or as ``pd.ArrowDtype`` where the input column was Arrow-backed (nulls
+    then stay ``<NA>``), so the output dtypes depend on the input dtypes only, never on the
+    values: ``meta`` is this function applied to the input's meta.
+    """
+    import pandas as pd
+
+    normalizer = _make_normalizer(mode, stats, columns, eps, ddof, nan, target)
+    if columns is not None:
+        names = columns
+    elif stats is not None:
+        names = stats.columns
+    else:
+        names = _numeric_names(frame)
+    table = _frame_to_arrow(frame[names])
+    normalized = normalizer.transform(table)
+    out = frame.copy(deep=False)
+    for name in normalizer.normalized_columns(table.schema):
+        mapper = pd.ArrowDtype if isinstance(frame.dtypes[name], pd.ArrowDtype) else None
+        series = normalized.column(name).to_pandas(types_mapper=mapper)
+        series.index = frame.index
+        out[name] = series
+    return out
+
+
+def _read_frame(path: str) -> pd.DataFrame:
+    """One whole file as a pandas frame with Arrow-backed dtypes (exact types, nulls kept)."""
+    import pandas as pd
+
+    return io.read_table(path).to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def _files_frame(paths: list[str]) -> dask.dataframe.DataFrame:
+    """A lazy DataFrame with one partition per file; meta from the first file's schema
+    (read from its footer / header on the client, no rows)."""
+    import dask.dataframe as dd
+    import pandas as pd
+
+    schema, _ = io.schema_and_batches(paths[0])
+    assert schema is not None
+    meta = schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+    return dd.from_map(_read_frame, paths, meta=meta, enforce_metadata=False)
+
+
+def _column_list(columns: Sequence[str] | None) -> list[str] | None:
+    if isinstance(columns, str):
+        return [columns]
+    return list(columns) if columns is not None else None
+
+
+def normalize(
+    obj: Any,
+    mode: str = "batch",
+    stats: FeatureStats | str | os.PathLike | None = None,
+    columns: Sequence[str] | None = None,
+    eps: float | None = None,
+    *,
+    ddof: int = 0,
+    batch_size: int | None = None,
+    nan: NanPolicy = "skip",
+    target: str | None = None,
+    scheduler: str | None = None,
+) -> dask.dataframe.DataFrame:
+    """A lazy Dask DataFrame of ``obj`` normalized partition by partition.
+
+    Parameters
+    ----------
+    obj : a Dask DataFrame, or files (a list, glob or directory: one partition per file, read
+        whole with Arrow-backed pandas dtypes).
+    mode : ``"batch"`` (per feature, needs statistics), ``"layer"`` or ``"rms"`` (per row).
+    stats : batch mode: a FeatureStats or a statistics file; None fits them first with
+        :func:`feature_stats` (that fit runs now, on the cluster; the transform stays lazy).
+    columns : the columns to normalize; None for the fitted (batch) or every numeric
+        (layer / rms) column. Every other column, and the index, pass through unchanged.
+    eps, ddof, nan, target : as in :class:`streamnorm.Normalizer`.
+
+    Returns
+    -------
+    dask.dataframe.DataFrame with the same columns, index and divisions; normalized columns
+    are float64 (float32 stays float32). Nothing is read until it is computed.
+    """
+    _require_dask()
+    chosen = _column_list(columns)
+    source = obj if _is_dask_frame(obj) else resolve_paths(obj)
+    frame = source if _is_dask_frame(source) else _files_frame(source)
+    fitted = _fitted(source, mode, stats, chosen, batch_size, nan, target, scheduler)
+    spec = {"mode": mode, "stats": fitted, "columns": chosen, "eps": eps, "ddof": ddof,
+            "nan": nan, "target": target}
+    meta = _normalize_frame(frame._meta, **spec)
+    return frame.map_partitions(_normalize_frame, **spec, meta=meta)
+
+
+def _destinations(paths: list[str], out_dir: Path) -> list[str]:
+    """``out_dir/<stem>.parquet`` per input; refuses two inputs with one output name and an
+    output that would overwrite its input."""
+    destinations = [out_dir / (Path(p).stem + ".parquet") for p in paths]
+    seen: dict[Path, str] = {}
+    for src, dst in zip(paths, destinations):
+        if dst in seen:
+            raise InputError(
+                f"{seen[dst]} and {src} would both be written to {dst}; give inputs with "
+                "distinct file names or normalize them into different directories"
+            )
+        if dst.resolve() == Path(src).resolve():
+            raise InputError(f"{src}: the output would overwrite the input; choose another out_dir")
+        seen[dst] = src
+    return [str(d) for d in destinations]
+
+
+def _normalize_one(pair: tuple[str, str], **options: Any) -> str:
+    """Normalize one file into one Parquet file, on the worker, atomically (temporary file
+    renamed into place by :func:`streamnorm.normalize.normalize_file`); returns its path."""
+    from .normalize import normalize_file
+
+    src, dst = pair
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    normalize_file(src, dst, **options)
+    return dst
+
+
+def normalize_files(
+    paths: FileSet,
+    out_dir: str | os.PathLike,
+    mode: str = "batch",
+    stats: FeatureStats | str | os.PathLike | None = None,
+    columns: Sequence[str] | None = None,
+    eps: float | None = None,
+    *,
+    ddof: int = 0,
+    batch_size: int | None = None,
+    nan: NanPolicy = "skip",
+    target: str | None = None,
+    scheduler: str | None = None,
+) -> list[str]:
+    """Normalize each input file into ``out_dir/<stem>.parquet``, one task per file.
+
+    Each worker streams its own file (one row group / IPC batch at a time) into a temporary
+    file renamed into place on success, so a failed or retried task never leaves a partial
+    output. In batch mode all files share one set of statistics: ``stats`` (a FeatureStats or
+    a statistics file) or, when None, a :func:`feature_stats` fit over all the inputs first.
+    The outputs carry the statistics in their schema metadata, like
+    :func:`streamnorm.normalize_file`'s.
+
+    Returns
+    -------
+    list of the written paths, in input order.
+    """
+    _require_dask()
+    chosen = _column_list(columns)
+    inputs = resolve_paths(paths)
+    outputs = _destinations(inputs, Path(out_dir))
+    fitted = _fitted(inputs, mode, stats, chosen, batch_size, nan, target, scheduler)
+    options: dict[str, Any] = {"mode": mode, "columns": chosen, "stats": fitted, "eps": eps,
+                               "batch_size": batch_size, "target": target, "ddof": ddof}
+    if mode != "batch":
+        options["nan"] = nan
+    work = functools.partial(_normalize_one, **options)
+    return list(_file_bag(list(zip(inputs, outputs))).map(work).compute(scheduler=scheduler))
