@@ -1,0 +1,861 @@
+"""Normalization of Arrow data: per feature (BatchNorm-style) or per sample (LayerNorm / RMSNorm).
+
+:class:`Normalizer` works on record batches and tables in memory; :func:`normalize_file`
+streams a whole Arrow IPC or Parquet file through it into another, atomically.
+
+Modes (DESIGN §3, §4):
+
+``"batch"``
+    each chosen column ``x`` becomes ``(x - mean) / sqrt(var + eps)`` with the column's mean
+    and variance (``ddof``) over the data given to :meth:`Normalizer.fit`; ``eps`` defaults to
+    0 and a column whose variance is 0 is scaled by 1, so constants become 0, not NaN.
+``"layer"``
+    each row becomes ``(x - mean_r) / sqrt(var_r + eps)`` with its own mean and variance
+    (``ddof``, default 0 as in ``torch.nn.functional.layer_norm``) over the numeric scalar
+    columns taken together; each FixedSizeList column is normalized within itself, vector by
+    vector. ``eps`` defaults to 1e-5.
+``"rms"``
+    as ``"layer"`` but ``x / sqrt(mean_r(x²) + eps)`` (``torch.nn.functional.rms_norm``
+    without weight; note torch's own default ``eps`` is the dtype's machine epsilon, ours is
+    1e-5 as for layer norm).
+
+Whatever the mode: computation in float64, float32 columns stay float32 (rounded once),
+every other numeric column becomes float64; nulls stay null (the validity bitmap is reused);
+non-numeric and unchosen columns pass through unchanged; the schema order is kept; and the
+output schema carries, under the metadata key ``streamnorm``, a JSON record of the mode, eps,
+ddof, columns and (batch mode) the full statistics, so :meth:`Normalizer.from_metadata` can
+undo a normalized file without the statistics file. NaN values are skipped by the statistics
+(``nan="skip"``) and stay NaN; with ``nan="propagate"`` a NaN poisons its column (batch) or
+its row (layer / rms). In every mode a zero scale (a constant row with ``eps=0``) is replaced
+by 1, and statistics that are NaN (no valid value, or ``count <= ddof``) give NaN outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pyarrow.types as pat
+
+from . import columns as cols
+from . import io
+from .errors import InputError, SchemaError
+from .kernels import backend
+from .progress import Progress, progress_bar
+from .stats import FeatureStats, scalar_row_moments, vector_row_moments
+
+Mode = Literal["batch", "layer", "rms"]
+MODES: tuple[str, ...] = ("batch", "layer", "rms")
+#: Schema metadata key under which the normalization record is stored.
+METADATA_KEY = b"streamnorm"
+_RECORD_VERSION = 1
+_DEFAULT_EPS = {"batch": 0.0, "layer": 1e-5, "rms": 1e-5}
+
+
+# --------------------------------------------------------------------------- Arrow helpers
+
+
+def output_type(arrow_type: pa.DataType) -> pa.DataType:
+    """The type a numeric column has once normalized: float32 stays float32, else float64.
+
+    >>> output_type(pa.float32()), output_type(pa.int16()), output_type(pa.float16())
+    (DataType(float), DataType(double), DataType(double))
+    """
+    if pat.is_dictionary(arrow_type):
+        return output_type(arrow_type.value_type)
+    return pa.float32() if pat.is_float32(arrow_type) else pa.float64()
+
+
+def _validity_buffer(bitmap: np.ndarray, bit_offset: int, length: int) -> pa.Buffer:
+    """A validity buffer for ``length`` values starting at bit ``bit_offset`` of ``bitmap``.
+
+    Zero-copy when the offset is a whole number of bytes, else the bits are realigned (one
+    pass over ``length / 8`` bytes, never over the bits before the offset).
+    """
+    first = bit_offset // 8
+    shift = bit_offset % 8
+    if shift == 0:
+        return pa.py_buffer(bitmap[first : first + (length + 7) // 8])
+    stop = (bit_offset + length + 7) // 8
+    bits = np.unpackbits(bitmap[first:stop], bitorder="little")[shift : shift + length]
+    return pa.py_buffer(np.packbits(bits, bitorder="little"))
+
+
+def _float_array(
+    values: np.ndarray, arrow_type: pa.DataType, bitmap: np.ndarray, bit_offset: int,
+    null_count: int,
+) -> pa.Array:
+    """Wrap a float32/float64 numpy array (zero-copy) with the given nulls as an Arrow array."""
+    length = int(values.shape[0])
+    validity = _validity_buffer(bitmap, bit_offset, length) if null_count else None
+    return pa.Array.from_buffers(
+        arrow_type, length, [validity, pa.py_buffer(values)], null_count=null_count
+    )
+
+
+def _map_column(
+    column: pa.Array, center: float, scale: float, arrow_type: pa.DataType, kernel: Callable
+) -> pa.Array:
+    """``kernel(values, center, scale, out)`` over one scalar numeric array, nulls kept."""
+    if isinstance(column, pa.ChunkedArray):  # pragma: no cover - batches hold plain arrays
+        column = column.combine_chunks()
+    if len(column) == 0:
+        return pa.array([], type=arrow_type)
+    view = next(cols.column_views(column))
+    out = np.empty(len(view), dtype=arrow_type.to_pandas_dtype())
+    kernel(view.values, float(center), float(scale), out)
+    return _float_array(out, arrow_type, view.validity, view.bit_offset, view.null_count)
+
+
+def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
+    """A record batch with no rows and the given schema."""
+    return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
+
+
+# --------------------------------------------------------------------------- scales
+
+
+def _batch_center_scale(
+    stats: FeatureStats, names: Sequence[str], eps: float, ddof: int
+) -> dict[str, tuple[float, float]]:
+    """``{column: (mean, sqrt(var + eps))}`` with a zero variance scaled by 1."""
+    index = {name: j for j, name in enumerate(stats.columns)}
+    mean = stats.mean
+    var = stats.var(ddof)
+    out = {}
+    for name in names:
+        j = index[name]
+        scale = 1.0 if var[j] == 0.0 else float(np.sqrt(var[j] + eps))
+        out[name] = (float(mean[j]), scale)
+    return out
+
+
+def _row_center_scale(
+    mode: str, count: np.ndarray, mean: np.ndarray, m2: np.ndarray, eps: float, ddof: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row (center, scale) arrays, shape (n_rows,), from per-row (count, mean, m2).
+
+    layer: ``(mean, sqrt(m2 / (count - ddof) + eps))``; rms: ``(0, sqrt(mean(x²) + eps))`` with
+    ``mean(x²) = m2 / count + mean²`` (a sum of two non-negative terms, so no cancellation).
+    A zero scale becomes 1; rows with ``count <= ddof`` (layer) or no value get NaN.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if mode == "layer":
+            denominator = (count - ddof).astype(np.float64)
+            var = np.where(denominator > 0, m2 / np.where(denominator > 0, denominator, 1.0),
+                           np.nan)
+            center = mean.astype(np.float64, copy=True)
+            scale = np.sqrt(var + eps)
+        else:
+            mean_square = m2 / count + mean * mean
+            center = np.zeros(len(count))
+            center[count == 0] = np.nan
+            scale = np.sqrt(mean_square + eps)
+    scale[scale == 0.0] = 1.0
+    return center, scale
+
+
+def check_batch_columns(schema: pa.Schema, names: Sequence[str]) -> None:
+    """Raise :class:`SchemaError` unless every name is a scalar numeric column of ``schema``."""
+    for name in names:
+        index = schema.get_field_index(name)
+        if index < 0:
+            raise SchemaError(
+                f"column {name!r} is not in the data (its columns: "
+                f"{', '.join(schema.names) or 'none'}); fix columns=[...] / -c"
+            )
+        field_type = schema.field(index).type
+        if cols.is_vector(field_type):
+            raise SchemaError(
+                f"column {name!r} is a vector column ({field_type}); per-feature statistics take "
+                "scalar columns: normalize vectors with mode 'layer' or 'rms'"
+            )
+        if not cols.is_numeric(field_type):
+            raise SchemaError(cols.why_not_numeric(name, field_type))
+
+
+def _row_nan_mask(arrays: Iterable[pa.Array], n_rows: int) -> np.ndarray:
+    """Rows holding a NaN in any of ``arrays`` (scalar columns), as a bool array (n_rows,)."""
+    mask = np.zeros(n_rows, dtype=bool)
+    for array in arrays:
+        if pat.is_dictionary(array.type):
+            array = array.dictionary_decode()
+        if pat.is_floating(array.type):
+            isnan = np.asarray(array.is_nan().fill_null(False).to_numpy(zero_copy_only=False))
+            mask |= isnan
+    return mask
+
+
+def _vector_nan_mask(column: pa.Array) -> np.ndarray:
+    """Rows of a FixedSizeList column holding a NaN inside their vector."""
+    width = column.type.list_size
+    flat = column.flatten() if column.null_count == 0 else column.values.slice(
+        column.offset * width, len(column) * width
+    )
+    if not pat.is_floating(flat.type):
+        return np.zeros(len(column), dtype=bool)
+    isnan = np.asarray(flat.is_nan().fill_null(False).to_numpy(zero_copy_only=False))
+    return isnan.reshape(len(column), width).any(axis=1)
+
+
+# --------------------------------------------------------------------------- the record
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return mode
+
+
+def _is_record(metadata: dict[bytes, bytes] | None) -> bool:
+    """Whether schema metadata holds a Normalizer record (not a FeatureStats table's)."""
+    if not metadata or METADATA_KEY not in metadata:
+        return False
+    try:
+        return json.loads(metadata[METADATA_KEY]).get("kind") == "Normalizer"
+    except (ValueError, AttributeError):
+        return False
+
+
+class Normalizer:
+    """Normalize numeric columns of Arrow data per feature (batch) or per sample (layer / rms).
+
+    Parameters
+    ----------
+    mode : ``"batch"`` (BatchNorm / StandardScaler), ``"layer"`` (LayerNorm) or ``"rms"``
+        (RMSNorm); see the module docstring for the exact formulas.
+    columns : columns to normalize; None for every numeric scalar column (batch mode), or
+        every numeric scalar column plus every FixedSizeList column (layer / rms).
+    eps : added to the variance (mean square for rms) under the square root; default 0 for
+        batch, 1e-5 for layer and rms.
+    ddof : delta degrees of freedom of the variance (batch and layer; rms ignores it).
+    nan : ``"skip"`` (NaN ignored by the statistics, stays NaN) or ``"propagate"``.
+    target : ``"cpu"`` or ``"cuda"``; default ``$STREAMNORM_TARGET`` or ``"cpu"``.
+
+    Examples
+    --------
+    >>> import pyarrow as pa, streamnorm as sn
+    >>> t = pa.table({"x": [1.0, 2.0, 3.0, None], "tag": ["a", "b", "c", "d"]})
+    >>> norm = sn.Normalizer().fit(t)
+    >>> out = norm.transform(t)
+    >>> [round(v, 6) if v is not None else None for v in out["x"].to_pylist()]
+    [-1.224745, 0.0, 1.224745, None]
+    >>> norm.inverse_transform(out)["x"].to_pylist()
+    [1.0, 2.0, 3.0, None]
+    >>> rows = pa.table({"a": [1.0, 4.0], "b": [3.0, 4.0]})
+    >>> sn.Normalizer("layer", eps=0).transform(rows).to_pydict()
+    {'a': [-1.0, 0.0], 'b': [1.0, 0.0]}
+    """
+
+    def __init__(
+        self,
+        mode: Mode = "batch",
+        columns: Sequence[str] | None = None,
+        eps: float | None = None,
+        ddof: int = 0,
+        nan: Literal["skip", "propagate"] = "skip",
+        target: str | None = None,
+    ) -> None:
+        self.mode = _check_mode(mode)
+        if isinstance(columns, str):
+            columns = [columns]
+        self.columns = list(columns) if columns is not None else None
+        self.eps = float(_DEFAULT_EPS[mode] if eps is None else eps)
+        if not self.eps >= 0.0:
+            raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+        self.ddof = int(ddof)
+        if nan not in ("skip", "propagate"):
+            raise ValueError(f"nan must be 'skip' or 'propagate', got {nan!r}")
+        self.nan = nan
+        self.target = target
+        self._stats: FeatureStats | None = None
+        self._record_json: str | None = None
+        self._schema_cache: tuple[pa.Schema, pa.Schema, Any] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Normalizer(mode={self.mode!r}, columns={self.columns}, eps={self.eps}, "
+            f"ddof={self.ddof}, nan={self.nan!r})"
+        )
+
+    # ------------------------------------------------------------------ fitting
+    @property
+    def stats(self) -> FeatureStats | None:
+        """The per-column statistics used in batch mode (None in layer / rms mode).
+
+        Raises ``RuntimeError`` in batch mode before :meth:`fit` / :meth:`from_stats`.
+        """
+        if self.mode != "batch":
+            return None
+        return self._require_stats()
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether :meth:`transform` can run (always True in layer / rms mode)."""
+        return self.mode != "batch" or self._stats is not None
+
+    def _require_stats(self) -> FeatureStats:
+        if self._stats is None:
+            raise RuntimeError(
+                "this batch-mode Normalizer is not fitted: call fit(source) first, or build it "
+                "with Normalizer.from_stats(...)"
+            )
+        return self._stats
+
+    def _set_stats(self, stats: FeatureStats) -> None:
+        self._stats = stats
+        self._record_json = None
+        self._schema_cache = None
+
+    def fit(
+        self, source: io.Source, batch_size: int | None = None, *, progress: Progress | None = None
+    ) -> Normalizer:
+        """Stream ``source`` once into the per-column statistics (batch mode); returns self.
+
+        ``source`` is a path or any in-memory source (:mod:`streamnorm.io`). Layer and rms
+        modes need no statistics: ``fit`` does nothing there. ``progress`` (optional) is told
+        the rows and bytes of each batch.
+        """
+        if self.mode != "batch":
+            return self
+        stats = FeatureStats(self.columns, nan=self.nan, target=self.target)
+        schema, batches = io.schema_and_batches(source, self.columns, batch_size)
+        if schema is not None and self.columns is not None:
+            check_batch_columns(schema, self.columns)
+        seen = False
+        for batch in batches:
+            stats.update(batch)
+            seen = True
+            if progress is not None:
+                progress.update(batch.num_rows, batch.nbytes)
+        if not seen and schema is not None:
+            stats.update(_empty_batch(schema))  # fixes the columns of a source without rows
+        self._set_stats(stats)
+        return self
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_stats(
+        cls,
+        stats: FeatureStats | str | os.PathLike,
+        *,
+        columns: Sequence[str] | None = None,
+        eps: float | None = None,
+        ddof: int | None = None,
+        target: str | None = None,
+    ) -> Normalizer:
+        """A fitted batch-mode Normalizer from statistics computed elsewhere.
+
+        ``stats`` is a :class:`FeatureStats`, a saved statistics file (``.json``, ``.arrow``,
+        ``.parquet``), or a file this library normalized (its schema metadata holds the
+        statistics: then ``eps``/``ddof``/``columns`` default to the ones it was made with).
+        ``columns`` restricts normalization to some of the statistics' columns.
+        """
+        if not isinstance(stats, FeatureStats):
+            path = Path(stats)
+            if path.suffix.lower() != ".json":
+                schema = _file_schema(path)
+                if _is_record(schema.metadata):
+                    made = cls.from_metadata(schema, target=target)
+                    if made.mode != "batch":
+                        raise InputError(
+                            f"{path}: was normalized in {made.mode} mode, which has no "
+                            "per-column statistics; give a batch-mode file or a stats file"
+                        )
+                    eps = made.eps if eps is None else eps
+                    ddof = made.ddof if ddof is None else ddof
+                    columns = made.columns if columns is None else columns
+                    stats = made._require_stats()
+                else:
+                    stats = FeatureStats.load(path)
+            else:
+                stats = FeatureStats.load(path)
+        if columns is not None:
+            columns = [columns] if isinstance(columns, str) else list(columns)
+            unknown = [c for c in columns if c not in stats.columns]
+            if unknown:
+                raise SchemaError(
+                    f"column(s) {unknown} are not in the statistics (they cover "
+                    f"{stats.columns}); compute statistics over them or fix columns=[...] / -c"
+                )
+        norm = cls(
+            "batch", columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target
+        )
+        norm._set_stats(stats)
+        return norm
+
+    @classmethod
+    def from_metadata(
+        cls, source: pa.Schema | pa.RecordBatch | pa.Table | str | os.PathLike,
+        *, target: str | None = None,
+    ) -> Normalizer:
+        """The Normalizer recorded in the schema metadata of normalized data (or a file).
+
+        Raises :class:`InputError` when the schema carries no ``streamnorm`` record.
+        """
+        if isinstance(source, (str, os.PathLike)):
+            schema = _file_schema(source)
+            where = str(source)
+        else:
+            schema = source if isinstance(source, pa.Schema) else source.schema
+            where = "the data"
+        if not _is_record(schema.metadata):
+            raise InputError(
+                f"{where}: has no streamnorm normalization record in its schema metadata; "
+                "give the statistics with --stats / Normalizer.from_stats"
+            )
+        record = json.loads(schema.metadata[METADATA_KEY])
+        if record.get("version", 0) > _RECORD_VERSION:
+            raise InputError(f"{where}: normalized by a newer streamnorm; upgrade streamnorm")
+        norm = cls(
+            record["mode"], columns=record.get("columns"), eps=record["eps"],
+            ddof=record.get("ddof", 0), nan=record.get("nan", "skip"), target=target,
+        )
+        if record["mode"] == "batch":
+            norm._set_stats(FeatureStats.from_dict(record["stats"]))
+        return norm
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-ready record written to output metadata: mode, eps, ddof, nan, columns,
+        and (batch mode) the statistics as :meth:`FeatureStats.to_dict` gives them."""
+        record: dict[str, Any] = {
+            "version": _RECORD_VERSION, "kind": "Normalizer", "mode": self.mode,
+            "eps": self.eps, "ddof": self.ddof, "nan": self.nan, "columns": self.columns,
+        }
+        if self.mode == "batch":
+            record["stats"] = self._require_stats().to_dict()
+        return record
+
+    def _record_text(self) -> str:
+        if self._record_json is None:
+            self._record_json = json.dumps(self.record())
+        return self._record_json
+
+    # ------------------------------------------------------------------ planning
+    def _batch_columns(self, schema: pa.Schema) -> list[str]:
+        """Columns normalized in batch mode, checked against the schema and the statistics."""
+        stats = self._require_stats()
+        names = self.columns if self.columns is not None else stats.columns
+        for name in names:
+            index = schema.get_field_index(name)
+            if index < 0:
+                raise SchemaError(
+                    f"column {name!r} of the statistics is not in the data (its columns: "
+                    f"{', '.join(schema.names) or 'none'}); use statistics of this data"
+                )
+            field_type = schema.field(index).type
+            if not cols.is_numeric(field_type):
+                raise SchemaError(cols.why_not_numeric(name, field_type))
+            if name not in stats.columns:
+                raise SchemaError(
+                    f"column {name!r} is not in the statistics (they cover {stats.columns}); "
+                    "fit on it or fix columns=[...] / -c"
+                )
+        return list(names)
+
+    def _row_columns(self, schema: pa.Schema) -> tuple[list[str], list[str]]:
+        """(scalar columns normalized together, vector columns each normalized alone)."""
+        if self.columns is None:
+            scalars = cols.numeric_column_names(schema)
+            vectors = [f.name for f in schema if cols.is_vector(f.type)]
+            return scalars, vectors
+        scalars, vectors = [], []
+        for name in self.columns:
+            index = schema.get_field_index(name)
+            if index < 0:
+                raise SchemaError(
+                    f"column {name!r} is not in the data (its columns: "
+                    f"{', '.join(schema.names) or 'none'}); fix columns=[...] / -c"
+                )
+            field_type = schema.field(index).type
+            if cols.is_vector(field_type):
+                vectors.append(name)
+            elif cols.is_numeric(field_type):
+                scalars.append(name)
+            else:
+                raise SchemaError(cols.why_not_numeric(name, field_type))
+        return scalars, vectors
+
+    def normalized_columns(self, schema: pa.Schema) -> list[str]:
+        """The columns of ``schema`` this Normalizer changes, in schema order."""
+        if self.mode == "batch":
+            chosen = set(self._batch_columns(schema))
+        else:
+            scalars, vectors = self._row_columns(schema)
+            chosen = set(scalars) | set(vectors)
+        return [name for name in schema.names if name in chosen]
+
+    def output_schema(self, schema: pa.Schema) -> pa.Schema:
+        """The schema of transformed data: normalized columns retyped, metadata recorded."""
+        return self._plan(schema)[0]
+
+    def _plan(self, schema: pa.Schema) -> tuple[pa.Schema, Any]:
+        cached = self._schema_cache
+        if cached is not None and cached[0].equals(schema, check_metadata=True):
+            return cached[1], cached[2]
+        chosen = set(self.normalized_columns(schema))
+        fields = []
+        for f in schema:
+            if f.name not in chosen:
+                fields.append(f)
+            elif cols.is_vector(f.type):
+                value_field = f.type.value_field
+                new_value = value_field.with_type(output_type(value_field.type))
+                fields.append(f.with_type(pa.list_(new_value, f.type.list_size)))
+            else:
+                fields.append(f.with_type(output_type(f.type)))
+        metadata = dict(schema.metadata or {})
+        metadata[METADATA_KEY] = self._record_text().encode()
+        out_schema = pa.schema(fields, metadata=metadata)
+        if self.mode == "batch":
+            plan: Any = _batch_center_scale(
+                self._require_stats(), [n for n in schema.names if n in chosen], self.eps,
+                self.ddof,
+            )
+        else:
+            plan = self._row_columns(schema)
+        self._schema_cache = (schema, out_schema, plan)
+        return out_schema, plan
+
+    # ------------------------------------------------------------------ transform
+    def transform(self, data: io.Source) -> pa.RecordBatch | pa.Table:
+        """Normalize ``data``: a RecordBatch gives a RecordBatch, anything else a Table.
+
+        Same columns in the same order; normalized columns become float64 (float32 stays
+        float32); nulls stay null; other columns pass through unchanged.
+        """
+        if isinstance(data, pa.RecordBatch):
+            return self._transform_batch(data)
+        schema, batches = io.schema_and_batches(data)
+        out = [self._transform_batch(batch) for batch in batches]
+        if schema is None:
+            raise ValueError("cannot transform an empty iterable: it has no schema")
+        return pa.Table.from_batches(out, schema=self.output_schema(schema))
+
+    def transform_batches(
+        self, source: io.Source, batch_size: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """Normalize ``source`` lazily, one output batch per input batch (bounded memory)."""
+        _, batches = io.schema_and_batches(source, batch_size=batch_size)
+        for batch in batches:
+            yield self._transform_batch(batch)
+
+    def _transform_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if not self.is_fitted:
+            self._require_stats()
+        out_schema, plan = self._plan(batch.schema)
+        kernels = backend(self.target)
+        if self.mode == "batch":
+            arrays = self._batch_arrays(batch, out_schema, plan, kernels.normalize_column)
+        else:
+            arrays = self._row_arrays(batch, out_schema, plan, kernels)
+        return pa.RecordBatch.from_arrays(arrays, schema=out_schema)
+
+    def _batch_arrays(
+        self, batch: pa.RecordBatch, out_schema: pa.Schema,
+        plan: dict[str, tuple[float, float]], kernel: Callable,
+    ) -> list[pa.Array]:
+        arrays = []
+        for f, column in zip(out_schema, batch.columns):
+            if f.name in plan:
+                center, scale = plan[f.name]
+                arrays.append(_map_column(column, center, scale, f.type, kernel))
+            else:
+                arrays.append(column)
+        return arrays
+
+    def _row_arrays(
+        self, batch: pa.RecordBatch, out_schema: pa.Schema,
+        plan: tuple[list[str], list[str]], kernels: Any,
+    ) -> list[pa.Array]:
+        scalars, vectors = plan
+        replaced: dict[str, pa.Array] = {}
+        if scalars and batch.num_rows:
+            replaced.update(self._row_scalars(batch, scalars, out_schema, kernels))
+        for name in vectors:
+            column = batch.column(name)
+            if len(column):
+                replaced[name] = self._row_vector(column, out_schema.field(name).type, kernels)
+        arrays = []
+        for f, column in zip(out_schema, batch.columns):
+            if f.name in replaced:
+                arrays.append(replaced[f.name])
+            elif f.type != column.type:  # a chosen column of an empty batch
+                arrays.append(pa.array([], type=f.type))
+            else:
+                arrays.append(column)
+        return arrays
+
+    def _row_scalars(
+        self, batch: pa.RecordBatch, names: list[str], out_schema: pa.Schema, kernels: Any
+    ) -> dict[str, pa.Array]:
+        """Normalize scalar columns ``names`` of a batch together, row by row."""
+        from numba.typed import List
+
+        count, mean, m2 = scalar_row_moments(batch, names, kernels)
+        center, scale = _row_center_scale(self.mode, count, mean, m2, self.eps, self.ddof)
+        if self.nan == "propagate":
+            center[_row_nan_mask((batch.column(n) for n in names), batch.num_rows)] = np.nan
+        views = {name: next(cols.column_views(batch.column(name))) for name in names}
+        groups: dict[tuple[np.dtype, pa.DataType], list[str]] = {}
+        for name in names:
+            groups.setdefault((views[name].values.dtype, out_schema.field(name).type), []).append(
+                name
+            )
+        result = {}
+        for (_, arrow_type), group in groups.items():
+            outs = [np.empty(batch.num_rows, dtype=arrow_type.to_pandas_dtype()) for _ in group]
+            kernels.normalize_rows_columns(
+                List([views[n].values for n in group]), center, scale, List(outs)
+            )
+            for name, out in zip(group, outs):
+                v = views[name]
+                result[name] = _float_array(out, arrow_type, v.validity, v.bit_offset, v.null_count)
+        return result
+
+    def _row_vector(
+        self, column: pa.Array, out_type: pa.DataType, kernels: Any
+    ) -> pa.Array:
+        """Normalize each vector of a FixedSizeList array within itself."""
+        count, mean, m2 = vector_row_moments(column, kernels)
+        center, scale = _row_center_scale(self.mode, count, mean, m2, self.eps, self.ddof)
+        if self.nan == "propagate":
+            center[_vector_nan_mask(column)] = np.nan
+        view = next(cols.vector_views(column))
+        value_type = out_type.value_type
+        out = np.empty(view.values.shape, dtype=value_type.to_pandas_dtype())
+        kernels.normalize_rows_matrix(view.values, center, scale, out)
+        child = _float_array(
+            out.reshape(-1), value_type, view.value_validity, view.value_bit_offset,
+            view.value_null_count,
+        )
+        mask = None if view.row_valid.all() else pa.array(~view.row_valid)
+        return pa.FixedSizeListArray.from_arrays(child, type=out_type, mask=mask)
+
+    # ------------------------------------------------------------------ inverse
+    def inverse_transform(self, data: io.Source) -> pa.RecordBatch | pa.Table:
+        """Undo a batch-mode :meth:`transform`: ``x = y * scale + mean`` per column.
+
+        A RecordBatch gives a RecordBatch, anything else a Table. Restored columns are float64
+        (float32 stays float32); the ``streamnorm`` metadata record is dropped. Layer and rms
+        modes cannot be undone (the per-row statistics are not kept): ``ValueError``.
+        """
+        if isinstance(data, pa.RecordBatch):
+            return self._inverse_batch(data)
+        schema, batches = io.schema_and_batches(data)
+        out = [self._inverse_batch(batch) for batch in batches]
+        if schema is None:
+            raise ValueError("cannot inverse-transform an empty iterable: it has no schema")
+        return pa.Table.from_batches(out, schema=self._inverse_schema(schema))
+
+    def inverse_transform_batches(
+        self, source: io.Source, batch_size: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """:meth:`inverse_transform` lazily, one output batch per input batch."""
+        _, batches = io.schema_and_batches(source, batch_size=batch_size)
+        for batch in batches:
+            yield self._inverse_batch(batch)
+
+    def _inverse_schema(self, schema: pa.Schema) -> pa.Schema:
+        if self.mode != "batch":
+            raise ValueError(
+                f"mode {self.mode!r} cannot be inverted: each row's statistics are not kept; "
+                "only batch-mode normalization has an inverse"
+            )
+        chosen = set(self._batch_columns(schema))
+        fields = [f.with_type(output_type(f.type)) if f.name in chosen else f for f in schema]
+        metadata = {k: v for k, v in (schema.metadata or {}).items() if k != METADATA_KEY}
+        return pa.schema(fields, metadata=metadata or None)
+
+    def _inverse_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        out_schema = self._inverse_schema(batch.schema)
+        names = [n for n in batch.schema.names if n in set(self._batch_columns(batch.schema))]
+        plan = _batch_center_scale(self._require_stats(), names, self.eps, self.ddof)
+        kernel = backend(self.target).denormalize_column
+        arrays = self._batch_arrays(batch, out_schema, plan, kernel)
+        return pa.RecordBatch.from_arrays(arrays, schema=out_schema)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _file_schema(path: str | os.PathLike) -> pa.Schema:
+    """The Arrow schema of an IPC or Parquet file, without reading its data."""
+    schema, batches = io.schema_and_batches(path)
+    if hasattr(batches, "close"):
+        batches.close()
+    assert schema is not None
+    return schema
+
+
+def count_rows(path: str | os.PathLike) -> int | None:
+    """Rows in a Parquet or IPC file from its metadata; None for an IPC stream (unknown)."""
+    fmt = io.file_format(path)
+    try:
+        if fmt == "parquet":
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        if fmt == "ipc-file":
+            with pa.memory_map(str(path)) as source:
+                reader = ipc.open_file(source)
+                return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+    except (pa.ArrowInvalid, OSError):
+        return None
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def check_destination(
+    src: str | os.PathLike, dst: str | os.PathLike, *, check_format: bool = True
+) -> Path:
+    """Check ``dst`` can receive output from ``src``: a known data suffix (unless
+    ``check_format`` is False), not the input, not a directory, in an existing directory.
+    Raises :class:`InputError` naming the way out."""
+    src_path, dst_path = Path(src), Path(dst)
+    if check_format:
+        io.output_format(dst_path)
+    if _same_file(src_path, dst_path):
+        raise InputError(f"{dst_path}: refusing to overwrite the input; choose another output")
+    if dst_path.is_dir():
+        raise InputError(f"{dst_path}: is a directory; give an output file name")
+    parent = dst_path.parent if str(dst_path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(
+            f"{dst_path}: cannot write there: {parent} is not an existing directory; create it "
+            "or choose another output"
+        )
+    return dst_path
+
+
+@dataclass
+class FileResult:
+    """What :func:`normalize_file` did: rows written, passes over the input, the Normalizer."""
+
+    rows: int
+    passes: int
+    normalizer: Normalizer
+    columns: list[str] = field(default_factory=list)
+
+
+def _tracked(batches: Iterable[pa.RecordBatch], bar: Progress) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        yield batch
+        bar.update(batch.num_rows, batch.nbytes)
+
+
+def normalize_file(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    mode: Mode = "batch",
+    columns: Sequence[str] | None = None,
+    stats: FeatureStats | str | os.PathLike | None = None,
+    batch_size: int | None = None,
+    eps: float | None = None,
+    target: str | None = None,
+    progress: bool = False,
+    *,
+    ddof: int = 0,
+    nan: Literal["skip", "propagate"] = "skip",
+) -> FileResult:
+    """Normalize an Arrow IPC / Parquet file into another, streaming with bounded memory.
+
+    Batch mode reads ``src`` twice (fit, then transform) unless ``stats`` (a
+    :class:`FeatureStats` or a statistics file) is given; layer / rms read it once. Formats
+    follow the suffixes (DESIGN §3). The output is written to a temporary file beside ``dst``
+    and renamed into place only on success, so an error or interrupt leaves no output and an
+    existing ``dst`` untouched. An input without rows gives an output without rows and the
+    output schema. ``progress=True`` draws a bar per pass on stderr.
+
+    Returns a :class:`FileResult`; the statistics used are in the output's schema metadata.
+    """
+    dst_path = check_destination(src, dst)
+    schema = _file_schema(src)
+    total = count_rows(src) if progress else None
+    if mode == "batch" and stats is not None:
+        norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target)
+        passes = 1
+    else:
+        if stats is not None:
+            raise ValueError(f"stats apply to mode='batch' only, not mode={mode!r}")
+        norm = Normalizer(mode, columns=columns, eps=eps, ddof=ddof, nan=nan, target=target)
+        passes = 2 if mode == "batch" else 1
+    backend(target)  # fail early on an unusable target
+    out_schema = norm.output_schema(schema) if norm.is_fitted else None
+    if norm.mode == "batch" and stats is None:
+        bar = progress_bar("fit", total, progress)
+        try:
+            norm.fit(src, batch_size=batch_size, progress=bar)
+        finally:
+            bar.close()
+        out_schema = norm.output_schema(schema)
+    assert out_schema is not None
+    rows = 0
+    bar = progress_bar("normalize" if passes == 1 else "normalize (pass 2)", total, progress)
+    try:
+        with io.atomic_path(dst_path) as tmp:
+            with io.BatchWriter(tmp, out_schema, io.output_format(dst_path)) as writer:
+                _, batches = io.schema_and_batches(src, batch_size=batch_size)
+                for batch in _tracked(batches, bar):
+                    out = norm._transform_batch(batch)
+                    if not out.schema.equals(out_schema, check_metadata=False):
+                        raise SchemaError(
+                            f"{src}: a batch has schema {batch.schema} unlike the file's; "
+                            "re-create the file"
+                        )
+                    writer.write(out)
+                    rows += out.num_rows
+    finally:
+        bar.close()
+    return FileResult(rows, passes, norm, norm.normalized_columns(schema))
+
+
+def inverse_file(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    stats: FeatureStats | str | os.PathLike | None = None,
+    batch_size: int | None = None,
+    target: str | None = None,
+    progress: bool = False,
+) -> FileResult:
+    """Undo a batch-mode :func:`normalize_file`: read ``src`` (normalized), write ``dst``.
+
+    Uses ``stats`` when given, else the record in ``src``'s schema metadata. Atomic like
+    :func:`normalize_file`.
+    """
+    dst_path = check_destination(src, dst)
+    schema = _file_schema(src)
+    if stats is not None:
+        norm = Normalizer.from_stats(stats, target=target)
+        if _is_record(schema.metadata):
+            recorded = Normalizer.from_metadata(schema)
+            norm.eps, norm.ddof = recorded.eps, recorded.ddof
+    else:
+        norm = Normalizer.from_metadata(schema, target=target)
+    out_schema = norm._inverse_schema(schema)
+    total = count_rows(src) if progress else None
+    rows = 0
+    bar = progress_bar("inverse", total, progress)
+    try:
+        with io.atomic_path(dst_path) as tmp:
+            with io.BatchWriter(tmp, out_schema, io.output_format(dst_path)) as writer:
+                _, batches = io.schema_and_batches(src, batch_size=batch_size)
+                for batch in _tracked(batches, bar):
+                    out = norm._inverse_batch(batch)
+                    writer.write(out)
+                    rows += out.num_rows
+    finally:
+        bar.close()
+    return FileResult(rows, 1, norm, norm.normalized_columns(schema))
