@@ -389,3 +389,17 @@ def normalize_rows_columns(columns, center, scale, outs):
             out = outs[k]
             for r in range(start, stop):
                 out[r] = (float(col[r]) - center[r]) / scale[r]
+
+
+@njit(cache=True, parallel=True)
+def denormalize_column(values, center, scale, out):
+    """``out[i] = values[i] * scale + center`` in float64, rounded once to out's dtype.
+
+    The inverse of :func:`normalize_column` (no fused multiply-add, so results match numpy).
+    Null slots are computed too (their values are undefined and masked by the caller).
+    """
+    n = values.shape[0]
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    for c in prange(n_chunks):
+        for i in range(c * CHUNK, min((c + 1) * CHUNK, n)):
+            out[i] = float(values[i]) * scale + center
