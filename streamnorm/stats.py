@@ -45,6 +45,94 @@ _STATE_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
 #: The arrays that hold a FeatureStats state, one entry per column.
 _STATE_ARRAYS = ("_count", "_null_count", "_nan_count", "_shift", "_shifted_mean", "_m2", "_min",
                  "_max")
+#: The extra arrays of a ``moments=4`` state.
+_HIGHER_ARRAYS = ("_m3", "_m4")
+_MOMENTS = (2, 4)
+
+
+def _state_fields(moments: int = 2, weighted: bool = False) -> list[tuple[str, pa.DataType]]:
+    """The saved fields for a state: ``count`` is float64 when weighted; m3/m4 follow m2."""
+    fields = []
+    for name, arrow_type in _STATE_FIELDS:
+        if name == "count" and weighted:
+            arrow_type = pa.float64()
+        fields.append((name, arrow_type))
+        if name == "m2" and moments == 4:
+            fields += [("m3", pa.float64()), ("m4", pa.float64())]
+    return fields
+
+
+def _check_moments(moments: int) -> int:
+    if moments not in _MOMENTS:
+        raise ValueError(f"moments must be 2 or 4, got {moments!r}")
+    return int(moments)
+
+
+def merge_moment_arrays(
+    a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, ...]:
+    """Vectorised Pébay merge of states ``(count, shift, shifted_mean, m2, m3, m4)``.
+
+    Each side holds equal-shape arrays with its own shifts; the result keeps a's shift where a
+    has data, else b's (b's mean is re-expressed in a's shift: ``mean_b + (K_b - K_a)``). m3/m4
+    are shift-invariant, so only the mean needs re-expressing. Counts may be int or float.
+    """
+    n_a, k_a, mean_a, m2_a, m3_a, m4_a = a
+    n_b, k_b, mean_b, m2_b, m3_b, m4_b = b
+    na = np.asarray(n_a, dtype=np.float64)
+    nb = np.asarray(n_b, dtype=np.float64)
+    empty_a, empty_b = na == 0, nb == 0
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        mb = mean_b + (k_b - k_a)
+        n = na + nb
+        delta = mb - mean_a
+        d_n = delta / n
+        ab = na * nb
+        mean = mean_a + delta * (nb / n)
+        m2 = m2_a + m2_b + delta * delta * (ab / n)
+        m3 = (m3_a + m3_b + delta * d_n * d_n * ab * (na - nb)
+              + 3.0 * d_n * (na * m2_b - nb * m2_a))
+        m4 = (m4_a + m4_b + delta * d_n**3 * ab * (na * na - ab + nb * nb)
+              + 6.0 * d_n * d_n * (na * na * m2_b + nb * nb * m2_a)
+              + 4.0 * d_n * (na * m3_b - nb * m3_a))
+
+    def pick(x_a: np.ndarray, x_b: np.ndarray, merged: np.ndarray) -> np.ndarray:
+        return np.where(empty_b, x_a, np.where(empty_a, x_b, merged))
+
+    return (
+        n_a + n_b,
+        pick(k_a, k_b, k_a),  # an empty side never sets the shift
+        pick(mean_a, mean_b, mean),
+        pick(m2_a, m2_b, m2),
+        pick(m3_a, m3_b, m3),
+        pick(m4_a, m4_b, m4),
+    )
+
+
+def weights_array(batch: pa.RecordBatch, name: str) -> np.ndarray:
+    """The frequency weights of a batch as float64 (null weights are 0); checks them.
+
+    A ``ValueError`` names the column when it is missing, not numeric, or holds a negative,
+    NaN or infinite weight.
+    """
+    import pyarrow.compute as pc
+
+    if batch.schema.get_field_index(name) < 0:
+        raise SchemaError(
+            f"weights column {name!r} is not in the data (its columns: "
+            f"{', '.join(batch.schema.names)}); fix weights=..."
+        )
+    column = batch.column(name)
+    if not cols.is_numeric(column.type):
+        raise TypeError(f"weights column {name!r} has type {column.type}; weights must be numeric")
+    w = pc.fill_null(column.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False)
+    bad = ~(np.isfinite(w) & (w >= 0))
+    if bad.any():
+        raise ValueError(
+            f"weights column {name!r} holds {w[bad][0]!r} at row {int(np.argmax(bad))}: "
+            "frequency weights must be finite and >= 0 (null means 0)"
+        )
+    return np.ascontiguousarray(w, dtype=np.float64)
 
 
 def _check_nan_policy(nan: str) -> str:
@@ -63,6 +151,18 @@ class FeatureStats:
     nan : ``"skip"`` (default) skips NaN and counts it in ``nan_count``; ``"propagate"`` makes
         the mean, variance, min and max of a column with any NaN be NaN.
     target : ``"cpu"`` or ``"cuda"``; default ``$STREAMNORM_TARGET`` or ``"cpu"``.
+    moments : 2 (default) or 4. With 4 the state also carries m3 and m4 (sums of the third
+        and fourth powers of the deviations, merged with Pébay's formulas), for
+        :meth:`skew` and :meth:`kurtosis`. The default path does no extra work.
+    by : a key column name or a list of them: keep one state per key (see
+        :class:`streamnorm.grouped.GroupedFeatureStats`).
+
+    Frequency weights: ``update(data, weights="w")`` counts each row ``w`` times. The weights
+    column is never a feature; ``count`` becomes the sum of the weights, as float64 (exact for
+    integer weights while the sum stays below 2**53; sklearn's ``n_samples_seen_`` does the
+    same), and ``var(ddof)`` is ``m2 / (sum_w - ddof)``. A weight of 0 or null drops the row
+    (it is not counted in ``null_count``/``nan_count`` either); negative, NaN or infinite
+    weights are a ``ValueError``. ``null_count``/``nan_count`` stay row counts (int64).
 
     Examples
     --------
@@ -73,7 +173,23 @@ class FeatureStats:
     (['a', 'b'], [2, 3], [1, 0])
     >>> fs.mean.tolist(), fs.var(ddof=1).tolist()
     ([1.5, 20.0], [0.5, 100.0])
+
+    Higher moments and weights:
+
+    >>> fs4 = sn.FeatureStats(moments=4).update(pa.table({"x": [1.0, 2.0, 3.0, 10.0]}))
+    >>> fs4.skew().round(6).tolist(), fs4.kurtosis().round(6).tolist()
+    ([1.018234], [-0.7696])
+    >>> fw = sn.FeatureStats().update(pa.table({"x": [1.0, 3.0], "w": [3, 1]}), weights="w")
+    >>> fw.columns, fw.count.tolist(), fw.mean.tolist(), fw.var(ddof=1).tolist()
+    (['x'], [4.0], [1.5], [1.0])
     """
+
+    def __new__(cls, *args: Any, by: str | Sequence[str] | None = None, **kwargs: Any) -> Any:
+        if by is not None and cls is FeatureStats:
+            from .grouped import GroupedFeatureStats
+
+            return super().__new__(GroupedFeatureStats)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -81,19 +197,36 @@ class FeatureStats:
         *,
         nan: NanPolicy = "skip",
         target: str | None = None,
+        moments: int = 2,
+        by: str | Sequence[str] | None = None,
     ) -> None:
         if isinstance(columns, str):
             columns = [columns]
         self._requested = list(columns) if columns is not None else None
         self.nan = _check_nan_policy(nan)
         self.target = target
+        self.moments = _check_moments(moments)
+        self._weighted = False
         self._columns: list[str] | None = None
         self._types: dict[str, pa.DataType | None] = {}
         self._allocate(0)
 
+    @property
+    def weighted(self) -> bool:
+        """Whether any weighted update or merge went into this state (counts are float64)."""
+        return self._weighted
+
+    def _state_arrays(self) -> tuple[str, ...]:
+        return _STATE_ARRAYS + (_HIGHER_ARRAYS if self.moments == 4 else ())
+
+    def _set_weighted(self) -> None:
+        if not self._weighted:
+            self._weighted = True
+            self._count = self._count.astype(np.float64)
+
     # ------------------------------------------------------------------ state
     def _allocate(self, k: int) -> None:
-        self._count = np.zeros(k, dtype=np.int64)
+        self._count = np.zeros(k, dtype=np.float64 if self._weighted else np.int64)
         self._null_count = np.zeros(k, dtype=np.int64)
         self._nan_count = np.zeros(k, dtype=np.int64)
         self._shift = np.full(k, np.nan)
@@ -101,11 +234,19 @@ class FeatureStats:
         self._m2 = np.zeros(k)
         self._min = np.full(k, np.nan)
         self._max = np.full(k, np.nan)
+        if self.moments == 4:
+            self._m3 = np.zeros(k)
+            self._m4 = np.zeros(k)
+
+    def _not_features(self) -> set[str]:
+        """Columns never picked automatically as features (weights, group keys)."""
+        return set(getattr(self, "_exclude", ()))
 
     def _bind(self, schema: pa.Schema) -> None:
         """Choose and check the tracked columns from the first schema seen."""
         if self._requested is None:
-            names = cols.numeric_column_names(schema)
+            skip = self._not_features()
+            names = [n for n in cols.numeric_column_names(schema) if n not in skip]
         else:
             names = self._requested
             for name in names:
@@ -137,24 +278,41 @@ class FeatureStats:
                 )
 
     # ------------------------------------------------------------------ update
-    def update(self, data: io.Source) -> FeatureStats:
-        """Add the rows of ``data`` (any source, see :mod:`streamnorm.io`); returns self."""
-        return self._update_from(data, None)
+    def update(self, data: io.Source, weights: str | None = None) -> FeatureStats:
+        """Add the rows of ``data`` (any source, see :mod:`streamnorm.io`); returns self.
 
-    def _update_from(self, data: io.Source, batch_size: int | None) -> FeatureStats:
-        schema, batches = io.schema_and_batches(data, self._requested, batch_size)
+        ``weights`` names a column of per-row frequency weights (see the class docstring).
+        """
+        return self._update_from(data, None, weights)
+
+    def _update_from(
+        self, data: io.Source, batch_size: int | None, weights: str | None = None
+    ) -> FeatureStats:
+        if weights is not None:
+            if weights not in self._not_features():
+                self._exclude = (*getattr(self, "_exclude", ()), weights)
+            if self._columns is not None and weights in self._columns:
+                raise ValueError(
+                    f"weights column {weights!r} is a tracked feature; choose the features with "
+                    "columns=[...] or weight from the first update on"
+                )
+        wanted = None if self._requested is None else [*self._requested, *self._not_features()]
+        schema, batches = io.schema_and_batches(data, wanted, batch_size)
         if self._columns is None and schema is not None:
             self._bind(schema)  # so a source without rows still fixes the columns
         for batch in batches:
-            self._update_batch(batch)
+            self._update_batch(batch, weights)
         return self
 
-    def _update_batch(self, batch: pa.RecordBatch) -> None:
+    def _update_batch(self, batch: pa.RecordBatch, weights: str | None = None) -> None:
         if self._columns is None:
             self._bind(batch.schema)
         else:
             self._check_schema(batch.schema)
         kernels = backend(self.target)
+        if weights is not None or self.moments == 4:
+            self._update_batch_ext(batch, weights, kernels)
+            return
         for j, name in enumerate(self._columns):  # type: ignore[arg-type]
             for view in cols.column_views(batch.column(name)):
                 self._null_count[j] += view.null_count
@@ -174,13 +332,61 @@ class FeatureStats:
         self._nan_count[j] += nan_count
         self._merge_column(j, int(count), shift, shifted_mean, m2, lo, hi)
 
+    def _update_batch_ext(self, batch: pa.RecordBatch, weights: str | None, kernels: Any) -> None:
+        """Weighted and/or higher-moment update (the extension kernel, CPU only)."""
+        from .kernels import cpu
+
+        w = weights_array(batch, weights) if weights is not None else np.zeros(0)
+        if weights is not None:
+            self._set_weighted()
+        for j, name in enumerate(self._columns):  # type: ignore[arg-type]
+            column = batch.column(name)
+            if isinstance(column, pa.ChunkedArray):
+                column = column.combine_chunks()
+            for view in cols.column_views(column):
+                shift = self._shift[j]
+                if math.isnan(shift):
+                    shift = _first_finite_weighted(view, w, kernels)
+                wsum, nan_c, null_c, mean, m2, m3, m4, lo, hi = cpu.column_moments_ext(
+                    view.values, view.validity, view.bit_offset, view.has_validity, w,
+                    weights is not None, self.moments == 4, shift,
+                )
+                self._null_count[j] += null_c
+                self._nan_count[j] += nan_c
+                self._merge_at(
+                    np.array([j]), np.array([wsum]), np.array([shift]), np.array([mean]),
+                    np.array([m2]), np.array([m3]), np.array([m4]), np.array([lo]),
+                    np.array([hi]),
+                )
+
+    def _merge_at(self, idx: Any, count: np.ndarray, shift: np.ndarray, mean: np.ndarray,
+                  m2: np.ndarray, m3: np.ndarray, m4: np.ndarray, lo: np.ndarray,
+                  hi: np.ndarray) -> None:
+        """Pébay-merge partial states into the entries ``idx`` of the state arrays."""
+        zeros = np.zeros_like(self._m2[idx])
+        mine = (
+            self._count[idx], self._shift[idx], self._shifted_mean[idx], self._m2[idx],
+            self._m3[idx] if self.moments == 4 else zeros,
+            self._m4[idx] if self.moments == 4 else zeros,
+        )
+        n, k, mu, q2, q3, q4 = merge_moment_arrays(mine, (count, shift, mean, m2, m3, m4))
+        self._count[idx] = n
+        self._shift[idx] = k
+        self._shifted_mean[idx] = mu
+        self._m2[idx] = q2
+        if self.moments == 4:
+            self._m3[idx] = q3
+            self._m4[idx] = q4
+        self._min[idx] = np.fmin(self._min[idx], lo)
+        self._max[idx] = np.fmax(self._max[idx], hi)
+
     def _merge_column(
         self, j: int, count: int, shift: float, shifted_mean: float, m2: float, lo: float, hi: float
     ) -> None:
         """Chan-merge one partial state (with its own shift) into column ``j``."""
         if count == 0:
             return
-        n_a = int(self._count[j])
+        n_a = self._count[j].item()
         if n_a == 0:
             self._count[j] = count
             self._shift[j] = shift
@@ -205,6 +411,13 @@ class FeatureStats:
             raise TypeError(f"can only merge FeatureStats, not {type(other).__name__}")
         if other.nan != self.nan:
             raise ValueError(f"cannot merge nan={self.nan!r} with nan={other.nan!r} statistics")
+        if other.moments != self.moments:
+            raise ValueError(
+                f"cannot merge moments={other.moments} statistics into moments={self.moments} "
+                "ones; fit both with the same moments="
+            )
+        if type(other) is not type(self):
+            raise TypeError("cannot merge grouped (by=) and ungrouped statistics")
         if other._columns is None:
             return self
         if self._columns is None:
@@ -215,12 +428,22 @@ class FeatureStats:
                 f"cannot merge statistics of columns {other._columns} into {self._columns}; "
                 "fit both on the same columns"
             )
+        if other._weighted:
+            self._set_weighted()
+        if self.moments == 4:
+            self._null_count += other._null_count
+            self._nan_count += other._nan_count
+            self._merge_at(
+                slice(None), other._count, other._shift, other._shifted_mean, other._m2,
+                other._m3, other._m4, other._min, other._max,
+            )
+            return self
         for j in range(len(self._columns)):
             self._null_count[j] += other._null_count[j]
             self._nan_count[j] += other._nan_count[j]
             self._merge_column(
                 j,
-                int(other._count[j]),
+                other._count[j].item(),
                 float(other._shift[j]),
                 float(other._shifted_mean[j]),
                 float(other._m2[j]),
@@ -232,12 +455,16 @@ class FeatureStats:
     def _copy_state_from(self, other: FeatureStats) -> None:
         self._columns = list(other._columns or [])
         self._types = dict(other._types)
-        for attr in _STATE_ARRAYS:
+        self._weighted = other._weighted
+        self._exclude = tuple(getattr(other, "_exclude", ()))
+        for attr in other._state_arrays():
             setattr(self, attr, getattr(other, attr).copy())
 
     def copy(self) -> FeatureStats:
         """An independent copy of this state."""
-        twin = FeatureStats(self._requested, nan=self.nan, target=self.target)  # type: ignore[arg-type]
+        twin = FeatureStats(
+            self._requested, nan=self.nan, target=self.target, moments=self.moments  # type: ignore[arg-type]
+        )
         if self._columns is not None:
             twin._copy_state_from(self)
         return twin
@@ -253,7 +480,9 @@ class FeatureStats:
 
     @property
     def count(self) -> np.ndarray:
-        """Valid values per column (nulls and NaN excluded), int64, shape (n_columns,)."""
+        """Valid values per column (nulls and NaN excluded), int64, shape (n_columns,).
+
+        With weights: the sum of the weights of the valid values, float64."""
         return self._count.copy()
 
     @property
@@ -304,7 +533,7 @@ class FeatureStats:
     def var(self, ddof: int = 0) -> np.ndarray:
         """Variance per column, ``m2 / (count - ddof)``; NaN where ``count <= ddof``."""
         denominator = (self._count - ddof).astype(np.float64)
-        out = np.full(len(self._count), np.nan)
+        out = np.full(self._count.shape, np.nan)
         ok = denominator > 0
         out[ok] = self._m2[ok] / denominator[ok]
         out[self._poisoned()] = np.nan
@@ -314,44 +543,101 @@ class FeatureStats:
         """Standard deviation per column, ``sqrt(var(ddof))``."""
         return np.sqrt(self.var(ddof))
 
+    def _require_moments4(self, what: str) -> None:
+        if self.moments != 4:
+            raise ValueError(f"{what}() needs the third and fourth moments: use moments=4")
+
+    def skew(self) -> np.ndarray:
+        """Skewness per column, ``sqrt(n) m3 / m2**1.5`` (``scipy.stats.skew``, bias=True).
+
+        NaN where the column has no value or no spread (m2 == 0). Needs ``moments=4``.
+        """
+        self._require_moments4("skew")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.sqrt(self._count.astype(np.float64)) * self._m3 / self._m2**1.5
+        out[(self._m2 == 0) | self._poisoned()] = np.nan
+        return out
+
+    def kurtosis(self, fisher: bool = True) -> np.ndarray:
+        """Kurtosis per column, ``n m4 / m2**2`` minus 3 when ``fisher`` (scipy, bias=True).
+
+        NaN where the column has no value or no spread (m2 == 0). Needs ``moments=4``.
+        """
+        self._require_moments4("kurtosis")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = self._count.astype(np.float64) * self._m4 / (self._m2 * self._m2)
+        out[(self._m2 == 0) | self._poisoned()] = np.nan
+        return out - 3.0 if fisher else out
+
     # ------------------------------------------------------------------ persistence
     def to_arrow(self) -> pa.Table:
         """The state as a table, one row per column (see ``_STATE_FIELDS``); reloads exactly."""
         values: dict[str, Any] = {"column": pa.array(self.columns, pa.string())}
+        values.update(self._state_columns())
+        types = [self._types.get(c) for c in self.columns]
+        values["type"] = pa.array([str(t) if t is not None else None for t in types], pa.string())
+        return pa.table(values).replace_schema_metadata(
+            {_METADATA_KEY: json.dumps(self._metadata())}
+        )
+
+    def _metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {"version": _FORMAT_VERSION, "kind": "FeatureStats",
+                                "nan": self.nan}
+        if self.moments != 2:
+            meta["moments"] = self.moments
+        if self._weighted:
+            meta["weighted"] = True
+        return meta
+
+    def _state_columns(self) -> dict[str, pa.Array]:
+        """The state fields as flat Arrow arrays (row-major over any leading key axis)."""
         raw = {
             "count": self._count, "null_count": self._null_count, "nan_count": self._nan_count,
             "mean": self.mean, "m2": self._m2, "min": self._min, "max": self._max,
             "shift": self._shift, "shifted_mean": self._shifted_mean,
         }
-        for name, arrow_type in _STATE_FIELDS:
-            values[name] = pa.array(raw[name], arrow_type)
-        types = [self._types.get(c) for c in self.columns]
-        values["type"] = pa.array([str(t) if t is not None else None for t in types], pa.string())
-        meta = {"version": _FORMAT_VERSION, "kind": "FeatureStats", "nan": self.nan}
-        return pa.table(values).replace_schema_metadata({_METADATA_KEY: json.dumps(meta)})
+        if self.moments == 4:
+            raw.update(m3=self._m3, m4=self._m4)
+        return {
+            name: pa.array(np.ravel(raw[name]), arrow_type)
+            for name, arrow_type in _state_fields(self.moments, self._weighted)
+        }
+
+    def _load_state(self, table: pa.Table, shape: tuple[int, ...]) -> None:
+        """Fill the state arrays (allocated with ``shape``) from a saved table's fields."""
+        names = ["count", "null_count", "nan_count", "shift", "shifted_mean", "m2", "min", "max"]
+        if self.moments == 4:
+            names += ["m3", "m4"]
+        for attr in names:
+            column = table.column(attr).to_numpy(zero_copy_only=False)
+            getattr(self, "_" + attr)[...] = column.reshape(shape)
 
     @classmethod
     def from_arrow(cls, table: pa.Table) -> FeatureStats:
         """Rebuild a state saved by :meth:`to_arrow`."""
         meta = _read_metadata(table.schema.metadata)
-        missing = [n for n, _ in _STATE_FIELDS if n not in table.column_names]
+        if meta.get("by") and cls is FeatureStats:
+            from .grouped import GroupedFeatureStats
+
+            return GroupedFeatureStats.from_arrow(table)
+        moments = _check_moments(meta.get("moments", 2))
+        fields = _state_fields(moments)
+        missing = [n for n, _ in fields if n not in table.column_names]
         if "column" not in table.column_names or missing:
             raise InputError(
                 f"not a streamnorm statistics table (missing {missing or ['column']}); "
                 "create it with FeatureStats.save or `streamnorm stats -o`"
             )
         names = table.column("column").to_pylist()
-        stats = cls(names, nan=meta.get("nan", "skip"))
+        stats = cls(names, nan=meta.get("nan", "skip"), moments=moments)
         stats._columns = names
+        stats._weighted = bool(meta.get("weighted", False))
         type_names = table.column("type").to_pylist() if "type" in table.column_names else None
         stats._types = {
             name: _parse_type(type_names[i]) if type_names else None for i, name in enumerate(names)
         }
         stats._allocate(len(names))
-        for attr in ("count", "null_count", "nan_count", "shift", "shifted_mean", "m2", "min",
-                     "max"):
-            column = table.column(attr).to_numpy(zero_copy_only=False)
-            getattr(stats, "_" + attr)[:] = column
+        stats._load_state(table, (len(names),))
         return stats
 
     def to_dict(self) -> dict[str, Any]:
@@ -371,15 +657,26 @@ class FeatureStats:
                 "not a streamnorm statistics file (no FeatureStats state in it); create it with "
                 "FeatureStats.save or `streamnorm stats -o`"
             )
+        meta = {k: v for k, v in state.items() if k != "columns"}
+        if meta.get("by") and cls is FeatureStats:
+            from .grouped import GroupedFeatureStats
+
+            return GroupedFeatureStats.from_dict(state)
+        schema = cls._rows_schema(meta)
+        floats = {f.name for f in schema if pa.types.is_floating(f.type)}
         rows = [
-            {k: _unjson_float(v) if k in _FLOAT_FIELDS else v for k, v in row.items()}
+            {k: _unjson_float(v) if k in floats else v for k, v in row.items()}
             for row in state["columns"]
         ]
-        schema = pa.schema(
-            [("column", pa.string()), *_STATE_FIELDS, ("type", pa.string())],
-            metadata={_METADATA_KEY: json.dumps({k: v for k, v in state.items() if k != "columns"})},
-        )
+        schema = schema.with_metadata({_METADATA_KEY: json.dumps(meta)})
         return cls.from_arrow(pa.Table.from_pylist(rows, schema=schema))
+
+    @classmethod
+    def _rows_schema(cls, meta: dict[str, Any]) -> pa.Schema:
+        """The Arrow schema of the rows of a :meth:`to_dict` state with metadata ``meta``."""
+        moments = _check_moments(meta.get("moments", 2))
+        fields = _state_fields(moments, bool(meta.get("weighted", False)))
+        return pa.schema([("column", pa.string()), *fields, ("type", pa.string())])
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the state atomically: ``.json``, or Arrow IPC / Parquet by suffix."""
@@ -409,15 +706,18 @@ class FeatureStats:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FeatureStats):
             return NotImplemented
-        if (self.columns, self.nan) != (other.columns, other.nan):
+        if (self.columns, self.nan, self.moments, self._weighted) != (
+            other.columns, other.nan, other.moments, other._weighted
+        ):
             return False
         return all(
             np.array_equal(getattr(self, attr), getattr(other, attr), equal_nan=True)
-            for attr in _STATE_ARRAYS
+            for attr in self._state_arrays()
         )
 
     def __repr__(self) -> str:
-        return f"FeatureStats(columns={self.columns}, nan={self.nan!r})"
+        extra = f", moments={self.moments}" if self.moments != 2 else ""
+        return f"FeatureStats(columns={self.columns}, nan={self.nan!r}{extra})"
 
     def summary(self) -> pa.Table:
         """A readable table: column, count, null_count, nan_count, mean, std, min, max."""
@@ -435,7 +735,19 @@ class FeatureStats:
         )
 
 
-_FLOAT_FIELDS = {name for name, t in _STATE_FIELDS if pa.types.is_floating(t)}
+def _first_finite_weighted(view: cols.ColumnView, weights: np.ndarray, kernels: Any) -> float:
+    """The first valid finite value of positive weight (0.0 if none): a new column's shift."""
+    if not len(weights):
+        shift = kernels.first_finite(view.values, view.validity, view.bit_offset,
+                                     view.has_validity)
+        return 0.0 if math.isnan(shift) else float(shift)
+    x = view.values.astype(np.float64)  # runs once per column, until it has a finite value
+    ok = (weights[: len(x)] > 0) & np.isfinite(x)
+    if view.has_validity:
+        bits = np.unpackbits(view.validity, bitorder="little")
+        ok &= bits[view.bit_offset: view.bit_offset + len(x)].astype(bool)
+    first = np.flatnonzero(ok)
+    return float(x[first[0]]) if len(first) else 0.0
 
 
 def _json_float(value: float) -> float | str:

@@ -1,0 +1,389 @@
+"""Grouped (per-key) statistics: :class:`GroupedFeatureStats`, made by ``FeatureStats(by=...)``.
+
+One state per key and column, with the same fields and merge rules as :class:`FeatureStats`
+(a shift per key and column, Chan / Pébay merges). The state arrays have shape
+``(n_groups, n_columns)``; groups are numbered in the order their key was first seen.
+
+Per batch, the key column(s) are dictionary-encoded into batch-local group ids (several keys:
+the rows of their codes, made unique), each local group is mapped to its global group by its
+key value, and one grouped two-pass kernel per column accumulates every group's moments with
+that group's own shift, so a group with mean 1e9 and spread 1 is as accurate as ungrouped
+statistics. A null key is a key of its own (like polars / pandas ``dropna=False``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import InputError, SchemaError
+from .kernels import cpu
+from .stats import (
+    _METADATA_KEY,
+    FeatureStats,
+    NanPolicy,
+    _check_moments,
+    _parse_type,
+    _read_metadata,
+    _state_fields,
+    _unjson_float,
+    weights_array,
+)
+from . import columns as cols
+
+#: The initial value of each state array for a new group.
+_FILL = {"_count": 0, "_null_count": 0, "_nan_count": 0, "_shift": math.nan,
+         "_shifted_mean": 0.0, "_m2": 0.0, "_min": math.nan, "_max": math.nan, "_m3": 0.0,
+         "_m4": 0.0}
+
+
+class _NaNKey:
+    """Stands for a NaN key value, so that every NaN key falls in one group."""
+
+    def __repr__(self) -> str:
+        return "nan"
+
+
+_NAN_KEY = _NaNKey()
+
+
+def _freeze(value: Any) -> Hashable:
+    """A hashable form of a key value: NaN → one sentinel, lists/dicts → tuples."""
+    if isinstance(value, float) and value != value:
+        return _NAN_KEY
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _freeze(v)) for k, v in value.items())
+    return value
+
+
+def _key_codes(column: pa.Array) -> np.ndarray:
+    """Integer codes of one key column: equal values get equal codes (nulls one code)."""
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    try:
+        encoded = pc.dictionary_encode(column, null_encoding="encode")
+        return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        seen: dict[Hashable, int] = {}
+        return np.array(
+            [seen.setdefault(_freeze(v), len(seen)) for v in column.to_pylist()], dtype=np.int64
+        )
+
+
+def batch_groups(batch: pa.RecordBatch, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Batch-local group ids of each row (int64, shape (n,)) and each group's first row."""
+    codes = [_key_codes(batch.column(k)) for k in keys]
+    stacked = codes[0] if len(codes) == 1 else np.column_stack(codes)
+    _, first, inverse = np.unique(
+        stacked, axis=0 if stacked.ndim == 2 else None, return_index=True, return_inverse=True
+    )
+    return np.ascontiguousarray(inverse.reshape(-1), dtype=np.int64), first
+
+
+class GroupedFeatureStats(FeatureStats):
+    """Per-key, per-column statistics: ``FeatureStats(by="key")`` or ``by=["k1", "k2"]``.
+
+    Properties (``count``, ``mean``, ``var()``, ``skew()``, …) have shape
+    ``(n_groups, n_columns)``, rows in the order of :attr:`keys`. ``to_arrow()`` gives the key
+    column(s) under their own names, then ``column, count, null_count, nan_count, mean, m2,
+    min, max, shift, shifted_mean, type`` — one row per key and column. ``merge`` unions the
+    keys and merges the states of equal keys. Keys may be of any Arrow type; a null key is a
+    group of its own. Weights (``update(data, weights="w")``) and ``moments=4`` work as in
+    :class:`FeatureStats`.
+
+    Examples
+    --------
+    >>> import pyarrow as pa, streamnorm as sn
+    >>> fs = sn.FeatureStats(by="k")
+    >>> _ = fs.update(pa.table({"k": ["a", "b", "a"], "x": [1.0, 10.0, 3.0]}))
+    >>> _ = fs.update(pa.table({"k": ["b", "c"], "x": [20.0, 5.0]}))
+    >>> fs.keys.column("k").to_pylist(), fs.columns
+    (['a', 'b', 'c'], ['x'])
+    >>> fs.mean[:, 0].tolist(), fs.var()[:, 0].tolist()
+    ([2.0, 15.0, 5.0], [1.0, 25.0, 0.0])
+    >>> fs.to_arrow().select(["k", "column", "count", "mean"]).to_pylist()[1]
+    {'k': 'b', 'column': 'x', 'count': 2, 'mean': 15.0}
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[str] | None = None,
+        *,
+        nan: NanPolicy = "skip",
+        target: str | None = None,
+        moments: int = 2,
+        by: str | Sequence[str] | None = None,
+    ) -> None:
+        keys = [by] if isinstance(by, str) else list(by or [])
+        if not keys:
+            raise ValueError("by= needs at least one key column name")
+        self.by = keys
+        self._keys: list[tuple[Any, ...]] = []
+        self._index: dict[tuple[Hashable, ...], int] = {}
+        self._key_types: list[pa.DataType] | None = None
+        super().__init__(columns, nan=nan, target=target, moments=moments)
+        self._exclude = tuple(keys)
+
+    # ------------------------------------------------------------------ state
+    def _allocate(self, k: int) -> None:
+        super()._allocate(k)
+        for attr in self._state_arrays():
+            flat = getattr(self, attr)
+            setattr(self, attr, np.broadcast_to(flat, (len(self._keys), k)).copy())
+
+    def _group_of(self, key: tuple[Any, ...]) -> int:
+        """The global group of ``key``, appending a new empty group for a new key."""
+        frozen = tuple(_freeze(v) for v in key)
+        found = self._index.get(frozen)
+        if found is not None:
+            return found
+        g = len(self._keys)
+        self._index[frozen] = g
+        self._keys.append(key)
+        k = len(self._columns or [])
+        for attr in self._state_arrays():
+            old = getattr(self, attr)
+            row = np.full((1, k), _FILL[attr], dtype=old.dtype)
+            setattr(self, attr, np.concatenate([old, row]))
+        return g
+
+    def _bind(self, schema: pa.Schema) -> None:
+        self._check_keys(schema)
+        if self._requested is not None:
+            clash = [k for k in self.by if k in self._requested]
+            if clash:
+                raise ValueError(f"key column(s) {clash} cannot also be features in columns=")
+        self._key_types = [schema.field(k).type for k in self.by]
+        super()._bind(schema)
+
+    def _check_keys(self, schema: pa.Schema) -> None:
+        for key in self.by:
+            if schema.get_field_index(key) < 0:
+                raise SchemaError(
+                    f"key column {key!r} is not in the data (its columns: "
+                    f"{', '.join(schema.names)}); fix by=..."
+                )
+
+    def _check_schema(self, schema: pa.Schema) -> None:
+        self._check_keys(schema)
+        super()._check_schema(schema)
+
+    # ------------------------------------------------------------------ update
+    def _update_batch(self, batch: pa.RecordBatch, weights: str | None = None) -> None:
+        if self._columns is None:
+            self._bind(batch.schema)
+        else:
+            self._check_schema(batch.schema)
+        if batch.num_rows == 0:
+            return
+        local, first = batch_groups(batch, self.by)
+        key_rows = batch.select(self.by).take(pa.array(first)).to_pylist()
+        glob = np.array([self._group_of(tuple(r[k] for k in self.by)) for r in key_rows],
+                        dtype=np.int64)
+        if len(np.unique(glob)) < len(glob):  # e.g. 0.0 and -0.0: one key, two codes
+            glob, remap = np.unique(glob, return_inverse=True)
+            local = np.ascontiguousarray(remap.reshape(-1)[local], dtype=np.int64)
+        w = weights_array(batch, weights) if weights is not None else np.zeros(0)
+        if weights is not None:
+            self._set_weighted()
+        for j, name in enumerate(self._columns):  # type: ignore[arg-type]
+            column = batch.column(name)
+            if isinstance(column, pa.ChunkedArray):
+                column = column.combine_chunks()
+            for view in cols.column_views(column):
+                shifts = np.ascontiguousarray(self._shift[glob, j])
+                wsum, nan_c, null_c, mean, m2, m3, m4, lo, hi = cpu.grouped_moments(
+                    view.values, view.validity, view.bit_offset, view.has_validity, local,
+                    shifts, w, weights is not None, self.moments == 4,
+                )
+                self._null_count[glob, j] += null_c
+                self._nan_count[glob, j] += nan_c
+                self._merge_at((glob, j), wsum, shifts, mean, m2, m3, m4, lo, hi)
+
+    # ------------------------------------------------------------------ merge
+    def merge(self, other: FeatureStats) -> GroupedFeatureStats:
+        """Merge ``other`` into this state, in place, key by key (keys union); returns self."""
+        if not isinstance(other, GroupedFeatureStats):
+            raise TypeError(f"can only merge grouped statistics, not {type(other).__name__}")
+        if (other.nan, other.moments, other.by) != (self.nan, self.moments, self.by):
+            raise ValueError(
+                f"cannot merge statistics with nan={other.nan!r}, moments={other.moments}, "
+                f"by={other.by} into nan={self.nan!r}, moments={self.moments}, by={self.by}"
+            )
+        if other._columns is None:
+            return self
+        if self._columns is None:
+            self._copy_state_from(other)
+            return self
+        if other._columns != self._columns:
+            raise SchemaError(
+                f"cannot merge statistics of columns {other._columns} into {self._columns}; "
+                "fit both on the same columns"
+            )
+        if other._weighted:
+            self._set_weighted()
+        glob = np.array([self._group_of(key) for key in other._keys], dtype=np.int64)
+        idx = (glob, slice(None))
+        self._null_count[idx] += other._null_count
+        self._nan_count[idx] += other._nan_count
+        zeros = np.zeros_like(other._m2)
+        self._merge_at(
+            idx, other._count, other._shift, other._shifted_mean, other._m2,
+            other._m3 if self.moments == 4 else zeros, other._m4 if self.moments == 4 else zeros,
+            other._min, other._max,
+        )
+        return self
+
+    def _copy_state_from(self, other: FeatureStats) -> None:
+        assert isinstance(other, GroupedFeatureStats)
+        self._keys = list(other._keys)
+        self._index = dict(other._index)
+        self._key_types = list(other._key_types) if other._key_types is not None else None
+        super()._copy_state_from(other)
+
+    def copy(self) -> GroupedFeatureStats:
+        """An independent copy of this state."""
+        twin = GroupedFeatureStats(
+            self._requested, nan=self.nan, target=self.target, moments=self.moments, by=self.by
+        )
+        if self._columns is not None:
+            twin._copy_state_from(self)
+        return twin
+
+    # ------------------------------------------------------------------ results
+    @property
+    def keys(self) -> pa.Table:
+        """The key values, one row per group, in the order of the rows of every property."""
+        types = self._key_types or [None] * len(self.by)
+        return pa.table({
+            name: pa.array([key[i] for key in self._keys], type=types[i])
+            for i, name in enumerate(self.by)
+        })
+
+    def group_index(self, key: Any) -> int:
+        """The row of ``key`` (a value, or a tuple for several key columns); KeyError if unseen."""
+        key = key if isinstance(key, tuple) else (key,)
+        return self._index[tuple(_freeze(v) for v in key)]
+
+    def summary(self) -> pa.Table:
+        """A readable table: key column(s), column, count, null_count, nan_count, mean, std, …"""
+        flat = {
+            "count": self.count, "null_count": self.null_count, "nan_count": self.nan_count,
+            "mean": self.mean, "std": self.std(), "min": self.min, "max": self.max,
+        }
+        return self._with_keys({name: np.ravel(v) for name, v in flat.items()})
+
+    # ------------------------------------------------------------------ persistence
+    def _with_keys(self, values: dict[str, Any]) -> pa.Table:
+        """Key column(s) repeated per column, ``column``, then ``values`` (flat, row-major)."""
+        k = len(self.columns)
+        keys = self.keys
+        repeat = pa.array(np.repeat(np.arange(len(self._keys)), k))
+        out: dict[str, Any] = {name: keys.column(name).take(repeat) for name in self.by}
+        clash = [name for name in self.by if name in values or name in ("column", "type")]
+        if clash:
+            raise ValueError(f"key column name(s) {clash} clash with statistics field names")
+        out["column"] = pa.array(self.columns * len(self._keys), pa.string())
+        out.update(values)
+        return pa.table(out)
+
+    def to_arrow(self) -> pa.Table:
+        """Key column(s), then column, count, …, mean, m2, …: one row per key and column."""
+        values = self._state_columns()
+        types = [self._types.get(c) for c in self.columns] * len(self._keys)
+        values["type"] = pa.array([str(t) if t is not None else None for t in types], pa.string())
+        meta = {**self._metadata(), "by": self.by,
+                "key_types": [str(t) for t in (self._key_types or [])]}
+        table = self._with_keys(values)
+        return table.replace_schema_metadata({_METADATA_KEY: json.dumps(meta)})
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> GroupedFeatureStats:
+        """Rebuild a grouped state saved by :meth:`to_arrow`."""
+        meta = _read_metadata(table.schema.metadata)
+        by = meta.get("by")
+        moments = _check_moments(meta.get("moments", 2))
+        needed = [*(by or []), "column", *(n for n, _ in _state_fields(moments))]
+        missing = [n for n in needed if n not in table.column_names]
+        if not by or missing:
+            raise InputError(
+                f"not a streamnorm grouped statistics table (missing {missing or ['by']}); "
+                "create it with FeatureStats(by=...).save"
+            )
+        all_names = table.column("column").to_pylist()
+        names = list(dict.fromkeys(all_names))
+        k = len(names)
+        if k == 0 or table.num_rows % k or all_names != names * (table.num_rows // k):
+            raise InputError("grouped statistics table rows are not key-major; re-create it")
+        stats = cls(names, nan=meta.get("nan", "skip"), moments=moments, by=by)
+        stats._columns = names
+        stats._weighted = bool(meta.get("weighted", False))
+        stats._key_types = [table.schema.field(name).type for name in by]
+        type_names = table.column("type").to_pylist() if "type" in table.column_names else None
+        stats._types = {n: _parse_type(type_names[j]) if type_names else None
+                        for j, n in enumerate(names)}
+        key_rows = table.select(by).take(pa.array(range(0, table.num_rows, k))).to_pylist()
+        stats._allocate(k)
+        for row in key_rows:
+            stats._group_of(tuple(row[name] for name in by))
+        stats._load_state(table, (len(key_rows), k))
+        return stats
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (keys must be JSON-native: ints, floats, strings, bools)."""
+        for name, key_type in zip(self.by, self._key_types or []):
+            native = (pa.types.is_integer(key_type) or pa.types.is_floating(key_type)
+                      or pa.types.is_string(key_type) or pa.types.is_large_string(key_type)
+                      or pa.types.is_boolean(key_type) or pa.types.is_null(key_type))
+            if not native:
+                raise InputError(
+                    f"key column {name!r} has type {key_type}, which JSON cannot keep: save "
+                    "grouped statistics as .arrow or .parquet"
+                )
+        return super().to_dict()
+
+    @classmethod
+    def _rows_schema(cls, meta: dict[str, Any]) -> pa.Schema:
+        base = FeatureStats._rows_schema(meta)
+        key_types = [_parse_type(t) or pa.null() for t in meta.get("key_types", [])]
+        return pa.schema([*zip(meta["by"], key_types), *base])
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> GroupedFeatureStats:
+        """Rebuild a grouped state from :meth:`to_dict` output."""
+        meta = {k: v for k, v in state.items() if k != "columns"}
+        schema = cls._rows_schema(meta)
+        floats = {f.name for f in schema if pa.types.is_floating(f.type)}
+        rows = [{k: _unjson_float(v) if k in floats and v is not None else v
+                 for k, v in row.items()} for row in state["columns"]]
+        schema = schema.with_metadata({_METADATA_KEY: json.dumps(meta)})
+        return cls.from_arrow(pa.Table.from_pylist(rows, schema=schema))
+
+    # ------------------------------------------------------------------ display
+    def __eq__(self, other: object) -> bool:
+        """Equal states key by key, whatever the order the keys were first seen in."""
+        if not isinstance(other, GroupedFeatureStats):
+            return NotImplemented
+        if (self.columns, self.nan, self.moments, self._weighted, self.by) != (
+            other.columns, other.nan, other.moments, other._weighted, other.by
+        ):
+            return False
+        if set(self._index) != set(other._index):
+            return False
+        order = [other._index[k] for k in self._index]
+        return all(
+            np.array_equal(getattr(self, a), getattr(other, a)[order], equal_nan=True)
+            for a in self._state_arrays()
+        )
+
+    def __repr__(self) -> str:
+        return (f"FeatureStats(columns={self.columns}, by={self.by}, groups={len(self._keys)}, "
+                f"nan={self.nan!r})")
