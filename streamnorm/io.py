@@ -5,6 +5,11 @@ Sources (DESIGN §3): a path (Arrow IPC file or stream, Parquet), a ``pa.RecordB
 (columns named "0", "1", …), or any object exporting ``__arrow_c_stream__`` /
 ``__arrow_c_array__`` (polars, pandas, duckdb). Memory stays bounded by the batch size: files are
 read one IPC batch or one Parquet row group at a time.
+
+Directories, globs, lists of files, CSV / JSON lines and object-store URIs (``s3://…``) are
+opened by :mod:`streamnorm.sources`; a :class:`streamnorm.sources.DataSource` carries reading
+options (``schema=``, ``skip_bad_rows=``). Writers take a local path or a URI; see
+:func:`atomic_path` and :class:`BatchWriter` (compression, row-group size, float32 output).
 """
 
 from __future__ import annotations
@@ -130,14 +135,22 @@ def schema_and_batches(
 ) -> tuple[pa.Schema | None, Iterator[pa.RecordBatch]]:
     """Open ``source`` as (schema, iterator of record batches).
 
+    ``source`` may also be a directory, a glob, a list of paths, a CSV / JSON lines file, an
+    object-store URI or a :class:`streamnorm.sources.DataSource` (see that module).
     ``columns`` only prunes what is read from Parquet files (other sources pass every column);
     ``batch_size`` caps the rows per batch. The schema is None for an empty iterable.
     """
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if is_path(source):
+    from . import sources  # sources builds on this module
+
+    if is_path(source) and sources.is_local_file(source):
         schema, batches = _file_batches(source, columns)
         return schema, _rechunk(_guarded(source, batches), batch_size)
+    if is_path(source) or sources.is_path_list(source):
+        return sources.DataSource(source).schema_and_batches(columns, batch_size)
+    if isinstance(source, sources.DataSource):
+        return source.schema_and_batches(columns, batch_size)
     if isinstance(source, pa.RecordBatch):
         return source.schema, _rechunk([source], batch_size)
     if isinstance(source, pa.Table):
@@ -186,7 +199,7 @@ def iter_batches(
 
 def output_format(path: str | os.PathLike) -> str:
     """``"parquet"``, ``"ipc-file"`` or ``"ipc-stream"`` for a destination, by its suffix."""
-    suffix = Path(path).suffix.lower()
+    suffix = os.path.splitext(str(path).split("?", 1)[0])[1].lower()
     if suffix in PARQUET_SUFFIXES:
         return "parquet"
     if suffix == ".arrows":
@@ -199,13 +212,36 @@ def output_format(path: str | os.PathLike) -> str:
     )
 
 
-@contextlib.contextmanager
-def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``destination``; ``os.replace`` it there on success.
+#: Compression codecs accepted by :class:`BatchWriter`; ``None`` means the format's default
+#: (zstd for Parquet, uncompressed for Arrow IPC so that it can be memory-mapped).
+PARQUET_CODECS = ("zstd", "lz4", "snappy", "gzip", "brotli", "none")
+IPC_CODECS = ("zstd", "lz4", "none")
 
-    On any exception (KeyboardInterrupt included) the temporary file is removed and an existing
-    destination is left untouched.
+
+def _is_uri(destination: object) -> bool:
+    from .sources import is_uri
+
+    return isinstance(destination, str) and is_uri(destination)
+
+
+@contextlib.contextmanager
+def atomic_path(destination: str | os.PathLike) -> Iterator[Any]:
+    """Yield a temporary path beside ``destination``; move it there on success.
+
+    Local files: a hidden temporary file in the same directory, ``os.replace``d into place.
+    Object stores (``s3://``, ``gs://``, …; ``destination`` a URI string): a hidden temporary
+    object beside the destination, written completely, then moved into place with the
+    filesystem's own move (on S3 a server-side copy, so the destination key appears whole or
+    not at all; a plain S3 PUT / multipart upload is itself atomic, but pyarrow completes an
+    upload even when writing fails, hence the temporary object). On any exception
+    (KeyboardInterrupt included) the temporary file or object is removed and an existing
+    destination is left untouched. The yielded value is a ``Path`` for local files and a URI
+    string for object stores; :class:`BatchWriter` takes either.
     """
+    if _is_uri(destination):
+        with _atomic_uri(str(destination)) as tmp_uri:
+            yield tmp_uri
+        return
     destination = Path(destination)
     directory = destination.parent if str(destination.parent) else Path(".")
     if not directory.is_dir():
@@ -230,28 +266,139 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def _atomic_uri(destination: str) -> Iterator[str]:
+    """:func:`atomic_path` for an object-store URI."""
+    import uuid
+
+    from .sources import resolve
+
+    fs, path = resolve(destination)
+    parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
+    tmp_path = f"{parent}/.{name}.{uuid.uuid4().hex[:12]}.tmp" if parent else f".{name}.tmp"
+    scheme = destination.split("://", 1)[0]
+    query = destination.split("?", 1)[1] if "?" in destination else ""
+    tmp_uri = f"{scheme}://{tmp_path}" + (f"?{query}" if query else "")
+    try:
+        yield tmp_uri
+        fs.move(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError, pa.ArrowException):
+            fs.delete_file(tmp_path)
+        raise
+
+
+def _check_codec(fmt: str, compression: str | None) -> str | None:
+    """The codec to pass to pyarrow (None: uncompressed), after checking it fits the format."""
+    if fmt == "parquet":
+        codec = "zstd" if compression is None else compression.lower()
+        if codec not in PARQUET_CODECS:
+            raise ValueError(f"compression {compression!r} is not one of {PARQUET_CODECS} "
+                             "(Parquet)")
+        return codec
+    codec = "none" if compression is None else compression.lower()
+    if codec not in IPC_CODECS:
+        raise ValueError(f"compression {compression!r} is not one of {IPC_CODECS} (Arrow IPC "
+                         "compresses with zstd or lz4 only)")
+    return None if codec == "none" else codec
+
+
+def float32_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with every float64 column (and float64 vector) as float32."""
+    fields = []
+    for f in schema:
+        if pa.types.is_float64(f.type):
+            f = f.with_type(pa.float32())
+        elif pa.types.is_fixed_size_list(f.type) and pa.types.is_float64(f.type.value_type):
+            value = f.type.value_field.with_type(pa.float32())
+            f = f.with_type(pa.list_(value, f.type.list_size))
+        fields.append(f)
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def _open_sink(path: Any) -> Any:
+    """A local path string, or an output stream for an object-store URI."""
+    if _is_uri(path):
+        from .sources import resolve
+
+        fs, inner = resolve(path)
+        return fs.open_output_stream(inner, compression=None)
+    return str(path)
+
+
 class BatchWriter:
     """Writes record batches to an Arrow IPC (file/stream) or Parquet file chosen by suffix.
 
     Use as a context manager together with :func:`atomic_path`; ``write`` takes batches of the
-    schema given at construction.
+    schema given at construction. ``path`` is a local path or an object-store URI.
+
+    Parameters
+    ----------
+    compression : ``"zstd"`` (Parquet default), ``"lz4"``, ``"snappy"``, ``"gzip"``,
+        ``"brotli"`` or ``"none"``; Arrow IPC takes ``"zstd"``, ``"lz4"`` or ``"none"`` (default).
+    row_group_size : rows per Parquet row group; batches are buffered up to it (None: one row
+        group per written batch).
+    float32 : write float64 columns (and float64 vectors) as float32, rounding once.
     """
 
-    def __init__(self, path: str | os.PathLike, schema: pa.Schema, fmt: str | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        schema: pa.Schema,
+        fmt: str | None = None,
+        *,
+        compression: str | None = None,
+        row_group_size: int | None = None,
+        float32: bool = False,
+    ):
         self.format = fmt or output_format(path)
-        self.schema = schema
+        codec = _check_codec(self.format, compression)
+        if row_group_size is not None and (self.format != "parquet" or row_group_size < 1):
+            raise ValueError("row_group_size must be a positive number of rows, for Parquet "
+                             f"output only (got {row_group_size} for {self.format})")
+        self.row_group_size = row_group_size
+        self.input_schema = schema
+        self.schema = float32_schema(schema) if float32 else schema
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._sink = _open_sink(path)
         if self.format == "parquet":
-            self._writer: Any = pq.ParquetWriter(str(path), schema, compression="zstd")
-        elif self.format == "ipc-stream":
-            self._writer = ipc.new_stream(str(path), schema)
+            self._writer: Any = pq.ParquetWriter(self._sink, self.schema, compression=codec)
         else:
-            self._writer = ipc.new_file(str(path), schema)
+            options = ipc.IpcWriteOptions(compression=codec)
+            opener = ipc.new_stream if self.format == "ipc-stream" else ipc.new_file
+            self._writer = opener(self._sink, self.schema, options=options)
 
     def write(self, batch: pa.RecordBatch) -> None:
-        self._writer.write_batch(batch)
+        """Write one batch (cast to float32 first when asked)."""
+        if self.schema is not self.input_schema:
+            batch = batch.cast(self.schema)
+        if self.row_group_size is None:
+            self._writer.write_batch(batch)
+            return
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        if self._pending_rows >= self.row_group_size:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        """Write the buffered rows as whole row groups (and the rest too when ``final``)."""
+        size = self.row_group_size
+        assert size is not None
+        table = pa.Table.from_batches(self._pending, schema=self.schema)
+        full = table.num_rows if final else table.num_rows // size * size
+        if full:
+            self._writer.write_table(table.slice(0, full), row_group_size=size)
+        rest = table.slice(full)
+        self._pending = rest.to_batches() if rest.num_rows else []
+        self._pending_rows = rest.num_rows
 
     def close(self) -> None:
+        if self._pending_rows:
+            self._flush(final=True)
         self._writer.close()
+        if not isinstance(self._sink, str):
+            self._sink.close()
 
     def __enter__(self) -> BatchWriter:
         return self

@@ -1,0 +1,789 @@
+"""Sources users already have: directories, globs, lists of files, CSV / JSON lines, object stores.
+
+Everything is read by pyarrow's own readers, one bounded piece at a time:
+
+* **Parquet / Arrow IPC** files: one row group / one IPC batch at a time (as :mod:`streamnorm.io`).
+* **CSV** (``.csv``, ``.tsv``, also ``.gz`` / ``.bz2`` / ``.zst`` / ``.lz4``): ``pyarrow.csv.open_csv``,
+  one block at a time; column types are inferred from the first block, ``schema=`` fixes them.
+* **JSON lines** (``.jsonl``, ``.ndjson``, ``.json``, compressed likewise): ``pyarrow.json.open_json``.
+* **Directories, globs** (``data/*.parquet``, ``data/**/*.csv``) **and lists of files**: discovered
+  and partition-parsed by ``pyarrow.dataset`` (hive layout ``year=2024/part-0.parquet``), then read
+  file by file with the readers above. Partition keys appear as columns, marked with the field
+  metadata ``{b"streamnorm.role": b"partition"}`` so that automatic column choice skips them.
+* **Object stores**: ``s3://``, ``gs://``, ``abfs://``, ``hdfs://`` (and ``file://``) through
+  ``pyarrow.fs.FileSystem.from_uri``; credentials and endpoints come from the usual environment
+  (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, …).
+
+A malformed CSV or JSON row is an :class:`~streamnorm.errors.InputError` naming the file and the
+line. ``skip_bad_rows=True`` skips such rows instead, counts them in
+:attr:`DataSource.skipped_rows` and warns with :class:`SkippedRowsWarning` once per file.
+
+Plain paths work everywhere a source is accepted (``sn.feature_stats("data/")``); wrap one in
+:func:`open_source` to pass options::
+
+    >>> import streamnorm as sn                                          # doctest: +SKIP
+    >>> src = open_source("events.csv.gz", schema={"price": "float64"})  # doctest: +SKIP
+    >>> sn.feature_stats(src)                                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io as _io
+import os
+import re
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.dataset as pds
+import pyarrow.fs as pafs
+import pyarrow.ipc as ipc
+import pyarrow.json as pjson
+import pyarrow.parquet as pq
+
+from . import io
+from .errors import InputError
+
+#: Field metadata key and value that mark a partition key column (e.g. ``year`` of ``year=2024/``).
+ROLE_KEY = b"streamnorm.role"
+PARTITION_ROLE = b"partition"
+
+COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4", ".br")
+CSV_SUFFIXES = (".csv", ".tsv")
+JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
+_FORMATS = ("parquet", "ipc", "csv", "json")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+_JSON_CHUNK_BYTES = 1 << 20
+_BAD_ROW_EXAMPLES = 5
+
+SchemaLike = pa.Schema | Mapping[str, "pa.DataType | str"]
+
+
+class SkippedRowsWarning(UserWarning):
+    """Rows were skipped because ``skip_bad_rows=True`` (one warning per file)."""
+
+
+# --------------------------------------------------------------------------- locations
+
+
+def is_uri(text: str) -> bool:
+    """Whether ``text`` is a URI with a scheme (``s3://…``, ``file://…``), not a local path."""
+    return bool(_URI.match(text))
+
+
+def is_partition_key(f: pa.Field) -> bool:
+    """Whether a schema field is a partition key added from the directory layout."""
+    return bool(f.metadata) and f.metadata.get(ROLE_KEY) == PARTITION_ROLE
+
+
+def resolve(path: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path inside it) for a local path or an object-store URI."""
+    text = os.fspath(path)
+    if is_uri(text):
+        try:
+            return pafs.FileSystem.from_uri(text)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            raise InputError(f"{text}: cannot open this location ({io._first_line(exc)}); check "
+                             "the URI, the credentials and e.g. AWS_ENDPOINT_URL") from None
+    return pafs.LocalFileSystem(), os.path.abspath(text)
+
+
+def _display(fs: pafs.FileSystem, path: str) -> str:
+    if isinstance(fs, pafs.LocalFileSystem):
+        return path
+    return f"{fs.type_name}://{path}"
+
+
+def _info(fs: pafs.FileSystem, path: str, shown: str) -> pafs.FileInfo:
+    try:
+        return fs.get_file_info(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{shown}: cannot reach it ({io._first_line(exc)}); check the location "
+                         "and the credentials") from None
+
+
+def _visible(relative: str) -> bool:
+    """Files that datasets skip: any path segment starting with ``.`` or ``_``."""
+    return not any(part.startswith((".", "_")) for part in relative.split("/") if part)
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """``*`` and ``?`` within one path segment, ``**/`` across segments, ``[...]`` classes."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]+/)*")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 1 :]:
+            end = pattern.index("]", i + 1)
+            body = pattern[i + 1 : end].replace("\\", "\\\\")
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def _list_files(fs: pafs.FileSystem, base: str) -> list[str]:
+    """Every visible file under ``base``, recursively, sorted."""
+    selector = pafs.FileSelector(base, recursive=True)
+    found = []
+    for info in fs.get_file_info(selector):
+        if info.type == pafs.FileType.File and _visible(info.path[len(base):]):
+            found.append(info.path)
+    return sorted(found)
+
+
+def _expand_glob(fs: pafs.FileSystem, path: str, shown: str) -> tuple[str, list[str]]:
+    """(base directory, matching files) for a path containing glob characters."""
+    parts = path.split("/")
+    static = []
+    for part in parts:
+        if _GLOB_CHARS.search(part):
+            break
+        static.append(part)
+    base = "/".join(static) or "/"
+    regex = _glob_regex("/".join(parts[len(static):]))
+    if _info(fs, base, shown).type != pafs.FileType.Directory:
+        raise InputError(f"{shown}: no file matches ({base} is not a directory); check the pattern")
+    files = [p for p in _list_files(fs, base) if regex.match(p[len(base):].lstrip("/"))]
+    if not files:
+        raise InputError(f"{shown}: no file matches the pattern; check it")
+    return base, files
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def format_of(name: str) -> str | None:
+    """``"parquet"``, ``"ipc"``, ``"csv"``, ``"json"`` from a file name's suffixes, or None."""
+    lower = name.lower()
+    for suffix in COMPRESSION_SUFFIXES:
+        if lower.endswith(suffix):
+            lower = lower[: -len(suffix)]
+            break
+    suffix = os.path.splitext(lower)[1]
+    if suffix in io.PARQUET_SUFFIXES:
+        return "parquet"
+    if suffix in io.IPC_SUFFIXES:
+        return "ipc"
+    if suffix in CSV_SUFFIXES:
+        return "csv"
+    if suffix in JSON_SUFFIXES:
+        return "json"
+    return None
+
+
+def _sniff_binary(fs: pafs.FileSystem, path: str, shown: str) -> str:
+    """``"parquet"``, ``"ipc-file"`` or ``"ipc-stream"`` from the first bytes of a file."""
+    with fs.open_input_file(path) as fh:
+        head = fh.read(8)
+    if not head:
+        raise InputError(f"{shown}: the file is empty (0 bytes); give a file with data")
+    if head[:4] == io._PARQUET_MAGIC:
+        return "parquet"
+    if head[:6] == io._IPC_FILE_MAGIC:
+        return "ipc-file"
+    if head[:4] == b"\xff\xff\xff\xff" or format_of(path) == "ipc":
+        return "ipc-stream"
+    raise InputError(f"{shown}: not an Arrow IPC, Parquet, CSV or JSON lines file; name it "
+                     ".parquet, .arrow, .csv or .jsonl, or pass format=")
+
+
+def _as_type(name: str, value: pa.DataType | str) -> pa.DataType:
+    if isinstance(value, pa.DataType):
+        return value
+    try:
+        return pa.type_for_alias(str(value))
+    except (ValueError, KeyError):
+        raise InputError(f"schema: unknown type {value!r} for column {name!r}; use e.g. float64, "
+                         "int64, string") from None
+
+
+def as_schema(schema: SchemaLike | None) -> pa.Schema | None:
+    """A ``pa.Schema`` from a schema or a ``{name: type or type name}`` mapping."""
+    if schema is None or isinstance(schema, pa.Schema):
+        return schema
+    return pa.schema([(name, _as_type(name, value)) for name, value in schema.items()])
+
+
+def parse_schema_text(text: str) -> dict[str, pa.DataType]:
+    """``"a=float64,b=int32"`` → ``{"a": float64, "b": int32}`` (the CLI's ``--schema``)."""
+    out: dict[str, pa.DataType] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InputError(f"--schema: {item!r} is not NAME=TYPE; write e.g. price=float64")
+        out[name.strip()] = _as_type(name.strip(), value.strip())
+    return out
+
+
+# --------------------------------------------------------------------------- bad rows
+
+
+@dataclass
+class _BadRows:
+    """Counts (skip) or remembers (error) the rows pyarrow's CSV reader rejects."""
+
+    skip: bool
+    skipped: int = 0
+    examples: list[str] = field(default_factory=list)
+    first: Any = None
+
+    def __call__(self, row: Any) -> str:
+        if self.skip:
+            self.skipped += 1
+            if len(self.examples) < _BAD_ROW_EXAMPLES:
+                self.examples.append(f"{row.actual_columns} fields instead of "
+                                     f"{row.expected_columns}: {row.text[:80]!r}")
+            return "skip"
+        if self.first is None:
+            self.first = row
+        return "error"
+
+
+def _lines(fs: pafs.FileSystem, path: str) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, raw line) of a (possibly compressed) text file, streaming."""
+    with fs.open_input_stream(path) as raw:
+        for number, line in enumerate(_io.BufferedReader(raw, 1 << 16), start=1):  # type: ignore[arg-type]
+            yield number, line
+
+
+def _line_of_text(fs: pafs.FileSystem, path: str, text: str) -> int | None:
+    wanted = text.strip()
+    for number, line in _lines(fs, path):
+        if line.decode("utf-8", "replace").strip() == wanted:
+            return number
+    return None
+
+
+_CONVERSION = re.compile(r"CSV column #(\d+): CSV conversion error to (\S+): invalid value '(.*)'")
+
+
+def _line_of_value(fs: pafs.FileSystem, path: str, options: Any, column: int, value: str,
+                   schema: pa.Schema) -> int | None:
+    """Line of the first row whose ``column`` holds ``value`` (re-read with string types)."""
+    read, parse, _ = options
+    as_text = pcsv.ConvertOptions(column_types={n: pa.string() for n in schema.names},
+                                  strings_can_be_null=False)
+    rows_before = 0
+    with fs.open_input_stream(path) as stream:
+        for batch in pcsv.open_csv(stream, read, parse, as_text):
+            found = pc.index(batch.column(column), value).as_py()
+            if found is not None and found >= 0:
+                return read.skip_rows + 1 + rows_before + found + 1
+            rows_before += batch.num_rows
+    return None
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+@dataclass
+class _Options:
+    """Reading options shared by every file of a source."""
+
+    format: str | None = None
+    schema: pa.Schema | None = None
+    skip_bad_rows: bool = False
+    block_size: int | None = None
+    delimiter: str | None = None
+
+
+class _SkipCounter:
+    """Total rows skipped by a :class:`DataSource`, over all files and passes (last pass)."""
+
+    def __init__(self) -> None:
+        self.by_file: dict[str, int] = {}
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_file.values())
+
+
+def _csv_batches(fs: pafs.FileSystem, path: str, shown: str, opts: _Options,
+                 counter: _SkipCounter) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    delimiter = opts.delimiter or ("\t" if ".tsv" in path.lower() else ",")
+    bad = _BadRows(opts.skip_bad_rows)
+    read = pcsv.ReadOptions(block_size=opts.block_size) if opts.block_size else pcsv.ReadOptions()
+    parse = pcsv.ParseOptions(delimiter=delimiter, invalid_row_handler=bad)
+    types = {f.name: f.type for f in opts.schema} if opts.schema is not None else None
+    convert = pcsv.ConvertOptions(column_types=types)
+    stream = fs.open_input_stream(path)
+    try:
+        reader = pcsv.open_csv(stream, read, parse, convert)
+    except (pa.ArrowInvalid, OSError) as exc:
+        stream.close()
+        raise _csv_error(fs, path, shown, exc, bad, (read, parse, convert), None) from None
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise _csv_error(fs, path, shown, exc, bad, (read, parse, convert),
+                             reader.schema) from None
+        finally:
+            stream.close()
+        _report_skipped(shown, bad.skipped, bad.examples, counter)
+
+    return reader.schema, batches()
+
+
+def _csv_error(fs: pafs.FileSystem, path: str, shown: str, exc: BaseException, bad: _BadRows,
+               options: Any, schema: pa.Schema | None) -> InputError:
+    """One-line error naming the line of a malformed CSV row."""
+    if bad.first is not None:
+        row = bad.first
+        line = _line_of_text(fs, path, row.text)
+        where = f"line {line}" if line else "a row"
+        return InputError(f"{shown}: {where} has {row.actual_columns} fields instead of "
+                          f"{row.expected_columns} ({row.text[:60]!r}); fix it, or skip such rows "
+                          "with skip_bad_rows=True / --skip-bad-rows")
+    match = _CONVERSION.search(str(exc))
+    if match and schema is not None:
+        column, type_name, value = int(match.group(1)), match.group(2), match.group(3)
+        name = schema.names[column]
+        line = _line_of_value(fs, path, options, column, value, schema)
+        where = f"line {line}" if line else "a row"
+        try:
+            float(value)
+            wider = "float64"
+        except ValueError:
+            wider = "string"
+        return InputError(f"{shown}: {where}, column {name!r}: cannot read {value!r} as "
+                          f"{type_name} (types are inferred from the first block); fix the value "
+                          f"or give the type with schema={{{name!r}: {wider!r}}} / --schema "
+                          f"{name}={wider}")
+    return InputError(f"{shown}: cannot read it as CSV ({io._first_line(exc)}); check the file")
+
+
+def _report_skipped(shown: str, skipped: int, examples: list[str], counter: _SkipCounter) -> None:
+    counter.by_file[shown] = skipped
+    if skipped:
+        warnings.warn(f"{shown}: skipped {skipped} bad row(s), e.g. {examples[0]}",
+                      SkippedRowsWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------- JSON lines
+
+
+def _json_parse(schema: pa.Schema | None, fixed: bool) -> pjson.ParseOptions:
+    behaviour = "ignore" if fixed else "infer"
+    return pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior=behaviour)
+
+
+def _parse_json_lines(lines: list[tuple[int, bytes]], options: pjson.ParseOptions
+                      ) -> tuple[list[pa.Table], list[tuple[int, str]]]:
+    """Parse lines with pyarrow.json; bisect a failing chunk down to its bad lines."""
+    try:
+        data = b"".join(line for _, line in lines)
+        return [pjson.read_json(_io.BytesIO(data), parse_options=options)], []
+    except pa.ArrowInvalid as exc:
+        if len(lines) == 1:
+            reason = re.sub(r"\.?\s+in row \d+\s*$", "", io._first_line(exc)).rstrip(".")
+            return [], [(lines[0][0], reason)]
+    mid = len(lines) // 2
+    left_tables, left_bad = _parse_json_lines(lines[:mid], options)
+    right_tables, right_bad = _parse_json_lines(lines[mid:], options)
+    return left_tables + right_tables, left_bad + right_bad
+
+
+def _json_chunks(fs: pafs.FileSystem, path: str) -> Iterator[list[tuple[int, bytes]]]:
+    """Non-blank lines in chunks of about 1 MiB, with their line numbers."""
+    chunk: list[tuple[int, bytes]] = []
+    size = 0
+    for number, line in _lines(fs, path):
+        if not line.strip():
+            continue
+        chunk.append((number, line if line.endswith(b"\n") else line + b"\n"))
+        size += len(line)
+        if size >= _JSON_CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _json_lines_checked(fs: pafs.FileSystem, path: str, schema: pa.Schema | None,
+                        fixed: bool) -> Iterator[tuple[pa.Table | None, list[tuple[int, str]]]]:
+    """(table of the good lines or None, bad lines) per chunk; the schema is fixed by the
+    first good chunk (or given)."""
+    for chunk in _json_chunks(fs, path):
+        tables, bad = _parse_json_lines(chunk, _json_parse(schema, fixed))
+        if tables and not fixed:  # re-parse the chunk with the first good piece's types
+            schema, fixed = tables[0].schema, True
+            tables, bad = _parse_json_lines(chunk, _json_parse(schema, fixed))
+        yield (pa.concat_tables(tables) if tables else None), bad
+
+
+def _first_bad_json_line(fs: pafs.FileSystem, path: str, schema: pa.Schema | None,
+                         fixed: bool) -> tuple[int, str] | None:
+    for _, bad in _json_lines_checked(fs, path, schema, fixed):
+        if bad:
+            return bad[0]
+    return None
+
+
+def _json_batches(fs: pafs.FileSystem, path: str, shown: str, opts: _Options,
+                  counter: _SkipCounter) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    if opts.skip_bad_rows:
+        return _json_batches_skipping(fs, path, shown, opts, counter)
+    read = pjson.ReadOptions(block_size=opts.block_size) if opts.block_size else None
+    stream = fs.open_input_stream(path)
+    try:
+        reader = pjson.open_json(stream, read_options=read,
+                                 parse_options=_json_parse(opts.schema, False))
+    except (pa.ArrowInvalid, OSError) as exc:
+        stream.close()
+        raise _json_error(fs, path, shown, exc, opts.schema, False) from None
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise _json_error(fs, path, shown, exc, reader.schema, True) from None
+        finally:
+            stream.close()
+
+    return reader.schema, batches()
+
+
+def _json_error(fs: pafs.FileSystem, path: str, shown: str, exc: BaseException,
+                schema: pa.Schema | None, fixed: bool) -> InputError:
+    """One-line error naming the first bad line (found by re-parsing the file in chunks)."""
+    found = _first_bad_json_line(fs, path, schema, fixed)
+    if found is None:
+        return InputError(f"{shown}: cannot read it as JSON lines ({io._first_line(exc)}); check "
+                          "the file")
+    line, reason = found
+    return InputError(f"{shown}: line {line}: {reason}; fix the line, fix the types with "
+                      "schema= / --schema, or skip bad lines with skip_bad_rows=True / "
+                      "--skip-bad-rows")
+
+
+def _json_batches_skipping(fs: pafs.FileSystem, path: str, shown: str, opts: _Options,
+                           counter: _SkipCounter) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """JSON lines with bad lines skipped: chunked pyarrow.json parses, bisected on failure."""
+    schema = None
+    for table, _ in _json_lines_checked(fs, path, opts.schema, False):
+        if table is not None:  # the first good chunk fixes the full schema
+            schema = table.schema
+            break
+    if schema is None:
+        raise InputError(f"{shown}: no line could be read as JSON; check the file")
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        skipped, examples = 0, []
+        for table, bad in _json_lines_checked(fs, path, schema, True):
+            skipped += len(bad)
+            examples.extend(f"line {n}: {why}" for n, why in bad[: _BAD_ROW_EXAMPLES])
+            if table is not None:
+                yield from table.to_batches()
+        _report_skipped(shown, skipped, examples, counter)
+
+    return schema, batches()  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- Parquet / IPC
+
+
+def _binary_batches(fs: pafs.FileSystem, path: str, shown: str, columns: list[str] | None
+                    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """Parquet row group by row group, IPC batch by batch, from any filesystem."""
+    if isinstance(fs, pafs.LocalFileSystem):
+        schema, batches = io._file_batches(path, columns)
+        return schema, io._guarded(shown, batches)
+    fmt = _sniff_binary(fs, path, shown)
+    try:
+        if fmt == "parquet":
+            parquet = pq.ParquetFile(fs.open_input_file(path))
+
+            def row_groups() -> Iterator[pa.RecordBatch]:
+                for i in range(parquet.num_row_groups):
+                    yield from parquet.read_row_group(i, columns=columns).to_batches()
+
+            return parquet.schema_arrow, io._guarded(shown, row_groups())
+        if fmt == "ipc-file":
+            reader = ipc.open_file(fs.open_input_file(path))
+            return reader.schema, io._guarded(
+                shown, (reader.get_batch(i) for i in range(reader.num_record_batches)))
+        stream = ipc.open_stream(fs.open_input_stream(path, compression=None))
+        return stream.schema, io._guarded(shown, iter(stream))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{shown}: cannot read it ({io._first_line(exc)}); is it complete?"
+                         ) from None
+
+
+# --------------------------------------------------------------------------- the source
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """One file of a source: where it is, its path relative to the source's base directory
+    (used to mirror the layout on output) and its partition keys."""
+
+    path: str
+    relative: str
+    partition: dict[str, Any]
+
+
+class DataSource:
+    """A re-readable source: one file, a directory, a glob, a list of files, local or remote.
+
+    Parameters
+    ----------
+    location : a path or URI (file, directory or glob), or a list of them.
+    format : ``"parquet"``, ``"ipc"``, ``"csv"`` or ``"json"``; default from each file's suffix.
+    schema : ``pa.Schema`` or ``{name: type}`` fixing column types of CSV / JSON (others are
+        inferred from the first block).
+    skip_bad_rows : skip malformed CSV / JSON rows (counted in :attr:`skipped_rows`, warned
+        with :class:`SkippedRowsWarning`) instead of raising :class:`InputError`.
+    partitioning : ``"hive"`` (default) parses ``key=value`` directories into columns;
+        None ignores the layout.
+    block_size : bytes per CSV / JSON block (pyarrow's default otherwise).
+    delimiter : CSV field delimiter (default ``","``, tab for ``.tsv``).
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike | Sequence[str | os.PathLike],
+        *,
+        format: str | None = None,  # noqa: A002 - the natural name
+        schema: SchemaLike | None = None,
+        skip_bad_rows: bool = False,
+        partitioning: str | None = "hive",
+        block_size: int | None = None,
+        delimiter: str | None = None,
+    ) -> None:
+        if format is not None and format not in _FORMATS:
+            raise ValueError(f"format must be one of {_FORMATS}, got {format!r}")
+        self.location = location
+        self.options = _Options(format, as_schema(schema), skip_bad_rows, block_size, delimiter)
+        self.partitioning = partitioning
+        self._counter = _SkipCounter()
+        self.filesystem, self.base, self.parts, self._single = self._discover(location)
+        self._partition_schema = self._partition_fields()
+        self._schema: pa.Schema | None = None
+
+    # ------------------------------------------------------------------ discovery
+    def _discover(self, location: Any) -> tuple[pafs.FileSystem, str, list[FilePart], bool]:
+        if isinstance(location, (str, os.PathLike)):
+            fs, path = resolve(location)
+            shown = os.fspath(location)
+            if _GLOB_CHARS.search(path):
+                base, files = _expand_glob(fs, path, shown)
+                return fs, base, self._parts(fs, base, files), False
+            info = _info(fs, path, shown)
+            if info.type == pafs.FileType.Directory:
+                files = _list_files(fs, path)
+                if not files:
+                    raise InputError(f"{shown}: the directory holds no data file; check the path")
+                return fs, path, self._parts(fs, path, files), False
+            if info.type != pafs.FileType.File:
+                raise InputError(f"{shown}: no such file or directory; check the path")
+            return fs, os.path.dirname(path), [FilePart(path, os.path.basename(path), {})], True
+        items = list(location)
+        if not items:
+            raise InputError("an empty list of files; give at least one")
+        resolved = [resolve(item) for item in items]
+        fs = resolved[0][0]
+        if any(other.type_name != fs.type_name for other, _ in resolved):
+            raise InputError("a list of files must all live on one filesystem; split it")
+        paths = [p for _, p in resolved]
+        for item, path in zip(items, paths):
+            if _info(fs, path, os.fspath(item)).type != pafs.FileType.File:
+                raise InputError(f"{os.fspath(item)}: no such file; check the path")
+        base = os.path.commonpath(paths) if len(paths) > 1 else os.path.dirname(paths[0])
+        if base in paths:
+            base = os.path.dirname(base)
+        return fs, base, self._parts(fs, base, paths), False
+
+    def _parts(self, fs: pafs.FileSystem, base: str, files: list[str]) -> list[FilePart]:
+        """Files with their relative paths and (hive) partition keys, via pyarrow.dataset."""
+        formats = {self.options.format or format_of(f) for f in files}
+        formats.discard(None)
+        if len(formats) > 1:
+            raise InputError(f"{_display(fs, base)}: mixes file formats {sorted(formats)}; "
+                             "select one kind with a glob such as '*.parquet'")
+        keys: list[dict[str, Any]] = [{} for _ in files]
+        if self.partitioning == "hive":
+            try:
+                dataset = pds.dataset(files, filesystem=fs, format=_dataset_format(formats),
+                                      partitioning="hive", partition_base_dir=base)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise InputError(f"{_display(fs, base)}: cannot read it as a dataset "
+                                 f"({io._first_line(exc)}); check its files") from None
+            by_path = {frag.path: pds.get_partition_keys(frag.partition_expression)
+                       for frag in dataset.get_fragments()}
+            self._dataset_schema = dataset.schema
+            keys = [by_path.get(f, {}) for f in files]
+        return [FilePart(f, f[len(base):].lstrip("/"), k) for f, k in zip(files, keys)]
+
+    def _partition_fields(self) -> pa.Schema:
+        names: list[str] = []
+        for part in self.parts:
+            names.extend(n for n in part.partition if n not in names)
+        fields = []
+        dataset_schema = getattr(self, "_dataset_schema", None)
+        if dataset_schema is not None:  # directory order: year=…/month=… gives year, month
+            names.sort(key=lambda n: dataset_schema.get_field_index(n))
+        for name in names:
+            if dataset_schema is not None and dataset_schema.get_field_index(name) >= 0:
+                arrow_type = dataset_schema.field(name).type
+            else:
+                arrow_type = pa.string()
+            fields.append(pa.field(name, arrow_type, metadata={ROLE_KEY: PARTITION_ROLE}))
+        return pa.schema(fields)
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def files(self) -> list[str]:
+        """The files of this source, in reading order (displayed as given: path or URI)."""
+        return [_display(self.filesystem, p.path) for p in self.parts]
+
+    @property
+    def partition_columns(self) -> list[str]:
+        """Names of the partition key columns (from ``key=value`` directories)."""
+        return list(self._partition_schema.names)
+
+    @property
+    def skipped_rows(self) -> int:
+        """Rows skipped by ``skip_bad_rows=True`` in the latest read of each file."""
+        return self._counter.total
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The schema of the first file, partition keys appended (reads one block of CSV/JSON)."""
+        if self._schema is None:
+            first, batches = self._open_file(self.parts[0], None)
+            if hasattr(batches, "close"):
+                batches.close()
+            self._schema = self._with_partitions(first)
+        return self._schema
+
+    def _with_partitions(self, schema: pa.Schema) -> pa.Schema:
+        fields = [f for f in schema if f.name not in self._partition_schema.names]
+        return pa.schema(fields + list(self._partition_schema), metadata=schema.metadata)
+
+    def _open_file(self, part: FilePart, columns: list[str] | None
+                   ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        fs, shown = self.filesystem, _display(self.filesystem, part.path)
+        fmt = self.options.format or format_of(part.path)
+        if fmt == "csv":
+            return _csv_batches(fs, part.path, shown, self.options, self._counter)
+        if fmt == "json":
+            return _json_batches(fs, part.path, shown, self.options, self._counter)
+        file_columns = None
+        if columns is not None:
+            file_columns = [c for c in columns if c not in self._partition_schema.names]
+        return _binary_batches(fs, part.path, shown, file_columns)
+
+    def file_source(self, index: int) -> DataSource:
+        """File ``index`` alone, with the same options and no partition columns."""
+        part = self.parts[index]
+        twin = object.__new__(DataSource)
+        twin.location = _display(self.filesystem, part.path)
+        twin.options, twin.partitioning, twin._counter = self.options, None, self._counter
+        twin.filesystem, twin.base, twin._single = self.filesystem, self.base, True
+        twin.parts = [FilePart(part.path, part.relative, {})]
+        twin._partition_schema, twin._schema = pa.schema([]), None
+        return twin
+
+    def schema_and_batches(self, columns: list[str] | None = None, batch_size: int | None = None
+                           ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """(schema, batches) over every file in order; see :func:`streamnorm.io.schema_and_batches`."""
+        if self._single and not self._partition_schema:
+            file_schema, batches = self._open_file(self.parts[0], columns)
+            self._schema = self._schema or file_schema
+            return file_schema, io._rechunk(batches, batch_size)
+        schema = self.schema
+        return schema, io._rechunk(self._all_batches(schema, columns), batch_size)
+
+    def _all_batches(self, schema: pa.Schema, columns: list[str] | None
+                     ) -> Iterator[pa.RecordBatch]:
+        wanted = schema
+        if columns is not None:
+            keep = set(columns) | set(self._partition_schema.names)
+            wanted = pa.schema([f for f in schema if f.name in keep], metadata=schema.metadata)
+        for part in self.parts:
+            _, batches = self._open_file(part, columns)
+            shown = _display(self.filesystem, part.path)
+            for batch in batches:
+                yield _conform(batch, wanted, part.partition, shown)
+
+
+def _dataset_format(formats: set[str | None]) -> str:
+    fmt = next(iter(formats), None) or "parquet"
+    return {"ipc": "ipc", "csv": "csv", "json": "json"}.get(fmt, "parquet")
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema, partition: Mapping[str, Any],
+             shown: str) -> pa.RecordBatch:
+    """``batch`` with the columns and types of ``schema``; partition keys filled in, missing
+    columns null."""
+    if batch.schema.equals(schema, check_metadata=False) and not partition:
+        return batch
+    arrays = []
+    for f in schema:
+        if is_partition_key(f):
+            arrays.append(pa.repeat(pa.scalar(partition.get(f.name), f.type), batch.num_rows))
+            continue
+        index = batch.schema.get_field_index(f.name)
+        if index < 0:
+            arrays.append(pa.nulls(batch.num_rows, f.type))
+            continue
+        column = batch.column(index)
+        if column.type != f.type:
+            try:
+                column = column.cast(f.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise InputError(f"{shown}: column {f.name!r} is {column.type} here but "
+                                 f"{f.type} in the first file; fix the types with schema= / "
+                                 "--schema") from None
+        arrays.append(column)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def open_source(
+    location: str | os.PathLike | Sequence[str | os.PathLike] | DataSource,
+    **options: Any,
+) -> DataSource:
+    """A :class:`DataSource` for a path, URI, directory, glob or list of files (options as
+    :class:`DataSource`); a DataSource is returned as is when no option is given."""
+    if isinstance(location, DataSource):
+        if options:
+            raise ValueError("open_source: give options when creating the DataSource")
+        return location
+    return DataSource(location, **options)
+
+
+def is_path_list(source: object) -> bool:
+    """Whether ``source`` is a non-empty list or tuple of paths / URIs."""
+    return (isinstance(source, (list, tuple)) and bool(source)
+            and all(isinstance(item, (str, os.PathLike)) for item in source))
+
+
+def is_local_file(source: object) -> bool:
+    """A local path, not a directory nor a glob nor CSV / JSON: :mod:`streamnorm.io` reads it
+    itself (and reports a missing file)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    text = os.fspath(source)
+    return (not is_uri(text) and not _GLOB_CHARS.search(text) and not Path(text).is_dir()
+            and format_of(text) not in ("csv", "json"))
