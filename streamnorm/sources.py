@@ -787,3 +787,95 @@ def is_local_file(source: object) -> bool:
     text = os.fspath(source)
     return (not is_uri(text) and not _GLOB_CHARS.search(text) and not Path(text).is_dir()
             and format_of(text) not in ("csv", "json"))
+
+
+# --------------------------------------------------------------------------- directory → directory
+
+
+def output_name(relative: str, suffix: str | None = None) -> str:
+    """The output path of an input file: the same relative path; CSV / JSON lines (and any
+    compression suffix) become ``.parquet`` unless ``suffix`` is given."""
+    stem, ext = relative, ""
+    lower = relative.lower()
+    for compression in COMPRESSION_SUFFIXES:
+        if lower.endswith(compression):
+            stem = relative[: -len(compression)]
+            break
+    stem, ext = os.path.splitext(stem)
+    if suffix is None:
+        suffix = ext if format_of(relative) in ("parquet", "ipc") else ".parquet"
+    return stem + suffix
+
+
+def _join(root: str, relative: str) -> str:
+    return root.rstrip("/") + "/" + relative if is_uri(root) else os.path.join(root, relative)
+
+
+def normalize_dataset(
+    src: str | os.PathLike | Sequence[str | os.PathLike] | DataSource,
+    dst_dir: str | os.PathLike,
+    mode: str = "batch",
+    columns: Sequence[str] | None = None,
+    stats: Any = None,
+    batch_size: int | None = None,
+    eps: float | None = None,
+    *,
+    ddof: int = 0,
+    target: str | None = None,
+    suffix: str | None = None,
+    compression: str | None = None,
+    row_group_size: int | None = None,
+    float32: bool = False,
+) -> list[str]:
+    """Normalize every file of a directory / glob / list into ``dst_dir``, one output file per
+    input file at the same relative path (so ``year=2024/`` partitions are kept), each written
+    atomically. Batch mode fits once over all the files (partition keys are not features),
+    then transforms file by file. Returns the written paths (or URIs).
+    """
+    from .normalize import Normalizer
+
+    source = open_source(src)
+    if mode == "batch" and stats is not None:
+        norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target)
+    else:
+        norm = Normalizer(mode, columns=columns, eps=eps, ddof=ddof, target=target)  # type: ignore[arg-type]
+        if mode == "batch":
+            norm.fit(source, batch_size=batch_size)
+    keys = set(source.partition_columns) & set(norm.normalized_columns(source.schema))
+    if keys:
+        raise InputError(f"partition key(s) {sorted(keys)} are in the directory names, not in the "
+                         "files; normalize them into a single output file instead")
+    root = os.fspath(dst_dir)
+    if not is_uri(root):
+        os.makedirs(root, exist_ok=True)
+    written = []
+    for index, part in enumerate(source.parts):
+        destination = _join(root, output_name(part.relative, suffix))
+        if not is_uri(destination):
+            os.makedirs(os.path.dirname(destination), exist_ok=True)
+        _write_one(norm, source.file_source(index), destination, batch_size,
+                   dict(compression=compression, row_group_size=row_group_size, float32=float32))
+        written.append(destination)
+    return written
+
+
+def _write_one(norm: Any, source: DataSource, destination: str, batch_size: int | None,
+               options: dict[str, Any]) -> None:
+    """Transform one file into ``destination`` atomically."""
+    schema, batches = source.schema_and_batches(None, batch_size)
+    out_schema = norm.output_schema(schema)
+    with io.atomic_path(destination) as tmp:
+        with io.BatchWriter(tmp, out_schema, io.output_format(destination), **options) as writer:
+            for batch in norm.transform_batches(_Prefetched(schema, batches)):
+                writer.write(batch)
+
+
+class _Prefetched:
+    """Already-opened (schema, batches), passed where a source is expected."""
+
+    def __init__(self, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
+        self.schema, self.batches = schema, batches
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        reader = pa.RecordBatchReader.from_batches(self.schema, self.batches)
+        return reader.__arrow_c_stream__(requested_schema)
