@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -101,18 +101,39 @@ def _float_array(
     )
 
 
-def _map_column(
-    column: pa.Array, center: float, scale: float, arrow_type: pa.DataType, kernel: Callable
-) -> pa.Array:
-    """``kernel(values, center, scale, out)`` over one scalar numeric array, nulls kept."""
-    if isinstance(column, pa.ChunkedArray):  # pragma: no cover - batches hold plain arrays
-        column = column.combine_chunks()
-    if len(column) == 0:
-        return pa.array([], type=arrow_type)
-    view = next(cols.column_views(column))
-    out = np.empty(len(view), dtype=arrow_type.to_pandas_dtype())
-    kernel(view.values, float(center), float(scale), out)
-    return _float_array(out, arrow_type, view.validity, view.bit_offset, view.null_count)
+def _map_columns(
+    columns: dict[str, pa.Array], plan: dict[str, tuple[float, float]],
+    types: dict[str, pa.DataType], kernels: Any, inverse: bool,
+) -> dict[str, pa.Array]:
+    """``(x - center) / scale`` (``x * scale + center`` if ``inverse``) per scalar column, nulls
+    kept. Columns sharing (input dtype, output type) go through one ``normalize_columns`` call
+    when the backend has it, else through ``normalize_column`` one by one."""
+    from numba.typed import List
+
+    many = getattr(kernels, "denormalize_columns" if inverse else "normalize_columns", None)
+    one = kernels.denormalize_column if inverse else kernels.normalize_column
+    result: dict[str, pa.Array] = {}
+    groups: dict[tuple[np.dtype, pa.DataType], list[tuple[str, cols.ColumnView]]] = {}
+    for name, column in columns.items():
+        if isinstance(column, pa.ChunkedArray):  # pragma: no cover - batches hold plain arrays
+            column = column.combine_chunks()
+        if len(column) == 0:
+            result[name] = pa.array([], type=types[name])
+            continue
+        view = next(cols.column_views(column))
+        groups.setdefault((view.values.dtype, types[name]), []).append((name, view))
+    for (_, arrow_type), members in groups.items():
+        outs = [np.empty(len(v), dtype=arrow_type.to_pandas_dtype()) for _, v in members]
+        centers = np.array([plan[name][0] for name, _ in members], dtype=np.float64)
+        scales = np.array([plan[name][1] for name, _ in members], dtype=np.float64)
+        if many is not None:
+            many(List([v.values for _, v in members]), centers, scales, List(outs))
+        else:
+            for (_, v), out, center, scale in zip(members, outs, centers, scales):
+                one(v.values, float(center), float(scale), out)
+        for (name, v), out in zip(members, outs):
+            result[name] = _float_array(out, arrow_type, v.validity, v.bit_offset, v.null_count)
+    return result
 
 
 def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
@@ -554,23 +575,21 @@ class Normalizer:
         out_schema, plan = self._plan(batch.schema)
         kernels = backend(self.target)
         if self.mode == "batch":
-            arrays = self._batch_arrays(batch, out_schema, plan, kernels.normalize_column)
+            arrays = self._batch_arrays(batch, out_schema, plan, kernels, inverse=False)
         else:
             arrays = self._row_arrays(batch, out_schema, plan, kernels)
         return pa.RecordBatch.from_arrays(arrays, schema=out_schema)
 
     def _batch_arrays(
         self, batch: pa.RecordBatch, out_schema: pa.Schema,
-        plan: dict[str, tuple[float, float]], kernel: Callable,
+        plan: dict[str, tuple[float, float]], kernels: Any, inverse: bool,
     ) -> list[pa.Array]:
-        arrays = []
-        for f, column in zip(out_schema, batch.columns):
-            if f.name in plan:
-                center, scale = plan[f.name]
-                arrays.append(_map_column(column, center, scale, f.type, kernel))
-            else:
-                arrays.append(column)
-        return arrays
+        """Map the planned columns of a batch, one kernel call per (input, output) dtype pair."""
+        mapped = _map_columns(
+            {name: batch.column(name) for name in plan}, plan,
+            {name: out_schema.field(name).type for name in plan}, kernels, inverse,
+        )
+        return [mapped.get(f.name, column) for f, column in zip(out_schema, batch.columns)]
 
     def _row_arrays(
         self, batch: pa.RecordBatch, out_schema: pa.Schema,
@@ -679,8 +698,7 @@ class Normalizer:
         out_schema = self._inverse_schema(batch.schema)
         names = [n for n in batch.schema.names if n in set(self._batch_columns(batch.schema))]
         plan = _batch_center_scale(self._require_stats(), names, self.eps, self.ddof)
-        kernel = backend(self.target).denormalize_column
-        arrays = self._batch_arrays(batch, out_schema, plan, kernel)
+        arrays = self._batch_arrays(batch, out_schema, plan, backend(self.target), inverse=True)
         return pa.RecordBatch.from_arrays(arrays, schema=out_schema)
 
 

@@ -1,0 +1,276 @@
+"""The real ``streamnorm`` command in a subprocess, on real files in a temporary directory.
+
+Every bad input must give exit code 2 and exactly one line on stderr, never a traceback; an
+interrupted run must leave no output and no temporary file, and an existing destination intact.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+
+import streamnorm as sn
+
+
+def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamnorm", *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, timeout=120,
+    )
+
+
+def assert_bad_input(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("streamnorm")
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def listing(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+@pytest.fixture
+def table() -> pa.Table:
+    rng = np.random.default_rng(7)
+    n = 2000
+    return pa.table(
+        {
+            "x": pa.array(rng.normal(5.0, 2.0, n), mask=rng.random(n) < 0.1),
+            "i": rng.integers(-50, 50, n, dtype=np.int32),
+            "f": rng.normal(0, 1, n).astype(np.float32),
+            "name": pa.array([f"r{k}" for k in range(n)]),
+            "vec": pa.FixedSizeListArray.from_arrays(pa.array(rng.normal(1, 3, n * 4)), 4),
+        }
+    )
+
+
+@pytest.fixture
+def data(tmp_path: Path, table: pa.Table) -> Path:
+    path = tmp_path / "data.parquet"
+    pq.write_table(table, path, row_group_size=500)
+    return path
+
+
+# --------------------------------------------------------------------------- success paths
+
+
+def test_stats_prints_table(tmp_path, data, table):
+    proc = run("stats", data, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no progress bar when stderr is not a terminal
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["column", "count", "null_count", "nan_count", "mean", "std",
+                                "min", "max"]
+    assert [line.split()[0] for line in lines[1:]] == ["x", "i", "f"]
+    x = lines[1].split()
+    assert int(x[1]) + int(x[2]) == 2000 and int(x[2]) == table["x"].null_count
+    assert float(x[4]) == pytest.approx(pa.compute.mean(table["x"]).as_py(), rel=1e-9)
+
+
+def test_stats_output_file_reloads(tmp_path, data, table):
+    for name in ("s.json", "s.arrow", "s.parquet"):
+        proc = run("stats", data, "-c", "i", "-c", "x", "-o", name, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        stats = sn.FeatureStats.load(tmp_path / name)
+        assert stats.columns == ["i", "x"]
+        assert stats == sn.feature_stats(data, columns=["i", "x"])
+
+
+def test_normalize_then_inverse_round_trip(tmp_path, data, table):
+    proc = run("normalize", data, "out.arrow", "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "2,000 rows of 3 columns (batch mode" in proc.stdout
+    out = sn.io.read_table(tmp_path / "out.arrow")
+    assert out.column_names == table.column_names
+    assert out["vec"].equals(table["vec"]) and out["name"].equals(table["name"])
+    assert abs(np.nanmean(out["x"].to_numpy(zero_copy_only=False))) < 1e-12
+    proc = run("inverse", "out.arrow", "back.parquet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    back = pq.read_table(tmp_path / "back.parquet")
+    np.testing.assert_allclose(
+        back["x"].to_numpy(zero_copy_only=False), table["x"].to_numpy(zero_copy_only=False),
+        rtol=1e-14,
+    )
+    assert back["x"].null_count == table["x"].null_count
+
+
+def test_normalize_with_stats_file_and_eps(tmp_path, data, table):
+    assert run("stats", data, "-o", "s.json", cwd=tmp_path).returncode == 0
+    proc = run("normalize", data, "out.parquet", "--stats", "s.json", "--eps", "0.5",
+               "--batch-size", "300", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 pass)" in proc.stdout
+    expected = sn.Normalizer(eps=0.5).fit(table).transform(table)
+    got = pq.read_table(tmp_path / "out.parquet")
+    np.testing.assert_allclose(got["i"].to_numpy(), expected["i"].to_numpy(), rtol=1e-12)
+    assert json.loads(got.schema.metadata[b"streamnorm"])["eps"] == 0.5
+
+
+@pytest.mark.parametrize("mode", ["layer", "rms"])
+def test_normalize_row_modes(tmp_path, data, table, mode):
+    proc = run("normalize", data, "out.arrows", "--mode", mode, "-c", "vec", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    got = sn.io.read_table(tmp_path / "out.arrows")
+    expected = sn.Normalizer(mode, columns=["vec"]).transform(table)
+    assert got["vec"].combine_chunks().equals(expected["vec"].combine_chunks())
+    assert got["x"].equals(table["x"])
+
+
+def test_empty_file_gives_empty_output(tmp_path):
+    src = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({"x": pa.array([], pa.int64()), "s": pa.array([], pa.string())}), src)
+    proc = run("normalize", src, "out.parquet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    got = pq.read_table(tmp_path / "out.parquet")
+    assert got.num_rows == 0 and got.schema.field("x").type == pa.float64()
+    proc = run("stats", src, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.splitlines()[1].split()[:2] == ["x", "0"]
+
+
+def test_help_and_demo(tmp_path):
+    assert run("--help", cwd=tmp_path).returncode == 0
+    proc = run("demo", "--rows", "3000", "--dir", "d", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "[5/5]" in proc.stdout and "Traceback" not in proc.stderr
+    assert {"demo.parquet", "demo-normalized.parquet", "demo-restored.parquet",
+            "demo-layer.parquet"} <= set(listing(tmp_path / "d"))
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+
+def test_missing_file(tmp_path):
+    assert_bad_input(run("stats", "nope.parquet", cwd=tmp_path), "nope.parquet", "no such file")
+    assert_bad_input(run("normalize", "nope.parquet", "o.parquet", cwd=tmp_path), "no such file")
+    assert listing(tmp_path) == []
+
+
+def test_not_arrow_and_zero_byte_files(tmp_path):
+    (tmp_path / "notes.parquet").write_text("hello, not parquet\n")
+    assert_bad_input(run("stats", "notes.parquet", cwd=tmp_path), "not an Arrow IPC or Parquet")
+    (tmp_path / "zero.arrow").write_bytes(b"")
+    assert_bad_input(run("normalize", "zero.arrow", "o.parquet", cwd=tmp_path), "empty")
+    assert "o.parquet" not in listing(tmp_path)
+
+
+def test_truncated_files(tmp_path, data, table):
+    blob = data.read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(blob[: len(blob) // 2])
+    assert_bad_input(run("normalize", "cut.parquet", "o.parquet", cwd=tmp_path), "cut.parquet")
+    stream = tmp_path / "cut.arrows"
+    with ipc.new_stream(tmp_path / "full.arrows", table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=200):
+            writer.write_batch(batch)
+    whole = (tmp_path / "full.arrows").read_bytes()
+    stream.write_bytes(whole[: len(whole) * 2 // 3])
+    assert_bad_input(run("normalize", stream, "o.parquet", cwd=tmp_path), "truncated")
+    assert "o.parquet" not in listing(tmp_path)
+    assert not [n for n in listing(tmp_path) if n.endswith(".tmp")]
+
+
+def test_unknown_and_non_numeric_columns(tmp_path, data):
+    assert_bad_input(run("stats", data, "-c", "zz", cwd=tmp_path), "'zz' is not in the data")
+    assert_bad_input(run("normalize", data, "o.parquet", "-c", "name", cwd=tmp_path),
+                     "'name' has type string")
+    assert_bad_input(run("normalize", data, "o.parquet", "--mode", "layer", "-c", "zz",
+                         cwd=tmp_path), "'zz'")
+    assert_bad_input(run("normalize", data, "o.parquet", "-c", "vec", cwd=tmp_path),
+                     "mode 'layer' or 'rms'")
+
+
+def test_stats_file_that_does_not_match(tmp_path, data):
+    sn.feature_stats(pa.table({"other": [1.0, 2.0]})).save(tmp_path / "s.json")
+    assert_bad_input(run("normalize", data, "o.parquet", "--stats", "s.json", cwd=tmp_path),
+                     "'other'", "not in the data")
+    (tmp_path / "bad.json").write_text("{not json")
+    assert_bad_input(run("normalize", data, "o.parquet", "--stats", "bad.json", cwd=tmp_path),
+                     "bad.json")
+    assert_bad_input(run("normalize", data, "o.parquet", "--stats", "missing.json",
+                         cwd=tmp_path), "missing.json")
+    assert "o.parquet" not in listing(tmp_path)
+
+
+def test_unwritable_destinations(tmp_path, data):
+    (tmp_path / "afile").write_text("x")
+    # tests may run as root, for whom chmod does not forbid writing: use impossible paths
+    assert_bad_input(run("normalize", data, "afile/out.parquet", cwd=tmp_path),
+                     "not an existing directory")
+    assert_bad_input(run("normalize", data, "no/such/dir/out.parquet", cwd=tmp_path),
+                     "not an existing directory")
+    assert_bad_input(run("stats", data, "-o", "afile/s.json", cwd=tmp_path),
+                     "not an existing directory")
+    (tmp_path / "adir.parquet").mkdir()
+    assert_bad_input(run("normalize", data, "adir.parquet", cwd=tmp_path), "is a directory")
+    assert_bad_input(run("normalize", data, "out.csv", cwd=tmp_path), "unknown output format")
+    assert_bad_input(run("stats", data, "-o", "s.txt", cwd=tmp_path), "unknown statistics format")
+
+
+def test_refuses_to_overwrite_the_input(tmp_path, data):
+    before = data.read_bytes()
+    assert_bad_input(run("normalize", data, data, cwd=tmp_path), "refusing to overwrite")
+    assert_bad_input(run("normalize", data, "./data.parquet", cwd=tmp_path), "refusing")
+    assert data.read_bytes() == before
+
+
+def test_bad_usage(tmp_path, data):
+    assert_bad_input(run(cwd=tmp_path), "required")
+    assert_bad_input(run("normalize", data, cwd=tmp_path), "OUT")
+    assert_bad_input(run("normalize", data, "o.parquet", "--mode", "group", cwd=tmp_path),
+                     "invalid choice")
+    assert_bad_input(run("normalize", data, "o.parquet", "--batch-size", "0", cwd=tmp_path),
+                     "at least 1")
+    assert_bad_input(run("normalize", data, "o.parquet", "--eps", "-1", cwd=tmp_path), ">= 0")
+    assert_bad_input(run("normalize", data, "o.parquet", "--mode", "rms", "--stats", "s.json",
+                         cwd=tmp_path), "--stats applies to --mode batch only")
+    assert_bad_input(run("inverse", data, "o.parquet", cwd=tmp_path),
+                     "no streamnorm normalization record")
+
+
+# --------------------------------------------------------------------------- interrupts
+
+
+@pytest.fixture
+def big(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(3)
+    n = 120_000
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({f"c{j}": rng.normal(0, 1, n) for j in range(4)}), path)
+    return path
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_leaves_nothing(tmp_path, big, sig, code):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    dst = out_dir / "result.arrows"
+    dst.write_bytes(b"previous result")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamnorm", "normalize", str(big), str(dst),
+         "--batch-size", "40"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 90
+    while not any(p.suffix == ".tmp" for p in out_dir.iterdir()):  # the writing pass started
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run never started writing"
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert listing(out_dir) == ["result.arrows"]
+    assert dst.read_bytes() == b"previous result"
