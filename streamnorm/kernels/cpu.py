@@ -702,79 +702,12 @@ def _map_columns(columns, centers, scales, outs, inverse):
 
 
 @njit(cache=True)
-def normalize_columns(columns, centers, scales, outs):
-    """:func:`normalize_column` over several columns: ``outs[j] = (columns[j] - centers[j]) /
-    scales[j]``.
+def denormalize_columns(columns, centers, scales, outs):
+    """:func:`denormalize_column` over several columns: ``outs[j] = columns[j] * scales[j] +
+    centers[j]``.
 
     ``columns``/``outs`` are numba typed Lists of 1-D arrays (one input dtype, one output
     dtype; lengths may differ, ``outs[j]`` as long as ``columns[j]``); ``centers``/``scales``
     float64[k]. Computed in float64 and rounded once; no parallel launch for small inputs.
     """
-    _map_columns(columns, centers, scales, outs, False)
-
-
-@njit(cache=True)
-def denormalize_columns(columns, centers, scales, outs):
-    """:func:`denormalize_column` over several columns: ``outs[j] = columns[j] * scales[j] +
-    centers[j]`` (arguments as in :func:`normalize_columns`)."""
-    _map_columns(columns, centers, scales, outs, True)
-
-
-# --------------------------------------------------------------------------- batched normalization
-# Several columns of one dtype in one call: one parallel launch per record batch instead of one
-# per column, and none at all for small batches (a launch costs more than the work there).
-
-
-@njit(cache=True)
-def _map_span(values, center, scale, out, start, stop, inverse):
-    """``out[i] = (x - center) / scale`` (or ``x * scale + center`` if ``inverse``) on a span."""
-    if inverse:
-        for i in range(start, stop):
-            out[i] = float(values[i]) * scale + center
-    else:
-        for i in range(start, stop):
-            out[i] = (float(values[i]) - center) / scale
-
-
-@njit(cache=True, parallel=True)
-def _map_columns_parallel(columns, centers, scales, outs, inverse, first_chunk):
-    for item in prange(first_chunk[-1]):
-        j = np.searchsorted(first_chunk, item, side="right") - 1
-        start = (item - first_chunk[j]) * CHUNK
-        stop = min(start + CHUNK, columns[j].shape[0])
-        _map_span(columns[j], centers[j], scales[j], outs[j], start, stop, inverse)
-
-
-@njit(cache=True)
-def _map_columns(columns, centers, scales, outs, inverse):
-    k = len(columns)
-    first_chunk = np.zeros(k + 1, dtype=np.int64)
-    total = 0
-    for j in range(k):
-        n = columns[j].shape[0]
-        total += n
-        first_chunk[j + 1] = first_chunk[j] + (n + CHUNK - 1) // CHUNK
-    if total <= CHUNK:
-        for j in range(k):
-            _map_span(columns[j], centers[j], scales[j], outs[j], 0, columns[j].shape[0], inverse)
-    else:
-        _map_columns_parallel(columns, centers, scales, outs, inverse, first_chunk)
-
-
-@njit(cache=True)
-def normalize_columns(columns, centers, scales, outs):
-    """:func:`normalize_column` over several columns: ``outs[j] = (columns[j] - centers[j]) /
-    scales[j]``.
-
-    ``columns``/``outs`` are numba typed Lists of 1-D arrays (one input dtype, one output
-    dtype; lengths may differ, ``outs[j]`` as long as ``columns[j]``); ``centers``/``scales``
-    float64[k]. Computed in float64 and rounded once; no parallel launch for small inputs.
-    """
-    _map_columns(columns, centers, scales, outs, False)
-
-
-@njit(cache=True)
-def denormalize_columns(columns, centers, scales, outs):
-    """:func:`denormalize_column` over several columns: ``outs[j] = columns[j] * scales[j] +
-    centers[j]`` (arguments as in :func:`normalize_columns`)."""
     _map_columns(columns, centers, scales, outs, True)
