@@ -267,3 +267,27 @@ def test_s3_failed_write_leaves_nothing(s3_bucket):
 
     names = [i.path for i in s3_bucket.get_file_info(pafs.FileSelector("bucket"))]
     assert not any("fail" in n for n in names)
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def _cli(*args, cwd):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "streamnorm", *map(str, args), "--no-progress"],
+                          cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_reads_datasets_and_csv(hive, tmp_path):
+    root, table = hive
+    out = tmp_path / "stats.json"
+    done = _cli("stats", root, "-c", "a", "-o", out, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    _check(sn.FeatureStats.load(out), table, ["a"])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n3\n")
+    done = _cli("stats", bad, cwd=tmp_path)
+    assert done.returncode == 2 and "line 3 has 1 fields instead of 2" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
