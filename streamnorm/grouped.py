@@ -300,7 +300,7 @@ class GroupedFeatureStats(FeatureStats):
         values = self._state_columns()
         types = [self._types.get(c) for c in self.columns] * len(self._keys)
         values["type"] = pa.array([str(t) if t is not None else None for t in types], pa.string())
-        meta = {**self._metadata(), "by": self.by,
+        meta = {**self._metadata(), "by": self.by, "features": self.columns,
                 "key_types": [str(t) for t in (self._key_types or [])]}
         table = self._with_keys(values)
         return table.replace_schema_metadata({_METADATA_KEY: json.dumps(meta)})
@@ -319,9 +319,10 @@ class GroupedFeatureStats(FeatureStats):
                 "create it with FeatureStats(by=...).save"
             )
         all_names = table.column("column").to_pylist()
-        names = list(dict.fromkeys(all_names))
+        names = meta.get("features", list(dict.fromkeys(all_names)))
         k = len(names)
-        if k == 0 or table.num_rows % k or all_names != names * (table.num_rows // k):
+        if (k == 0 and all_names) or (k and (table.num_rows % k
+                                            or all_names != names * (table.num_rows // k))):
             raise InputError("grouped statistics table rows are not key-major; re-create it")
         stats = cls(names, nan=meta.get("nan", "skip"), moments=moments, by=by)
         stats._columns = names
@@ -330,7 +331,8 @@ class GroupedFeatureStats(FeatureStats):
         type_names = table.column("type").to_pylist() if "type" in table.column_names else None
         stats._types = {n: _parse_type(type_names[j]) if type_names else None
                         for j, n in enumerate(names)}
-        key_rows = table.select(by).take(pa.array(range(0, table.num_rows, k))).to_pylist()
+        key_rows = table.select(by).take(pa.array(range(0, table.num_rows, max(k, 1)),
+                                                  pa.int64())).to_pylist()
         stats._allocate(k)
         for row in key_rows:
             stats._group_of(tuple(row[name] for name in by))

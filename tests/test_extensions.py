@@ -1,0 +1,371 @@
+"""Issue 8 extensions: moments=4, frequency weights, RunningStats and grouped (by=) statistics."""
+
+from __future__ import annotations
+
+import datetime
+from fractions import Fraction
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+import scipy.stats
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import streamnorm as sn
+from streamnorm.kernels.cpu import BLOCK, CHUNK
+
+
+def exact_moments(values: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
+    """Exact (fractions) weighted count, mean, m2, m3, m4, skew and Fisher kurtosis."""
+    xs = [Fraction(float(v)) for v in values]
+    ws = [Fraction(1)] * len(xs) if weights is None else [Fraction(float(w)) for w in weights]
+    n = sum(ws, Fraction(0))
+    mean = sum((w * x for w, x in zip(ws, xs)), Fraction(0)) / n
+    m = {k: sum((w * (x - mean) ** k for w, x in zip(ws, xs)), Fraction(0)) for k in (2, 3, 4)}
+    m2, m3, m4 = (float(m[k]) for k in (2, 3, 4))
+    skew = float(m[3] / n) / float(m[2] / n) ** 1.5
+    kurt = float(m[4] * n / (m[2] * m[2])) - 3.0
+    return {"n": float(n), "mean": float(mean), "m2": m2, "m3": m3, "m4": m4, "skew": skew,
+            "kurt": kurt}
+
+
+def rel(got: float, want: float) -> float:
+    return abs(got - want) / abs(want)
+
+
+# --------------------------------------------------------------------------- moments=4
+
+
+def test_skew_kurtosis_exact_at_offset_1e9_for_any_batching(rng):
+    x = rng.gamma(2.0, 1.0, 1500) + 1e9
+    want = exact_moments(x)
+    table = pa.table({"x": x})
+    for batch_size in (None, 3, 7, 500):
+        fs = sn.FeatureStats(moments=4)
+        for batch in table.to_batches(max_chunksize=batch_size):
+            fs.update(batch)
+        assert rel(fs.skew()[0], want["skew"]) < 1e-10
+        assert rel(fs.kurtosis()[0], want["kurt"]) < 1e-10
+        assert rel(fs.kurtosis(fisher=False)[0], want["kurt"] + 3) < 1e-10
+        assert rel(fs.var()[0], want["m2"] / want["n"]) < 1e-13
+
+
+def test_skew_kurtosis_match_scipy_across_blocks_chunks_and_nulls(rng):
+    n = 2 * CHUNK + 3 * BLOCK + 5
+    x = rng.lognormal(0.0, 0.5, n) + 1e6
+    mask = rng.random(n) < 0.05
+    x[rng.random(n) < 0.01] = np.nan
+    table = pa.table({"x": pa.array(x, mask=mask), "i": rng.integers(-50, 50, n)})
+    fs = sn.FeatureStats(moments=4).update(table)
+    keep = ~mask & ~np.isnan(x)
+    xv = x[keep] - 1e6  # an exact shift, so scipy's own result is accurate
+    np.testing.assert_allclose(fs.skew()[0], scipy.stats.skew(xv), rtol=1e-10)
+    np.testing.assert_allclose(fs.kurtosis()[0], scipy.stats.kurtosis(xv), rtol=1e-10)
+    i = table.column("i").to_numpy().astype(float)
+    np.testing.assert_allclose(fs.skew()[1], scipy.stats.skew(i), rtol=1e-10)
+    np.testing.assert_allclose(fs.kurtosis()[1], scipy.stats.kurtosis(i), rtol=1e-10)
+    assert fs.null_count.tolist() == [mask.sum(), 0]
+    assert fs.nan_count.tolist() == [np.isnan(x[~mask]).sum(), 0]
+    plain = sn.FeatureStats().update(table)  # moments=2 gives the same lower moments
+    np.testing.assert_allclose(fs.var(), plain.var(), rtol=1e-13)
+    np.testing.assert_array_equal(fs.count, plain.count)
+
+
+def test_moments4_edge_cases():
+    fs = sn.FeatureStats(moments=4).update(pa.table({"c": [3.0, 3.0, 3.0], "e": pa.array(
+        [None, None, None], pa.float64())}))
+    assert np.isnan(fs.skew()).all() and np.isnan(fs.kurtosis()).all()
+    with pytest.raises(ValueError, match="moments=4"):
+        sn.FeatureStats().update(pa.table({"x": [1.0]})).skew()
+    with pytest.raises(ValueError, match="moments"):
+        sn.FeatureStats(moments=3)
+    with pytest.raises(ValueError, match="moments"):
+        sn.FeatureStats(moments=4).update(pa.table({"x": [1.0]})).merge(
+            sn.FeatureStats().update(pa.table({"x": [1.0]})))
+
+
+@pytest.mark.parametrize("suffix", [".json", ".arrow", ".parquet"])
+def test_moments4_save_load_round_trip(tmp_path, suffix, rng):
+    fs = sn.FeatureStats(moments=4).update(pa.table({"x": rng.normal(1e9, 1, 100),
+                                                     "y": rng.integers(0, 9, 100)}))
+    table = fs.to_arrow()
+    assert table.column_names[:7] == ["column", "count", "null_count", "nan_count", "mean", "m2",
+                                      "m3"]
+    assert "m3" not in sn.FeatureStats().update(pa.table({"x": [1.0]})).to_arrow().column_names
+    fs.save(tmp_path / f"s{suffix}")
+    back = sn.FeatureStats.load(tmp_path / f"s{suffix}")
+    assert back == fs and back.moments == 4
+    np.testing.assert_array_equal(back.skew(), fs.skew())
+
+
+finite = st.floats(min_value=-1e3, max_value=1e3, allow_nan=False, width=64)
+column_values = st.lists(st.one_of(finite, finite, st.none()), min_size=0, max_size=40)
+
+
+def _close_higher(a: sn.FeatureStats, b: sn.FeatureStats) -> None:
+    np.testing.assert_array_equal(a.count, b.count)
+    np.testing.assert_array_equal(a.null_count, b.null_count)
+    np.testing.assert_allclose(a.mean, b.mean, rtol=1e-12, atol=1e-9)
+    n = np.maximum(np.asarray(a.count, float), 1.0)
+    for attr, power in (("_m2", 2), ("_m3", 3), ("_m4", 4)):
+        np.testing.assert_allclose(getattr(a, attr), getattr(b, attr), rtol=1e-9,
+                                   atol=1e-9 * float(n.max()) * 2e3**power)
+
+
+@settings(max_examples=40, deadline=None)
+@given(a=column_values, b=column_values, c=column_values,
+       offset=st.sampled_from([0.0, 1e9]))
+def test_moments4_merge_is_associative(a, b, c, offset):
+    def stats(values):
+        col = pa.array([None if v is None else v + offset for v in values], pa.float64())
+        return sn.FeatureStats(["x"], moments=4).update(pa.table({"x": col}))
+
+    sa, sb, sc = stats(a), stats(b), stats(c)
+    _close_higher((sa + sb) + sc, sa + (sb + sc))
+    _close_higher((sa + sb) + sc, stats(a + b + c))
+    assert sn.FeatureStats.from_arrow(sa.to_arrow()) == sa
+    assert sn.FeatureStats.from_dict(sa.to_dict()) == sa
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def test_weighted_mean_var_match_numpy_average(rng):
+    n = BLOCK + 333
+    x = rng.normal(1e3, 5.0, n)
+    w = rng.random(n) * 3
+    w[rng.random(n) < 0.1] = 0.0
+    fs = sn.FeatureStats().update(pa.table({"x": x, "w": w}), weights="w")
+    assert fs.columns == ["x"] and fs.weighted
+    mean = np.average(x, weights=w)
+    var0 = np.average((x - mean) ** 2, weights=w)
+    assert fs.count.dtype == np.float64
+    np.testing.assert_allclose(fs.count[0], w.sum(), rtol=1e-13)
+    np.testing.assert_allclose(fs.mean[0], mean, rtol=1e-13)
+    np.testing.assert_allclose(fs.var()[0], var0, rtol=1e-11)
+    np.testing.assert_allclose(fs.var(ddof=1)[0], var0 * w.sum() / (w.sum() - 1), rtol=1e-11)
+
+
+def test_integer_weights_equal_repeated_rows_and_offset_accuracy(rng):
+    x = rng.normal(0, 1, 700) + 1e9
+    w = rng.integers(0, 4, 700)
+    x[::50] = np.nan
+    weighted = sn.FeatureStats(moments=4).update(pa.table({"x": x, "w": w}), weights="w")
+    repeated = sn.FeatureStats(moments=4).update(pa.table({"x": np.repeat(x, w)}))
+    keep = ~np.isnan(x)
+    want = exact_moments(x[keep], w[keep])
+    assert weighted.count[0] == repeated.count[0] == want["n"]
+    assert weighted.nan_count[0] == (w[~keep] > 0).sum()  # rows, not weights
+    assert repeated.nan_count[0] == w[~keep].sum()
+    assert rel(weighted.var()[0], want["m2"] / want["n"]) < 1e-13
+    assert rel(weighted.skew()[0], want["skew"]) < 1e-10
+    assert rel(weighted.kurtosis()[0], want["kurt"]) < 1e-10
+    np.testing.assert_allclose(weighted.var(), repeated.var(), rtol=1e-13)
+
+
+def test_zero_and_null_weights_drop_rows_and_bad_weights_are_errors():
+    t = pa.table({"x": pa.array([1.0, None, float("nan"), 5.0, 100.0]),
+                  "w": pa.array([1, 0, 0, 1, None])})
+    fs = sn.FeatureStats().update(t, weights="w")
+    assert fs.count.tolist() == [2.0] and fs.null_count.tolist() == [0]
+    assert fs.nan_count.tolist() == [0] and fs.mean.tolist() == [3.0] and fs.max.tolist() == [5.0]
+    for bad in ([1.0, -1.0], [1.0, float("nan")], [1.0, float("inf")]):
+        with pytest.raises(ValueError, match="weights"):
+            sn.FeatureStats().update(pa.table({"x": [1.0, 2.0], "w": bad}), weights="w")
+    with pytest.raises(ValueError, match="weights"):
+        sn.FeatureStats().update(pa.table({"x": [1.0]}), weights="nope")
+    with pytest.raises(ValueError, match="tracked feature"):
+        fs = sn.FeatureStats().update(pa.table({"x": [1.0], "w": [1.0]}))
+        fs.update(pa.table({"x": [1.0], "w": [1.0]}), weights="w")
+    only_zero = sn.FeatureStats().update(pa.table({"x": [7.0], "w": [0.0]}), weights="w")
+    assert only_zero.count.tolist() == [0.0] and np.isnan(only_zero.mean).all()
+
+
+@pytest.mark.parametrize("suffix", [".json", ".parquet"])
+def test_weighted_merge_and_round_trip(tmp_path, suffix, rng):
+    x = rng.normal(5, 2, 300)
+    w = rng.random(300)
+    t = pa.table({"x": x, "w": w})
+    a = sn.FeatureStats().update(t.slice(0, 100), weights="w")
+    b = sn.FeatureStats().update(t.slice(100), weights="w")
+    whole = sn.FeatureStats().update(t, weights="w")
+    merged = a + b
+    np.testing.assert_allclose(merged.count, whole.count, rtol=1e-14)
+    np.testing.assert_allclose(merged.var(), whole.var(), rtol=1e-12)
+    mixed = sn.FeatureStats().update(pa.table({"x": x[:10]})) + a  # unweighted + weighted
+    assert mixed.weighted and mixed.count.dtype == np.float64
+    np.testing.assert_allclose(mixed.count[0], 10 + w[:100].sum(), rtol=1e-14)
+    whole.save(tmp_path / f"w{suffix}")
+    assert sn.FeatureStats.load(tmp_path / f"w{suffix}") == whole
+
+
+# --------------------------------------------------------------------------- RunningStats
+
+
+def torch_rule(batches: list[np.ndarray], momentum: float | None) -> tuple[np.ndarray, ...]:
+    """float64 re-implementation of BatchNorm1d's running_mean / running_var update."""
+    k = batches[0].shape[1]
+    mean, var = np.zeros(k), np.ones(k)
+    for t, x in enumerate(batches, start=1):
+        factor = 1.0 / t if momentum is None else momentum
+        mean = (1 - factor) * mean + factor * x.mean(axis=0)
+        var = (1 - factor) * var + factor * x.var(axis=0, ddof=1)
+    return mean, var
+
+
+@pytest.mark.parametrize("momentum", [0.1, 0.5, 1.0, None])
+def test_running_stats_follow_batchnorm(momentum, rng):
+    batches = [rng.normal(3, 2, (int(rng.integers(2, 40)), 3)) * [1, 10, 0.1] + [0, 1e3, -5]
+               for _ in range(9)]
+    rs = sn.RunningStats(momentum=momentum)
+    assert rs.columns == []
+    for x in batches:
+        rs.update(pa.table({f"c{j}": x[:, j] for j in range(3)}))
+    mean, var = torch_rule(batches, momentum)
+    np.testing.assert_allclose(rs.mean, mean, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(rs.var(), var, rtol=1e-13)
+    np.testing.assert_allclose(rs.std(), np.sqrt(var), rtol=1e-13)
+    assert rs.num_batches_tracked == 9 and rs.columns == ["c0", "c1", "c2"]
+    assert rs.to_arrow().column_names == ["column", "running_mean", "running_var", "updates"]
+
+
+def test_running_stats_skip_columns_without_two_values_and_reset():
+    rs = sn.RunningStats(momentum=0.5)
+    rs.update(pa.table({"a": [1.0, 3.0], "b": pa.array([None, 4.0], pa.float64())}))
+    assert rs.mean.tolist() == [1.0, 0.0] and rs.var().tolist() == [1.5, 1.0]
+    assert rs.updates.tolist() == [1, 0]
+    rs.update_batches(pa.table({"a": [2.0, 4.0, 6.0, 8.0], "b": [1.0, 1.0, 1.0, 1.0]}),
+                      batch_size=2)
+    assert rs.num_batches_tracked == 3 and rs.updates.tolist() == [3, 2]
+    rs.reset()
+    assert rs.mean.tolist() == [0.0, 0.0] and rs.var().tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="momentum"):
+        sn.RunningStats(momentum=0.0)
+
+
+# --------------------------------------------------------------------------- grouped
+
+
+def _grouped_table(rng, n=3000, offset=1e3):
+    return pa.table({
+        "k": pa.array(rng.choice(["a", "b", "c", None], n)),
+        "d": pa.array([datetime.date(2024, 1, 1 + int(i)) for i in rng.integers(0, 3, n)]),
+        "x": rng.normal(offset, 2.0, n),
+        "y": pa.array(rng.integers(-100, 100, n), mask=rng.random(n) < 0.1),
+    })
+
+
+def test_grouped_matches_polars_group_by(rng):
+    table = _grouped_table(rng)
+    fs = sn.FeatureStats(by=["k", "d"])
+    for batch in table.to_batches(max_chunksize=700):
+        fs.update(batch)
+    assert fs.columns == ["x", "y"]
+    ref = pl.from_arrow(table).group_by(["k", "d"]).agg(
+        [pl.col(c).mean().alias(f"{c}_mean") for c in ("x", "y")]
+        + [pl.col(c).var(ddof=0).alias(f"{c}_var") for c in ("x", "y")]
+        + [pl.col(c).count().alias(f"{c}_n") for c in ("x", "y")]
+    )
+    assert ref.height == len(fs.keys) == 12
+    for row in ref.iter_rows(named=True):
+        g = fs.group_index((row["k"], row["d"]))
+        for j, c in enumerate(("x", "y")):
+            assert fs.count[g, j] == row[f"{c}_n"]
+            np.testing.assert_allclose(fs.mean[g, j], row[f"{c}_mean"], rtol=1e-13)
+            np.testing.assert_allclose(fs.var()[g, j], row[f"{c}_var"], rtol=1e-11)
+
+
+def test_grouped_accuracy_at_offset_1e9_matches_ungrouped(rng):
+    n = 2000
+    keys = rng.integers(0, 3, n)
+    x = rng.normal(0, 1, n) + 1e9 * (1 + keys)
+    fs = sn.FeatureStats(by="k").update(pa.table({"k": keys, "x": x}).to_batches(300))
+    for g, key in enumerate(fs.keys.column("k").to_pylist()):
+        values = x[keys == key]
+        want = exact_moments(values)
+        ungrouped = sn.FeatureStats().update(pa.table({"x": values}).to_batches(300))
+        assert rel(fs.var()[g, 0], want["m2"] / want["n"]) < 1e-13
+        assert rel(ungrouped.var()[0], want["m2"] / want["n"]) < 1e-13
+        assert fs.mean[g, 0] == want["mean"]
+
+
+def test_grouped_layout_merge_weights_and_moments(rng):
+    n = 600
+    table = _grouped_table(rng, n=n).drop_columns(["d"]).append_column(
+        "w", pa.array(rng.integers(0, 4, n), mask=rng.random(n) < 0.1))
+    fs = sn.FeatureStats(by="k", moments=4).update(table, weights="w")
+    assert fs.columns == ["x", "y"]  # keys and weights are never features
+    out = fs.to_arrow()
+    assert out.column_names[:8] == ["k", "column", "count", "null_count", "nan_count", "mean",
+                                    "m2", "m3"]
+    assert out.num_rows == 2 * len(fs.keys) == 8
+    w = table.column("w").fill_null(0).to_numpy()
+    keys = table.column("k").to_pylist()
+    for key in ("a", None):
+        rows = np.array([k == key for k in keys]) & (w > 0)
+        want = exact_moments(table.column("x").to_numpy()[rows], w[rows])
+        g = fs.group_index(key)
+        assert fs.count[g, 0] == want["n"]
+        assert rel(fs.var()[g, 0], want["m2"] / want["n"]) < 1e-12
+        assert rel(fs.skew()[g, 0], want["skew"]) < 1e-10
+        assert rel(fs.kurtosis()[g, 0], want["kurt"]) < 1e-10
+    a = sn.FeatureStats(by="k").update(table.slice(0, 5))
+    b = sn.FeatureStats(by="k").update(table.slice(5))
+    merged, whole = a + b, sn.FeatureStats(by="k").update(table)
+    assert set(map(str, merged.keys.column("k").to_pylist())) == {"a", "b", "c", "None"}
+    for key in ("a", "b", "c", None):
+        gm, gw = merged.group_index(key), whole.group_index(key)
+        np.testing.assert_array_equal(merged.count[gm], whole.count[gw])
+        np.testing.assert_allclose(merged.var()[gm], whole.var()[gw], rtol=1e-12)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".arrow", ".parquet"])
+def test_grouped_save_load(tmp_path, suffix, rng):
+    table = _grouped_table(rng, n=200).drop_columns(["d"])
+    fs = sn.FeatureStats(by="k").update(table)
+    fs.save(tmp_path / f"g{suffix}")
+    back = sn.FeatureStats.load(tmp_path / f"g{suffix}")
+    assert isinstance(back, sn.GroupedFeatureStats) and back == fs and back.by == ["k"]
+
+
+def test_grouped_errors_and_date_keys_need_binary_formats(tmp_path, rng):
+    table = _grouped_table(rng, n=50)
+    with pytest.raises(ValueError, match="key column 'nope'"):
+        sn.FeatureStats(by="nope").update(table)
+    with pytest.raises(ValueError, match="cannot also be features"):
+        sn.FeatureStats(["x", "k"], by="k").update(table)
+    fs = sn.FeatureStats(by="d").update(table)
+    with pytest.raises(ValueError, match=".arrow or .parquet"):
+        fs.save(tmp_path / "d.json")
+    fs.save(tmp_path / "d.arrow")
+    assert sn.FeatureStats.load(tmp_path / "d.arrow") == fs
+    with pytest.raises(TypeError):
+        fs.merge(sn.FeatureStats().update(table))
+
+
+keyed = st.lists(st.tuples(st.sampled_from(["p", "q", "r"]), st.one_of(finite, st.none())),
+                 max_size=30)
+
+
+@settings(max_examples=30, deadline=None)
+@given(a=keyed, b=keyed, c=keyed, offset=st.sampled_from([0.0, 1e9]))
+def test_grouped_merge_is_associative_and_round_trips(a, b, c, offset):
+    def stats(rows):
+        table = pa.table({
+            "k": pa.array([k for k, _ in rows], pa.string()),
+            "x": pa.array([None if v is None else v + offset for _, v in rows], pa.float64()),
+        })
+        return sn.FeatureStats(["x"], by="k", moments=4).update(table)
+
+    sa, sb, sc = stats(a), stats(b), stats(c)
+    left, right, whole = (sa + sb) + sc, sa + (sb + sc), stats(a + b + c)
+    assert left.keys.column("k").to_pylist() == right.keys.column("k").to_pylist()
+    for other in (right, whole):
+        order = [other.group_index(k) for k in left.keys.column("k").to_pylist()]
+        np.testing.assert_array_equal(left.count, other.count[order])
+        np.testing.assert_allclose(left.mean, other.mean[order], rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(left.m2, other.m2[order], rtol=1e-9, atol=1e-6 * 4e6 * 30)
+    assert sn.FeatureStats.from_arrow(left.to_arrow()) == left
+    assert sn.FeatureStats.from_dict(left.to_dict()) == left

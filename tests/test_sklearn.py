@@ -1,0 +1,82 @@
+"""streamnorm.sklearn.StreamScaler: the scikit-learn contract and StandardScaler parity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+
+pytest.importorskip("sklearn")
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from streamnorm.sklearn import StreamScaler  # noqa: E402
+
+
+@parametrize_with_checks([StreamScaler(), StreamScaler(with_mean=False),
+                          StreamScaler(with_std=False)])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("with_mean", [True, False])
+@pytest.mark.parametrize("with_std", [True, False])
+def test_matches_standard_scaler_with_nan_and_constant_columns(with_mean, with_std, rng):
+    X = rng.normal(3, 2, (400, 4))
+    X[:, 2] = 7.0
+    X[rng.random(400) < 0.1, 1] = np.nan
+    ours = StreamScaler(with_mean=with_mean, with_std=with_std)
+    for part in np.array_split(X, 5):
+        ours.partial_fit(part)
+    ref = StandardScaler(with_mean=with_mean, with_std=with_std).fit(X)
+    np.testing.assert_allclose(ours.transform(X), ref.transform(X), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(ours.inverse_transform(ours.transform(X)), X, rtol=1e-13)
+    if with_std:
+        np.testing.assert_allclose(ours.var_, ref.var_, rtol=1e-12)
+        np.testing.assert_allclose(ours.scale_, ref.scale_, rtol=1e-12)
+    np.testing.assert_array_equal(ours.n_samples_seen_, ref.n_samples_seen_)
+
+
+def test_accurate_far_from_zero_where_it_matters(rng):
+    X = rng.normal(0, 1, (3000, 2)) + 1e9
+    ours = StreamScaler()
+    for part in np.array_split(X, 7):
+        ours.partial_fit(part)
+    exact = np.array([np.var(X[:, j] - 1e9) for j in range(2)])  # exact shift, then numpy
+    np.testing.assert_allclose(ours.var_, exact, rtol=1e-13)
+
+
+def test_sample_weight_equals_repetition(rng):
+    X = rng.normal(size=(50, 3))
+    w = rng.integers(0, 4, 50)
+    weighted = StreamScaler().fit(X, sample_weight=w)
+    repeated = StreamScaler().fit(np.repeat(X, w, axis=0))
+    np.testing.assert_allclose(weighted.mean_, repeated.mean_, rtol=1e-13)
+    np.testing.assert_allclose(weighted.var_, repeated.var_, rtol=1e-12)
+    assert weighted.n_samples_seen_ == w.sum()
+
+
+@pytest.mark.parametrize("kind", ["pandas", "polars", "arrow"])
+def test_frames_feature_names_and_set_output(kind, rng):
+    data = {"a": rng.normal(size=30), "b": rng.integers(0, 5, 30).astype(float)}
+    frame = {"pandas": pd.DataFrame, "polars": pl.DataFrame, "arrow": pa.table}[kind](data)
+    scaler = StreamScaler().fit(frame)
+    assert list(scaler.feature_names_in_) == ["a", "b"]
+    assert list(scaler.get_feature_names_out()) == ["a", "b"]
+    np.testing.assert_allclose(scaler.mean_, [data["a"].mean(), data["b"].mean()], rtol=1e-13)
+    out = scaler.set_output(transform="pandas").transform(frame)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == ["a", "b"]
+    out = scaler.set_output(transform="polars").transform(frame)
+    assert isinstance(out, pl.DataFrame) and out.columns == ["a", "b"]
+
+
+def test_float32_is_preserved_and_refit_resets(rng):
+    X = rng.normal(size=(20, 2)).astype(np.float32)
+    scaler = StreamScaler().fit(X)
+    assert scaler.transform(X).dtype == np.float32
+    scaler.fit(X[:5])
+    assert scaler.n_samples_seen_ == 5
+    with pytest.raises(ValueError):
+        scaler.partial_fit(rng.normal(size=(3, 3)))
