@@ -10,11 +10,14 @@ from .errors import InputError, SchemaError, StreamnormError
 from .normalize import Normalizer, inverse_file, normalize_file
 from .grouped import GroupedFeatureStats
 from .running import RunningStats
+from .selection import inspect, select_columns
+from .sources import DataSource, normalize_dataset, open_source
 from .stats import FeatureStats, feature_stats, row_stats
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DataSource",
     "FeatureStats",
     "GroupedFeatureStats",
     "InputError",
@@ -23,8 +26,12 @@ __all__ = [
     "SchemaError",
     "StreamnormError",
     "feature_stats",
+    "inspect",
     "inverse_file",
+    "normalize_dataset",
     "normalize_file",
+    "open_source",
     "row_stats",
+    "select_columns",
     "__version__",
 ]

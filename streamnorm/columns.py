@@ -72,9 +72,23 @@ def check_numeric(name: str, arrow_type: pa.DataType) -> None:
         raise TypeError(why_not_numeric(name, arrow_type))
 
 
+#: Field metadata key and value that mark a dataset partition key column (``year`` of
+#: ``year=2024/``), set by streamnorm.sources.
+ROLE_KEY = b"streamnorm.role"
+PARTITION_ROLE = b"partition"
+
+
+def is_partition_key(field: pa.Field) -> bool:
+    """Whether ``field`` is a partition key (``year=2024/``) added when reading a dataset."""
+    return bool(field.metadata) and field.metadata.get(ROLE_KEY) == PARTITION_ROLE
+
+
 def numeric_column_names(schema: pa.Schema) -> list[str]:
-    """Names of the scalar numeric columns of a schema, in schema order."""
-    return [f.name for f in schema if is_numeric(f.type)]
+    """Names of the scalar numeric columns of a schema, in schema order.
+
+    Partition keys are skipped: they are normalized only when named explicitly.
+    """
+    return [f.name for f in schema if is_numeric(f.type) and not is_partition_key(f)]
 
 
 def _primitive_view(arr: pa.Array) -> ColumnView:

@@ -47,11 +47,8 @@ import pyarrow.json as pjson
 import pyarrow.parquet as pq
 
 from . import io
+from .columns import PARTITION_ROLE, ROLE_KEY, is_partition_key
 from .errors import InputError
-
-#: Field metadata key and value that mark a partition key column (e.g. ``year`` of ``year=2024/``).
-ROLE_KEY = b"streamnorm.role"
-PARTITION_ROLE = b"partition"
 
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4", ".br")
 CSV_SUFFIXES = (".csv", ".tsv")
@@ -75,11 +72,6 @@ class SkippedRowsWarning(UserWarning):
 def is_uri(text: str) -> bool:
     """Whether ``text`` is a URI with a scheme (``s3://…``, ``file://…``), not a local path."""
     return bool(_URI.match(text))
-
-
-def is_partition_key(f: pa.Field) -> bool:
-    """Whether a schema field is a partition key added from the directory layout."""
-    return bool(f.metadata) and f.metadata.get(ROLE_KEY) == PARTITION_ROLE
 
 
 def resolve(path: str | os.PathLike) -> tuple[pafs.FileSystem, str]:

@@ -68,9 +68,6 @@ def test_hive_directory_glob_and_list(hive):
     assert sorted(set(years)) == [2023, 2024] and len(years) == 2000
 
 
-@pytest.mark.xfail(not hasattr(cols, "is_partition_key") and "partition" not in
-                   cols.numeric_column_names.__doc__, reason="columns.numeric_column_names "
-                   "must skip partition keys (change proposed in issue 9's report)")
 def test_partition_keys_are_not_features_by_default(hive):
     root, _ = hive
     assert sn.feature_stats(root).columns == ["a", "b"]

@@ -279,7 +279,7 @@ def test_bad_files_are_input_errors(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(sn.InputError, match="empty"):
         sn.feature_stats(empty)
-    junk = tmp_path / "junk.csv"
+    junk = tmp_path / "junk.bin"
     junk.write_text("a,b\n1,2\n")
     with pytest.raises(sn.InputError, match="not an Arrow IPC or Parquet file"):
         sn.feature_stats(junk)
