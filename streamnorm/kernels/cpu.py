@@ -18,7 +18,8 @@ with ``count`` a float64 (Chan's formula needs it as a float anyway).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 #: Values per two-pass block: small enough to stay in L1 between the two passes.
 BLOCK = 2048
@@ -44,96 +45,277 @@ def chan_merge(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
     if n_a == 0.0:
         return n_b, mean_b, m2_b
     n = n_a + n_b
+    if not (np.isfinite(mean_a) and np.isfinite(mean_b)):
+        # A side holding ±inf: the mean is the inf (or NaN for +inf with -inf) and m2 is NaN,
+        # as numpy; the formula below would turn inf - inf into a NaN mean.
+        return n, mean_a + mean_b, np.nan
     delta = mean_b - mean_a
     mean = mean_a + delta * (n_b / n)
     m2 = m2_a + m2_b + delta * delta * (n_a * n_b / n)
     return n, mean, m2
 
 
+# --------------------------------------------------------------------------- order keys
+# Min/max of a NaN-free float block as an *integer* reduction: a float's bits, with the
+# magnitude bits flipped for negative numbers, order exactly like the float values (-0.0 sorts
+# just below +0.0). Integer min/max reductions vectorise without any fast-math flag, whereas a
+# float compare-select reduction needs ``nnan`` (DESIGN §4 forbids it). Integer inputs are
+# their own keys.
+
+
+def _order_key(x):  # pragma: no cover - replaced by the overload below inside kernels
+    raise NotImplementedError
+
+
+def _from_order_key(key, like):  # pragma: no cover
+    raise NotImplementedError
+
+
+def _order_key_bounds(values):  # pragma: no cover
+    raise NotImplementedError
+
+
+@overload(_order_key, inline="always")
+def _ov_order_key(x):
+    if isinstance(x, types.Float) and x.bitwidth == 64:
+        def impl(x):
+            bits = np.float64(x).view(np.int64)
+            return bits ^ ((bits >> 63) & np.int64(0x7FFFFFFFFFFFFFFF))
+        return impl
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        def impl(x):
+            bits = np.float32(x).view(np.int32)
+            return bits ^ ((bits >> np.int32(31)) & np.int32(0x7FFFFFFF))
+        return impl
+    if isinstance(x, types.Integer):
+        return lambda x: x
+    return None
+
+
+@overload(_from_order_key, inline="always")
+def _ov_from_order_key(key, like):
+    if isinstance(like, types.Float) and like.bitwidth == 64:
+        def impl(key, like):
+            bits = key ^ ((key >> 63) & np.int64(0x7FFFFFFFFFFFFFFF))
+            return float(np.int64(bits).view(np.float64))
+        return impl
+    if isinstance(like, types.Float) and like.bitwidth == 32:
+        def impl(key, like):
+            bits = key ^ ((key >> np.int32(31)) & np.int32(0x7FFFFFFF))
+            return float(np.int32(bits).view(np.float32))
+        return impl
+    if isinstance(like, types.Integer):
+        return lambda key, like: float(key)
+    return None
+
+
+@overload(_order_key_bounds, inline="always")
+def _ov_order_key_bounds(values):
+    dtype = values.dtype
+    if isinstance(dtype, types.Float):
+        key = np.int64 if dtype.bitwidth == 64 else np.int32
+    elif isinstance(dtype, types.Integer):
+        key = getattr(np, str(dtype))
+    else:
+        return None
+    info = np.iinfo(key)
+    top, bottom = key(info.max), key(info.min)
+
+    def impl(values):
+        return top, bottom  # (initial minimum, initial maximum)
+    return impl
+
+
+# --------------------------------------------------------------------------- dense blocks
+
+
 @njit(cache=True, fastmath=_BLOCK_MATH)
-def _dense_block_sum(values, start, stop, shift):
+def _dense_block_sum_keys(values, start, stop, shift):
+    """One read of a block: sum of ``x - shift`` and the min/max order keys, fused."""
+    # Index a slice from 0: with ``range(start, stop)`` numba cannot prove the index is
+    # non-negative and the wraparound check turns every load into a gather.
+    block = values[start:stop]
     total = 0.0
-    for i in range(start, stop):
-        total += float(values[i]) - shift
-    return total
+    lo, hi = _order_key_bounds(values)
+    for i in range(block.shape[0]):
+        v = block[i]
+        total += float(v) - shift
+        key = _order_key(v)
+        lo = min(lo, key)
+        hi = max(hi, key)
+    return total, lo, hi
 
 
 @njit(cache=True, fastmath=_BLOCK_MATH)
 def _dense_block_m2(values, start, stop, shift, block_mean):
+    block = values[start:stop]
     m2 = 0.0
-    for i in range(start, stop):
-        d = (float(values[i]) - shift) - block_mean
+    for i in range(block.shape[0]):
+        d = (float(block[i]) - shift) - block_mean
         m2 += d * d
     return m2
 
 
-@njit(cache=True)
-def _dense_block_min_max(values, start, stop):
-    lo = np.inf
-    hi = -np.inf
-    for i in range(start, stop):
-        x = float(values[i])
-        if x < lo:
-            lo = x
-        if x > hi:
-            hi = x
-    return lo, hi
+@njit(cache=True, inline="always")
+def _valid_bit(validity, bit_index):
+    """Bit ``bit_index`` of a packed bitmap, indexed unsigned (no wraparound check)."""
+    u = np.uint64(bit_index)
+    return (validity[u >> np.uint64(3)] >> (u & np.uint64(7))) & np.uint8(1)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=_BLOCK_MATH)
 def _checked_block(values, validity, bit_offset, has_validity, start, stop, shift):
-    """Block moments skipping nulls and NaN: (count, nan_count, mean, m2, min, max)."""
+    """Block moments skipping nulls and NaN: (count, nan_count, mean, m2, min, max).
+
+    Branch-free so it vectorises: a value takes part when it is valid and not NaN, as a
+    select (never a multiply by a 0/1 weight, which would turn a null slot's inf into NaN).
+    ±inf take part as values (they make the mean/m2 inf/NaN); min/max use order keys, which
+    order ±inf correctly, and skipped values contribute the neutral key.
+    """
+    block = values[start:stop]
+    first_bit = bit_offset + start
     count = 0
     nan_count = 0
     total = 0.0
-    lo = np.inf
-    hi = -np.inf
-    for i in range(start, stop):
-        if has_validity and not _bit_is_set(validity, bit_offset + i):
-            continue
-        x = float(values[i])
-        if x != x:
-            nan_count += 1
-            continue
-        count += 1
-        total += x - shift
-        if x < lo:
-            lo = x
-        if x > hi:
-            hi = x
+    top, bottom = _order_key_bounds(values)
+    lo = top
+    hi = bottom
+    for i in range(block.shape[0]):
+        v = block[i]
+        x = float(v)
+        valid = True
+        if has_validity:
+            valid = _valid_bit(validity, first_bit + i) != 0
+        is_nan = x != x
+        ok = valid and not is_nan
+        nan_count += 1 if (valid and is_nan) else 0
+        count += 1 if ok else 0
+        total += (x - shift) if ok else 0.0
+        key = _order_key(v)
+        lo = min(lo, key if ok else top)
+        hi = max(hi, key if ok else bottom)
     if count == 0:
         return 0, nan_count, 0.0, 0.0, np.nan, np.nan
     block_mean = total / count
     m2 = 0.0
-    for i in range(start, stop):
-        if has_validity and not _bit_is_set(validity, bit_offset + i):
-            continue
-        x = float(values[i])
-        if x != x:
-            continue
-        d = (x - shift) - block_mean
+    for i in range(block.shape[0]):
+        x = float(block[i])
+        valid = True
+        if has_validity:
+            valid = _valid_bit(validity, first_bit + i) != 0
+        d = ((x - shift) - block_mean) if (valid and x == x) else 0.0
         m2 += d * d
-    return count, nan_count, block_mean, m2, lo, hi
+    first = values[start]
+    return count, nan_count, block_mean, m2, _from_order_key(lo, first), _from_order_key(hi, first)
 
 
 @njit(cache=True)
 def _block_moments(values, validity, bit_offset, has_validity, start, stop, shift):
     """Moments of ``values[start:stop]``: (count, nan_count, shifted mean, m2, min, max)."""
     if not has_validity:
-        # Fast path: a vectorised sum tells whether the block holds any NaN or inf;
-        # only then do we pay for the per-value checks.
-        total = _dense_block_sum(values, start, stop, shift)
+        # Fast path: one vectorised read gives the shifted sum and the min/max keys; a finite
+        # sum proves the block holds no NaN or inf, so the keys are valid and no per-value
+        # check is needed. The second pass then reads the block from L1.
+        total, lo_key, hi_key = _dense_block_sum_keys(values, start, stop, shift)
         if np.isfinite(total):
             n = stop - start
             block_mean = total / n
             m2 = _dense_block_m2(values, start, stop, shift, block_mean)
-            lo, hi = _dense_block_min_max(values, start, stop)
-            return n, 0, block_mean, m2, lo, hi
+            first = values[start]
+            return (n, 0, block_mean, m2, _from_order_key(lo_key, first),
+                    _from_order_key(hi_key, first))
     return _checked_block(values, validity, bit_offset, has_validity, start, stop, shift)
+
+
+@njit(cache=True, fastmath=_BLOCK_MATH)
+def _dense_block_pipelined(values, start, prev_start, n, shift, prev_mean):
+    """Pass 1 of block ``[start, start+n)`` fused with pass 2 of the previous block.
+
+    The new block streams in from memory while the previous one (same length ``n``, still in
+    L1) gets its sum of squared deviations, so the second pass costs no extra memory time.
+    Returns (shifted sum of the new block, its min key, its max key, m2 of the previous block).
+    """
+    block = values[start:start + n]
+    prev = values[prev_start:prev_start + n]
+    total = 0.0
+    m2 = 0.0
+    lo, hi = _order_key_bounds(values)
+    for i in range(n):
+        v = block[i]
+        total += float(v) - shift
+        key = _order_key(v)
+        lo = min(lo, key)
+        hi = max(hi, key)
+        d = (float(prev[i]) - shift) - prev_mean
+        m2 += d * d
+    return total, lo, hi, m2
+
+
+@njit(cache=True)
+def _dense_chunk_moments(values, validity, start, stop, shift):
+    """Chunk moments without a validity bitmap, software-pipelined over blocks.
+
+    Same per-block arithmetic as :func:`_block_moments` (a block is merged only once its m2
+    is known, in block order); blocks whose sum is not finite take the checked path.
+    """
+    count = 0.0
+    mean = 0.0
+    m2 = 0.0
+    nan_count = 0
+    lo = np.inf
+    hi = -np.inf
+    first = values[start]
+    pending = False  # a finite block whose m2 is still to be computed
+    p_start = 0
+    p_n = 0
+    p_mean = 0.0
+    p_lo = 0.0
+    p_hi = 0.0
+    for block_start in range(start, stop, BLOCK):
+        n = min(BLOCK, stop - block_start)
+        if pending and n == p_n:
+            total, lo_key, hi_key, p_m2 = _dense_block_pipelined(
+                values, block_start, p_start, n, shift, p_mean
+            )
+        else:
+            if pending:
+                p_m2 = _dense_block_m2(values, p_start, p_start + p_n, shift, p_mean)
+            total, lo_key, hi_key = _dense_block_sum_keys(
+                values, block_start, block_start + n, shift
+            )
+        if pending:
+            count, mean, m2 = chan_merge(count, mean, m2, float(p_n), p_mean, p_m2)
+            lo = min(lo, p_lo)
+            hi = max(hi, p_hi)
+            pending = False
+        if np.isfinite(total):
+            pending = True
+            p_start = block_start
+            p_n = n
+            p_mean = total / n
+            p_lo = _from_order_key(lo_key, first)
+            p_hi = _from_order_key(hi_key, first)
+        else:
+            n_b, nan_b, mean_b, m2_b, lo_b, hi_b = _checked_block(
+                values, validity, 0, False, block_start, block_start + n, shift
+            )
+            nan_count += nan_b
+            if n_b > 0:
+                count, mean, m2 = chan_merge(count, mean, m2, float(n_b), mean_b, m2_b)
+                lo = min(lo, lo_b)
+                hi = max(hi, hi_b)
+    if pending:
+        p_m2 = _dense_block_m2(values, p_start, p_start + p_n, shift, p_mean)
+        count, mean, m2 = chan_merge(count, mean, m2, float(p_n), p_mean, p_m2)
+        lo = min(lo, p_lo)
+        hi = max(hi, p_hi)
+    return count, nan_count, mean, m2, lo, hi
 
 
 @njit(cache=True)
 def _chunk_moments(values, validity, bit_offset, has_validity, start, stop, shift):
+    if not has_validity:
+        return _dense_chunk_moments(values, validity, start, stop, shift)
     count = 0.0
     mean = 0.0
     m2 = 0.0
@@ -153,24 +335,45 @@ def _chunk_moments(values, validity, bit_offset, has_validity, start, stop, shif
     return count, nan_count, mean, m2, lo, hi
 
 
-@njit(cache=True, parallel=True)
-def column_moments(values, validity, bit_offset, has_validity, shift):
-    """Moments of one column of any numeric dtype, nulls and NaN skipped.
+@njit(cache=True)
+def _merge_chunk_states(counts, nan_counts, means, m2s, los, his, first, stop):
+    """Merge chunk states ``first..stop-1`` serially, in chunk order (thread-count independent)."""
+    count = 0.0
+    mean = 0.0
+    m2 = 0.0
+    nan_count = 0
+    lo = np.inf
+    hi = -np.inf
+    for c in range(first, stop):
+        nan_count += nan_counts[c]
+        if counts[c] > 0:
+            count, mean, m2 = chan_merge(count, mean, m2, counts[c], means[c], m2s[c])
+            lo = min(lo, los[c])
+            hi = max(hi, his[c])
+    if count == 0:
+        return np.int64(0), nan_count, 0.0, 0.0, np.nan, np.nan
+    return np.int64(count), nan_count, mean, m2, lo, hi
 
-    Parameters
-    ----------
-    values : 1-D numpy array, shape (n,), any int/uint/float32/float64 dtype.
-    validity : uint8 array, Arrow packed validity bitmap (ignored unless ``has_validity``).
-    bit_offset : int, bit index of ``values[0]`` in ``validity``.
-    has_validity : bool, whether to honour ``validity``.
-    shift : float64, subtracted from every value before accumulation (the column's shift).
 
-    Returns
-    -------
-    (count, nan_count, shifted_mean, m2, minimum, maximum)
-        ``count`` and ``nan_count`` as int64; ``shifted_mean`` is the mean of ``x - shift``;
-        ``m2`` the sum of squared deviations from the mean; min/max NaN when count is 0.
+@njit(cache=True)
+def _serial_column_moments(values, validity, bit_offset, has_validity, shift):
+    """:func:`column_moments` without a parallel launch, for columns of one chunk or less.
+
+    Same chunks, same merge order, so the same bits as the parallel kernel.
     """
+    n = values.shape[0]
+    if n == 0:
+        return np.int64(0), np.int64(0), 0.0, 0.0, np.nan, np.nan
+    cnt, nan_c, mean_c, m2_c, lo_c, hi_c = _chunk_moments(
+        values, validity, bit_offset, has_validity, 0, n, shift
+    )
+    if cnt == 0:
+        return np.int64(0), np.int64(nan_c), 0.0, 0.0, np.nan, np.nan
+    return np.int64(cnt), np.int64(nan_c), mean_c, m2_c, lo_c, hi_c
+
+
+@njit(cache=True, parallel=True)
+def _parallel_column_moments(values, validity, bit_offset, has_validity, shift):
     n = values.shape[0]
     n_chunks = (n + CHUNK - 1) // CHUNK
     counts = np.zeros(n_chunks)
@@ -191,21 +394,90 @@ def column_moments(values, validity, bit_offset, has_validity, shift):
         m2s[c] = m2_c
         los[c] = lo_c
         his[c] = hi_c
-    count = 0.0
-    mean = 0.0
-    m2 = 0.0
-    nan_count = 0
-    lo = np.inf
-    hi = -np.inf
-    for c in range(n_chunks):  # serial, in chunk order: thread-count independent
-        nan_count += nan_counts[c]
-        if counts[c] > 0:
-            count, mean, m2 = chan_merge(count, mean, m2, counts[c], means[c], m2s[c])
-            lo = min(lo, los[c])
-            hi = max(hi, his[c])
-    if count == 0:
-        return np.int64(0), nan_count, 0.0, 0.0, np.nan, np.nan
-    return np.int64(count), nan_count, mean, m2, lo, hi
+    return _merge_chunk_states(counts, nan_counts, means, m2s, los, his, 0, n_chunks)
+
+
+@njit(cache=True)
+def column_moments(values, validity, bit_offset, has_validity, shift):
+    """Moments of one column of any numeric dtype, nulls and NaN skipped.
+
+    Parameters
+    ----------
+    values : 1-D numpy array, shape (n,), any int/uint/float32/float64 dtype.
+    validity : uint8 array, Arrow packed validity bitmap (ignored unless ``has_validity``).
+    bit_offset : int, bit index of ``values[0]`` in ``validity``.
+    has_validity : bool, whether to honour ``validity``.
+    shift : float64, subtracted from every value before accumulation (the column's shift).
+
+    Returns
+    -------
+    (count, nan_count, shifted_mean, m2, minimum, maximum)
+        ``count`` and ``nan_count`` as int64; ``shifted_mean`` is the mean of ``x - shift``;
+        ``m2`` the sum of squared deviations from the mean; min/max NaN when count is 0.
+
+    Chunks of ``CHUNK`` values run in parallel (one chunk or less: no parallel launch) and
+    merge serially in chunk order, so the result does not depend on the thread count.
+    """
+    if values.shape[0] <= CHUNK:
+        return _serial_column_moments(values, validity, bit_offset, has_validity, shift)
+    return _parallel_column_moments(values, validity, bit_offset, has_validity, shift)
+
+
+@njit(cache=True, parallel=True)
+def columns_moments(columns, validities, bit_offsets, has_validity, shifts):
+    """:func:`column_moments` of several same-dtype columns in one parallel launch.
+
+    ``columns``/``validities`` are numba typed Lists of arrays (the columns may differ in
+    length), ``bit_offsets`` int64[k], ``has_validity`` bool[k], ``shifts`` float64[k]. Work
+    items are (column, chunk) pairs, so a batch of many short columns still fills every
+    thread; each column's chunks merge serially in chunk order, giving the same bits as
+    :func:`column_moments` on that column.
+
+    Returns
+    -------
+    (count int64[k], nan_count int64[k], shifted_mean[k], m2[k], minimum[k], maximum[k])
+    """
+    k = len(columns)
+    first_task = np.zeros(k + 1, dtype=np.int64)
+    for j in range(k):
+        n = columns[j].shape[0]
+        first_task[j + 1] = first_task[j] + (n + CHUNK - 1) // CHUNK
+    n_tasks = first_task[k]
+    task_column = np.empty(n_tasks, dtype=np.int64)
+    for j in range(k):
+        for t in range(first_task[j], first_task[j + 1]):
+            task_column[t] = j
+    counts = np.zeros(n_tasks)
+    nan_counts = np.zeros(n_tasks, dtype=np.int64)
+    means = np.zeros(n_tasks)
+    m2s = np.zeros(n_tasks)
+    los = np.full(n_tasks, np.inf)
+    his = np.full(n_tasks, -np.inf)
+    for t in prange(n_tasks):
+        j = task_column[t]
+        values = columns[j]
+        start = (t - first_task[j]) * CHUNK
+        stop = min(start + CHUNK, values.shape[0])
+        cnt, nan_c, mean_c, m2_c, lo_c, hi_c = _chunk_moments(
+            values, validities[j], bit_offsets[j], has_validity[j], start, stop, shifts[j]
+        )
+        counts[t] = cnt
+        nan_counts[t] = nan_c
+        means[t] = mean_c
+        m2s[t] = m2_c
+        los[t] = lo_c
+        his[t] = hi_c
+    count = np.zeros(k, dtype=np.int64)
+    nan_count = np.zeros(k, dtype=np.int64)
+    mean = np.zeros(k)
+    m2 = np.zeros(k)
+    lo = np.full(k, np.nan)
+    hi = np.full(k, np.nan)
+    for j in range(k):
+        count[j], nan_count[j], mean[j], m2[j], lo[j], hi[j] = _merge_chunk_states(
+            counts, nan_counts, means, m2s, los, his, first_task[j], first_task[j + 1]
+        )
+    return count, nan_count, mean, m2, lo, hi
 
 
 @njit(cache=True)
@@ -252,50 +524,81 @@ def merge_states(count_a, shift_a, mean_a, m2_a, count_b, shift_b, mean_b, m2_b)
 # --------------------------------------------------------------------------- per-row moments
 
 
+#: Rows per parallel block for per-row kernels: a block of rows across all columns should
+#: stay in L2 between the two passes.
+ROW_BLOCK = 256
+
+
+@njit(cache=True, fastmath=_BLOCK_MATH)
+def _row_moments(row, validity, first_bit, has_validity):
+    """Two-pass (count, mean, m2) of one row vector, nulls and NaN skipped (branch-free)."""
+    c = 0
+    total = 0.0
+    for j in range(row.shape[0]):
+        x = float(row[j])
+        ok = x == x
+        if has_validity:
+            ok = ok and _valid_bit(validity, first_bit + j) != 0
+        c += 1 if ok else 0
+        total += x if ok else 0.0
+    if c == 0:
+        return 0, np.nan, np.nan
+    mu = total / c
+    q = 0.0
+    for j in range(row.shape[0]):
+        x = float(row[j])
+        ok = x == x
+        if has_validity:
+            ok = ok and _valid_bit(validity, first_bit + j) != 0
+        d = (x - mu) if ok else 0.0
+        q += d * d
+    return c, mu, q
+
+
 @njit(cache=True, parallel=True)
 def row_moments_matrix(values, validity, bit_offset, has_validity):
     """Per-row moments of a row-major (n_rows, width) matrix (a FixedSizeList's values).
 
     ``validity`` describes the flattened values (bit ``bit_offset + r*width + j``). Nulls and
     NaN are skipped. Returns ``(count int64[n], mean float64[n], m2 float64[n])``; rows with
-    no valid value get count 0 and mean/m2 NaN.
+    no valid value get count 0 and mean/m2 NaN. Each row is independent, so the result does
+    not depend on the thread count.
     """
     n_rows, width = values.shape
     count = np.zeros(n_rows, dtype=np.int64)
     mean = np.empty(n_rows)
     m2 = np.empty(n_rows)
-    for r in prange(n_rows):
-        base = bit_offset + r * width
-        c = 0
-        total = 0.0
-        for j in range(width):
-            if has_validity and not _bit_is_set(validity, base + j):
-                continue
-            x = float(values[r, j])
-            if x == x:
-                c += 1
-                total += x
-        if c == 0:
-            mean[r] = np.nan
-            m2[r] = np.nan
-            continue
-        mu = total / c
-        q = 0.0
-        for j in range(width):
-            if has_validity and not _bit_is_set(validity, base + j):
-                continue
-            x = float(values[r, j])
-            if x == x:
-                d = x - mu
-                q += d * d
-        count[r] = c
-        mean[r] = mu
-        m2[r] = q
+    n_blocks = (n_rows + ROW_BLOCK - 1) // ROW_BLOCK
+    for b in prange(n_blocks):
+        for r in range(b * ROW_BLOCK, min((b + 1) * ROW_BLOCK, n_rows)):
+            c, mu, q = _row_moments(values[r], validity, bit_offset + r * width, has_validity)
+            count[r] = c
+            mean[r] = mu
+            m2[r] = q
     return count, mean, m2
 
 
-#: Rows per parallel block when row moments run across separate column arrays.
-ROW_BLOCK = 512
+@njit(cache=True, fastmath=_BLOCK_MATH)
+def _accumulate_rows(col, validity, first_bit, has_validity, count, total):
+    """count[i] += valid; total[i] += x  for one column segment (NaN and nulls skipped)."""
+    for i in range(col.shape[0]):
+        x = float(col[i])
+        ok = x == x
+        if has_validity:
+            ok = ok and _valid_bit(validity, first_bit + i) != 0
+        count[i] += 1 if ok else 0
+        total[i] += x if ok else 0.0
+
+
+@njit(cache=True, fastmath=_BLOCK_MATH)
+def _accumulate_row_m2(col, validity, first_bit, has_validity, mean, m2):
+    for i in range(col.shape[0]):
+        x = float(col[i])
+        ok = x == x
+        if has_validity:
+            ok = ok and _valid_bit(validity, first_bit + i) != 0
+        d = (x - mean[i]) if ok else 0.0
+        m2[i] += d * d
 
 
 @njit(cache=True, parallel=True)
@@ -305,7 +608,8 @@ def row_moments_columns(columns, validities, bit_offsets, has_validity):
     ``columns`` is a numba typed List of arrays; ``validities[k]``/``bit_offsets[k]``/
     ``has_validity[k]`` describe column k. Two-pass per block of ``ROW_BLOCK`` rows, column by
     column, so each column is read contiguously. Returns ``(count, mean, m2)`` as in
-    :func:`row_moments_matrix` (mean/m2 NaN where count is 0).
+    :func:`row_moments_matrix` (mean/m2 NaN where count is 0). Row blocks are independent and
+    columns are added in order, so the result does not depend on the thread count.
     """
     n_cols = len(columns)
     n_rows = columns[0].shape[0] if n_cols > 0 else 0
@@ -316,39 +620,30 @@ def row_moments_columns(columns, validities, bit_offsets, has_validity):
     for b in prange(n_blocks):
         start = b * ROW_BLOCK
         stop = min(start + ROW_BLOCK, n_rows)
+        count_b = count[start:stop]
+        mean_b = mean[start:stop]
+        m2_b = m2[start:stop]
         for k in range(n_cols):
-            col = columns[k]
-            check = has_validity[k]
-            bitmap = validities[k]
-            off = bit_offsets[k]
-            for r in range(start, stop):
-                if check and not _bit_is_set(bitmap, off + r):
-                    continue
-                x = float(col[r])
-                if x == x:
-                    count[r] += 1
-                    mean[r] += x
-        for r in range(start, stop):
-            mean[r] = mean[r] / count[r] if count[r] > 0 else np.nan
+            _accumulate_rows(columns[k][start:stop], validities[k], bit_offsets[k] + start,
+                             has_validity[k], count_b, mean_b)
+        for i in range(stop - start):
+            mean_b[i] = mean_b[i] / count_b[i] if count_b[i] > 0 else np.nan
         for k in range(n_cols):
-            col = columns[k]
-            check = has_validity[k]
-            bitmap = validities[k]
-            off = bit_offsets[k]
-            for r in range(start, stop):
-                if check and not _bit_is_set(bitmap, off + r):
-                    continue
-                x = float(col[r])
-                if x == x:
-                    d = x - mean[r]
-                    m2[r] += d * d
-        for r in range(start, stop):
-            if count[r] == 0:
-                m2[r] = np.nan
+            _accumulate_row_m2(columns[k][start:stop], validities[k], bit_offsets[k] + start,
+                               has_validity[k], mean_b, m2_b)
+        for i in range(stop - start):
+            if count_b[i] == 0:
+                m2_b[i] = np.nan
     return count, mean, m2
 
 
 # --------------------------------------------------------------------------- normalization
+
+
+@njit(cache=True)
+def _normalize_segment(values, center, scale, out):
+    for i in range(values.shape[0]):
+        out[i] = (float(values[i]) - center) / scale
 
 
 @njit(cache=True, parallel=True)
@@ -360,19 +655,54 @@ def normalize_column(values, center, scale, out):
     n = values.shape[0]
     n_chunks = (n + CHUNK - 1) // CHUNK
     for c in prange(n_chunks):
-        for i in range(c * CHUNK, min((c + 1) * CHUNK, n)):
-            out[i] = (float(values[i]) - center) / scale
+        start = c * CHUNK
+        stop = min(start + CHUNK, n)
+        _normalize_segment(values[start:stop], center, scale, out[start:stop])
+
+
+@njit(cache=True, parallel=True)
+def normalize_columns(columns, centers, scales, outs):
+    """:func:`normalize_column` over a typed List of same-dtype columns, one parallel launch.
+
+    ``out_k[i] = (columns[k][i] - centers[k]) / scales[k]``; work items are (column, chunk)
+    pairs so many short columns still fill every thread.
+    """
+    k = len(columns)
+    first_task = np.zeros(k + 1, dtype=np.int64)
+    for j in range(k):
+        first_task[j + 1] = first_task[j] + (columns[j].shape[0] + CHUNK - 1) // CHUNK
+    task_column = np.empty(first_task[k], dtype=np.int64)
+    for j in range(k):
+        for t in range(first_task[j], first_task[j + 1]):
+            task_column[t] = j
+    for t in prange(first_task[k]):
+        j = task_column[t]
+        values = columns[j]
+        start = (t - first_task[j]) * CHUNK
+        stop = min(start + CHUNK, values.shape[0])
+        _normalize_segment(values[start:stop], centers[j], scales[j], outs[j][start:stop])
+
+
+@njit(cache=True)
+def _normalize_row(row, center, scale, out):
+    for j in range(row.shape[0]):
+        out[j] = (float(row[j]) - center) / scale
 
 
 @njit(cache=True, parallel=True)
 def normalize_rows_matrix(values, center, scale, out):
     """Row-wise ``out[r, j] = (values[r, j] - center[r]) / scale[r]`` for an (n, width) matrix."""
-    n_rows, width = values.shape
-    for r in prange(n_rows):
-        mu = center[r]
-        s = scale[r]
-        for j in range(width):
-            out[r, j] = (float(values[r, j]) - mu) / s
+    n_rows = values.shape[0]
+    n_blocks = (n_rows + ROW_BLOCK - 1) // ROW_BLOCK
+    for b in prange(n_blocks):
+        for r in range(b * ROW_BLOCK, min((b + 1) * ROW_BLOCK, n_rows)):
+            _normalize_row(values[r], center[r], scale[r], out[r])
+
+
+@njit(cache=True)
+def _normalize_rows_segment(col, center, scale, out):
+    for i in range(col.shape[0]):
+        out[i] = (float(col[i]) - center[i]) / scale[i]
 
 
 @njit(cache=True, parallel=True)
@@ -384,11 +714,11 @@ def normalize_rows_columns(columns, center, scale, outs):
     for b in prange(n_blocks):
         start = b * ROW_BLOCK
         stop = min(start + ROW_BLOCK, n_rows)
+        center_b = center[start:stop]
+        scale_b = scale[start:stop]
         for k in range(n_cols):
-            col = columns[k]
-            out = outs[k]
-            for r in range(start, stop):
-                out[r] = (float(col[r]) - center[r]) / scale[r]
+            _normalize_rows_segment(columns[k][start:stop], center_b, scale_b,
+                                    outs[k][start:stop])
 
 
 @njit(cache=True, parallel=True)

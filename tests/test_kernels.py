@@ -1,0 +1,381 @@
+"""Kernel-level tests of streamnorm.kernels.cpu against float64 numpy references.
+
+Covers every dtype family, nulls at odd bit offsets, NaN / inf blocks, sizes around the
+BLOCK / CHUNK boundaries, the multi-column kernels (same bits as the one-column ones) and
+thread-count independence (identical bits with 1 and 2 threads). No timings here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from fractions import Fraction
+
+import numba
+import numpy as np
+import pytest
+from numba.typed import List
+
+from streamnorm.kernels import cpu
+
+BLOCK, CHUNK = cpu.BLOCK, cpu.CHUNK
+SIZES = [0, 1, 7, BLOCK - 1, BLOCK, BLOCK + 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + BLOCK + 3]
+DTYPES = [np.float64, np.float32, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
+          np.uint32, np.uint64]
+EMPTY = np.zeros(0, dtype=np.uint8)
+RTOL = 1e-12
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def make_values(n: int, dtype, rng: np.random.Generator) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return rng.normal(1e3, 5.0, n).astype(dtype)
+    info = np.iinfo(dtype)
+    lo = max(int(info.min), -(10**6))
+    hi = min(int(info.max), 10**6)
+    return rng.integers(lo, hi, n, endpoint=True).astype(dtype)
+
+
+def make_bitmap(n: int, offset: int, p_valid: float, rng: np.random.Generator):
+    """An Arrow LSB-first bitmap for n values starting at bit ``offset``, and the bool mask."""
+    valid = rng.random(n) < p_valid
+    bits = np.concatenate([rng.random(offset) < 0.5, valid]).astype(bool)  # junk before offset
+    return np.packbits(bits, bitorder="little"), valid
+
+
+def reference(values: np.ndarray, valid: np.ndarray | None):
+    """(count, nan_count, mean, m2, min, max) in float64 numpy, nulls and NaN skipped."""
+    x = values.astype(np.float64)
+    if valid is not None:
+        x = x[valid]
+    nan = np.isnan(x)
+    x = x[~nan]
+    if x.size == 0:
+        return 0, int(nan.sum()), np.nan, np.nan, np.nan, np.nan
+    mean = x.mean()
+    return x.size, int(nan.sum()), mean, float(((x - mean) ** 2).sum()), x.min(), x.max()
+
+
+def moments(values, validity=EMPTY, bit_offset=0, has_validity=False):
+    """column_moments with the column's own shift, returning the *unshifted* mean."""
+    shift = cpu.first_finite(values, validity, bit_offset, has_validity)
+    shift = 0.0 if np.isnan(shift) else shift
+    count, nan_count, mean, m2, lo, hi = cpu.column_moments(
+        values, validity, bit_offset, has_validity, shift
+    )
+    return count, nan_count, (mean + shift) if count else np.nan, m2 if count else np.nan, lo, hi
+
+
+def assert_matches(got, want, rtol=RTOL):
+    count, nan_count, mean, m2, lo, hi = got
+    assert (count, nan_count) == (want[0], want[1])
+    if want[0] == 0:
+        assert np.isnan(lo) and np.isnan(hi)
+        return
+    np.testing.assert_allclose(mean, want[2], rtol=rtol, atol=0)
+    np.testing.assert_allclose(m2, want[3], rtol=rtol, atol=1e-300)
+    assert lo == want[4] and hi == want[5]
+
+
+def same_bits(a, b) -> bool:
+    a = np.asarray(a, dtype=np.float64).view(np.int64)
+    b = np.asarray(b, dtype=np.float64).view(np.int64)
+    return bool(np.array_equal(a, b))
+
+
+@pytest.fixture
+def threads():
+    """Run a callable with 1 and with all threads, returning both results."""
+    before = numba.get_num_threads()
+
+    def run(fn):
+        numba.set_num_threads(1)
+        try:
+            one = fn()
+        finally:
+            numba.set_num_threads(before)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        try:
+            many = fn()
+        finally:
+            numba.set_num_threads(before)
+        return one, many
+
+    return run
+
+
+# --------------------------------------------------------------------------- column moments
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+def test_column_moments_dense(dtype, n):
+    rng = np.random.default_rng(n * 31 + np.dtype(dtype).itemsize)
+    values = make_values(n, dtype, rng)
+    assert_matches(moments(values), reference(values, None))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32, np.uint8, np.int64])
+@pytest.mark.parametrize("n", [1, 9, BLOCK + 1, CHUNK + 5, 2 * CHUNK + 17])
+@pytest.mark.parametrize("offset", [0, 3, 13])
+@pytest.mark.parametrize("p_valid", [0.0, 0.3, 0.97])
+def test_column_moments_nulls(dtype, n, offset, p_valid):
+    rng = np.random.default_rng(n + offset)
+    values = make_values(n, dtype, rng)
+    bitmap, valid = make_bitmap(n, offset, p_valid, rng)
+    got = moments(values, bitmap, offset, True)
+    assert_matches(got, reference(values, valid))
+
+
+def test_null_slots_may_hold_anything():
+    """Values under a null bit are never read as data, even NaN or inf."""
+    rng = np.random.default_rng(5)
+    values = rng.normal(0, 1, 3 * BLOCK)
+    bitmap, valid = make_bitmap(values.size, 5, 0.5, rng)
+    junk = values.copy()
+    junk[~valid] = np.where(rng.random((~valid).sum()) < 0.5, np.nan, np.inf)
+    assert_matches(moments(junk, bitmap, 5, True), reference(values, valid))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_nan_blocks_are_skipped_and_counted(dtype):
+    rng = np.random.default_rng(7)
+    values = make_values(2 * CHUNK + 3 * BLOCK + 11, dtype, rng)
+    values[BLOCK + 3] = np.nan  # one NaN in an otherwise clean block
+    values[CHUNK : CHUNK + BLOCK] = np.nan  # a whole NaN block
+    values[-1] = np.nan
+    got = moments(values)
+    want = reference(values, None)
+    assert got[1] == BLOCK + 2
+    assert_matches(got, want)
+
+
+@pytest.mark.parametrize("where", [0, BLOCK - 1, CHUNK + 1, "last"])
+def test_inf_is_a_value(where):
+    values = np.random.default_rng(3).normal(10, 1, 2 * CHUNK + 5)
+    index = values.size - 1 if where == "last" else where
+    values[index] = np.inf
+    count, nan_count, mean, m2, lo, hi = moments(values)
+    assert count == values.size and nan_count == 0
+    assert mean == np.inf and np.isnan(m2)  # as numpy: var of data with inf is NaN
+    assert hi == np.inf and lo == values.min()
+    values[(index + CHUNK) % values.size] = -np.inf
+    count, _, mean, m2, lo, hi = moments(values)
+    assert np.isnan(mean) and np.isnan(m2) and lo == -np.inf and hi == np.inf
+
+
+def test_all_nan_and_all_null_columns():
+    values = np.full(BLOCK + 3, np.nan)
+    assert moments(values)[:2] == (0, BLOCK + 3)
+    assert np.isnan(moments(values)[4])
+    bitmap = np.zeros(10, dtype=np.uint8)
+    got = cpu.column_moments(np.ones(70), bitmap, 1, True, 0.0)
+    assert got[0] == 0 and got[1] == 0 and np.isnan(got[4]) and np.isnan(got[5])
+
+
+def test_signed_zero_and_extremes_min_max():
+    values = np.array([0.0, -0.0, 5e-324, -5e-324, 1.7e308, -1.7e308, 2.0])
+    got = moments(values)
+    assert got[4] == -1.7e308 and got[5] == 1.7e308
+    tiny = np.array([3e-45, -1e-45, 0.0], dtype=np.float32)  # float32 subnormals
+    got = moments(tiny)
+    assert got[4] == np.float32(-1e-45) and got[5] == np.float32(3e-45)
+    ints = np.array([np.iinfo(np.int64).min, -1, np.iinfo(np.int64).max], dtype=np.int64)
+    got = cpu.column_moments(ints, EMPTY, 0, False, 0.0)
+    assert got[4] == float(ints[0]) and got[5] == float(ints[2])
+    big = np.array([0, 2**64 - 1], dtype=np.uint64)
+    got = cpu.column_moments(big, EMPTY, 0, False, 0.0)
+    assert got[4] == 0.0 and got[5] == float(2**64 - 1)
+
+
+def test_offset_data_exact_to_1e13():
+    """DESIGN §4: variance within 1e-13 of the exact value at an offset 1e9 times the spread."""
+    rng = np.random.default_rng(11)
+    values = 1e9 + rng.normal(0, 1, 3 * CHUNK + 123)
+    _, _, mean, m2, _, _ = moments(values)
+    exact = [Fraction(float(v)) for v in values]
+    exact_mean = sum(exact) / len(exact)
+    exact_m2 = sum((v - exact_mean) ** 2 for v in exact)
+    assert abs(Fraction(m2) - exact_m2) / exact_m2 <= Fraction(1, 10**13)
+    assert abs(Fraction(mean) - exact_mean) / exact_mean <= Fraction(1, 10**15)
+
+
+def test_columns_moments_equals_column_moments_bitwise():
+    rng = np.random.default_rng(2)
+    sizes = [0, 5, BLOCK, CHUNK + 1, 3 * CHUNK + 77]
+    cols, bitmaps, offsets, flags, shifts = [], [], [], [], []
+    for i, n in enumerate(sizes):
+        values = make_values(n, np.float64, rng)
+        if n > 10:
+            values[n // 3] = np.nan
+        if i % 2:
+            bitmap, _ = make_bitmap(n, 3, 0.8, rng)
+            has = True
+        else:
+            bitmap, has = EMPTY, False
+        cols.append(values)
+        bitmaps.append(bitmap)
+        offsets.append(3 if has else 0)
+        flags.append(has)
+        shifts.append(float(values[0]) if n and not np.isnan(values[0]) else 0.0)
+    got = cpu.columns_moments(List(cols), List(bitmaps), np.array(offsets, dtype=np.int64),
+                              np.array(flags), np.array(shifts))
+    for j in range(len(sizes)):
+        one = cpu.column_moments(cols[j], bitmaps[j], offsets[j], flags[j], shifts[j])
+        for field, value in zip(got, one):
+            assert same_bits(field[j], value)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int16])
+def test_column_kernels_thread_count_independent(dtype, threads):
+    rng = np.random.default_rng(9)
+    values = make_values(7 * CHUNK + 1001, dtype, rng)
+    bitmap, _ = make_bitmap(values.size, 3, 0.9, rng)
+    shift = float(values[0])
+    for validity, has in [(EMPTY, False), (bitmap, True)]:
+        one, many = threads(lambda: cpu.column_moments(values, validity, 3, has, shift))
+        assert all(same_bits(a, b) for a, b in zip(one, many))
+    lst = List([values, values[5:]])
+    args = (List([bitmap, bitmap]), np.array([3, 8]), np.array([True, False]),
+            np.array([shift, shift]))
+    one, many = threads(lambda: cpu.columns_moments(lst, *args))
+    assert all(same_bits(a, b) for a, b in zip(one, many))
+
+
+# --------------------------------------------------------------------------- row moments
+
+
+def row_reference(matrix: np.ndarray, valid: np.ndarray):
+    x = np.where(valid & ~np.isnan(matrix.astype(np.float64)), matrix.astype(np.float64), np.nan)
+    count = (~np.isnan(x)).sum(axis=1)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        mean = np.nanmean(x, axis=1)
+        m2 = np.nansum((x - mean[:, None]) ** 2, axis=1)
+    m2[count == 0] = np.nan
+    return count, mean, m2
+
+
+def assert_rows(got, want):
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=RTOL, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(got[2], want[2], rtol=1e-11, atol=1e-10, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.uint8])
+@pytest.mark.parametrize("n_rows", [0, 1, cpu.ROW_BLOCK - 1, cpu.ROW_BLOCK + 3, 3 * cpu.ROW_BLOCK])
+@pytest.mark.parametrize("with_nulls", [False, True])
+def test_row_moments_matrix_and_columns(dtype, n_rows, with_nulls):
+    rng = np.random.default_rng(n_rows + 1)
+    width = 37
+    matrix = make_values(n_rows * width, dtype, rng).reshape(n_rows, width)
+    if np.dtype(dtype).kind == "f" and n_rows:
+        matrix[0, :] = np.nan  # a row of NaN only
+        matrix[n_rows // 2, 3] = np.nan
+    if with_nulls:
+        bitmap, valid = make_bitmap(n_rows * width, 5, 0.7, rng)
+        valid = valid.reshape(n_rows, width)
+    else:
+        bitmap, valid = EMPTY, np.ones((n_rows, width), dtype=bool)
+    want = row_reference(matrix, valid)
+    assert_rows(cpu.row_moments_matrix(matrix, bitmap, 5, with_nulls), want)
+    # the same data as separate columns, each with its own bitmap at an odd offset
+    cols, bitmaps = [], []
+    for j in range(width):
+        cols.append(np.ascontiguousarray(matrix[:, j]))
+        col_bitmap, _ = make_bitmap(0, 0, 1.0, rng)
+        bits = np.concatenate([np.zeros(3, bool), valid[:, j]])
+        bitmaps.append(np.packbits(bits, bitorder="little") if with_nulls else col_bitmap)
+    if n_rows == 0:
+        return
+    got = cpu.row_moments_columns(List(cols), List(bitmaps), np.full(width, 3, np.int64),
+                                  np.full(width, with_nulls))
+    assert_rows(got, want)
+
+
+def test_row_kernels_thread_count_independent(threads):
+    rng = np.random.default_rng(4)
+    matrix = rng.normal(5, 2, (5 * cpu.ROW_BLOCK + 7, 64)).astype(np.float32)
+    one, many = threads(lambda: cpu.row_moments_matrix(matrix, EMPTY, 0, False))
+    assert all(same_bits(a, b) for a, b in zip(one, many))
+    cols = List([np.ascontiguousarray(matrix[:, j]) for j in range(64)])
+    args = (List([EMPTY] * 64), np.zeros(64, np.int64), np.zeros(64, np.bool_))
+    one, many = threads(lambda: cpu.row_moments_columns(cols, *args))
+    assert all(same_bits(a, b) for a, b in zip(one, many))
+
+
+# --------------------------------------------------------------------------- normalization
+
+
+@pytest.mark.parametrize("dtype,out_dtype", [(np.float64, np.float64), (np.float32, np.float32),
+                                             (np.int32, np.float64), (np.uint8, np.float64)])
+@pytest.mark.parametrize("n", [0, 1, CHUNK + 3])
+def test_normalize_column_and_columns(dtype, out_dtype, n):
+    rng = np.random.default_rng(n)
+    values = make_values(n, dtype, rng)
+    want = ((values.astype(np.float64) - 3.5) / 1.25).astype(out_dtype)
+    out = np.empty(n, dtype=out_dtype)
+    cpu.normalize_column(values, 3.5, 1.25, out)
+    np.testing.assert_array_equal(out, want)
+    other = values[: n // 2]
+    outs = List([np.empty(n, dtype=out_dtype), np.empty(n // 2, dtype=out_dtype)])
+    cpu.normalize_columns(List([values, other]), np.array([3.5, -1.0]), np.array([1.25, 2.0]),
+                          outs)
+    np.testing.assert_array_equal(outs[0], want)
+    np.testing.assert_array_equal(outs[1], ((other.astype(np.float64) + 1.0) / 2.0).astype(out_dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_normalize_rows(dtype):
+    rng = np.random.default_rng(1)
+    n_rows, width = 2 * cpu.ROW_BLOCK + 5, 19
+    matrix = make_values(n_rows * width, dtype, rng).reshape(n_rows, width)
+    center = rng.normal(0, 1, n_rows)
+    scale = rng.uniform(0.5, 2, n_rows)
+    out_dtype = np.float32 if dtype == np.float32 else np.float64
+    want = ((matrix.astype(np.float64) - center[:, None]) / scale[:, None]).astype(out_dtype)
+    out = np.empty((n_rows, width), dtype=out_dtype)
+    cpu.normalize_rows_matrix(matrix, center, scale, out)
+    np.testing.assert_array_equal(out, want)
+    cols = List([np.ascontiguousarray(matrix[:, j]) for j in range(width)])
+    outs = List([np.empty(n_rows, dtype=out_dtype) for _ in range(width)])
+    cpu.normalize_rows_columns(cols, center, scale, outs)
+    np.testing.assert_array_equal(np.stack(list(outs), axis=1), want)
+
+
+# --------------------------------------------------------------------------- JIT cache
+
+
+def test_warm_cache_process_compiles_nothing(tmp_path):
+    """DESIGN §5: with a warm cache, a fresh process loads every kernel and compiles nothing."""
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from numba.typed import List
+        from streamnorm.kernels import cpu
+        e = np.zeros(0, np.uint8)
+        x = np.arange(100000, dtype=np.float64)
+        cpu.first_finite(x, e, 0, False)
+        cpu.column_moments(x, e, 0, False, 0.0)
+        cpu.columns_moments(List([x]), List([e]), np.zeros(1, np.int64), np.zeros(1, np.bool_),
+                            np.zeros(1))
+        m = x.reshape(-1, 100).astype(np.float32)
+        c, mu, q = cpu.row_moments_matrix(m, e, 0, False)
+        cpu.normalize_rows_matrix(m, mu, np.ones_like(mu), np.empty_like(m))
+        cpu.normalize_column(x, 1.0, 2.0, np.empty_like(x))
+        misses = {name: sum(f.stats.cache_misses.values())
+                  for name, f in vars(cpu).items() if hasattr(f, "stats")}
+        print(sum(misses.values()), [n for n, v in misses.items() if v])
+        """
+    )
+    env = dict(os.environ)
+    for _ in range(2):  # the first run may fill the cache; the second must only load it
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                env=env, timeout=600, check=True)
+    assert result.stdout.split()[0] == "0", result.stdout
