@@ -342,6 +342,26 @@ def column_moments(values, validity, bit_offset, has_validity, shift):  # type: 
     return _merge_partials(d_partials.copy_to_host())
 
 
+def columns_moments(columns, validities, bit_offsets, has_validity, shifts):  # type: ignore[no-untyped-def]
+    """:func:`column_moments` of several columns (a typed List or sequence; lengths may differ).
+
+    ``bit_offsets`` int64[k], ``has_validity`` bool[k], ``shifts`` float64[k]. One transfer
+    and one launch per column. Returns ``(count int64[k], nan_count int64[k],
+    shifted_mean[k], m2[k], minimum[k], maximum[k])`` as the CPU kernel does.
+    """
+    k = len(columns)
+    count = np.zeros(k, dtype=np.int64)
+    nan_count = np.zeros(k, dtype=np.int64)
+    mean, m2 = np.zeros(k), np.zeros(k)
+    lo, hi = np.full(k, np.nan), np.full(k, np.nan)
+    for j in range(k):
+        count[j], nan_count[j], mean[j], m2[j], lo[j], hi[j] = column_moments(
+            columns[j], validities[j], int(bit_offsets[j]), bool(has_validity[j]),
+            float(shifts[j]),
+        )
+    return count, nan_count, mean, m2, lo, hi
+
+
 def first_finite(values, validity, bit_offset, has_validity):  # type: ignore[no-untyped-def]
     """The first valid, finite value of a column (its shift), or NaN if none.
 
@@ -586,6 +606,20 @@ def denormalize_column(values, center, scale, out):  # type: ignore[no-untyped-d
         d_values, float(center), float(scale), d_out
     )
     d_out.copy_to_host(out)
+
+
+def normalize_columns(columns, centers, scales, outs):  # type: ignore[no-untyped-def]
+    """:func:`normalize_column` over a typed List (or sequence) of columns into ``outs``:
+    ``outs[k][i] = (columns[k][i] - centers[k]) / scales[k]``."""
+    for k in range(len(columns)):
+        normalize_column(columns[k], float(centers[k]), float(scales[k]), outs[k])
+
+
+def denormalize_columns(columns, centers, scales, outs):  # type: ignore[no-untyped-def]
+    """:func:`denormalize_column` over a typed List (or sequence) of columns into ``outs``:
+    ``outs[k][i] = columns[k][i] * scales[k] + centers[k]`` (no FMA)."""
+    for k in range(len(columns)):
+        denormalize_column(columns[k], float(centers[k]), float(scales[k]), outs[k])
 
 
 def normalize_rows_matrix(values, center, scale, out):  # type: ignore[no-untyped-def]

@@ -1,0 +1,117 @@
+"""The CUDA target: its kernel tests (in a subprocess) and its error when there is no GPU.
+
+The kernel tests live in ``tests/cuda_sim``. The CUDA simulator must be switched on before
+``numba.cuda`` is first imported, and this process may already have imported it without the
+simulator, so they run in a fresh interpreter with ``NUMBA_ENABLE_CUDASIM=1``; on a machine
+with a GPU they also run on the device. Everything here is skipped when numba-cuda (the
+``cuda`` extra) is not installed, except the check that the CUDA target then fails clearly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+import streamnorm as sn
+
+ROOT = Path(__file__).resolve().parent.parent
+HAS_NUMBA_CUDA = importlib.util.find_spec("numba_cuda") is not None
+needs_numba_cuda = pytest.mark.skipif(
+    not HAS_NUMBA_CUDA, reason="numba-cuda is not installed (pip install 'streamnorm[cuda]')"
+)
+
+
+def _run_kernel_suite(**env: str) -> None:
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/cuda_sim"]
+    environ = {k: v for k, v in os.environ.items() if k != "STREAMNORM_TARGET"}
+    environ.update(env)
+    done = subprocess.run(
+        command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
+
+
+def _gpu_visible() -> bool:
+    if not HAS_NUMBA_CUDA or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        return False
+    from numba import cuda
+
+    return bool(cuda.is_available())
+
+
+@needs_numba_cuda
+def test_cuda_kernels_under_the_simulator():
+    _run_kernel_suite(NUMBA_ENABLE_CUDASIM="1")
+
+
+@needs_numba_cuda
+@pytest.mark.skipif(not _gpu_visible(), reason="no CUDA GPU visible")
+def test_cuda_kernels_on_the_gpu():
+    _run_kernel_suite(NUMBA_ENABLE_CUDASIM="0", STREAMNORM_TEST_CUDA="1")
+
+
+@needs_numba_cuda
+@pytest.mark.skipif(
+    _gpu_visible() or os.environ.get("NUMBA_ENABLE_CUDASIM") == "1",
+    reason="a CUDA device (or the simulator) is usable here",
+)
+def test_cuda_target_without_a_gpu_is_one_clear_error(monkeypatch):
+    table = pa.table({"a": [1.0, 2.0]})
+    with pytest.raises(RuntimeError, match=r"no CUDA GPU visible.*target='cpu'") as info:
+        sn.FeatureStats(target="cuda").update(table)
+    assert "\n" not in str(info.value)
+    with pytest.raises(RuntimeError, match="no CUDA GPU visible"):
+        sn.row_stats(table, target="cuda")
+    monkeypatch.setenv("STREAMNORM_TARGET", "cuda")
+    with pytest.raises(RuntimeError, match="no CUDA GPU visible"):
+        sn.FeatureStats().update(table)
+    monkeypatch.delenv("STREAMNORM_TARGET")
+    assert sn.FeatureStats().update(table).count.tolist() == [2]  # the CPU path is unaffected
+
+
+_WITHOUT_NUMBA_CUDA = """
+import sys
+sys.modules["numba.cuda"] = None  # as if numba-cuda were not installed
+import pyarrow as pa, streamnorm as sn
+table = pa.table({"a": [1.0, 2.0]})
+assert sn.FeatureStats().update(table).count.tolist() == [2]
+assert "numba.cuda" not in sys.modules or sys.modules["numba.cuda"] is None
+try:
+    sn.FeatureStats(target="cuda").update(table)
+except RuntimeError as exc:
+    print(exc)
+else:
+    raise SystemExit("target='cuda' did not fail")
+"""
+
+
+def test_cuda_target_without_numba_cuda_says_what_to_install():
+    environ = {k: v for k, v in os.environ.items() if k != "STREAMNORM_TARGET"}
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_NUMBA_CUDA],
+        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "install streamnorm[cuda]" in done.stdout and "target='cpu'" in done.stdout
+
+
+def test_the_cpu_path_never_imports_numba_cuda():
+    code = (
+        "import sys, pyarrow as pa, streamnorm as sn\n"
+        "sn.FeatureStats().update(pa.table({'a': [1.0, 2.0]}))\n"
+        "sn.row_stats(pa.table({'a': [1.0, 2.0], 'b': [3, 4]}))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('numba.cuda') or m == 'numba_cuda'))\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "STREAMNORM_TARGET"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "[]"
