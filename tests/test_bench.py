@@ -1,0 +1,38 @@
+"""Smoke test of the peer comparison (``python -m streamnorm.bench``): tiny sizes, no timings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from streamnorm import bench
+
+
+def test_bench_quick_runs_every_target(tmp_path, capsys):
+    out_json = tmp_path / "bench.json"
+    code = bench.main(["--quick", "--rows", "3000", "--cols", "3", "--batch-rows", "1000",
+                       "--ln-rows", "300", "--ln-width", "8", "--file-rows", "2000",
+                       "--targets", "stats,layer", "--json", str(out_json)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "per-feature statistics" in text and "per-row LayerNorm" in text
+    assert "streamnorm FeatureStats.update" in text
+    results = json.loads(out_json.read_text())
+    assert results["stats"]["streamnorm FeatureStats.update"] > 0
+
+
+def test_bench_file_target_and_module_entry_point(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "streamnorm.bench", "--quick", "--targets", "file",
+         "--file-rows", "3000", "--cols", "3", "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "streamnorm normalize_file" in done.stdout
+    assert list(tmp_path.iterdir()) == []  # its Parquet files are cleaned up
+
+
+def test_bench_rejects_unknown_target(capsys):
+    assert bench.main(["--quick", "--targets", "nope"]) == 2
+    assert "unknown target" in capsys.readouterr().err
