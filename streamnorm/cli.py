@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("input", metavar="IN", help="Arrow IPC or Parquet file")
     stats.add_argument("-o", "--output", metavar="STATS", help="save the statistics here")
     _add_common(stats)
+    stats.add_argument(
+        "--by", action="append", metavar="KEY",
+        help="a key column: statistics per key (repeat for several key columns)",
+    )
 
     norm = sub.add_parser(
         "normalize", help="normalize a file into another (batch, layer or rms mode)",
@@ -141,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="added to the variance under the square root (default 0 batch, 1e-5 layer/rms)",
     )
     _add_common(norm)
+    norm.add_argument(
+        "--by", action="append", metavar="KEY",
+        help="a key column: statistics per key (repeat for several key columns)",
+    )
 
     inverse = sub.add_parser(
         "inverse", help="undo a batch-mode normalization",
@@ -223,7 +231,7 @@ def _check_stats_output(src: str, dst: str) -> None:
 
 def _compute_stats(
     path: str, columns: list[str] | None, batch_size: int | None, target: str | None,
-    progress: bool,
+    progress: bool, by: list[str] | None = None,
 ) -> tuple[FeatureStats, int]:
     """Stream a file once into FeatureStats; returns (stats, rows read)."""
     schema = io.schema_and_batches(path)[0]
@@ -232,7 +240,7 @@ def _compute_stats(
     bar = progress_bar("stats", count_rows(path) if progress else None, progress)
     rows = _RowCounter(bar)
     try:
-        norm = Normalizer("batch", columns=columns, target=target).fit(
+        norm = Normalizer("batch", columns=columns, target=target, by=by).fit(
             path, batch_size=batch_size, progress=rows
         )
     finally:
@@ -266,7 +274,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.output:
         _check_stats_output(args.input, args.output)
     stats, rows = _compute_stats(
-        args.input, args.columns, args.batch_size, args.target, _show_progress(args)
+        args.input, args.columns, args.batch_size, args.target, _show_progress(args),
+        by=args.by,
     )
     if args.output:
         stats.save(args.output)
@@ -283,12 +292,14 @@ def cmd_normalize(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--stats applies to --mode batch only (got --mode {args.mode}); drop --stats"
         )
+    if args.by and (args.mode != "batch" or args.stats is not None):
+        raise UsageError("--by applies to --mode batch without --stats; drop --by")
     _check_target(args.target)
     start = time.perf_counter()
     result = normalize_file(
         args.input, args.output, mode=args.mode, columns=args.columns, stats=args.stats,
         batch_size=args.batch_size, eps=args.eps, target=args.target,
-        progress=_show_progress(args),
+        progress=_show_progress(args), by=args.by,
     )
     seconds = time.perf_counter() - start
     norm = result.normalizer

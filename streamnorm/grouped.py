@@ -389,3 +389,45 @@ class GroupedFeatureStats(FeatureStats):
     def __repr__(self) -> str:
         return (f"FeatureStats(columns={self.columns}, by={self.by}, groups={len(self._keys)}, "
                 f"nan={self.nan!r})")
+
+
+# --------------------------------------------------------------------------- normalization
+
+
+def map_grouped(
+    stats: GroupedFeatureStats, batch: pa.RecordBatch, out_types: dict[str, pa.DataType],
+    eps: float, ddof: int, inverse: bool = False,
+) -> dict[str, pa.Array]:
+    """Normalize each row of the columns ``out_types`` by its own key's statistics.
+
+    ``(x - mean[key]) / sqrt(var[key] + eps)`` (a zero variance is scaled by 1), or
+    ``x * scale + mean`` when ``inverse``; computed in float64 and rounded once to the output
+    type. Nulls stay null, and so do the rows whose key the statistics never saw (no statistics
+    to normalize them with). Returns ``{column: array}``.
+    """
+    n = batch.num_rows
+    if n == 0:
+        return {name: pa.array([], type=t) for name, t in out_types.items()}
+    local, first = batch_groups(batch, stats.by)
+    key_rows = batch.select(stats.by).take(pa.array(first)).to_pylist()
+    found = [stats._index.get(tuple(_freeze(r[k]) for k in stats.by), -1) for r in key_rows]
+    rows = np.asarray(found, dtype=np.int64)[local]
+    unseen = rows < 0
+    rows = np.where(unseen, 0, rows)
+    mean = stats.mean
+    var = stats.var(ddof)
+    with np.errstate(invalid="ignore"):
+        scale = np.where(var == 0.0, 1.0, np.sqrt(var + eps))
+    index = {name: j for j, name in enumerate(stats.columns)}
+    out: dict[str, pa.Array] = {}
+    for name, out_type in out_types.items():
+        column = batch.column(name)
+        x = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+        if len(stats._keys):
+            center, spread = mean[rows, index[name]], scale[rows, index[name]]
+        else:
+            center, spread = np.zeros(n), np.ones(n)
+        y = x * spread + center if inverse else (x - center) / spread
+        mask = unseen | column.is_null().to_numpy(zero_copy_only=False)
+        out[name] = pa.array(y.astype(out_type.to_pandas_dtype()), type=out_type, mask=mask)
+    return out

@@ -260,6 +260,9 @@ class Normalizer:
     ddof : delta degrees of freedom of the variance (batch and layer; rms ignores it).
     nan : ``"skip"`` (NaN ignored by the statistics, stays NaN) or ``"propagate"``.
     target : ``"cpu"`` or ``"cuda"``; default ``$STREAMNORM_TARGET`` or ``"cpu"``.
+    by : key column(s), batch mode only: fit one set of statistics per key
+        (``FeatureStats(by=...)``) and normalize each row with its key's; rows whose key
+        was not seen in ``fit`` come out null.
 
     Examples
     --------
@@ -284,8 +287,12 @@ class Normalizer:
         ddof: int = 0,
         nan: Literal["skip", "propagate"] = "skip",
         target: str | None = None,
+        by: str | Sequence[str] | None = None,
     ) -> None:
         self.mode = _check_mode(mode)
+        self.by = [by] if isinstance(by, str) else (list(by) if by is not None else None)
+        if self.by is not None and self.mode != "batch":
+            raise ValueError(f"by= (per-key statistics) needs mode='batch', not {mode!r}")
         if isinstance(columns, str):
             columns = [columns]
         self.columns = list(columns) if columns is not None else None
@@ -347,8 +354,9 @@ class Normalizer:
         """
         if self.mode != "batch":
             return self
-        stats = FeatureStats(self.columns, nan=self.nan, target=self.target)
-        schema, batches = io.schema_and_batches(source, self.columns, batch_size)
+        stats = FeatureStats(self.columns, nan=self.nan, target=self.target, by=self.by)
+        read = None if self.columns is None else [*self.columns, *(self.by or [])]
+        schema, batches = io.schema_and_batches(source, read, batch_size)
         if schema is not None and self.columns is not None:
             check_batch_columns(schema, self.columns)
         seen = False
@@ -408,7 +416,8 @@ class Normalizer:
                     f"{stats.columns}); compute statistics over them or fix columns=[...] / -c"
                 )
         norm = cls(
-            "batch", columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target
+            "batch", columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target,
+            by=getattr(stats, "by", None),
         )
         norm._set_stats(stats)
         return norm
@@ -439,6 +448,7 @@ class Normalizer:
         norm = cls(
             record["mode"], columns=record.get("columns"), eps=record["eps"],
             ddof=record.get("ddof", 0), nan=record.get("nan", "skip"), target=target,
+            by=record.get("by"),
         )
         if record["mode"] == "batch":
             norm._set_stats(FeatureStats.from_dict(record["stats"]))
@@ -451,6 +461,8 @@ class Normalizer:
             "version": _RECORD_VERSION, "kind": "Normalizer", "mode": self.mode,
             "eps": self.eps, "ddof": self.ddof, "nan": self.nan, "columns": self.columns,
         }
+        if self.by is not None:
+            record["by"] = self.by
         if self.mode == "batch":
             record["stats"] = self._require_stats().to_dict()
         return record
@@ -536,8 +548,10 @@ class Normalizer:
         metadata = dict(schema.metadata or {})
         metadata[METADATA_KEY] = self._record_text().encode()
         out_schema = pa.schema(fields, metadata=metadata)
-        if self.mode == "batch":
-            plan: Any = _batch_center_scale(
+        if self.mode == "batch" and self.by is not None:
+            plan: Any = {n: None for n in schema.names if n in chosen}  # per key, per row
+        elif self.mode == "batch":
+            plan = _batch_center_scale(
                 self._require_stats(), [n for n in schema.names if n in chosen], self.eps,
                 self.ddof,
             )
@@ -574,7 +588,9 @@ class Normalizer:
             self._require_stats()
         out_schema, plan = self._plan(batch.schema)
         kernels = backend(self.target)
-        if self.mode == "batch":
+        if self.mode == "batch" and self.by is not None:
+            arrays = self._grouped_arrays(batch, out_schema, list(plan), inverse=False)
+        elif self.mode == "batch":
             arrays = self._batch_arrays(batch, out_schema, plan, kernels, inverse=False)
         else:
             arrays = self._row_arrays(batch, out_schema, plan, kernels)
@@ -588,6 +604,18 @@ class Normalizer:
         mapped = _map_columns(
             {name: batch.column(name) for name in plan}, plan,
             {name: out_schema.field(name).type for name in plan}, kernels, inverse,
+        )
+        return [mapped.get(f.name, column) for f, column in zip(out_schema, batch.columns)]
+
+    def _grouped_arrays(
+        self, batch: pa.RecordBatch, out_schema: pa.Schema, names: list[str], inverse: bool
+    ) -> list[pa.Array]:
+        """Batch mode with ``by=``: each row normalized with its key's statistics."""
+        from .grouped import map_grouped
+
+        mapped = map_grouped(
+            self._require_stats(), batch,  # type: ignore[arg-type]
+            {name: out_schema.field(name).type for name in names}, self.eps, self.ddof, inverse,
         )
         return [mapped.get(f.name, column) for f, column in zip(out_schema, batch.columns)]
 
@@ -697,6 +725,9 @@ class Normalizer:
     def _inverse_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         out_schema = self._inverse_schema(batch.schema)
         names = [n for n in batch.schema.names if n in set(self._batch_columns(batch.schema))]
+        if self.by is not None:
+            arrays = self._grouped_arrays(batch, out_schema, names, inverse=True)
+            return pa.RecordBatch.from_arrays(arrays, schema=out_schema)
         plan = _batch_center_scale(self._require_stats(), names, self.eps, self.ddof)
         arrays = self._batch_arrays(batch, out_schema, plan, backend(self.target), inverse=True)
         return pa.RecordBatch.from_arrays(arrays, schema=out_schema)
@@ -787,6 +818,7 @@ def normalize_file(
     *,
     ddof: int = 0,
     nan: Literal["skip", "propagate"] = "skip",
+    by: str | Sequence[str] | None = None,
 ) -> FileResult:
     """Normalize an Arrow IPC / Parquet file into another, streaming with bounded memory.
 
@@ -808,7 +840,8 @@ def normalize_file(
     else:
         if stats is not None:
             raise ValueError(f"stats apply to mode='batch' only, not mode={mode!r}")
-        norm = Normalizer(mode, columns=columns, eps=eps, ddof=ddof, nan=nan, target=target)
+        norm = Normalizer(mode, columns=columns, eps=eps, ddof=ddof, nan=nan, target=target,
+                          by=by)
         passes = 2 if mode == "batch" else 1
     backend(target)  # fail early on an unusable target
     out_schema = norm.output_schema(schema) if norm.is_fitted else None

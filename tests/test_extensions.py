@@ -369,3 +369,55 @@ def test_grouped_merge_is_associative_and_round_trips(a, b, c, offset):
         np.testing.assert_allclose(left.m2, other.m2[order], rtol=1e-9, atol=1e-6 * 4e6 * 30)
     assert sn.FeatureStats.from_arrow(left.to_arrow()) == left
     assert sn.FeatureStats.from_dict(left.to_dict()) == left
+
+
+# --------------------------------------------------------------------------- Normalizer(by=) / CLI
+
+
+def test_normalizer_by_key_uses_each_rows_group(rng):
+    n = 500
+    keys = rng.choice(["a", "b", "c"], n)
+    x = rng.normal(0, 1, n) * np.where(keys == "a", 10, 1) + np.where(keys == "b", 1e6, 0)
+    y = rng.normal(0, 1, n).astype(np.float32)
+    table = pa.table({"k": keys, "x": x, "y": y})
+    norm = sn.Normalizer(by="k").fit(table.to_batches(100))
+    out = norm.transform(table)
+    assert out.schema.field("y").type == pa.float32() and out.column("k").equals(table["k"])
+    for key in ("a", "b", "c"):
+        sel = keys == key
+        want = (x[sel] - x[sel].mean()) / x[sel].std()
+        # atol: x - mean itself rounds at 1e6 * 2**-52 for the group far from zero
+        np.testing.assert_allclose(out.column("x").to_numpy()[sel], want, rtol=1e-9, atol=1e-9)
+    back = norm.inverse_transform(out)
+    np.testing.assert_allclose(back.column("x").to_numpy(), x, rtol=1e-12)
+    unseen = norm.transform(pa.table({"k": ["z", "a"], "x": [1.0, 2.0], "y": pa.array(
+        [1.0, 2.0], pa.float32())}))
+    assert unseen.column("x").null_count == 1 and unseen.column("x")[0].as_py() is None
+    again = sn.Normalizer.from_metadata(out)
+    assert again.by == ["k"] and again.transform(table).equals(out)
+    with pytest.raises(ValueError, match="mode='batch'"):
+        sn.Normalizer("layer", by="k")
+
+
+def test_cli_by_key(tmp_path):
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"k": ["a", "b", "a", "b"], "x": [1.0, 10.0, 3.0, 30.0]}),
+                   tmp_path / "in.parquet")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "streamnorm", *args, "--no-progress"],
+                              cwd=tmp_path, capture_output=True, text=True)
+
+    done = run("stats", "in.parquet", "--by", "k", "-o", "s.arrow")
+    assert done.returncode == 0, done.stderr
+    stats = sn.FeatureStats.load(tmp_path / "s.arrow")
+    assert stats.by == ["k"] and stats.mean[:, 0].tolist() == [2.0, 20.0]
+    done = run("normalize", "in.parquet", "out.parquet", "--by", "k")
+    assert done.returncode == 0, done.stderr
+    assert pq.read_table(tmp_path / "out.parquet")["x"].to_pylist() == [-1.0, -1.0, 1.0, 1.0]
+    done = run("normalize", "in.parquet", "o.parquet", "--by", "k", "--mode", "rms")
+    assert done.returncode == 2 and "--by" in done.stderr
