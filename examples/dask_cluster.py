@@ -1,7 +1,7 @@
 """Fit normalization statistics on a Dask cluster and normalize a directory of Parquet files.
 
-Writes ``--files`` Parquet files of random offset data (about ``--gb`` gigabytes in all) into a
-temporary directory, then:
+Writes ``ROWS`` rows of random offset data (16 float64 columns, 128 bytes a row) split over
+``--files`` Parquet files into a temporary directory, then:
 
 1. fits the statistics single-process (``streamnorm.feature_stats``, file after file, merged),
 2. fits them on a Dask cluster (``streamnorm.dask.feature_stats``: one task per file, partial
@@ -12,8 +12,8 @@ and prints the wall time of each step. The cluster is a ``distributed.LocalClust
 ``--scheduler ADDRESS`` names a running one (its workers must see the same filesystem: pass
 ``--dir`` on a shared disk then).
 
-    python examples/dask_cluster.py                 # ~50 MB, a few seconds
-    python examples/dask_cluster.py --gb 2 --files 16 --workers 2
+    python examples/dask_cluster.py                 # 400k rows, ~51 MB, a few seconds
+    python examples/dask_cluster.py 16000000 --files 16 --workers 2     # ~2 GB
     python examples/dask_cluster.py --scheduler tcp://10.0.0.5:8786 --dir /shared/tmp
 
 Needs the extra: ``pip install 'streamnorm[dask]'``.
@@ -41,7 +41,8 @@ ROW_GROUP = 128 * 1024
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options of this example."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gb", type=float, default=0.05, help="total data size (default 0.05)")
+    parser.add_argument("rows", type=int, nargs="?", default=400_000,
+                        help="rows in all (default 400000, ~51 MB)")
     parser.add_argument("--files", type=int, default=8, help="number of Parquet files")
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask scheduler")
@@ -50,10 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def write_files(directory: Path, total_gb: float, n_files: int, seed: int = 0) -> list[Path]:
+def write_files(directory: Path, total_rows: int, n_files: int, seed: int = 0) -> list[Path]:
     """``n_files`` Parquet files of float64 columns with mean 1e6·j and spread j+1 (uncompressed,
     so the size on disk is the size of the data)."""
-    rows = max(1, int(total_gb * 1e9 / (8 * N_COLUMNS) / n_files))
+    rows = max(1, total_rows // n_files)
     rng = np.random.default_rng(seed)
     paths = []
     for i in range(n_files):
@@ -100,16 +101,17 @@ def run(args: argparse.Namespace, directory: Path) -> None:
     """Generate the data, fit both ways, compare, normalize on the cluster."""
     from distributed import Client, LocalCluster
 
-    paths = timed("write data", write_files, directory, args.gb, args.files)
+    paths = timed("write data", write_files, directory, args.rows, args.files)
     size = sum(p.stat().st_size for p in paths) / 1e9
     print(f"{len(paths)} files, {size:.2f} GB in {directory}")
     if args.scheduler:
         client = Client(args.scheduler)
         cluster = None
     else:
-        # One numba thread per single-threaded worker: the workers are the parallelism.
+        # streamnorm.dask runs each task on one numba thread (task_threads=1): the workers
+        # are the parallelism, so give each worker one thread per core it should use.
         cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"})
+                               dashboard_address=None)
         client = Client(cluster)
     try:
         client.wait_for_workers(1)
@@ -131,7 +133,7 @@ def run(args: argparse.Namespace, directory: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python examples/dask_cluster.py [--gb G] [--files N] …``."""
+    """Entry point: ``python examples/dask_cluster.py [ROWS] [--files N] …``."""
     args = parse_args(argv)
     directory = args.dir or Path(tempfile.mkdtemp(prefix="streamnorm-dask-"))
     directory.mkdir(parents=True, exist_ok=True)
