@@ -386,7 +386,7 @@ class FeatureStats:
         """Chan-merge one partial state (with its own shift) into column ``j``."""
         if count == 0:
             return
-        n_a = self._count[j].item()
+        n_a = float(self._count[j]) if self._weighted else int(self._count[j])
         if n_a == 0:
             self._count[j] = count
             self._shift[j] = shift
@@ -443,7 +443,7 @@ class FeatureStats:
             self._nan_count[j] += other._nan_count[j]
             self._merge_column(
                 j,
-                other._count[j].item(),
+                float(other._count[j]) if other._weighted else int(other._count[j]),
                 float(other._shift[j]),
                 float(other._shifted_mean[j]),
                 float(other._m2[j]),
