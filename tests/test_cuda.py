@@ -75,6 +75,53 @@ def test_cuda_target_without_a_gpu_is_one_clear_error(monkeypatch):
     assert sn.FeatureStats().update(table).count.tolist() == [2]  # the CPU path is unaffected
 
 
+_LOWER_FOR_A_GPU = """
+from types import SimpleNamespace
+from numba import types as t
+try:  # numba-cuda internals: typing and lowering to LLVM IR need no driver, NVVM or GPU
+    import numba.cuda.dispatcher as dispatcher
+    from numba.cuda.compiler import compile_cuda
+except ImportError as exc:
+    raise SystemExit(f"SKIP {exc}")
+dispatcher.get_current_device = lambda: SimpleNamespace(compute_capability=(9, 0))
+from streamnorm.kernels import cuda as g
+assert not g.SIMULATOR
+for dt in (t.float64, t.int64):
+    for kernel, sig in [
+        (g._column_partials_kernel,
+         (dt[::1], t.uint8[::1], t.int64, t.boolean, t.float64, t.float64[:, ::1])),
+        (g._row_moments_matrix_kernel,
+         (dt[:, ::1], t.uint8[::1], t.int64, t.boolean, t.float64[:, ::1])),
+        (g._row_moments_columns_kernel,
+         (dt[:, ::1], t.uint8[:, ::1], t.int64[::1], t.uint8[::1], t.float64[:, ::1])),
+        (g._normalize_column_kernel, (dt[::1], t.float64, t.float64, t.float32[::1])),
+        (g._denormalize_column_kernel, (dt[::1], t.float64, t.float64, t.float64[::1])),
+        (g._normalize_rows_kernel,
+         (dt[:, ::1], t.float64[::1], t.float64[::1], t.float32[:, ::1], t.int64)),
+    ]:
+        ir = compile_cuda(kernel.py_func, t.void, sig, cc=(9, 0)).library.get_llvm_str()
+        if kernel is g._row_moments_matrix_kernel:
+            assert "shfl.sync" in ir, "the warp sums must use real shuffles on a GPU"
+        if kernel is g._denormalize_column_kernel:
+            assert "dmul_rn" in ir, "the inverse must not contract into an FMA"
+print("OK")
+"""
+
+
+@needs_numba_cuda
+def test_the_gpu_code_path_types_and_lowers_without_a_gpu():
+    """The simulator runs the kernels as Python; this compiles the real device path (the
+    shuffles, libdevice) through numba's typing and lowering, which needs no GPU."""
+    environ = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    done = subprocess.run(
+        [sys.executable, "-c", _LOWER_FOR_A_GPU],
+        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300,
+    )
+    if done.stdout.startswith("SKIP"):
+        pytest.skip(done.stdout.strip())
+    assert done.returncode == 0 and done.stdout.strip() == "OK", done.stdout + done.stderr
+
+
 _WITHOUT_NUMBA_CUDA = """
 import sys
 sys.modules["numba.cuda"] = None  # as if numba-cuda were not installed

@@ -23,6 +23,15 @@ Numerics follow DESIGN §4, accumulating in float64 whatever the input dtype, ne
   consecutive rows of a column (coalesced); a warp per row would read with a stride of
   ``n_rows``.
 
+* NVVM contracts ``a * b + c`` into an FMA by default, fastmath or not. In the moment kernels
+  that only changes the last bits (an FMA rounds once, not twice); normalization is a
+  subtraction and a correctly rounded division, so it matches the CPU bit for bit, and the
+  inverse multiplies with libdevice's ``dmul_rn`` so it is never fused either.
+
+Transfers use the host arrays as they are (pageable): pinning an Arrow buffer per batch costs
+about as much as the copy it would speed up, and the driver already stages pageable copies
+through pinned memory. ``first_finite`` runs on the host: it usually stops at the first value.
+
 Under the CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, used by the tests) the launch geometry is
 smaller, and the warp shuffle, which the simulator lacks, is emulated through shared memory
 with the same butterfly; the reduction code itself is the same.
@@ -32,6 +41,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numba import cuda, float64, njit
@@ -62,6 +73,9 @@ else:
 _SHUFFLE_SCRATCH = (ROW_WARPS, WARP) if SIMULATOR else (1, 1)
 #: Rows of the partials array the column kernel writes, one column per block.
 _COUNT, _NAN, _MEAN, _M2, _MIN, _MAX = range(6)
+
+#: Per-row results: (count int64[n], mean float64[n], m2 float64[n]).
+RowMoments = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 _usable = False  # set once require_device() has seen a usable device
 
@@ -272,7 +286,7 @@ def _merge_partials(partials):
 # --------------------------------------------------------------------------- host transfers
 
 
-def _launch(kernel, blocks, threads):  # type: ignore[no-untyped-def]
+def _launch(kernel: Any, blocks: int, threads: int | tuple[int, int]) -> Any:
     """``kernel[blocks, threads]`` without numba's low-occupancy warning (small batches are
     legitimate here; the warning would be noise, and an error under the test settings)."""
     with warnings.catch_warnings():
@@ -281,13 +295,15 @@ def _launch(kernel, blocks, threads):  # type: ignore[no-untyped-def]
         return kernel[blocks, threads]
 
 
-def _device_bitmap(validity: np.ndarray, bit_offset: int, n: int, has_validity: bool):  # type: ignore[no-untyped-def]
+def _device_bitmap(
+    validity: np.ndarray, bit_offset: int, n: int, has_validity: bool
+) -> tuple[Any, int]:
     """Copy only the bitmap bytes covering ``n`` values from ``bit_offset``; (device, offset).
 
-    Without validity, a one-byte placeholder is sent (kernels never read it).
+    Without validity, a one-byte placeholder is allocated, not copied (kernels never read it).
     """
     if not has_validity:
-        return cuda.to_device(np.zeros(1, dtype=np.uint8)), 0
+        return cuda.device_array(1, dtype=np.uint8), 0
     first = bit_offset >> 3
     stop = (bit_offset + n + 7) >> 3
     piece = np.ascontiguousarray(validity[first:stop], dtype=np.uint8)
@@ -299,7 +315,7 @@ def _grid(n_items: int, per_block: int, cap: int) -> int:
     return max(1, min(cap, -(-n_items // per_block)))
 
 
-def _stack_to_device(arrays, dtype):  # type: ignore[no-untyped-def]
+def _stack_to_device(arrays: Sequence[np.ndarray], dtype: np.dtype) -> Any:
     """Copy equal-length 1-D host arrays into the rows of one ``(k, n)`` device array."""
     n = arrays[0].shape[0]
     stacked = cuda.device_array((len(arrays), n), dtype=dtype)
@@ -311,7 +327,9 @@ def _stack_to_device(arrays, dtype):  # type: ignore[no-untyped-def]
 # --------------------------------------------------------------------------- column moments API
 
 
-def column_moments(values, validity, bit_offset, has_validity, shift):  # type: ignore[no-untyped-def]
+def column_moments(
+    values: np.ndarray, validity: np.ndarray, bit_offset: int, has_validity: bool, shift: float
+) -> tuple[np.int64, np.int64, float, float, float, float]:
     """Moments of one column of any numeric dtype, nulls and NaN skipped (on the GPU).
 
     Parameters
@@ -342,7 +360,10 @@ def column_moments(values, validity, bit_offset, has_validity, shift):  # type: 
     return _merge_partials(d_partials.copy_to_host())
 
 
-def columns_moments(columns, validities, bit_offsets, has_validity, shifts):  # type: ignore[no-untyped-def]
+def columns_moments(
+    columns: Sequence[np.ndarray], validities: Sequence[np.ndarray], bit_offsets: np.ndarray,
+    has_validity: np.ndarray, shifts: np.ndarray,
+) -> tuple[np.ndarray, ...]:
     """:func:`column_moments` of several columns (a typed List or sequence; lengths may differ).
 
     ``bit_offsets`` int64[k], ``has_validity`` bool[k], ``shifts`` float64[k]. One transfer
@@ -362,7 +383,9 @@ def columns_moments(columns, validities, bit_offsets, has_validity, shifts):  # 
     return count, nan_count, mean, m2, lo, hi
 
 
-def first_finite(values, validity, bit_offset, has_validity):  # type: ignore[no-untyped-def]
+def first_finite(
+    values: np.ndarray, validity: np.ndarray, bit_offset: int, has_validity: bool
+) -> float:
     """The first valid, finite value of a column (its shift), or NaN if none.
 
     Runs on the host: it usually stops at the first value, which is far cheaper than the
@@ -456,17 +479,19 @@ def _row_moments_columns_kernel(columns, validities, bit_offsets, has_validity, 
         out[2, row] = q
 
 
-def _row_results(d_out):  # type: ignore[no-untyped-def]
+def _row_results(d_out: Any) -> RowMoments:
     """(count int64, mean, m2) host arrays from a (3, n_rows) float64 device result."""
     host = d_out.copy_to_host()
     return host[0].astype(np.int64), host[1].copy(), host[2].copy()
 
 
-def _empty_row_results(n_rows: int):  # type: ignore[no-untyped-def]
+def _empty_row_results(n_rows: int) -> RowMoments:
     return np.zeros(n_rows, dtype=np.int64), np.full(n_rows, np.nan), np.full(n_rows, np.nan)
 
 
-def row_moments_matrix(values, validity, bit_offset, has_validity):  # type: ignore[no-untyped-def]
+def row_moments_matrix(
+    values: np.ndarray, validity: np.ndarray, bit_offset: int, has_validity: bool
+) -> RowMoments:
     """Per-row moments of a row-major (n_rows, width) host matrix (a FixedSizeList's values).
 
     ``validity`` describes the flattened values (bit ``bit_offset + r*width + j``). Nulls and
@@ -486,7 +511,10 @@ def row_moments_matrix(values, validity, bit_offset, has_validity):  # type: ign
     return _row_results(d_out)
 
 
-def _stacked_bitmaps(validities, bit_offsets, has_validity, n_rows: int):  # type: ignore[no-untyped-def]
+def _stacked_bitmaps(
+    validities: Sequence[np.ndarray], bit_offsets: np.ndarray, has_validity: np.ndarray,
+    n_rows: int,
+) -> tuple[Any, Any]:
     """One (n_cols, n_bytes) device bitmap array and the per-column bit offsets within it."""
     n_cols = len(validities)
     width = (n_rows + 7 + 7) >> 3  # room for a bit offset of up to 7
@@ -501,7 +529,10 @@ def _stacked_bitmaps(validities, bit_offsets, has_validity, n_rows: int):  # typ
     return cuda.to_device(host), cuda.to_device(offsets)
 
 
-def row_moments_columns(columns, validities, bit_offsets, has_validity):  # type: ignore[no-untyped-def]
+def row_moments_columns(
+    columns: Sequence[np.ndarray], validities: Sequence[np.ndarray], bit_offsets: np.ndarray,
+    has_validity: np.ndarray,
+) -> RowMoments:
     """Per-row moments across a list of same-dtype 1-D host columns of equal length.
 
     ``columns`` is a numba typed List (or any sequence) of arrays; ``validities[k]``/
@@ -573,7 +604,7 @@ def _elementwise_blocks(n_items: int) -> int:
     return _grid(n_items, BLOCK_THREADS * ITEMS, MAX_ROW_BLOCKS)
 
 
-def normalize_column(values, center, scale, out):  # type: ignore[no-untyped-def]
+def normalize_column(values: np.ndarray, center: float, scale: float, out: np.ndarray) -> None:
     """``out[i] = (values[i] - center) / scale`` on the GPU into the host array ``out``.
 
     Computed in float64 and rounded once to ``out``'s dtype. Null slots are computed too
@@ -590,7 +621,7 @@ def normalize_column(values, center, scale, out):  # type: ignore[no-untyped-def
     d_out.copy_to_host(out)
 
 
-def denormalize_column(values, center, scale, out):  # type: ignore[no-untyped-def]
+def denormalize_column(values: np.ndarray, center: float, scale: float, out: np.ndarray) -> None:
     """``out[i] = values[i] * scale + center`` on the GPU into the host array ``out``.
 
     The inverse of :func:`normalize_column`, computed in float64 without a fused
@@ -608,21 +639,29 @@ def denormalize_column(values, center, scale, out):  # type: ignore[no-untyped-d
     d_out.copy_to_host(out)
 
 
-def normalize_columns(columns, centers, scales, outs):  # type: ignore[no-untyped-def]
+def normalize_columns(
+    columns: Sequence[np.ndarray], centers: np.ndarray, scales: np.ndarray,
+    outs: Sequence[np.ndarray],
+) -> None:
     """:func:`normalize_column` over a typed List (or sequence) of columns into ``outs``:
     ``outs[k][i] = (columns[k][i] - centers[k]) / scales[k]``."""
     for k in range(len(columns)):
         normalize_column(columns[k], float(centers[k]), float(scales[k]), outs[k])
 
 
-def denormalize_columns(columns, centers, scales, outs):  # type: ignore[no-untyped-def]
+def denormalize_columns(
+    columns: Sequence[np.ndarray], centers: np.ndarray, scales: np.ndarray,
+    outs: Sequence[np.ndarray],
+) -> None:
     """:func:`denormalize_column` over a typed List (or sequence) of columns into ``outs``:
     ``outs[k][i] = columns[k][i] * scales[k] + centers[k]`` (no FMA)."""
     for k in range(len(columns)):
         denormalize_column(columns[k], float(centers[k]), float(scales[k]), outs[k])
 
 
-def normalize_rows_matrix(values, center, scale, out):  # type: ignore[no-untyped-def]
+def normalize_rows_matrix(
+    values: np.ndarray, center: np.ndarray, scale: np.ndarray, out: np.ndarray
+) -> None:
     """Row-wise ``out[r, j] = (values[r, j] - center[r]) / scale[r]`` for an (n, width)
     host matrix; ``center``/``scale`` float64 of shape (n,); ``out`` a host (n, width) array."""
     n_rows, width = values.shape
@@ -638,7 +677,10 @@ def normalize_rows_matrix(values, center, scale, out):  # type: ignore[no-untype
     d_out.copy_to_host(out)
 
 
-def normalize_rows_columns(columns, center, scale, outs):  # type: ignore[no-untyped-def]
+def normalize_rows_columns(
+    columns: Sequence[np.ndarray], center: np.ndarray, scale: np.ndarray,
+    outs: Sequence[np.ndarray],
+) -> None:
     """Row-wise ``outs[k][r] = (columns[k][r] - center[r]) / scale[r]`` across a typed List
     (or sequence) of same-dtype host columns into the host arrays ``outs`` (same dtype each)."""
     n_cols = len(columns)

@@ -393,7 +393,9 @@ def test_normalizer_on_cuda_matches_cpu(rng, mode):
 
 
 def test_the_multi_column_helpers_match_cpu(rng):
-    arrays = [pa.array(_data(rng, n, np.float64), mask=rng.random(n) < 0.2).slice(1) for n in (40, 9)]
+    arrays = [
+        pa.array(_data(rng, n, np.float64), mask=rng.random(n) < 0.2).slice(1) for n in (40, 9)
+    ]
     views = [_view(a) for a in arrays]
     args = (
         List([v.values for v in views]), List([v.validity for v in views]),
