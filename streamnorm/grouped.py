@@ -141,19 +141,73 @@ class GroupedFeatureStats(FeatureStats):
 
     def _group_of(self, key: tuple[Any, ...]) -> int:
         """The global group of ``key``, appending a new empty group for a new key."""
-        frozen = tuple(_freeze(v) for v in key)
-        found = self._index.get(frozen)
-        if found is not None:
-            return found
-        g = len(self._keys)
-        self._index[frozen] = g
-        self._keys.append(key)
-        k = len(self._columns or [])
-        for attr in self._state_arrays():
-            old = getattr(self, attr)
-            row = np.full((1, k), _FILL[attr], dtype=old.dtype)
-            setattr(self, attr, np.concatenate([old, row]))
-        return g
+        return int(self._groups_of([key])[0])
+
+    def _groups_of(self, keys: Sequence[tuple[Any, ...]]) -> np.ndarray:
+        """Global groups of ``keys`` (int64 array); new keys get new empty groups, added in
+        one growth of the state arrays (so a batch with many new keys stays linear)."""
+        out = np.empty(len(keys), dtype=np.int64)
+        start = len(self._keys)
+        for i, key in enumerate(keys):
+            frozen = tuple(_freeze(v) for v in key)
+            found = self._index.get(frozen)
+            if found is None:
+                found = self._index[frozen] = len(self._keys)
+                self._keys.append(key)
+            out[i] = found
+        added = len(self._keys) - start
+        if added:
+            k = len(self._columns or [])
+            for attr in self._state_arrays():
+                old = getattr(self, attr)
+                rows = np.full((added, k), _FILL[attr], dtype=old.dtype)
+                setattr(self, attr, np.concatenate([old, rows]))
+        return out
+
+    def _lookup(self, unique: pa.Table | pa.RecordBatch) -> np.ndarray:
+        """Global groups of a batch's distinct keys (a batch of the key columns); new keys
+        get new groups."""
+        glob = self._find(unique)
+        new = np.flatnonzero(glob < 0)
+        if len(new):
+            rows = unique.take(pa.array(new)).to_pylist()
+            glob[new] = self._groups_of([tuple(r[k] for k in self.by) for r in rows])
+        return glob
+
+    def _find(self, unique: pa.Table | pa.RecordBatch) -> np.ndarray:
+        """Groups of distinct keys, -1 where unknown (int64 array).
+
+        One key column: a vectorised ``index_in`` against the known keys. Several key columns
+        (or a type Arrow cannot hash): a dict lookup per distinct key.
+        """
+        if not self._keys:
+            return np.full(unique.num_rows, -1, dtype=np.int64)
+        if len(self.by) == 1:
+            column = unique.column(0)
+            if isinstance(column, pa.ChunkedArray):
+                column = column.combine_chunks()
+            if pa.types.is_dictionary(column.type):
+                column = column.dictionary_decode()
+            try:
+                found = pc.index_in(column, value_set=self._known_keys(), skip_nulls=False)
+                return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+            except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid):
+                pass
+        return np.array([
+            self._index.get(tuple(_freeze(r[k]) for k in self.by), -1) for r in unique.to_pylist()
+        ], dtype=np.int64)
+
+    def _known_keys(self) -> pa.Array:
+        """The single key column's known values as an Arrow array, in group order (cached,
+        extended with the keys added since the last call)."""
+        cached = getattr(self, "_key_array", None)
+        have = 0 if cached is None else len(cached)
+        if have < len(self._keys):
+            key_type = (self._key_types or [None])[0]
+            more = pa.array([key[0] for key in self._keys[have:]], type=key_type)
+            cached = more if cached is None else pa.concat_arrays([cached, more])
+            self._key_array = cached
+        return cached  # type: ignore[return-value]
 
     def _bind(self, schema: pa.Schema) -> None:
         self._check_keys(schema)
@@ -185,9 +239,7 @@ class GroupedFeatureStats(FeatureStats):
         if batch.num_rows == 0:
             return
         local, first = batch_groups(batch, self.by)
-        key_rows = batch.select(self.by).take(pa.array(first)).to_pylist()
-        glob = np.array([self._group_of(tuple(r[k] for k in self.by)) for r in key_rows],
-                        dtype=np.int64)
+        glob = self._lookup(batch.select(self.by).take(pa.array(first)))
         if len(np.unique(glob)) < len(glob):  # e.g. 0.0 and -0.0: one key, two codes
             glob, remap = np.unique(glob, return_inverse=True)
             local = np.ascontiguousarray(remap.reshape(-1)[local], dtype=np.int64)
@@ -230,7 +282,7 @@ class GroupedFeatureStats(FeatureStats):
             )
         if other._weighted:
             self._set_weighted()
-        glob = np.array([self._group_of(key) for key in other._keys], dtype=np.int64)
+        glob = self._groups_of(other._keys)
         idx = (glob, slice(None))
         self._null_count[idx] += other._null_count
         self._nan_count[idx] += other._nan_count
@@ -246,6 +298,7 @@ class GroupedFeatureStats(FeatureStats):
         assert isinstance(other, GroupedFeatureStats)
         self._keys = list(other._keys)
         self._index = dict(other._index)
+        self._key_array = None
         self._key_types = list(other._key_types) if other._key_types is not None else None
         super()._copy_state_from(other)
 
@@ -334,8 +387,7 @@ class GroupedFeatureStats(FeatureStats):
         key_rows = table.select(by).take(pa.array(range(0, table.num_rows, max(k, 1)),
                                                   pa.int64())).to_pylist()
         stats._allocate(k)
-        for row in key_rows:
-            stats._group_of(tuple(row[name] for name in by))
+        stats._groups_of([tuple(row[name] for name in by) for row in key_rows])
         stats._load_state(table, (len(key_rows), k))
         return stats
 
@@ -409,9 +461,7 @@ def map_grouped(
     if n == 0:
         return {name: pa.array([], type=t) for name, t in out_types.items()}
     local, first = batch_groups(batch, stats.by)
-    key_rows = batch.select(stats.by).take(pa.array(first)).to_pylist()
-    found = [stats._index.get(tuple(_freeze(r[k]) for k in stats.by), -1) for r in key_rows]
-    rows = np.asarray(found, dtype=np.int64)[local]
+    rows = stats._find(batch.select(stats.by).take(pa.array(first)))[local]
     unseen = rows < 0
     rows = np.where(unseen, 0, rows)
     mean = stats.mean
