@@ -421,3 +421,25 @@ def test_cli_by_key(tmp_path):
     assert pq.read_table(tmp_path / "out.parquet")["x"].to_pylist() == [-1.0, -1.0, 1.0, 1.0]
     done = run("normalize", "in.parquet", "o.parquet", "--by", "k", "--mode", "rms")
     assert done.returncode == 2 and "--by" in done.stderr
+
+
+weighted_rows = st.lists(st.tuples(st.one_of(finite, st.none()),
+                                   st.one_of(st.integers(0, 5).map(float), st.none())),
+                         max_size=30)
+
+
+@settings(max_examples=30, deadline=None)
+@given(a=weighted_rows, b=weighted_rows, offset=st.sampled_from([0.0, 1e9]))
+def test_weighted_merge_matches_one_pass_and_round_trips(a, b, offset):
+    def table(rows):
+        return pa.table({
+            "x": pa.array([None if v is None else v + offset for v, _ in rows], pa.float64()),
+            "w": pa.array([w for _, w in rows], pa.float64()),
+        })
+
+    sa = sn.FeatureStats(["x"], moments=4).update(table(a), weights="w")
+    sb = sn.FeatureStats(["x"], moments=4).update(table(b), weights="w")
+    whole = sn.FeatureStats(["x"], moments=4).update(table(a + b), weights="w")
+    _close_higher(sa + sb, whole)
+    assert sn.FeatureStats.from_arrow(whole.to_arrow()) == whole
+    assert sn.FeatureStats.from_dict(whole.to_dict()) == whole
