@@ -77,18 +77,29 @@ def _rechunk(batches: Iterable[pa.RecordBatch], batch_size: int | None) -> Itera
             yield batch.slice(start, batch_size)
 
 
+#: Rows per batch read from a Parquet row group when the caller sets no batch size.
+PARQUET_BATCH_ROWS = 65_536
+
+
 def _file_batches(
-    path: str | os.PathLike, columns: list[str] | None
+    path: str | os.PathLike, columns: list[str] | None, batch_size: int | None = None
 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     fmt = file_format(path)
     try:
         if fmt == "parquet":
-            parquet = pq.ParquetFile(path, memory_map=True)
+            # No memory map (its touched pages count as resident: RSS would grow with the
+            # file) and no pre-buffering: batches of at most batch_size rows, one row group
+            # at a time, so memory is bounded by the batch, not the row group or the file.
+            parquet = pq.ParquetFile(path, memory_map=False, pre_buffer=False,
+                                     buffer_size=1 << 20)
             schema = parquet.schema_arrow
 
             def row_groups() -> Iterator[pa.RecordBatch]:
                 for i in range(parquet.num_row_groups):
-                    yield from parquet.read_row_group(i, columns=columns).to_batches()
+                    yield from parquet.iter_batches(
+                        batch_size=batch_size or PARQUET_BATCH_ROWS, row_groups=[i],
+                        columns=columns,
+                    )
 
             return schema, row_groups()
         source = pa.memory_map(str(path))
@@ -145,7 +156,7 @@ def schema_and_batches(
     from . import sources  # sources builds on this module
 
     if is_path(source) and sources.is_local_file(source):
-        schema, batches = _file_batches(source, columns)
+        schema, batches = _file_batches(source, columns, batch_size)
         return schema, _rechunk(_guarded(source, batches), batch_size)
     if is_path(source) or sources.is_path_list(source):
         return sources.DataSource(source).schema_and_batches(columns, batch_size)
