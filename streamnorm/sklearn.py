@@ -23,6 +23,14 @@ from .stats import FeatureStats
 _WEIGHT_COLUMN = "__streamnorm_sample_weight__"
 
 
+def _as_input(X: Any) -> Any:
+    """Arrow-exporting objects scikit-learn cannot read (a RecordBatchReader, a duckdb
+    relation, …) become a ``pyarrow.Table``; everything else is left to ``validate_data``."""
+    if hasattr(X, "__arrow_c_stream__") and not hasattr(X, "__array__"):
+        return pa.table(X)
+    return X
+
+
 class StreamScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Standardize features to zero mean and unit variance, fitted batch by batch.
 
@@ -81,7 +89,7 @@ class StreamScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> StreamScaler:
         """Add the rows of ``X`` to the statistics (merged exactly with earlier batches)."""
         first = not hasattr(self, "stats_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan",
+        X = validate_data(self, _as_input(X), dtype=[np.float64, np.float32], ensure_all_finite="allow-nan",
                           reset=first)
         names = [str(j) for j in range(X.shape[1])]
         arrays = [pa.array(np.ascontiguousarray(X[:, j])) for j in range(X.shape[1])]
@@ -120,7 +128,7 @@ class StreamScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def _prepare(self, X: Any, copy: bool | None) -> np.ndarray:
         check_is_fitted(self, "stats_")
         copy = self.copy if copy is None else copy
-        return validate_data(self, X, dtype=[np.float64, np.float32], copy=copy,
+        return validate_data(self, _as_input(X), dtype=[np.float64, np.float32], copy=copy,
                              ensure_all_finite="allow-nan", reset=False)
 
     def transform(self, X: Any, copy: bool | None = None) -> np.ndarray:

@@ -157,6 +157,8 @@ class FeatureStats:
     by : a key column name or a list of them: keep one state per key (see
         :class:`streamnorm.grouped.GroupedFeatureStats`).
 
+    ``moments=4``, weights and ``by=`` run on the CPU extension kernels whatever the target.
+
     Frequency weights: ``update(data, weights="w")`` counts each row ``w`` times. The weights
     column is never a feature; ``count`` becomes the sum of the weights, as float64 (exact for
     integer weights while the sum stays below 2**53; sklearn's ``n_samples_seen_`` does the
@@ -785,14 +787,17 @@ def feature_stats(
     *,
     nan: NanPolicy = "skip",
     target: str | None = None,
+    moments: int = 2,
+    by: str | Sequence[str] | None = None,
+    weights: str | None = None,
 ) -> FeatureStats:
     """Per-column statistics of a whole source (a path or any in-memory source), streamed.
 
     Files are read one IPC batch or Parquet row group at a time, so memory is bounded by the
-    batch, not the file.
+    batch, not the file. ``moments``, ``by`` and ``weights`` are as in :class:`FeatureStats`.
     """
-    stats = FeatureStats(columns, nan=nan, target=target)
-    return stats._update_from(source, batch_size)
+    stats = FeatureStats(columns, nan=nan, target=target, moments=moments, by=by)
+    return stats._update_from(source, batch_size, weights)
 
 
 # --------------------------------------------------------------------------- per-row statistics

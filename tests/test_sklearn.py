@@ -72,6 +72,20 @@ def test_frames_feature_names_and_set_output(kind, rng):
     assert isinstance(out, pl.DataFrame) and out.columns == ["a", "b"]
 
 
+def test_arrow_streams_without_array_protocol(rng):
+    import duckdb
+
+    frame = pa.table({"a": rng.normal(size=20), "b": rng.normal(size=20)})
+    table = frame
+    reader = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=7))
+    scaler = StreamScaler().fit(reader)
+    assert list(scaler.feature_names_in_) == ["a", "b"]
+    np.testing.assert_allclose(scaler.mean_, [table["a"].to_numpy().mean(),
+                                              table["b"].to_numpy().mean()], rtol=1e-13)
+    relation = duckdb.sql("select * from frame")  # duckdb scans the local `frame`
+    np.testing.assert_allclose(StreamScaler().fit(relation).var_, scaler.var_, rtol=1e-13)
+
+
 def test_float32_is_preserved_and_refit_resets(rng):
     X = rng.normal(size=(20, 2)).astype(np.float32)
     scaler = StreamScaler().fit(X)
