@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import InputError, SchemaError
-from .kernels import cpu
+from .kernels import backend
 from .stats import (
     _METADATA_KEY,
     FeatureStats,
@@ -252,7 +252,7 @@ class GroupedFeatureStats(FeatureStats):
                 column = column.combine_chunks()
             for view in cols.column_views(column):
                 shifts = np.ascontiguousarray(self._shift[glob, j])
-                wsum, nan_c, null_c, mean, m2, m3, m4, lo, hi = cpu.grouped_moments(
+                wsum, nan_c, null_c, mean, m2, m3, m4, lo, hi = backend("cpu").grouped_moments(
                     view.values, view.validity, view.bit_offset, view.has_validity, local,
                     shifts, w, weights is not None, self.moments == 4,
                 )

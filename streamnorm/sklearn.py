@@ -89,8 +89,8 @@ class StreamScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def partial_fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> StreamScaler:
         """Add the rows of ``X`` to the statistics (merged exactly with earlier batches)."""
         first = not hasattr(self, "stats_")
-        X = validate_data(self, _as_input(X), dtype=[np.float64, np.float32], ensure_all_finite="allow-nan",
-                          reset=first)
+        X = validate_data(self, _as_input(X), dtype=[np.float64, np.float32],
+                          ensure_all_finite="allow-nan", reset=first)
         names = [str(j) for j in range(X.shape[1])]
         arrays = [pa.array(np.ascontiguousarray(X[:, j])) for j in range(X.shape[1])]
         weights = None

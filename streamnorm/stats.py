@@ -465,7 +465,8 @@ class FeatureStats:
     def copy(self) -> FeatureStats:
         """An independent copy of this state."""
         twin = FeatureStats(
-            self._requested, nan=self.nan, target=self.target, moments=self.moments  # type: ignore[arg-type]
+            self._requested, nan=self.nan, target=self.target,  # type: ignore[arg-type]
+            moments=self.moments,
         )
         if self._columns is not None:
             twin._copy_state_from(self)
