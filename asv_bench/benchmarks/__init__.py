@@ -1,0 +1,1 @@
+"""asv benchmarks for streamnorm, grouped as kernels, stats, normalize and io (DESIGN §6)."""
