@@ -399,9 +399,15 @@ class FeatureStats:
             return
         mean_b = shifted_mean + (shift - self._shift[j])  # b's mean in a's shift
         n = n_a + count
-        delta = mean_b - self._shifted_mean[j]
-        self._shifted_mean[j] += delta * (count / n)
-        self._m2[j] += m2 + delta * delta * (n_a * count / n)
+        if not (math.isfinite(mean_b) and math.isfinite(self._shifted_mean[j])):
+            # ±inf among the values: Chan's delta would make inf + finite a NaN whatever the
+            # order; like numpy, the mean is then the sum of the infinities, the variance NaN.
+            self._shifted_mean[j] += mean_b
+            self._m2[j] = np.nan
+        else:
+            delta = mean_b - self._shifted_mean[j]
+            self._shifted_mean[j] += delta * (count / n)
+            self._m2[j] += m2 + delta * delta * (n_a * count / n)
         self._count[j] = n
         self._min[j] = np.fmin(self._min[j], lo)
         self._max[j] = np.fmax(self._max[j], hi)
