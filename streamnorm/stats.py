@@ -315,10 +315,55 @@ class FeatureStats:
         if weights is not None or self.moments == 4:
             self._update_batch_ext(batch, weights, kernels)
             return
+        views: list[tuple[int, cols.ColumnView]] = []
         for j, name in enumerate(self._columns):  # type: ignore[arg-type]
             for view in cols.column_views(batch.column(name)):
                 self._null_count[j] += view.null_count
+                views.append((j, view))
+        if len(views) < 2 or not hasattr(kernels, "columns_moments"):
+            for j, view in views:
                 self._add_view(j, view, kernels)
+        else:
+            self._add_views(views, kernels)
+
+    def _add_views(self, views: list[tuple[int, cols.ColumnView]], kernels: Any) -> None:
+        """All column pieces of a batch in one ``columns_moments`` launch per values dtype.
+
+        One parallel launch over (column, chunk) tasks balances the threads and avoids a
+        launch per column; merging in column-then-chunk order gives the same bits as
+        :meth:`_add_view` one piece at a time.
+        """
+        from numba.typed import List
+
+        shifts: dict[int, float] = {}
+        for j, view in views:  # each column's shift: its state's, else its first finite value
+            if j in shifts:
+                continue
+            shift = self._shift[j]
+            if math.isnan(shift):
+                shift = kernels.first_finite(
+                    view.values, view.validity, view.bit_offset, view.has_validity
+                )
+            if not math.isnan(shift):
+                shifts[j] = shift
+        by_dtype: dict[np.dtype, list[int]] = {}
+        for index, (_, view) in enumerate(views):
+            by_dtype.setdefault(view.values.dtype, []).append(index)
+        results: list[tuple[Any, ...]] = [()] * len(views)
+        for members in by_dtype.values():
+            pieces = [views[i] for i in members]
+            fields = kernels.columns_moments(
+                List([v.values for _, v in pieces]),
+                List([v.validity for _, v in pieces]),
+                np.array([v.bit_offset for _, v in pieces], dtype=np.int64),
+                np.array([v.has_validity for _, v in pieces], dtype=np.bool_),
+                np.array([shifts.get(j, 0.0) for j, _ in pieces]),
+            )
+            for k, i in enumerate(members):
+                results[i] = tuple(field[k] for field in fields)
+        for (j, _), (count, nan_count, shifted_mean, m2, lo, hi) in zip(views, results):
+            self._nan_count[j] += nan_count
+            self._merge_column(j, int(count), shifts.get(j, 0.0), shifted_mean, m2, lo, hi)
 
     def _add_view(self, j: int, view: cols.ColumnView, kernels: Any) -> None:
         shift = self._shift[j]
