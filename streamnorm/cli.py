@@ -1,6 +1,8 @@
 """The ``streamnorm`` command (also ``python -m streamnorm``).
 
-Subcommands: ``stats``, ``normalize``, ``inverse`` and ``demo`` (see ``streamnorm --help``).
+Subcommands: ``stats``, ``normalize``, ``inverse``, ``inspect`` and ``demo`` (see
+``streamnorm --help``); the options for sources, column selection, output files and Dask are
+in :mod:`streamnorm.cli_sources`.
 Exit codes: 0 on success; 2 on bad usage or bad input, with one line on stderr naming the
 problem and the way out; 130 on Ctrl-C and 143 on SIGTERM, after removing any temporary file
 (outputs are written beside their destination and renamed into place only on success).
@@ -25,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import cli_sources as cs
 from . import io
 from .config import TARGETS
 from .errors import InputError, StreamnormError
@@ -46,8 +49,7 @@ EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 130, 143
 _STATS_SUFFIXES = (".json", *io.IPC_SUFFIXES, *io.PARQUET_SUFFIXES)
 
 
-class UsageError(Exception):
-    """Bad command-line usage: reported as one line, exit code 2."""
+UsageError = cs.UsageError
 
 
 class Terminated(BaseException):
@@ -88,7 +90,8 @@ def _add_common(parser: argparse.ArgumentParser, *, columns: bool = True) -> Non
     if columns:
         parser.add_argument(
             "-c", "--column", dest="columns", action="append", metavar="COL",
-            help="a column to use (repeat for several); default: every numeric column",
+            help="a column name or glob such as 'emb_*' (repeat); default: every numeric "
+            "column",
         )
     parser.add_argument(
         "--batch-size", type=_positive_int, metavar="N",
@@ -118,22 +121,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compute per-column statistics in one streaming pass. Prints a table, or "
         "saves the exact mergeable state with -o (.json, .arrow or .parquet).",
     )
-    stats.add_argument("input", metavar="IN", help="Arrow IPC or Parquet file")
+    stats.add_argument("input", metavar="IN", help=cs.IN_HELP)
     stats.add_argument("-o", "--output", metavar="STATS", help="save the statistics here")
     _add_common(stats)
+    cs.add_selection_options(stats)
     stats.add_argument(
         "--by", action="append", metavar="KEY",
         help="a key column: statistics per key (repeat for several key columns)",
     )
+    cs.add_dask_options(stats)
 
     norm = sub.add_parser(
         "normalize", help="normalize a file into another (batch, layer or rms mode)",
         description="Normalize IN into OUT (formats by suffix). Batch mode reads IN twice "
         "(fit, then transform) unless --stats is given; layer and rms read it once. OUT is "
-        "written to a temporary file and renamed into place only on success.",
+        "written to a temporary file and renamed into place only on success. When IN is a "
+        "directory or a glob and OUT a directory (existing, or a name without a data suffix), "
+        "each input file gets its own output file at the same relative path, so hive "
+        "partitions (year=2024/) are kept; with a .parquet/.arrow OUT, everything goes into "
+        "that one file.",
     )
-    norm.add_argument("input", metavar="IN", help="Arrow IPC or Parquet file")
-    norm.add_argument("output", metavar="OUT", help=".parquet, .arrow/.feather/.ipc or .arrows")
+    norm.add_argument("input", metavar="IN", help=cs.IN_HELP)
+    norm.add_argument("output", metavar="OUT",
+                      help=".parquet, .arrow/.feather/.ipc or .arrows; or a directory")
     norm.add_argument("--mode", choices=MODES, default="batch", help="default: batch")
     norm.add_argument(
         "--stats", metavar="FILE",
@@ -145,10 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="added to the variance under the square root (default 0 batch, 1e-5 layer/rms)",
     )
     _add_common(norm)
+    cs.add_selection_options(norm)
+    cs.add_output_options(norm)
     norm.add_argument(
         "--by", action="append", metavar="KEY",
         help="a key column: statistics per key (repeat for several key columns)",
     )
+    cs.add_dask_options(norm)
 
     inverse = sub.add_parser(
         "inverse", help="undo a batch-mode normalization",
@@ -159,6 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
     inverse.add_argument("output", metavar="OUT", help="where to write the restored data")
     inverse.add_argument("--stats", metavar="FILE", help="statistics to use instead")
     _add_common(inverse, columns=False)
+    cs.add_output_options(inverse)
+
+    inspect = sub.add_parser(
+        "inspect", help="print the schema and which columns each mode would normalize",
+        description="Print IN's columns and types (reading only its first block) and, for "
+        "batch, layer and rms mode, whether each column would be normalized and why not.",
+    )
+    inspect.add_argument("input", metavar="IN", help=cs.IN_HELP)
+    inspect.add_argument(
+        "-c", "--column", dest="columns", action="append", metavar="COL",
+        help="a column name or glob such as 'emb_*' (repeat); default: every numeric column",
+    )
+    cs.add_selection_options(inspect, reading=False)
 
     demo = sub.add_parser(
         "demo", help="generate a sample Parquet file and run stats, normalize and inverse on it",
@@ -230,18 +256,17 @@ def _check_stats_output(src: str, dst: str) -> None:
 
 
 def _compute_stats(
-    path: str, columns: list[str] | None, batch_size: int | None, target: str | None,
+    path: object, columns: list[str] | None, batch_size: int | None, target: str | None,
     progress: bool, by: list[str] | None = None,
 ) -> tuple[FeatureStats, int]:
-    """Stream a file once into FeatureStats; returns (stats, rows read)."""
-    schema = io.schema_and_batches(path)[0]
-    if columns is not None and schema is not None:
-        check_batch_columns(schema, columns)
+    """Stream a source (a path, or a DataSource) once into FeatureStats; (stats, rows read)."""
+    if columns is not None:
+        check_batch_columns(cs.source_schema(path), columns)
     bar = progress_bar("stats", count_rows(path) if progress else None, progress)
     rows = _RowCounter(bar)
     try:
         norm = Normalizer("batch", columns=columns, target=target, by=by).fit(
-            path, batch_size=batch_size, progress=rows
+            path, batch_size=batch_size, progress=rows  # type: ignore[arg-type]
         )
     finally:
         bar.close()
@@ -273,13 +298,20 @@ def cmd_stats(args: argparse.Namespace) -> int:
     _check_target(args.target)
     if args.output:
         _check_stats_output(args.input, args.output)
-    stats, rows = _compute_stats(
-        args.input, args.columns, args.batch_size, args.target, _show_progress(args),
-        by=args.by,
-    )
+    if cs.uses_dask(args):
+        stats, files = cs.dask_stats(args)
+        over = f"{files} file{'s' if files != 1 else ''}"
+    else:
+        source = cs.open_input(args)
+        with cs.reporting_skips(source, args.input):
+            columns = cs.resolve_columns(args, source, "batch")
+            stats, rows = _compute_stats(
+                source, columns, args.batch_size, args.target, _show_progress(args), by=args.by,
+            )
+        over = f"{rows:,} rows"
     if args.output:
         stats.save(args.output)
-        print(f"wrote statistics of {len(stats.columns)} columns over {rows:,} rows to "
+        print(f"wrote statistics of {len(stats.columns)} columns over {over} to "
               f"{args.output}")
     else:
         print(format_table(stats.summary()))
@@ -295,12 +327,24 @@ def cmd_normalize(args: argparse.Namespace) -> int:
     if args.by and (args.mode != "batch" or args.stats is not None):
         raise UsageError("--by applies to --mode batch without --stats; drop --by")
     _check_target(args.target)
+    if cs.uses_dask(args):
+        print(cs.dask_normalize(args))
+        return EXIT_OK
     start = time.perf_counter()
-    result = normalize_file(
-        args.input, args.output, mode=args.mode, columns=args.columns, stats=args.stats,
-        batch_size=args.batch_size, eps=args.eps, target=args.target,
-        progress=_show_progress(args), by=args.by,
-    )
+    source = cs.open_input(args)
+    with cs.reporting_skips(source, args.input):
+        columns = cs.resolve_columns(args, source, args.mode)
+        if cs.is_dataset(args.input) and cs.wants_directory(args.output):
+            written = cs.normalize_directory(args, source, columns)
+            print(f"normalized {len(written)} file{'s' if len(written) != 1 else ''} "
+                  f"({args.mode} mode) into {args.output} in "
+                  f"{time.perf_counter() - start:.2f} s")
+            return EXIT_OK
+        result = normalize_file(
+            source, args.output, mode=args.mode, columns=columns, stats=args.stats,
+            batch_size=args.batch_size, eps=args.eps, target=args.target,
+            progress=_show_progress(args), by=args.by, **cs.output_options(args),
+        )
     seconds = time.perf_counter() - start
     norm = result.normalizer
     print(
@@ -317,7 +361,7 @@ def cmd_inverse(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = inverse_file(
         args.input, args.output, stats=args.stats, batch_size=args.batch_size,
-        target=args.target, progress=_show_progress(args),
+        target=args.target, progress=_show_progress(args), **cs.output_options(args),
     )
     seconds = time.perf_counter() - start
     print(
@@ -420,7 +464,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- main
 
 _COMMANDS = {"stats": cmd_stats, "normalize": cmd_normalize, "inverse": cmd_inverse,
-             "demo": cmd_demo}
+             "inspect": cs.cmd_inspect, "demo": cmd_demo}
 
 
 def _error(message: str) -> None:

@@ -47,6 +47,7 @@ import pyarrow.types as pat
 
 from . import columns as cols
 from . import io
+from . import sources
 from .errors import InputError, SchemaError
 from .kernels import backend
 from .progress import Progress, progress_bar
@@ -745,8 +746,11 @@ def _file_schema(path: str | os.PathLike) -> pa.Schema:
     return schema
 
 
-def count_rows(path: str | os.PathLike) -> int | None:
-    """Rows in a Parquet or IPC file from its metadata; None for an IPC stream (unknown)."""
+def count_rows(path: Any) -> int | None:
+    """Rows in a local Parquet or IPC file from its metadata; None for an IPC stream, and for
+    anything but a local file (directory, glob, CSV / JSON lines, URI, DataSource): unknown."""
+    if not sources.is_local_file(path):
+        return None
     fmt = io.file_format(path)
     try:
         if fmt == "parquet":
@@ -767,16 +771,30 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
+def _local_inputs(src: Any) -> list[Path]:
+    """The local files ``src`` reads (a path, or a DataSource's files); none for URIs."""
+    if isinstance(src, sources.DataSource):
+        return [Path(f) for f in src.files if not sources.is_uri(f)]
+    if isinstance(src, (str, os.PathLike)) and not sources.is_uri(os.fspath(src)):
+        return [Path(src)]
+    return []
+
+
 def check_destination(
-    src: str | os.PathLike, dst: str | os.PathLike, *, check_format: bool = True
-) -> Path:
+    src: Any, dst: str | os.PathLike, *, check_format: bool = True
+) -> Any:
     """Check ``dst`` can receive output from ``src``: a known data suffix (unless
     ``check_format`` is False), not the input, not a directory, in an existing directory.
-    Raises :class:`InputError` naming the way out."""
-    src_path, dst_path = Path(src), Path(dst)
+    Raises :class:`InputError` naming the way out. Returns ``dst`` as a ``Path``, or as the
+    string it is for an object-store URI (``s3://…``; only its suffix is checked)."""
+    if sources.is_uri(os.fspath(dst)):
+        if check_format:
+            io.output_format(os.fspath(dst))
+        return os.fspath(dst)
+    dst_path = Path(dst)
     if check_format:
         io.output_format(dst_path)
-    if _same_file(src_path, dst_path):
+    if any(_same_file(path, dst_path) for path in _local_inputs(src)):
         raise InputError(f"{dst_path}: refusing to overwrite the input; choose another output")
     if dst_path.is_dir():
         raise InputError(f"{dst_path}: is a directory; give an output file name")
@@ -787,6 +805,26 @@ def check_destination(
             "or choose another output"
         )
     return dst_path
+
+
+def _writer_options(
+    dst: Any, compression: str | None, row_group_size: int | None, float32: bool
+) -> dict[str, Any]:
+    """:class:`io.BatchWriter` options, checked against the output format before any reading:
+    a mismatch (``row_group_size`` for Arrow IPC, a codec the format lacks) is an
+    :class:`InputError` naming the way out."""
+    fmt = io.output_format(dst)
+    try:
+        io._check_codec(fmt, compression)
+    except ValueError as exc:
+        raise InputError(f"{dst}: {exc}; choose another compression") from None
+    if row_group_size is not None:
+        if fmt != "parquet":
+            raise InputError(f"{dst}: row groups exist in Parquet only; drop the row group "
+                             "size or write .parquet")
+        if row_group_size < 1:
+            raise InputError(f"row group size must be at least 1, got {row_group_size}")
+    return {"compression": compression, "row_group_size": row_group_size, "float32": float32}
 
 
 @dataclass
@@ -806,7 +844,7 @@ def _tracked(batches: Iterable[pa.RecordBatch], bar: Progress) -> Iterator[pa.Re
 
 
 def normalize_file(
-    src: str | os.PathLike,
+    src: Any,
     dst: str | os.PathLike,
     mode: Mode = "batch",
     columns: Sequence[str] | None = None,
@@ -819,6 +857,9 @@ def normalize_file(
     ddof: int = 0,
     nan: Literal["skip", "propagate"] = "skip",
     by: str | Sequence[str] | None = None,
+    compression: str | None = None,
+    row_group_size: int | None = None,
+    float32: bool = False,
 ) -> FileResult:
     """Normalize an Arrow IPC / Parquet file into another, streaming with bounded memory.
 
@@ -829,9 +870,15 @@ def normalize_file(
     existing ``dst`` untouched. An input without rows gives an output without rows and the
     output schema. ``progress=True`` draws a bar per pass on stderr.
 
+    ``src`` may also be anything :func:`streamnorm.io.schema_and_batches` reads (a directory,
+    glob, CSV / JSON lines file, object-store URI or :class:`~streamnorm.sources.DataSource`),
+    all of it going into the one output ``dst`` (a path or URI). ``compression``,
+    ``row_group_size`` and ``float32`` are as in :class:`streamnorm.io.BatchWriter`.
+
     Returns a :class:`FileResult`; the statistics used are in the output's schema metadata.
     """
     dst_path = check_destination(src, dst)
+    writer_options = _writer_options(dst_path, compression, row_group_size, float32)
     schema = _file_schema(src)
     total = count_rows(src) if progress else None
     if mode == "batch" and stats is not None:
@@ -857,7 +904,8 @@ def normalize_file(
     bar = progress_bar("normalize" if passes == 1 else "normalize (pass 2)", total, progress)
     try:
         with io.atomic_path(dst_path) as tmp:
-            with io.BatchWriter(tmp, out_schema, io.output_format(dst_path)) as writer:
+            with io.BatchWriter(tmp, out_schema, io.output_format(dst_path), **writer_options
+                                ) as writer:
                 _, batches = io.schema_and_batches(src, batch_size=batch_size)
                 for batch in _tracked(batches, bar):
                     out = norm._transform_batch(batch)
@@ -874,19 +922,24 @@ def normalize_file(
 
 
 def inverse_file(
-    src: str | os.PathLike,
+    src: Any,
     dst: str | os.PathLike,
     stats: FeatureStats | str | os.PathLike | None = None,
     batch_size: int | None = None,
     target: str | None = None,
     progress: bool = False,
+    *,
+    compression: str | None = None,
+    row_group_size: int | None = None,
+    float32: bool = False,
 ) -> FileResult:
     """Undo a batch-mode :func:`normalize_file`: read ``src`` (normalized), write ``dst``.
 
     Uses ``stats`` when given, else the record in ``src``'s schema metadata. Atomic like
-    :func:`normalize_file`.
+    :func:`normalize_file`; output options as there.
     """
     dst_path = check_destination(src, dst)
+    writer_options = _writer_options(dst_path, compression, row_group_size, float32)
     schema = _file_schema(src)
     if stats is not None:
         norm = Normalizer.from_stats(stats, target=target)
@@ -901,7 +954,8 @@ def inverse_file(
     bar = progress_bar("inverse", total, progress)
     try:
         with io.atomic_path(dst_path) as tmp:
-            with io.BatchWriter(tmp, out_schema, io.output_format(dst_path)) as writer:
+            with io.BatchWriter(tmp, out_schema, io.output_format(dst_path), **writer_options
+                                ) as writer:
                 _, batches = io.schema_and_batches(src, batch_size=batch_size)
                 for batch in _tracked(batches, bar):
                     out = norm._inverse_batch(batch)
