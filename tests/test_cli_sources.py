@@ -1,0 +1,232 @@
+"""The ``streamnorm`` command with sources, column selection, output options and Dask
+(issues 7 and 9): the real command in a subprocess, on small files in a temporary directory.
+
+References are numpy float64 results over the same values.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import streamnorm as sn
+
+RTOL = 1e-12
+
+
+def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamnorm", *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, timeout=180,
+    )
+
+
+def assert_ok(proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def assert_bad_input(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("streamnorm: error:")
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def standardized(values: np.ndarray) -> np.ndarray:
+    return (values - values.mean()) / values.std()
+
+
+@pytest.fixture
+def wide(tmp_path: Path) -> tuple[Path, pa.Table]:
+    rng = np.random.default_rng(3)
+    n = 1200
+    table = pa.table({
+        "id": [f"r{i}" for i in range(n)],
+        "emb_0": rng.normal(4.0, 2.0, n),
+        "emb_1": rng.normal(-1.0, 0.5, n).astype(np.float32),
+        "emb_2": rng.normal(0.0, 3.0, n),
+        "age": rng.integers(0, 90, n),
+        "vec": pa.FixedSizeListArray.from_arrays(pa.array(rng.normal(size=n * 3)), 3),
+    })
+    path = tmp_path / "wide.parquet"
+    pq.write_table(table, path, row_group_size=300)
+    return path, table
+
+
+def _hive(root: Path) -> pa.Table:
+    """year=…/part-0.parquet files; the concatenated table (keys not included)."""
+    rng = np.random.default_rng(11)
+    tables = []
+    for year, n in ((2023, 700), (2024, 500)):
+        part = root / f"year={year}"
+        part.mkdir(parents=True)
+        table = pa.table({"a": rng.normal(5.0, 2.0, n), "b": rng.integers(0, 100, n)})
+        pq.write_table(table, part / "part-0.parquet", row_group_size=200)
+        tables.append(table)
+    return pa.concat_tables(tables)
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def test_inspect_marks_columns_and_reasons(tmp_path, wide):
+    path, _ = wide
+    proc = run("inspect", path, cwd=tmp_path)
+    assert_ok(proc)
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines()[1:]}
+    assert proc.stdout.splitlines()[0].split()[:5] == ["column", "type", "batch", "layer", "rms"]
+    assert rows["emb_0"].split()[2:5] == ["yes", "yes", "yes"]
+    assert "batch: vector column" in rows["vec"]
+    assert "string" in rows["id"]
+    proc = run("inspect", path, "-c", "emb_*", "--exclude", "emb_1", cwd=tmp_path)
+    assert_ok(proc)
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines()[1:]}
+    assert "excluded by --exclude" in rows["emb_1"]
+    assert "not selected" in rows["age"]
+
+
+def test_column_globs_and_exclude(tmp_path, wide):
+    path, table = wide
+    out = tmp_path / "s.json"
+    assert_ok(run("stats", path, "-c", "emb_*", "--exclude", "emb_1", "-o", out, cwd=tmp_path))
+    stats = sn.FeatureStats.load(out)
+    assert stats.columns == ["emb_0", "emb_2"]
+    for j, name in enumerate(stats.columns):
+        ref = table[name].to_numpy()
+        np.testing.assert_allclose(stats.mean[j], ref.mean(), rtol=RTOL)
+        np.testing.assert_allclose(stats.var()[j], ref.var(), rtol=RTOL)
+    normalized = tmp_path / "n.parquet"
+    assert_ok(run("normalize", path, normalized, "--exclude", "emb_*", cwd=tmp_path))
+    result = pq.read_table(normalized)
+    assert result["emb_0"].equals(table["emb_0"])  # excluded: passed through
+    np.testing.assert_allclose(result["age"].to_numpy(), standardized(table["age"].to_numpy()
+                                                                      .astype(float)), atol=1e-12)
+    assert_bad_input(run("stats", path, "-c", "nope_*", cwd=tmp_path), "'nope_*' matches no column")
+    assert_bad_input(run("stats", path, "--exclude", "*", cwd=tmp_path), "no column is left")
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def test_csv_schema_bad_rows_and_skipping(tmp_path):
+    good = "".join(f"{i * 0.5},{i}\n" for i in range(1, 6))
+    csv = tmp_path / "d.csv"
+    csv.write_text("x,k\n" + good + "7.5\n" + "8.0,9\n")
+    assert_bad_input(run("stats", csv, cwd=tmp_path), "line 7", "--skip-bad-rows")
+    out = tmp_path / "n.parquet"
+    proc = run("normalize", csv, out, "--schema", "k=float32", "--skip-bad-rows", cwd=tmp_path)
+    assert_ok(proc)
+    assert proc.stderr.strip() == f"streamnorm: skipped 1 bad row(s) in {csv}"
+    result = pq.read_table(out)
+    assert result.schema.field("k").type == pa.float32()  # fixed by --schema, not inferred int64
+    x = np.array([0.5, 1.0, 1.5, 2.0, 2.5, 8.0])
+    np.testing.assert_allclose(result["x"].to_numpy(), standardized(x), rtol=RTOL)
+    proc = run("stats", csv, "--skip-bad-rows", cwd=tmp_path)
+    assert_ok(proc)
+    assert "skipped 1 bad row(s)" in proc.stderr
+    assert_bad_input(run("stats", csv, "--schema", "k", cwd=tmp_path), "NAME=TYPE")
+    assert_bad_input(run("stats", csv, "--schema", "k=flaot", cwd=tmp_path), "unknown type")
+
+
+# --------------------------------------------------------------------------- directories
+
+
+def test_hive_directory_into_directory(tmp_path):
+    table = _hive(tmp_path / "ds")
+    proc = run("normalize", tmp_path / "ds", tmp_path / "out", cwd=tmp_path)
+    assert_ok(proc)
+    assert proc.stdout.startswith("normalized 2 files (batch mode) into")
+    written = sorted(p.relative_to(tmp_path / "out").as_posix()
+                     for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert written == ["year=2023/part-0.parquet", "year=2024/part-0.parquet"]
+    got = pa.concat_tables(pq.read_table(tmp_path / "out" / w) for w in written)
+    assert got.column_names == ["a", "b"]  # keys stay in the directory names
+    for name in ("a", "b"):
+        ref = standardized(table[name].to_numpy().astype(np.float64))
+        np.testing.assert_allclose(got[name].to_numpy(), ref, rtol=1e-10, atol=1e-12)
+    one = tmp_path / "all.parquet"  # a data-file OUT: everything into one file
+    assert_ok(run("normalize", tmp_path / "ds", one, cwd=tmp_path))
+    assert pq.read_metadata(one).num_rows == table.num_rows
+    assert_bad_input(run("normalize", tmp_path / "ds", tmp_path / "ds", cwd=tmp_path),
+                     "would overwrite the input")
+    assert_bad_input(run("normalize", tmp_path / "ds", one, "--exclude", "*", cwd=tmp_path),
+                     "no column is left")
+
+
+def test_output_options_in_file_metadata(tmp_path, wide):
+    path, table = wide
+    out = tmp_path / "o.parquet"
+    assert_ok(run("normalize", path, out, "--compression", "lz4", "--row-group-size", "100",
+                  "--float32", cwd=tmp_path))
+    meta = pq.ParquetFile(out).metadata
+    assert meta.num_row_groups == 12
+    assert all(meta.row_group(i).num_rows == 100 for i in range(meta.num_row_groups))
+    assert {meta.row_group(0).column(j).compression for j in range(meta.num_columns)} == {"LZ4"}
+    schema = pq.read_schema(out)
+    assert schema.field("emb_0").type == pa.float32() and schema.field("age").type == pa.float32()
+    assert schema.field("id").type == pa.string()
+    restored = tmp_path / "r.parquet"
+    assert_ok(run("inverse", out, restored, "--compression", "none", cwd=tmp_path))
+    np.testing.assert_allclose(pq.read_table(restored)["emb_0"].to_numpy(),
+                               table["emb_0"].to_numpy(), rtol=1e-6, atol=1e-5)
+    assert_bad_input(run("normalize", path, tmp_path / "o.arrow", "--row-group-size", "10",
+                         cwd=tmp_path), "Parquet only")
+    assert_bad_input(run("normalize", path, tmp_path / "o.arrow", "--compression", "snappy",
+                         cwd=tmp_path), "snappy")
+    assert_bad_input(run("normalize", path, out, "--compression", "zip", cwd=tmp_path),
+                     "invalid choice")
+    assert not (tmp_path / "o.arrow").exists()
+
+
+# --------------------------------------------------------------------------- Dask
+
+
+def test_dask_stats_and_normalize_match_single_process(tmp_path):
+    pytest.importorskip("distributed")
+    rng = np.random.default_rng(5)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        x = rng.normal(1e6, 1.0, 800 + 100 * i)
+        pq.write_table(pa.table({"x": x, "n": rng.integers(0, 9, len(x)), "s": ["a"] * len(x)}),
+                       data / f"p{i}.parquet", row_group_size=256)
+    single, distributed = tmp_path / "single.json", tmp_path / "dask.json"
+    assert_ok(run("stats", data, "-o", single, cwd=tmp_path))
+    proc = run("stats", data, "--dask", "-o", distributed, cwd=tmp_path)
+    assert_ok(proc)
+    assert "over 3 files" in proc.stdout
+    want, got = sn.FeatureStats.load(single), sn.FeatureStats.load(distributed)
+    assert got.columns == want.columns == ["x", "n"]
+    np.testing.assert_array_equal(got.count, want.count)
+    np.testing.assert_array_equal(got.min, want.min)
+    np.testing.assert_allclose(got.mean, want.mean, rtol=1e-15)
+    np.testing.assert_allclose(got.var(), want.var(), rtol=1e-12)
+    proc = run("normalize", data / "*.parquet", tmp_path / "out", "--dask", "--stats", single,
+               "-c", "x", cwd=tmp_path)
+    assert_ok(proc)
+    assert proc.stdout.startswith("normalized 3 files (batch mode) into")
+    x = np.concatenate([pq.read_table(data / f"p{i}.parquet")["x"].to_numpy() for i in range(3)])
+    got_x = np.concatenate([pq.read_table(tmp_path / "out" / f"p{i}.parquet")["x"].to_numpy()
+                            for i in range(3)])
+    np.testing.assert_allclose(got_x, standardized(x), atol=1e-9)
+
+
+def test_dask_usage_errors(tmp_path, wide):
+    pytest.importorskip("distributed")
+    path, _ = wide
+    assert_bad_input(run("stats", path, "--scheduler", "tcp://127.0.0.1:1", cwd=tmp_path),
+                     "tcp://127.0.0.1:1", "cannot reach the Dask scheduler")
+    assert_bad_input(run("normalize", path, tmp_path / "o", "--dask", "--float32",
+                         cwd=tmp_path), "--float32", "--dask")
+    assert_bad_input(run("stats", path, "--dask", "--scheduler", "tcp://h:1", cwd=tmp_path),
+                     "not allowed with")
