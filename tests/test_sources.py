@@ -288,3 +288,27 @@ def test_cli_reads_datasets_and_csv(hive, tmp_path):
     done = _cli("stats", bad, cwd=tmp_path)
     assert done.returncode == 2 and "line 3 has 1 fields instead of 2" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_cli_reads_and_writes_s3(s3_bucket, tmp_path):
+    """The command on S3: a file into a file, a hive prefix into a prefix (same layout)."""
+    root = tmp_path / "hive"
+    table = _write_hive(root, np.random.default_rng(4))
+    for part in root.rglob("*.parquet"):
+        with s3_bucket.open_output_stream(f"bucket/cli/{part.relative_to(root)}") as out:
+            out.write(part.read_bytes())
+    done = _cli("normalize", "s3://bucket/cli", "s3://bucket/cli-out", "-c", "a", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("normalized 4 files (batch mode) into s3://bucket/cli-out")
+    out = sn.feature_stats("s3://bucket/cli-out", columns=["a"])
+    assert abs(out.mean[0]) < 1e-12 and out.var()[0] == pytest.approx(1.0, rel=1e-12)
+    assert out.count[0] == table.num_rows
+    one = "s3://bucket/cli-one/year=2023/month=1/part-0.parquet"
+    done = _cli("normalize", "s3://bucket/cli/year=2023/month=1/part-0.parquet", one,
+                "--mode", "rms", "--compression", "snappy", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    done = _cli("stats", one, cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.splitlines()[1].split()[0] == "a"
+    done = _cli("normalize", "s3://bucket/cli/none.parquet", "s3://bucket/x.parquet",
+                cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
