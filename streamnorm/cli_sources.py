@@ -180,7 +180,7 @@ def wants_directory(output: str) -> bool:
     return os.path.splitext(output.rstrip("/"))[1].lower() not in _DATA_FILE_SUFFIXES
 
 
-# --------------------------------------------------------------------------- directory → directory
+# --------------------------------------------------------------------------- directory → dir
 
 
 def normalize_directory(args: argparse.Namespace, source: object,

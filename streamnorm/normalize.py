@@ -390,8 +390,9 @@ class Normalizer:
         ``columns`` restricts normalization to some of the statistics' columns.
         """
         if not isinstance(stats, FeatureStats):
-            path = Path(stats)
-            if path.suffix.lower() != ".json":
+            text = os.fspath(stats)
+            path: Any = text if sources.is_uri(text) else Path(text)  # Path() breaks s3://
+            if not text.lower().endswith(".json"):
                 schema = _file_schema(path)
                 if _is_record(schema.metadata):
                     made = cls.from_metadata(schema, target=target)
