@@ -62,7 +62,7 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
         "or none, default none)",
     )
     parser.add_argument(
-        "--row-group-size", type=_positive_int, metavar="N",
+        "--row-group-size", type=positive_int, metavar="N",
         help="Parquet output: rows per row group (default: one per input batch)",
     )
     parser.add_argument(
@@ -85,7 +85,8 @@ def add_dask_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -201,9 +202,17 @@ def normalize_directory(args: argparse.Namespace, source: object,
 
 
 def _refuse_overwriting(dataset: sources.DataSource, output: str) -> None:
-    """Refuse an output directory whose files would replace input files."""
+    """Refuse an output directory inside an input directory, or whose files would replace
+    input files."""
     if sources.is_uri(output):
         return
+    location = dataset.location
+    if isinstance(location, str) and os.path.isdir(location):
+        base, out = os.path.realpath(location), os.path.realpath(output)
+        if out == base or out.startswith(base + os.sep):
+            raise InputError(f"{output}: is inside the input directory {location}, whose next "
+                             "reading would take the outputs as inputs; choose a directory "
+                             "outside it")
     inputs = {os.path.realpath(f) for f in dataset.files if not sources.is_uri(f)}
     for part in dataset.parts:
         target = os.path.realpath(os.path.join(output, sources.output_name(part.relative)))
@@ -253,8 +262,9 @@ def dask_client(args: argparse.Namespace) -> Iterator[Any]:
         with client:
             yield client
         return
+    # dashboard_address=None still binds :8787 (and warns when it is taken): use any free port
     with distributed.LocalCluster(threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as client:
             yield client
 
