@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import columns as cols
-from . import io
+from . import io, sources
 from .errors import InputError, SchemaError
 from .kernels import backend
 
@@ -733,28 +733,41 @@ class FeatureStats:
         return pa.schema([("column", pa.string()), *fields, ("type", pa.string())])
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the state atomically: ``.json``, or Arrow IPC / Parquet by suffix."""
-        path = Path(path)
-        if path.suffix.lower() == ".json":
-            text = json.dumps(self.to_dict(), indent=1)
-            with io.atomic_path(path) as tmp:
-                tmp.write_text(text + "\n")
+        """Write the state atomically: ``.json``, or Arrow IPC / Parquet by suffix.
+
+        ``path`` is a local path or an object-store URI string (``s3://bucket/stats.json``).
+        """
+        location = _location(path)
+        if os.fspath(path).lower().endswith(".json"):
+            data = (json.dumps(self.to_dict(), indent=1) + "\n").encode()
+            with io.atomic_path(location) as tmp:
+                filesystem, inner = sources.resolve(tmp)
+                with filesystem.open_output_stream(inner, compression=None) as out:
+                    out.write(data)
         else:
-            io.write_table(self.to_arrow(), path)
+            io.write_table(self.to_arrow(), location)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeatureStats:
-        """Read a state written by :meth:`save` (``.json``, Arrow IPC or Parquet)."""
-        path = Path(path)
-        if path.suffix.lower() == ".json":
-            if not path.exists():
-                raise InputError(f"{path}: no such statistics file; check the path")
+        """Read a state written by :meth:`save` (``.json``, Arrow IPC or Parquet; a local path
+        or an object-store URI)."""
+        name = os.fspath(path)
+        if name.lower().endswith(".json"):
             try:
-                state = json.loads(path.read_text())
+                filesystem, inner = sources.resolve(name)
+                with filesystem.open_input_stream(inner, compression=None) as raw:
+                    text = raw.read().decode()
+            except FileNotFoundError:
+                raise InputError(f"{name}: no such statistics file; check the path") from None
+            except OSError as exc:
+                raise InputError(f"{name}: cannot read it ({exc}); check the path") from None
+            try:
+                state = json.loads(text)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise InputError(f"{path}: not valid JSON ({exc}); re-create the file") from None
+                raise InputError(f"{name}: not valid JSON ({exc}); re-create the file") from None
             return cls.from_dict(state)
-        return cls.from_arrow(io.read_table(path))
+        schema, batches = io.schema_and_batches(_location(path))
+        return cls.from_arrow(pa.Table.from_batches(list(batches), schema=schema))
 
     # ------------------------------------------------------------------ display
     def __eq__(self, other: object) -> bool:
@@ -802,6 +815,12 @@ def _first_finite_weighted(view: cols.ColumnView, weights: np.ndarray, kernels: 
         ok &= bits[view.bit_offset: view.bit_offset + len(x)].astype(bool)
     first = np.flatnonzero(ok)
     return float(x[first[0]]) if len(first) else 0.0
+
+
+def _location(path: str | os.PathLike) -> str | Path:
+    """A URI stays a string (``Path`` would fold ``s3://`` into ``s3:/``); a path is a Path."""
+    name = os.fspath(path)
+    return name if sources.is_uri(name) else Path(name)
 
 
 def _json_float(value: float) -> float | str:

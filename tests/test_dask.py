@@ -81,7 +81,7 @@ def reference(paths: list[str]) -> sn.FeatureStats:
 def client():
     """A real LocalCluster: 2 worker processes with 1 thread each; closed after the module."""
     with distributed.LocalCluster(
-        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
     ) as cluster, distributed.Client(cluster) as dask_client:
         yield dask_client
 

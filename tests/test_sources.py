@@ -312,3 +312,13 @@ def test_cli_reads_and_writes_s3(s3_bucket, tmp_path):
     done = _cli("normalize", "s3://bucket/cli/none.parquet", "s3://bucket/x.parquet",
                 cwd=tmp_path)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("suffix", [".json", ".arrow", ".parquet"])
+def test_stats_save_and_load_on_s3(s3_bucket, suffix):
+    fs = sn.FeatureStats().update(pa.table({"a": [1.0, 2.0, None], "b": [1e9, 1e9 + 1, 7.0]}))
+    uri = f"s3://bucket/stats/state{suffix}"
+    fs.save(uri)
+    assert sn.FeatureStats.load(uri) == fs
+    with pytest.raises(sn.InputError):
+        sn.FeatureStats.load(f"s3://bucket/stats/missing{suffix}")
