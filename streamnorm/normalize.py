@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -245,6 +245,23 @@ def _is_record(metadata: dict[bytes, bytes] | None) -> bool:
         return json.loads(metadata[METADATA_KEY]).get("kind") == "Normalizer"
     except (ValueError, AttributeError):
         return False
+
+
+def _map_batches(
+    data: io.Source,
+    per_batch: Callable[[pa.RecordBatch], pa.RecordBatch],
+    schema_of: Callable[[pa.Schema], pa.Schema],
+    verb: str,
+) -> pa.RecordBatch | pa.Table:
+    """Apply ``per_batch`` to every batch of ``data``: a RecordBatch gives a RecordBatch,
+    anything else a Table whose schema is ``schema_of(input schema)``."""
+    if isinstance(data, pa.RecordBatch):
+        return per_batch(data)
+    schema, batches = io.schema_and_batches(data)
+    out = [per_batch(batch) for batch in batches]
+    if schema is None:
+        raise ValueError(f"cannot {verb} an empty iterable: it has no schema")
+    return pa.Table.from_batches(out, schema=schema_of(schema))
 
 
 class Normalizer:
@@ -569,13 +586,7 @@ class Normalizer:
         Same columns in the same order; normalized columns become float64 (float32 stays
         float32); nulls stay null; other columns pass through unchanged.
         """
-        if isinstance(data, pa.RecordBatch):
-            return self._transform_batch(data)
-        schema, batches = io.schema_and_batches(data)
-        out = [self._transform_batch(batch) for batch in batches]
-        if schema is None:
-            raise ValueError("cannot transform an empty iterable: it has no schema")
-        return pa.Table.from_batches(out, schema=self.output_schema(schema))
+        return _map_batches(data, self._transform_batch, self.output_schema, "transform")
 
     def transform_batches(
         self, source: io.Source, batch_size: int | None = None
@@ -697,13 +708,7 @@ class Normalizer:
         (float32 stays float32); the ``streamnorm`` metadata record is dropped. Layer and rms
         modes cannot be undone (the per-row statistics are not kept): ``ValueError``.
         """
-        if isinstance(data, pa.RecordBatch):
-            return self._inverse_batch(data)
-        schema, batches = io.schema_and_batches(data)
-        out = [self._inverse_batch(batch) for batch in batches]
-        if schema is None:
-            raise ValueError("cannot inverse-transform an empty iterable: it has no schema")
-        return pa.Table.from_batches(out, schema=self._inverse_schema(schema))
+        return _map_batches(data, self._inverse_batch, self._inverse_schema, "inverse-transform")
 
     def inverse_transform_batches(
         self, source: io.Source, batch_size: int | None = None
