@@ -261,8 +261,7 @@ class GroupedFeatureStats(FeatureStats):
                 self._merge_at((glob, j), wsum, shifts, mean, m2, m3, m4, lo, hi)
 
     # ------------------------------------------------------------------ merge
-    def merge(self, other: FeatureStats) -> GroupedFeatureStats:
-        """Merge ``other`` into this state, in place, key by key (keys union); returns self."""
+    def _check_mergeable(self, other: object) -> None:
         if not isinstance(other, GroupedFeatureStats):
             raise TypeError(f"can only merge grouped statistics, not {type(other).__name__}")
         if (other.nan, other.moments, other.by) != (self.nan, self.moments, self.by):
@@ -270,18 +269,12 @@ class GroupedFeatureStats(FeatureStats):
                 f"cannot merge statistics with nan={other.nan!r}, moments={other.moments}, "
                 f"by={other.by} into nan={self.nan!r}, moments={self.moments}, by={self.by}"
             )
-        if other._columns is None:
+
+    def merge(self, other: FeatureStats) -> GroupedFeatureStats:
+        """Merge ``other`` into this state, in place, key by key (keys union); returns self."""
+        if not self._start_merge(other):
             return self
-        if self._columns is None:
-            self._copy_state_from(other)
-            return self
-        if other._columns != self._columns:
-            raise SchemaError(
-                f"cannot merge statistics of columns {other._columns} into {self._columns}; "
-                "fit both on the same columns"
-            )
-        if other._weighted:
-            self._set_weighted()
+        assert isinstance(other, GroupedFeatureStats)
         glob = self._groups_of(other._keys)
         idx = (glob, slice(None))
         self._null_count[idx] += other._null_count

@@ -458,8 +458,8 @@ class FeatureStats:
         self._max[j] = np.fmax(self._max[j], hi)
 
     # ------------------------------------------------------------------ merge
-    def merge(self, other: FeatureStats) -> FeatureStats:
-        """Merge ``other`` into this state, in place; returns self. Exact and associative."""
+    def _check_mergeable(self, other: object) -> None:
+        """Raise unless ``other`` is a state of the same kind and settings."""
         if not isinstance(other, FeatureStats):
             raise TypeError(f"can only merge FeatureStats, not {type(other).__name__}")
         if other.nan != self.nan:
@@ -471,11 +471,19 @@ class FeatureStats:
             )
         if type(other) is not type(self):
             raise TypeError("cannot merge grouped (by=) and ungrouped statistics")
+
+    def _start_merge(self, other: FeatureStats) -> bool:
+        """The checks and trivial cases every merge shares; True when there is work left.
+
+        An empty ``other`` leaves this state as it is; an empty ``self`` becomes a copy of
+        ``other``; otherwise the columns must match.
+        """
+        self._check_mergeable(other)
         if other._columns is None:
-            return self
+            return False
         if self._columns is None:
             self._copy_state_from(other)
-            return self
+            return False
         if other._columns != self._columns:
             raise SchemaError(
                 f"cannot merge statistics of columns {other._columns} into {self._columns}; "
@@ -483,6 +491,12 @@ class FeatureStats:
             )
         if other._weighted:
             self._set_weighted()
+        return True
+
+    def merge(self, other: FeatureStats) -> FeatureStats:
+        """Merge ``other`` into this state, in place; returns self. Exact and associative."""
+        if not self._start_merge(other):
+            return self
         if self.moments == 4:
             self._null_count += other._null_count
             self._nan_count += other._nan_count
