@@ -16,7 +16,6 @@ import pyarrow.parquet as pq
 import pytest
 
 import streamnorm as sn
-from streamnorm import columns as cols
 from streamnorm import io, selection, sources
 
 RTOL = 1e-12
