@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,140 @@ def _rechunk(batches: Iterable[pa.RecordBatch], batch_size: int | None) -> Itera
 
 #: Rows per batch read from a Parquet row group when the caller sets no batch size.
 PARQUET_BATCH_ROWS = 65_536
+#: Bytes each Parquet column reader buffers from the file (no pre-buffering, see below).
+PARQUET_BUFFER_BYTES = 1 << 18
+#: Parquet data (uncompressed bytes of the columns read) below which one thread decodes it all.
+PARQUET_PARALLEL_BYTES = 16 << 20
+#: Batches each Parquet decoding thread may have ready ahead of the consumer.
+PARQUET_READ_AHEAD = 1
+
+
+def _open_parquet(path: str | os.PathLike) -> pq.ParquetFile:
+    # No memory map (its touched pages count as resident: RSS would grow with the file) and
+    # no pre-buffering (it holds a whole row group's column chunks): memory is bounded by the
+    # batch and the per-column reader state, not by the row group or the file.
+    return pq.ParquetFile(path, memory_map=False, pre_buffer=False,
+                          buffer_size=PARQUET_BUFFER_BYTES)
+
+
+def _reader_threads() -> int:
+    """Threads for decoding Parquet: the CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _parquet_column_groups(
+    parquet: pq.ParquetFile, columns: list[str] | None, threads: int
+) -> list[list[str]] | None:
+    """The columns to read split into ``threads`` groups of similar compressed size, for
+    decoding in parallel; None when one thread should read them all (a small file, one
+    column, one CPU, or names that a column subset could not reproduce exactly)."""
+    if threads < 2:
+        return None
+    schema = parquet.schema_arrow
+    names = schema.names
+    wanted = list(dict.fromkeys(names if columns is None else columns))
+    if (len(wanted) < 2 or len(set(names)) != len(names) or any("." in n for n in names)
+            or any(n not in names for n in wanted)):
+        return None
+    metadata = parquet.metadata
+    if metadata.num_row_groups == 0:
+        return None
+    sizes = dict.fromkeys(wanted, 0)
+    uncompressed = 0
+    first = metadata.row_group(0)
+    for i in range(first.num_columns):
+        chunk = first.column(i)
+        top = chunk.path_in_schema.split(".", 1)[0]
+        if top in sizes:
+            sizes[top] += chunk.total_compressed_size
+            uncompressed += chunk.total_uncompressed_size
+    if uncompressed * metadata.num_row_groups < PARQUET_PARALLEL_BYTES:
+        return None
+    groups: list[list[str]] = [[] for _ in range(min(threads, len(wanted)))]
+    load = [0] * len(groups)
+    for name in sorted(wanted, key=lambda n: -sizes[n]):  # largest first, to the lightest
+        g = load.index(min(load))
+        groups[g].append(name)
+        load[g] += sizes[name]
+    order = {name: k for k, name in enumerate(wanted)}
+    return [sorted(group, key=order.__getitem__) for group in groups]
+
+
+def _parquet_batches(
+    path: str | os.PathLike, parquet: pq.ParquetFile, columns: list[str] | None, rows: int
+) -> Iterator[pa.RecordBatch]:
+    """Batches of ``rows`` rows, one row group at a time, decoded by one thread per column
+    group (:func:`_parquet_column_groups`) and put back together, so the batches are the
+    same as one reader's, in the same order."""
+    groups = _parquet_column_groups(parquet, columns, _reader_threads())
+    if groups is None:
+        for i in range(parquet.num_row_groups):
+            yield from parquet.iter_batches(batch_size=rows, row_groups=[i], columns=columns)
+        return
+    wanted = list(dict.fromkeys(parquet.schema_arrow.names if columns is None else columns))
+    stop = threading.Event()
+    queues: list[queue.Queue] = [queue.Queue(maxsize=PARQUET_READ_AHEAD) for _ in groups]
+
+    def offer(q: queue.Queue, item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def decode(group: list[str], q: queue.Queue) -> None:
+        # Arrow decodes without the GIL: the groups' threads run truly in parallel.
+        try:
+            reader = _open_parquet(path)
+            for i in range(reader.num_row_groups):
+                for batch in reader.iter_batches(batch_size=rows, row_groups=[i],
+                                                 columns=group, use_threads=False):
+                    if not offer(q, batch):
+                        return
+            offer(q, None)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            offer(q, _Failure(exc))
+
+    threads = [threading.Thread(target=decode, args=(group, q), daemon=True,
+                                name=f"streamnorm-parquet-{k}")
+               for k, (group, q) in enumerate(zip(groups, queues))]
+    for thread in threads:
+        thread.start()
+    schema: pa.Schema | None = None
+    try:
+        while True:
+            parts = [q.get() for q in queues]
+            failure = next((p for p in parts if isinstance(p, _Failure)), None)
+            if failure is not None:
+                raise failure.exc
+            if all(p is None for p in parts):
+                return
+            if any(p is None for p in parts) or len({p.num_rows for p in parts}) != 1:
+                raise pa.ArrowInvalid("column groups of a row group differ in length")
+            arrays = {}
+            for part in parts:
+                arrays.update(zip(part.schema.names, part.columns))
+            if schema is None:
+                fields = {f.name: f for part in parts for f in part.schema}
+                schema = pa.schema([fields[n] for n in wanted],
+                                   metadata=parts[0].schema.metadata)
+            yield pa.RecordBatch.from_arrays([arrays[n] for n in wanted], schema=schema)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
+class _Failure:
+    """An exception raised in a worker thread, carried to the thread that consumes its work."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
 
 
 def _file_batches(
@@ -87,21 +223,9 @@ def _file_batches(
     fmt = file_format(path)
     try:
         if fmt == "parquet":
-            # No memory map (its touched pages count as resident: RSS would grow with the
-            # file) and no pre-buffering: batches of at most batch_size rows, one row group
-            # at a time, so memory is bounded by the batch, not the row group or the file.
-            parquet = pq.ParquetFile(path, memory_map=False, pre_buffer=False,
-                                     buffer_size=1 << 20)
-            schema = parquet.schema_arrow
-
-            def row_groups() -> Iterator[pa.RecordBatch]:
-                for i in range(parquet.num_row_groups):
-                    yield from parquet.iter_batches(
-                        batch_size=batch_size or PARQUET_BATCH_ROWS, row_groups=[i],
-                        columns=columns,
-                    )
-
-            return schema, row_groups()
+            parquet = _open_parquet(path)
+            rows = batch_size or PARQUET_BATCH_ROWS
+            return parquet.schema_arrow, _parquet_batches(path, parquet, columns, rows)
         source = pa.memory_map(str(path))
         if fmt == "ipc-file":
             reader = ipc.open_file(source)
@@ -344,6 +468,10 @@ def _is_float_like(arrow_type: pa.DataType) -> bool:
     return pa.types.is_floating(arrow_type)
 
 
+#: Batches :class:`BatchWriter` may hold queued for its writing thread.
+WRITE_AHEAD = 1
+
+
 class BatchWriter:
     """Writes record batches to an Arrow IPC (file/stream) or Parquet file chosen by suffix.
 
@@ -379,6 +507,11 @@ class BatchWriter:
         self.schema = float32_schema(schema) if float32 else schema
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=WRITE_AHEAD)
+        self._thread: threading.Thread | None = None
+        self._failure: _Failure | None = None
+        self._abort = False
+        self._closed = False
         self._sink = _open_sink(path)
         if self.format == "parquet":
             # Dictionary-encoding random floats costs ~4x in the writer and saves nothing.
@@ -393,7 +526,38 @@ class BatchWriter:
             self._writer = opener(self._sink, self.schema, options=options)
 
     def write(self, batch: pa.RecordBatch) -> None:
-        """Write one batch (cast to float32 first when asked)."""
+        """Write one batch (cast to float32 first when asked).
+
+        The encoding and writing happen on a background thread (Arrow releases the GIL), so
+        the caller computes the next batch meanwhile; at most :data:`WRITE_AHEAD` batches wait
+        for it. An error there is raised by the next ``write`` or by ``close``.
+        """
+        self._raise_failure()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name="streamnorm-writer")
+            self._thread.start()
+        self._queue.put(batch)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._failure is not None or self._abort:
+                continue  # drop the rest after a failure or an abort; keep draining
+            try:
+                self._write_now(batch)
+            except BaseException as exc:
+                self._failure = _Failure(exc)
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            self._abort = True
+            raise failure.exc
+
+    def _write_now(self, batch: pa.RecordBatch) -> None:
         if self.schema is not self.input_schema:
             batch = batch.cast(self.schema)
         if self.row_group_size is None:
@@ -416,18 +580,45 @@ class BatchWriter:
         self._pending = rest.to_batches() if rest.num_rows else []
         self._pending_rows = rest.num_rows
 
+    def _join(self) -> None:
+        """Wait for the background thread to finish what was queued (all of it unless
+        aborting) and stop."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
     def close(self) -> None:
-        if self._pending_rows:
-            self._flush(final=True)
-        self._writer.close()
-        if not isinstance(self._sink, str):
-            self._sink.close()
+        """Write what is queued and the file's footer; raises a write error not yet raised."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._join()
+            self._raise_failure()
+            if self._pending_rows and not self._abort:
+                self._flush(final=True)
+        finally:
+            self._writer.close()
+            if not isinstance(self._sink, str):
+                self._sink.close()
+
+    def abort(self) -> None:
+        """Stop without writing what is still queued (the file is left incomplete: the
+        caller discards it, as :func:`atomic_path` does); never raises a write error."""
+        self._abort = True
+        with contextlib.suppress(Exception):
+            self._failure = None
+            self.close()
 
     def __enter__(self) -> BatchWriter:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def write_table(table: pa.Table, path: str | os.PathLike) -> None:

@@ -1,0 +1,174 @@
+"""streamnorm.io: the parallel Parquet reader and the background-thread writer.
+
+Files here are small, so the parallel reader is forced on by lowering its size threshold; its
+batches must equal one reader's exactly (values, schema with metadata, order).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import streamnorm as sn
+from streamnorm import io
+from streamnorm.errors import InputError
+
+
+@pytest.fixture
+def parallel(monkeypatch):
+    """Every Parquet file large enough for parallel decoding, on at least 3 threads."""
+    monkeypatch.setattr(io, "PARQUET_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(io, "_reader_threads", lambda: 3)
+
+
+def _same(a: pa.RecordBatch, b: pa.RecordBatch) -> bool:
+    """Equal values, NaN equal to NaN (``RecordBatch.equals`` says NaN != NaN)."""
+    return a.num_rows == b.num_rows and all(
+        repr(x.to_pylist()) == repr(y.to_pylist()) for x, y in zip(a.columns, b.columns)
+    )
+
+
+def _serial_batches(path, columns=None, rows=io.PARQUET_BATCH_ROWS):
+    parquet = pq.ParquetFile(path)
+    out = []
+    for i in range(parquet.num_row_groups):
+        out.extend(parquet.iter_batches(batch_size=rows, row_groups=[i], columns=columns))
+    return out
+
+
+@pytest.fixture
+def mixed(tmp_path, rng):
+    """Several row groups; numeric, string, vector and nullable columns; pandas metadata."""
+    n = 5_000
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(rng.normal(size=n * 3)), 3)
+    table = pa.table({
+        "a": rng.normal(1e6, 3.0, n),
+        "b": pa.array(rng.integers(0, 100, n), pa.int32()),
+        "name": [f"r{i % 7}" for i in range(n)],
+        "v": vectors,
+        "f": pa.array(np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n)),
+                      pa.float32()),
+        "nul": pa.array([None if i % 5 == 0 else float(i) for i in range(n)]),
+    }).replace_schema_metadata({"pandas": '{"x": 1}', "other": "y"})
+    path = tmp_path / "mixed.parquet"
+    pq.write_table(table, path, row_group_size=1_300)
+    return path, table
+
+
+@pytest.mark.parametrize("columns", [None, ["nul", "a", "v"], ["b", "a", "b"]])
+@pytest.mark.parametrize("batch_size", [None, 512, 1_300])
+def test_parallel_reader_gives_the_serial_batches(parallel, mixed, columns, batch_size):
+    path, _ = mixed
+    got = list(io.iter_batches(path, columns=columns, batch_size=batch_size))
+    want = _serial_batches(path, columns, batch_size or io.PARQUET_BATCH_ROWS)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.schema.equals(w.schema, check_metadata=True)
+        assert _same(g, w)
+
+
+def test_parallel_reader_splits_the_columns(mixed):
+    path, _ = mixed
+    groups = io._parquet_column_groups(pq.ParquetFile(path), None, 2)
+    assert groups is None  # below the size threshold: one thread
+    io_threshold = io.PARQUET_PARALLEL_BYTES
+    try:
+        io.PARQUET_PARALLEL_BYTES = 0
+        groups = io._parquet_column_groups(pq.ParquetFile(path), None, 2)
+        assert sorted(sum(groups, [])) == sorted(pq.ParquetFile(path).schema_arrow.names)
+        assert len(groups) == 2 and all(groups)
+        assert io._parquet_column_groups(pq.ParquetFile(path), ["a"], 2) is None
+        assert io._parquet_column_groups(pq.ParquetFile(path), ["a", "zz"], 2) is None
+        assert io._parquet_column_groups(pq.ParquetFile(path), None, 1) is None
+    finally:
+        io.PARQUET_PARALLEL_BYTES = io_threshold
+
+
+def test_parallel_stats_and_normalize_match_serial(parallel, mixed, monkeypatch, tmp_path):
+    path, table = mixed
+    fast = sn.feature_stats(path)
+    monkeypatch.setattr(io, "_reader_threads", lambda: 1)
+    slow = sn.feature_stats(path)
+    assert fast.to_arrow().equals(slow.to_arrow())
+    monkeypatch.setattr(io, "_reader_threads", lambda: 3)
+    sn.normalize_file(path, tmp_path / "out.parquet")
+    sn.normalize_file(table, tmp_path / "ref.parquet", stats=fast)
+    out, ref = (pq.read_table(tmp_path / n).combine_chunks().to_batches()[0]
+                for n in ("out.parquet", "ref.parquet"))
+    assert out.schema.equals(ref.schema, check_metadata=True) and _same(out, ref)
+
+
+def test_parallel_reader_stops_its_threads_when_closed_early(parallel, mixed):
+    path, _ = mixed
+    before = threading.active_count()
+    batches = io.iter_batches(path, batch_size=100)
+    next(batches)
+    assert threading.active_count() > before
+    batches.close()
+    assert threading.active_count() == before
+
+
+def test_parallel_reader_reports_a_corrupt_file(parallel, mixed, tmp_path):
+    path, _ = mixed
+    data = bytearray(path.read_bytes())
+    start, stop = len(data) // 4, len(data) // 2  # inside the column chunks; footer intact
+    data[start:stop] = np.random.default_rng(5).integers(0, 256, stop - start, np.uint8).tobytes()
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(bytes(data))
+    before = threading.active_count()
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        for _ in io.iter_batches(bad):
+            pass
+    assert threading.active_count() == before
+
+
+def test_writer_thread_writes_every_batch_in_order(tmp_path, rng):
+    table = pa.table({"x": rng.normal(size=10_000), "y": np.arange(10_000)})
+    for name, options in [("a.parquet", {}), ("b.parquet", {"row_group_size": 3_000}),
+                          ("c.arrow", {}), ("d.arrows", {"float32": True})]:
+        with io.atomic_path(tmp_path / name) as tmp:
+            with io.BatchWriter(tmp, table.schema, io.output_format(tmp_path / name),
+                                **options) as writer:
+                for batch in table.to_batches(max_chunksize=700):
+                    writer.write(batch)
+        back = io.read_table(tmp_path / name)
+        assert back.num_rows == table.num_rows
+        assert np.array_equal(back["y"].to_numpy(), table["y"].to_numpy())
+
+
+class _Boom(Exception):
+    pass
+
+
+def test_writer_thread_error_is_raised_and_leaves_no_file(tmp_path, monkeypatch):
+    table = pa.table({"x": np.arange(10.0)})
+    calls = []
+
+    def failing(self, batch):
+        calls.append(batch.num_rows)
+        raise _Boom("disk full")
+
+    monkeypatch.setattr(io.BatchWriter, "_write_now", failing)
+    dst = tmp_path / "out.parquet"
+    with pytest.raises(_Boom, match="disk full"):
+        with io.atomic_path(dst) as tmp:
+            with io.BatchWriter(tmp, table.schema, "parquet") as writer:
+                for _ in range(5):
+                    writer.write(table.to_batches()[0])
+    assert not list(tmp_path.iterdir())
+    assert len(calls) <= 2  # the writer stops at the first failure
+
+
+def test_writer_abort_on_an_exception_in_the_caller(tmp_path):
+    table = pa.table({"x": np.arange(10.0)})
+    dst = tmp_path / "out.parquet"
+    with pytest.raises(KeyError):
+        with io.atomic_path(dst) as tmp:
+            with io.BatchWriter(tmp, table.schema, "parquet") as writer:
+                writer.write(table.to_batches()[0])
+                raise KeyError("caller failed")
+    assert not list(tmp_path.iterdir())
