@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
 import sys
 from pathlib import Path
 
@@ -24,6 +23,8 @@ cloudpickle = pytest.importorskip("cloudpickle")
 
 import streamnorm as sn  # noqa: E402
 import streamnorm.dask as snd  # noqa: E402
+
+from dask_tasks import kill_worker_once  # noqa: E402  (tests/ is on the workers' sys.path)
 
 # The workers cannot import this test module: ship its helper functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -192,25 +193,10 @@ def test_missing_dask_names_the_extra(monkeypatch, paths) -> None:
 # --------------------------------------------------------------------------- retries
 
 
-def _kill_worker_once(path: str, victim: str, marker: str):
-    """Read one file; the first time ``victim`` is read, SIGKILL this worker process instead."""
-    import pandas as pd
-
-    if path == victim:
-        try:
-            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            pass
-        else:
-            os.close(fd)
-            os.kill(os.getpid(), signal.SIGKILL)
-    return pq.read_table(path).to_pandas(types_mapper=pd.ArrowDtype)
-
-
 def test_worker_killed_mid_fit_is_retried_and_exact(client, paths, reference, tmp_path) -> None:
     marker = tmp_path / "killed-once"
     frame = dd.from_map(
-        _kill_worker_once, paths, args=[paths[N_FILES // 2], str(marker)],
+        kill_worker_once, paths, args=[paths[N_FILES // 2], str(marker)],
         meta=_arrow_meta(paths[0]), enforce_metadata=False,
     )
     got = snd.feature_stats(frame)
