@@ -349,6 +349,75 @@ def test_normalize_rows(dtype):
     np.testing.assert_array_equal(np.stack(list(outs), axis=1), want)
 
 
+def _layer_reference(cols, bitmaps, offsets, has_validity, rms, eps, ddof, propagate, out_dtype):
+    """row_moments_columns, normalize._row_center_scale and normalize_rows_columns, unfused."""
+    from streamnorm.normalize import _row_center_scale
+
+    count, mean, m2 = cpu.row_moments_columns(List(cols), List(bitmaps), offsets, has_validity)
+    center, scale = _row_center_scale("rms" if rms else "layer", count, mean, m2, eps, ddof)
+    if propagate:
+        for col, bitmap, offset, has in zip(cols, bitmaps, offsets, has_validity):
+            valid = (np.unpackbits(bitmap, bitorder="little")[offset : offset + len(col)] == 1
+                     if has else np.ones(len(col), bool))
+            center[np.isnan(col.astype(np.float64)) & valid] = np.nan
+    outs = List([np.empty(len(cols[0]), out_dtype) for _ in cols])
+    cpu.normalize_rows_columns(List(cols), center, scale, outs)
+    return np.stack(list(outs))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int16])
+@pytest.mark.parametrize("n_rows", [1, 63, 1_000, 2_500])
+@pytest.mark.parametrize("nulls", [False, True])
+@pytest.mark.parametrize("rms,ddof,propagate", [(False, 0, False), (False, 1, True),
+                                                (True, 0, False), (True, 0, True)])
+def test_layer_norm_columns_equals_the_unfused_kernels(dtype, n_rows, nulls, rms, ddof,
+                                                       propagate):
+    rng = np.random.default_rng(n_rows)
+    width = 23
+    cols = [make_values(n_rows, dtype, rng) for _ in range(width)]
+    if np.dtype(dtype).kind == "f":
+        cols[3][n_rows // 2] = np.nan
+        cols[5][n_rows - 1] = np.inf
+        for col in cols:  # a row of NaN only
+            col[0] = np.nan
+        if n_rows > 10:
+            for col in cols:  # a constant row: variance 0, scale 1
+                col[7] = 2.5
+    bitmaps, offsets = [], np.full(width, 3, np.int64)
+    for _ in range(width):
+        bitmap, _ = make_bitmap(n_rows, 3, 0.8, rng)
+        bitmaps.append(bitmap if nulls else EMPTY)
+    has_validity = np.full(width, nulls)
+    out_dtype = np.float32 if dtype == np.float32 else np.float64
+    want = _layer_reference(cols, bitmaps, offsets, has_validity, rms, 1e-5, ddof, propagate,
+                            out_dtype)
+    out = np.empty((width, n_rows), out_dtype)
+    cpu.layer_norm_columns(List(cols), List(bitmaps), offsets, has_validity, rms, 1e-5, ddof,
+                           propagate, out)
+    if out_dtype == np.float64:
+        assert same_bits(out, want)
+    else:  # the reciprocal of the scale: the correctly rounded quotient or 1 ulp from it
+        a, b = out.view(np.int32).astype(np.int64), want.view(np.int32).astype(np.int64)
+        both_nan = np.isnan(out) & np.isnan(want)
+        assert np.all((np.abs(a - b) <= 1) | both_nan)
+        assert np.mean(a == b) > 0.999
+
+
+def test_layer_norm_columns_thread_count_independent(threads):
+    rng = np.random.default_rng(6)
+    cols = List([rng.normal(3, 2, 5_003).astype(np.float32) for _ in range(300)])
+    args = (List([EMPTY] * 300), np.zeros(300, np.int64), np.zeros(300, np.bool_), False, 1e-5,
+            0, False)
+
+    def run():
+        out = np.empty((300, 5_003), np.float32)
+        cpu.layer_norm_columns(cols, *args, out)
+        return out
+
+    one, many = threads(run)
+    assert np.array_equal(one.view(np.int32), many.view(np.int32))
+
+
 # --------------------------------------------------------------------------- JIT cache
 
 
@@ -369,6 +438,9 @@ def test_warm_cache_process_compiles_nothing(tmp_path):
         c, mu, q = cpu.row_moments_matrix(m, e, 0, False)
         cpu.normalize_rows_matrix(m, mu, np.ones_like(mu), np.empty_like(m))
         cpu.normalize_column(x, 1.0, 2.0, np.empty_like(x))
+        cpu.layer_norm_columns(List([x, x]), List([e, e]), np.zeros(2, np.int64),
+                               np.zeros(2, np.bool_), False, 1e-5, 0, False,
+                               np.empty((2, x.size)))
         misses = {name: sum(f.stats.cache_misses.values())
                   for name, f in vars(cpu).items() if hasattr(f, "stats")}
         print(sum(misses.values()), [n for n, v in misses.items() if v])

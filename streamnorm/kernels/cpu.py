@@ -748,6 +748,141 @@ def normalize_rows_columns(columns, center, scale, outs):
                                     outs[k][start:stop])
 
 
+#: Bytes of a row tile of :func:`layer_norm_columns` (every column, some rows): it stays in L2
+#: for the second and third pass. Rows are independent, so the tile size never changes a result.
+LAYER_TILE_BYTES = 1 << 19
+
+
+@njit(cache=True, fastmath=_BLOCK_MATH)
+def _accumulate_rows_dense(col, total):
+    """total[i] += x  for one column segment without nulls (NaN checked afterwards)."""
+    for i in range(col.shape[0]):
+        total[i] += float(col[i])
+
+
+@njit(cache=True)
+def _tile_center_scale(count, mean, m2, rms, eps, ddof, center, scale):
+    """normalize._row_center_scale, value for value, on one tile's rows."""
+    for i in range(count.shape[0]):
+        if count[i] == 0:
+            m2[i] = np.nan
+        if rms:
+            center[i] = 0.0 if count[i] > 0 else np.nan
+            mean_square = m2[i] / count[i] if count[i] > 0 else np.nan  # numba: no NaN for x/0
+            scale[i] = np.sqrt(mean_square + mean[i] * mean[i] + eps)
+        else:
+            denominator = float(count[i] - ddof)
+            var = m2[i] / denominator if denominator > 0 else np.nan
+            center[i] = mean[i]
+            scale[i] = np.sqrt(var + eps)
+        if scale[i] == 0.0:
+            scale[i] = 1.0
+
+
+@njit(cache=True)
+def _layer_tile(columns, validities, bit_offsets, has_validity, rms, eps, ddof, propagate,
+                out, start, stop):
+    """:func:`layer_norm_columns` on rows ``start:stop``: moments, center/scale, output."""
+    n = stop - start
+    n_cols = len(columns)
+    count = np.zeros(n, dtype=np.int64)
+    mean = np.zeros(n)
+    dense = True
+    for k in range(n_cols):
+        dense = dense and not has_validity[k]
+    if dense:
+        # No nulls: a plain sum; a finite sum proves the row holds no NaN (or inf), and then
+        # it is exactly the sum the checked helper gives (every value taking part).
+        for k in range(n_cols):
+            _accumulate_rows_dense(columns[k][start:stop], mean)
+        for i in range(n):
+            if not np.isfinite(mean[i]):
+                dense = False
+                break
+        if dense:
+            count[:] = n_cols
+        else:
+            mean[:] = 0.0
+    if not dense:  # the same helpers, in the same order, as row_moments_columns
+        for k in range(n_cols):
+            _accumulate_rows(columns[k][start:stop], validities[k], bit_offsets[k] + start,
+                             has_validity[k], count, mean)
+    for i in range(n):
+        mean[i] = mean[i] / count[i] if count[i] > 0 else np.nan
+    m2 = np.zeros(n)
+    for k in range(n_cols):
+        _accumulate_row_m2(columns[k][start:stop], validities[k], bit_offsets[k] + start,
+                           has_validity[k] and not dense, mean, m2)
+    center = np.empty(n)
+    scale = np.empty(n)
+    _tile_center_scale(count, mean, m2, rms, eps, ddof, center, scale)
+    if propagate and not dense:
+        for k in range(n_cols):
+            col = columns[k][start:stop]
+            for i in range(n):
+                x = float(col[i])
+                if x != x and (not has_validity[k]
+                               or _valid_bit(validities[k], bit_offsets[k] + start + i) != 0):
+                    center[i] = np.nan
+    if out.itemsize == 4:
+        # float32 output: multiply by the float64 reciprocal (a division costs as much as the
+        # rest of the kernel). The float64 product is within 2^-52 (relative) of the quotient,
+        # so the float32 result is the correctly rounded quotient except when the quotient
+        # lies that close to a float32 rounding boundary (odds ~2^-28 per value; then 1 ulp).
+        for i in range(n):
+            scale[i] = 1.0 / scale[i]
+        for k in range(n_cols):
+            _scale_rows_segment(columns[k][start:stop], center, scale, out[k, start:stop])
+    else:
+        for k in range(n_cols):
+            _normalize_rows_segment(columns[k][start:stop], center, scale, out[k, start:stop])
+
+
+@njit(cache=True)
+def _scale_rows_segment(col, center, inverse_scale, out):
+    for i in range(col.shape[0]):
+        out[i] = (float(col[i]) - center[i]) * inverse_scale[i]
+
+
+@njit(cache=True, parallel=True)
+def layer_norm_columns(columns, validities, bit_offsets, has_validity, rms, eps, ddof,
+                       propagate, out):
+    """Per-row LayerNorm / RMSNorm across same-dtype columns, fused: one read from memory.
+
+    Parameters
+    ----------
+    columns, validities, bit_offsets, has_validity : as in :func:`row_moments_columns`
+        (typed Lists of equal-length columns of one dtype and their validity bitmaps).
+    rms : bool; False: ``(x - mean_r) / sqrt(m2_r / (count_r - ddof) + eps)``, True:
+        ``x / sqrt(m2_r / count_r + mean_r**2 + eps)``. A zero scale becomes 1; a row with no
+        valid value (or, layer, ``count_r <= ddof``) gives NaN.
+    eps : float64; ddof : int (layer only).
+    propagate : bool; True: a row holding a (valid) NaN gives NaN everywhere.
+    out : float32 or float64 array, shape (n_columns, n_rows), C order; ``out[k]`` receives
+        column k normalized (null slots computed too; the caller masks them). One 2-D
+        allocation rather than one per column: large enough for transparent huge pages, it
+        costs a fraction of the page faults of many separate arrays.
+
+    Each tile of rows (:data:`LAYER_TILE_BYTES` of input) gets its moments (the arithmetic
+    of :func:`row_moments_columns`, NaN and nulls skipped) and is normalized while still in
+    cache. The moments, centers and scales equal those of ``row_moments_columns`` bit for bit;
+    float64 output equals :func:`normalize_rows_columns`'s bit for bit, float32 output is
+    computed with the reciprocal of the scale (see :func:`_layer_tile`). Rows are
+    independent: the result does not depend on the thread count.
+    """
+    n_cols = len(columns)
+    n_rows = out.shape[1]
+    if n_cols == 0 or n_rows == 0:
+        return
+    row_bytes = n_cols * columns[0].itemsize
+    tile = min(1024, max(64, LAYER_TILE_BYTES // row_bytes // 64 * 64))
+    n_tiles = (n_rows + tile - 1) // tile
+    for t in prange(n_tiles):
+        start = t * tile
+        _layer_tile(columns, validities, bit_offsets, has_validity, rms, eps, ddof, propagate,
+                    out, start, min(start + tile, n_rows))
+
+
 @njit(cache=True, parallel=True)
 def denormalize_column(values, center, scale, out):
     """``out[i] = values[i] * scale + center`` in float64, rounded once to out's dtype.
