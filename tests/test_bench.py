@@ -29,7 +29,7 @@ def test_bench_file_target_and_module_entry_point(tmp_path):
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr
-    assert "streamnorm normalize_file" in done.stdout
+    assert "streamnorm normalize (command line)" in done.stdout
     assert list(tmp_path.iterdir()) == []  # its Parquet files are cleaned up
 
 
