@@ -7,6 +7,7 @@ import shutil
 import tempfile
 
 import streamnorm as sn
+from streamnorm import io as sn_io
 
 from .common import parquet_file, require
 
@@ -24,6 +25,11 @@ class ParquetFiles:
 
     def teardown(self, rows):
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def time_read_batches(self, rows):
+        """Decoding alone (one thread per column group)."""
+        for _ in sn_io.iter_batches(self.src):
+            pass
 
     def time_feature_stats(self, rows):
         sn.feature_stats(self.src)

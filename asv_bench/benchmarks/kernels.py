@@ -84,6 +84,11 @@ class Normalize:
         self.time_normalize_column(rows, dtype)
         self.time_normalize_rows_matrix(rows, dtype)
         self.time_normalize_rows_columns(rows, dtype)
+        self.stacked_out = np.empty((WIDTH, n_rows), dtype=dtype)
+        self.validities = List([EMPTY] * WIDTH)
+        self.offsets = np.zeros(WIDTH, dtype=np.int64)
+        self.flags = np.zeros(WIDTH, dtype=np.bool_)
+        self.time_layer_norm_columns(rows, dtype)
 
     def time_normalize_column(self, rows, dtype):
         cpu.normalize_column(self.values, 3.0, 2.0, self.out)
@@ -93,3 +98,8 @@ class Normalize:
 
     def time_normalize_rows_columns(self, rows, dtype):
         cpu.normalize_rows_columns(self.columns, self.center, self.scale, self.outs)
+
+    def time_layer_norm_columns(self, rows, dtype):
+        """Row moments and normalization across separate columns, fused in row tiles."""
+        cpu.layer_norm_columns(self.columns, self.validities, self.offsets, self.flags, False,
+                               1e-5, 0, False, self.stacked_out)
