@@ -524,6 +524,27 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         _error("terminated; no output was written")
         return EXIT_TERMINATED
+    except SystemError as exc:
+        # A signal landing while numba loads a kernel from its cache reaches us wrapped in
+        # SystemError ("returned a result with an exception set"); the cleanup already ran.
+        cause = _wrapped_interrupt(exc)
+        if cause is None:
+            raise
+        terminated = isinstance(cause, Terminated)
+        _error(f"{'terminated' if terminated else 'interrupted'}; no output was written")
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
+def _wrapped_interrupt(exc: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt or Terminated among the causes of ``exc``, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (KeyboardInterrupt, Terminated)):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover
