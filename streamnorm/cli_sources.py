@@ -235,9 +235,6 @@ def check_dask_usage(args: argparse.Namespace) -> None:
         ("--by", getattr(args, "by", None)),
         ("--schema", getattr(args, "schema", None)),
         ("--skip-bad-rows", getattr(args, "skip_bad_rows", False)),
-        ("--compression", getattr(args, "compression", None)),
-        ("--row-group-size", getattr(args, "row_group_size", None)),
-        ("--float32", getattr(args, "float32", False)),
     ) if on]
     if given:
         raise UsageError(f"{', '.join(given)} cannot be used with --scheduler / --dask; drop "
@@ -303,7 +300,8 @@ def dask_normalize(args: argparse.Namespace) -> str:
     with dask_client(args):
         written = sn_dask.normalize_files(
             files, output, mode=args.mode, stats=args.stats, columns=columns, eps=args.eps,
-            batch_size=args.batch_size, target=args.target,
+            batch_size=args.batch_size, target=args.target, compression=args.compression,
+            row_group_size=args.row_group_size, float32=args.float32,
         )
     seconds = time.perf_counter() - start
     return (f"normalized {len(written)} files ({args.mode} mode) into {output} in "

@@ -461,6 +461,9 @@ def normalize_files(
     target: str | None = None,
     task_threads: int | None = 1,
     scheduler: str | None = None,
+    compression: str | None = None,
+    row_group_size: int | None = None,
+    float32: bool = False,
 ) -> list[str]:
     """Normalize each input file into ``out_dir/<stem>.parquet``, one task per file.
 
@@ -470,7 +473,8 @@ def normalize_files(
     a statistics file) or, when None, a :func:`feature_stats` fit over all the inputs first.
     The outputs carry the statistics in their schema metadata, like
     :func:`streamnorm.normalize_file`'s. ``task_threads`` and ``scheduler`` are as in
-    :func:`feature_stats`.
+    :func:`feature_stats`; ``compression``, ``row_group_size`` and ``float32`` are the
+    output options of :func:`streamnorm.normalize_file`.
 
     Returns
     -------
@@ -485,6 +489,7 @@ def normalize_files(
     )
     options: dict[str, Any] = {"mode": mode, "columns": chosen, "stats": fitted, "eps": eps,
                                "batch_size": batch_size, "target": target, "ddof": ddof,
-                               "nan": nan}
+                               "nan": nan, "compression": compression,
+                               "row_group_size": row_group_size, "float32": float32}
     work = functools.partial(_normalize_one, threads=task_threads, **options)
     return list(_file_bag(list(zip(inputs, outputs))).map(work).compute(scheduler=scheduler))

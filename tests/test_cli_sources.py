@@ -228,7 +228,7 @@ def test_dask_usage_errors(tmp_path, wide):
     path, _ = wide
     assert_bad_input(run("stats", path, "--scheduler", "tcp://127.0.0.1:1", cwd=tmp_path),
                      "tcp://127.0.0.1:1", "cannot reach the Dask scheduler")
-    assert_bad_input(run("normalize", path, tmp_path / "o", "--dask", "--float32",
-                         cwd=tmp_path), "--float32", "--dask")
+    assert_bad_input(run("normalize", path, tmp_path / "o", "--dask", "--skip-bad-rows",
+                         cwd=tmp_path), "--skip-bad-rows", "--dask")
     assert_bad_input(run("stats", path, "--dask", "--scheduler", "tcp://h:1", cwd=tmp_path),
                      "not allowed with")

@@ -287,6 +287,15 @@ def test_normalize_files_with_saved_stats(client, paths, reference, tmp_path) ->
         assert_same_values(got.column("x"), norm.transform(source).column("x"))
 
 
+def test_normalize_files_passes_the_output_options(client, paths, reference, tmp_path) -> None:
+    written = snd.normalize_files(paths[:1], tmp_path / "out", stats=reference, columns=["x"],
+                                  compression="lz4", row_group_size=100, float32=True)
+    parquet = pq.ParquetFile(written[0])
+    assert parquet.schema_arrow.field("x").type == pa.float32()
+    assert parquet.metadata.row_group(0).num_rows == 100
+    assert parquet.metadata.row_group(0).column(0).compression == "LZ4"
+
+
 def test_normalize_files_refuses_clashing_names(tmp_path, paths) -> None:
     other = tmp_path / "elsewhere"
     other.mkdir()
