@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.types as pat
 
+from .errors import SchemaError
+
 _EMPTY_BITMAP = np.zeros(0, dtype=np.uint8)
 
 
@@ -64,6 +66,28 @@ def why_not_numeric(name: str, arrow_type: pa.DataType) -> str:
     else:
         hint = "choose numeric columns with columns=[...] / -c"
     return f"column {name!r} has type {arrow_type}, which cannot be normalized: {hint}"
+
+
+def field_type(
+    schema: pa.Schema,
+    name: str,
+    *,
+    role: str = "column",
+    of: str = "",
+    fix: str = "fix columns=[...] / -c",
+) -> pa.DataType:
+    """The type of column ``name`` of ``schema``.
+
+    Raises :class:`SchemaError` naming the missing column (``role``, ``name``, ``of``), the
+    columns the data does have and the way out (``fix``).
+    """
+    index = schema.get_field_index(name)
+    if index < 0:
+        raise SchemaError(
+            f"{role} {name!r}{of} is not in the data (its columns: "
+            f"{', '.join(schema.names) or 'none'}); {fix}"
+        )
+    return schema.field(index).type
 
 
 def check_numeric(name: str, arrow_type: pa.DataType) -> None:

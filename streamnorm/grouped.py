@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import InputError, SchemaError
+from .errors import InputError
 from .kernels import backend
 from .stats import (
     _METADATA_KEY,
@@ -220,11 +220,7 @@ class GroupedFeatureStats(FeatureStats):
 
     def _check_keys(self, schema: pa.Schema) -> None:
         for key in self.by:
-            if schema.get_field_index(key) < 0:
-                raise SchemaError(
-                    f"key column {key!r} is not in the data (its columns: "
-                    f"{', '.join(schema.names)}); fix by=..."
-                )
+            cols.field_type(schema, key, role="key column", fix="fix by=...")
 
     def _check_schema(self, schema: pa.Schema) -> None:
         self._check_keys(schema)

@@ -188,13 +188,7 @@ def _row_center_scale(
 def check_batch_columns(schema: pa.Schema, names: Sequence[str]) -> None:
     """Raise :class:`SchemaError` unless every name is a scalar numeric column of ``schema``."""
     for name in names:
-        index = schema.get_field_index(name)
-        if index < 0:
-            raise SchemaError(
-                f"column {name!r} is not in the data (its columns: "
-                f"{', '.join(schema.names) or 'none'}); fix columns=[...] / -c"
-            )
-        field_type = schema.field(index).type
+        field_type = cols.field_type(schema, name)
         if cols.is_vector(field_type):
             raise SchemaError(
                 f"column {name!r} is a vector column ({field_type}); per-feature statistics take "
@@ -497,13 +491,9 @@ class Normalizer:
         stats = self._require_stats()
         names = self.columns if self.columns is not None else stats.columns
         for name in names:
-            index = schema.get_field_index(name)
-            if index < 0:
-                raise SchemaError(
-                    f"column {name!r} of the statistics is not in the data (its columns: "
-                    f"{', '.join(schema.names) or 'none'}); use statistics of this data"
-                )
-            field_type = schema.field(index).type
+            field_type = cols.field_type(
+                schema, name, of=" of the statistics", fix="use statistics of this data"
+            )
             if not cols.is_numeric(field_type):
                 raise SchemaError(cols.why_not_numeric(name, field_type))
             if name not in stats.columns:
@@ -521,13 +511,7 @@ class Normalizer:
             return scalars, vectors
         scalars, vectors = [], []
         for name in self.columns:
-            index = schema.get_field_index(name)
-            if index < 0:
-                raise SchemaError(
-                    f"column {name!r} is not in the data (its columns: "
-                    f"{', '.join(schema.names) or 'none'}); fix columns=[...] / -c"
-                )
-            field_type = schema.field(index).type
+            field_type = cols.field_type(schema, name)
             if cols.is_vector(field_type):
                 vectors.append(name)
             elif cols.is_numeric(field_type):

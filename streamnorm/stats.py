@@ -117,11 +117,7 @@ def weights_array(batch: pa.RecordBatch, name: str) -> np.ndarray:
     """
     import pyarrow.compute as pc
 
-    if batch.schema.get_field_index(name) < 0:
-        raise SchemaError(
-            f"weights column {name!r} is not in the data (its columns: "
-            f"{', '.join(batch.schema.names)}); fix weights=..."
-        )
+    cols.field_type(batch.schema, name, role="weights column", fix="fix weights=...")
     column = batch.column(name)
     if not cols.is_numeric(column.type):
         raise TypeError(f"weights column {name!r} has type {column.type}; weights must be numeric")
@@ -252,12 +248,7 @@ class FeatureStats:
         else:
             names = self._requested
             for name in names:
-                if schema.get_field_index(name) < 0:
-                    raise SchemaError(
-                        f"column {name!r} is not in the data (its columns: "
-                        f"{', '.join(schema.names) or 'none'}); fix columns=[...] / -c"
-                    )
-                cols.check_numeric(name, schema.field(name).type)
+                cols.check_numeric(name, cols.field_type(schema, name))
         self._columns = list(names)
         self._types = {name: schema.field(name).type for name in names}
         self._allocate(len(names))
@@ -902,12 +893,7 @@ def choose_row_columns(
     else:
         scalars, vectors = [], []
         for name in columns:
-            if schema.get_field_index(name) < 0:
-                raise SchemaError(
-                    f"column {name!r} is not in the data (its columns: "
-                    f"{', '.join(schema.names)}); fix columns=[...] / -c"
-                )
-            field_type = schema.field(name).type
+            field_type = cols.field_type(schema, name)
             if cols.is_vector(field_type):
                 vectors.append(name)
             else:
