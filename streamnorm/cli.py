@@ -100,6 +100,13 @@ def _add_common(parser: argparse.ArgumentParser, *, columns: bool = True) -> Non
     )
 
 
+def _add_by(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--by", action="append", metavar="KEY",
+        help="a key column: statistics per key (repeat for several key columns)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``streamnorm`` command."""
     parser = _Parser(
@@ -119,10 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("-o", "--output", metavar="STATS", help="save the statistics here")
     _add_common(stats)
     cs.add_selection_options(stats)
-    stats.add_argument(
-        "--by", action="append", metavar="KEY",
-        help="a key column: statistics per key (repeat for several key columns)",
-    )
+    _add_by(stats)
     cs.add_dask_options(stats)
 
     norm = sub.add_parser(
@@ -151,10 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(norm)
     cs.add_selection_options(norm)
     cs.add_output_options(norm)
-    norm.add_argument(
-        "--by", action="append", metavar="KEY",
-        help="a key column: statistics per key (repeat for several key columns)",
-    )
+    _add_by(norm)
     cs.add_dask_options(norm)
 
     inverse = sub.add_parser(
