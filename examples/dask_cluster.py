@@ -22,6 +22,7 @@ Needs the extra: ``pip install 'streamnorm[dask]'``.
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import tempfile
 import time
@@ -110,8 +111,10 @@ def run(args: argparse.Namespace, directory: Path) -> None:
     else:
         # streamnorm.dask runs each task on one numba thread (task_threads=1): the workers
         # are the parallelism, so give each worker one thread per core it should use.
+        # silence_logs: Dask logs shutdown races it recovers from (a worker heartbeat that
+        # meets the closed scheduler) as errors with tracebacks; failed tasks still raise.
         cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=None, silence_logs=logging.CRITICAL)
         client = Client(cluster)
     try:
         client.wait_for_workers(1)

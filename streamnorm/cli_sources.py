@@ -9,6 +9,7 @@ directory → directory and Dask paths of ``stats`` / ``normalize``, and ``inspe
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -26,6 +27,7 @@ from .stats import FeatureStats
 _GLOB_CHARS = frozenset("*?[")
 _DATA_FILE_SUFFIXES = (*io.PARQUET_SUFFIXES, *io.IPC_SUFFIXES, ".arrows")
 _DASK_HINT = "--scheduler / --dask need Dask: pip install 'streamnorm[dask]'"
+_DASK_LOG_ENV = "DASK_LOGGING__DISTRIBUTED"  # read by each spawned worker
 IN_HELP = "file, directory, glob, CSV/JSON lines or s3:// URI"
 
 
@@ -242,28 +244,55 @@ def check_dask_usage(args: argparse.Namespace) -> None:
 
 
 @contextmanager
+def _quiet_distributed() -> Iterator[None]:
+    """Keep Dask's own logging off the command's stderr while the block runs.
+
+    Dask logs races it recovers from as errors with tracebacks (a worker's heartbeat that meets
+    a scheduler already shutting down, at the end of every ``--dask`` run now and then). A
+    task that really fails reaches us as an exception and becomes our one-line error, so the
+    command keeps nothing of Dask's logging. Worker processes are spawned with
+    ``DASK_LOGGING__DISTRIBUTED`` set, so their ``distributed`` logger starts quiet too.
+    """
+    logger = logging.getLogger("distributed")
+    old_level, old_env = logger.level, os.environ.get(_DASK_LOG_ENV)
+    logger.setLevel(logging.CRITICAL)
+    os.environ[_DASK_LOG_ENV] = "critical"
+    try:
+        yield
+    finally:
+        logger.setLevel(old_level)
+        if old_env is None:
+            os.environ.pop(_DASK_LOG_ENV, None)
+        else:
+            os.environ[_DASK_LOG_ENV] = old_env
+
+
+@contextmanager
 def dask_client(args: argparse.Namespace) -> Iterator[Any]:
     """A ``distributed.Client`` on ``--scheduler``, or on a local cluster for ``--dask`` (one
-    single-threaded worker process per core); closed on the way out."""
+    single-threaded worker process per core); closed on the way out. Dask's logging stays
+    off stderr (see :func:`_quiet_distributed`)."""
     try:
         import distributed
     except ImportError:
         raise UsageError(_DASK_HINT) from None
-    if args.scheduler:
-        try:
-            client = distributed.Client(args.scheduler, timeout="10s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            raise UsageError(f"{args.scheduler}: cannot reach the Dask scheduler ({reason}); "
-                             "check the address and that the scheduler is running") from None
-        with client:
-            yield client
-        return
-    # dashboard_address=None still binds :8787 (and warns when it is taken): use any free port
-    with distributed.LocalCluster(threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster:
-        with distributed.Client(cluster) as client:
-            yield client
+    with _quiet_distributed():
+        if args.scheduler:
+            try:
+                client = distributed.Client(args.scheduler, timeout="10s")
+            except (OSError, TimeoutError, ValueError) as exc:
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                raise UsageError(f"{args.scheduler}: cannot reach the Dask scheduler ({reason}); "
+                                 "check the address and that the scheduler is running") from None
+            with client:
+                yield client
+            return
+        # dashboard_address=None still binds :8787 (and warns when taken): use any free port
+        with distributed.LocalCluster(threads_per_worker=1, processes=True,
+                                      dashboard_address=":0",
+                                      silence_logs=logging.CRITICAL) as cluster:
+            with distributed.Client(cluster) as client:
+                yield client
 
 
 def _dask_module() -> Any:

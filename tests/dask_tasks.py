@@ -26,3 +26,13 @@ def kill_worker_once(path: str, victim: str, marker: str):
             os.close(fd)
             os.kill(os.getpid(), signal.SIGKILL)
     return pq.read_table(path).to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def log_error_and_print(message: str) -> None:
+    """Log ``message`` as an error on a worker's ``distributed`` logger, as Dask itself does
+    for races it recovers from, then print it to the worker's stderr directly."""
+    import logging
+    import sys
+
+    logging.getLogger("distributed.worker").error("logged: %s", message)
+    print(f"printed: {message}", file=sys.stderr, flush=True)

@@ -232,3 +232,26 @@ def test_dask_usage_errors(tmp_path, wide):
                          cwd=tmp_path), "--skip-bad-rows", "--dask")
     assert_bad_input(run("stats", path, "--dask", "--scheduler", "tcp://h:1", cwd=tmp_path),
                      "not allowed with")
+
+
+def test_dask_client_keeps_dask_logging_off_stderr(capfd):
+    """Dask logs recoverable shutdown races (a worker heartbeat meeting a closed scheduler) as
+    errors with tracebacks; ``--dask`` must keep them off the command's stderr, in the worker
+    processes as well as in the command's own."""
+    import argparse
+    import logging
+
+    pytest.importorskip("distributed")
+    from dask_tasks import log_error_and_print
+
+    from streamnorm.cli_sources import dask_client
+
+    logger = logging.getLogger("distributed")
+    level_before = logger.level
+    with dask_client(argparse.Namespace(scheduler=None, dask=True)) as client:
+        client.run(log_error_and_print, "from a worker")
+        logging.getLogger("distributed.scheduler").error("logged: from the command")
+    assert logger.level == level_before  # restored for the rest of the process
+    err = capfd.readouterr().err
+    assert "printed: from a worker" in err  # the workers' stderr is captured here...
+    assert "logged:" not in err  # ...and none of Dask's logging reached it
