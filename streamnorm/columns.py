@@ -147,6 +147,91 @@ def column_views(column: pa.Array | pa.ChunkedArray) -> Iterator[ColumnView]:
             yield _primitive_view(chunk)
 
 
+#: numpy dtype of each Arrow type whose values buffer the kernels read as it is.
+_PLAIN_DTYPES = {
+    t: np.dtype(t.to_pandas_dtype())
+    for t in (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(),
+              pa.uint32(), pa.uint64(), pa.float32(), pa.float64())
+}
+
+
+@dataclass(frozen=True)
+class BufferGroup:
+    """Same-dtype numeric columns of one batch, located by buffer address.
+
+    For the kernels that take addresses (``kernels.cpu.columns_moments_at``): locating a
+    column costs far less than building a numpy view of it.
+
+    Attributes (k columns)
+    ----------------------
+    positions : list[int], each column's index in the list given to :func:`buffer_groups`.
+    like : np.ndarray, an empty array of the values dtype.
+    addresses : int64[k], address of each column's first value.
+    lengths : int64[k], values per column.
+    validity_addresses : int64[k], address of each validity bitmap (0 when there are no nulls).
+    bit_offsets : int64[k], bit index of the first value in its bitmap.
+    has_validity : bool[k], whether the column has nulls (its bitmap is to be read).
+    null_counts : int64[k].
+    arrays : list[pa.Array], the columns: keep this group alive while the addresses are used.
+    """
+
+    positions: list[int]
+    like: np.ndarray
+    addresses: np.ndarray
+    lengths: np.ndarray
+    validity_addresses: np.ndarray
+    bit_offsets: np.ndarray
+    has_validity: np.ndarray
+    null_counts: np.ndarray
+    arrays: list[pa.Array]
+
+
+def buffer_groups(arrays: list[pa.Array | pa.ChunkedArray]) -> list[BufferGroup] | None:
+    """Group plain numeric arrays by dtype and locate their buffers, without copying.
+
+    Returns None when any array needs :func:`column_views` instead: a chunked column, a
+    dictionary or float16 column (they are converted), or a values buffer that is absent or
+    not aligned for its dtype.
+    """
+    located: dict[np.dtype, list[tuple[int, pa.Array, int, int, int, int]]] = {}
+    for position, arr in enumerate(arrays):
+        dtype = _PLAIN_DTYPES.get(arr.type) if isinstance(arr, pa.Array) else None
+        if dtype is None:
+            return None
+        validity_buf, data_buf = arr.buffers()
+        if data_buf is None:
+            return None
+        address = data_buf.address + arr.offset * dtype.itemsize
+        if address % dtype.itemsize:
+            return None
+        null_count = arr.null_count
+        if null_count and validity_buf is None:
+            return None  # every value null, no bitmap: column_views makes one
+        validity_address = validity_buf.address if null_count else 0
+        located.setdefault(dtype, []).append(
+            (position, arr, address, validity_address, arr.offset if null_count else 0,
+             null_count)
+        )
+    groups = []
+    for dtype, members in located.items():
+        positions, owners, addresses, validity_addresses, bit_offsets, null_counts = zip(
+            *members
+        )
+        nulls = np.array(null_counts, dtype=np.int64)
+        groups.append(BufferGroup(
+            positions=list(positions),
+            like=np.empty(0, dtype=dtype),
+            addresses=np.array(addresses, dtype=np.int64),
+            lengths=np.array([len(a) for a in owners], dtype=np.int64),
+            validity_addresses=np.array(validity_addresses, dtype=np.int64),
+            bit_offsets=np.array(bit_offsets, dtype=np.int64),
+            has_validity=nulls > 0,
+            null_counts=nulls,
+            arrays=list(owners),
+        ))
+    return groups
+
+
 @dataclass(frozen=True)
 class VectorView:
     """One chunk of a FixedSizeList column as a row-major (n_rows, width) matrix.

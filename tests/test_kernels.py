@@ -232,6 +232,51 @@ def test_columns_moments_equals_column_moments_bitwise():
             assert same_bits(field[j], value)
 
 
+def address_args(cols: list[np.ndarray], bitmaps: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """(like, addresses, lengths, validity addresses) of arrays for columns_moments_at."""
+    return (cols[0][:0], np.array([c.ctypes.data for c in cols], dtype=np.int64),
+            np.array([c.size for c in cols], dtype=np.int64),
+            np.array([b.ctypes.data for b in bitmaps], dtype=np.int64))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int8, np.uint64])
+def test_columns_moments_at_equals_columns_moments_bitwise(dtype):
+    """The address kernel reads the same memory as the typed-List kernel: the same bits, and
+    a NaN shift becomes the column's first valid finite value (0 when it has none)."""
+    rng = np.random.default_rng(3)
+    sizes = [0, 1, 5, BLOCK + 3, CHUNK + 1, 2 * CHUNK + 77]
+    cols, bitmaps, offsets, flags = [], [], [], []
+    for i, n in enumerate(sizes):
+        values = make_values(n, dtype, rng)
+        if n > 10 and np.dtype(dtype).kind == "f":
+            values[: n // 4] = np.nan  # the first finite value is far in
+            values[n // 2] = np.inf
+        bitmap, _ = make_bitmap(n, 5, 0.7, rng) if i % 2 else (EMPTY, None)
+        cols.append(values)
+        bitmaps.append(bitmap)
+        offsets.append(5 if i % 2 else 0)
+        flags.append(bool(i % 2))
+    offsets, flags = np.array(offsets, dtype=np.int64), np.array(flags)
+    like, addresses, lengths, validity_addresses = address_args(cols, bitmaps)
+    *got, shift_used = cpu.columns_moments_at(like, addresses, lengths, validity_addresses,
+                                              offsets, flags, np.full(len(cols), np.nan))
+    want_shifts = []
+    for j, values in enumerate(cols):
+        first = cpu.first_finite(values, bitmaps[j], offsets[j], flags[j])
+        want_shifts.append(0.0 if np.isnan(first) else first)
+    assert same_bits(shift_used, np.array(want_shifts))
+    assert want_shifts[0] == 0.0 and want_shifts[-1] != 0.0
+    want = cpu.columns_moments(List(cols), List(bitmaps), offsets, flags, np.array(want_shifts))
+    for field_got, field_want in zip(got, want):
+        assert same_bits(field_got, field_want)
+    given = np.array([7.0] * len(cols))  # a shift already known is used as it is
+    *again, kept = cpu.columns_moments_at(like, addresses, lengths, validity_addresses, offsets,
+                                          flags, given)
+    assert same_bits(kept, given)
+    want = cpu.columns_moments(List(cols), List(bitmaps), offsets, flags, given)
+    assert all(same_bits(a, b) for a, b in zip(again, want))
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int16])
 def test_column_kernels_thread_count_independent(dtype, threads):
     rng = np.random.default_rng(9)
@@ -245,6 +290,9 @@ def test_column_kernels_thread_count_independent(dtype, threads):
     args = (List([bitmap, bitmap]), np.array([3, 8]), np.array([True, False]),
             np.array([shift, shift]))
     one, many = threads(lambda: cpu.columns_moments(lst, *args))
+    assert all(same_bits(a, b) for a, b in zip(one, many))
+    located = (*address_args([values, values[5:]], [bitmap, bitmap]), *args[1:])
+    one, many = threads(lambda: cpu.columns_moments_at(*located))
     assert all(same_bits(a, b) for a, b in zip(one, many))
 
 
@@ -434,6 +482,9 @@ def test_warm_cache_process_compiles_nothing(tmp_path):
         cpu.column_moments(x, e, 0, False, 0.0)
         cpu.columns_moments(List([x]), List([e]), np.zeros(1, np.int64), np.zeros(1, np.bool_),
                             np.zeros(1))
+        cpu.columns_moments_at(x[:0], np.array([x.ctypes.data]), np.array([x.size]),
+                               np.zeros(1, np.int64), np.zeros(1, np.int64),
+                               np.zeros(1, np.bool_), np.full(1, np.nan))
         m = x.reshape(-1, 100).astype(np.float32)
         c, mu, q = cpu.row_moments_matrix(m, e, 0, False)
         cpu.normalize_rows_matrix(m, mu, np.ones_like(mu), np.empty_like(m))

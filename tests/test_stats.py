@@ -101,6 +101,70 @@ def test_all_null_and_empty_columns():
     assert empty.count.tolist() == [0] and math.isnan(empty.mean[0])
 
 
+def test_buffer_groups_locate_plain_columns_and_decline_the_rest(rng):
+    from streamnorm.columns import buffer_groups
+
+    x = pa.array(rng.normal(size=50)).slice(3, 40)
+    n = pa.array([1, None, 3, 4, None, 6], pa.int16()).slice(1)
+    y = pa.array(rng.normal(size=10).astype(np.float32))
+    f64, i16, f32 = buffer_groups([x, n, pa.array(rng.normal(size=9))[:0], y, n])
+    assert f64.positions == [0, 2] and f64.like.dtype == np.float64
+    assert f64.lengths.tolist() == [40, 0] and not f64.has_validity.any()
+    assert f64.addresses[0] == x.buffers()[1].address + 3 * 8
+    assert i16.like.dtype == np.int16 and i16.null_counts.tolist() == [2, 2]
+    assert i16.bit_offsets.tolist() == [1, 1] and i16.validity_addresses[0] == n.buffers()[0].address
+    assert f32.positions == [3] and i16.positions == [1, 4]
+    misaligned = pa.Array.from_buffers(pa.float64(), 2, [None, pa.py_buffer(bytes(24))[1:]])
+    assert misaligned.buffers()[1].address % 8
+    for needs_a_copy in (
+        pa.chunked_array([x]),
+        pa.array([1.0, 2.0]).dictionary_encode(),
+        pa.array(np.ones(4, np.float16)),
+        pa.array([None, None]),  # the null type: no values buffer
+        misaligned,
+    ):
+        assert buffer_groups([x, needs_a_copy]) is None
+
+
+def test_address_path_gives_the_bits_of_the_view_path(rng, monkeypatch):
+    """Plain columns go to the kernels by address (no numpy views, no typed Lists); the state
+    must be bit for bit the one the view path gives, through nulls at odd offsets, NaN, inf,
+    all-null columns, empty batches and a merge."""
+    import streamnorm.columns as columns_module
+
+    n = 3 * CHUNK + 11
+    x = rng.normal(1e9, 1.0, n)
+    x[[5, 900]] = np.nan
+    big = rng.integers(-(2**40), 2**40, n)
+    nulls = rng.random(n) < 0.1
+    table = pa.table({
+        "x": x,
+        "k": pa.array(big, mask=nulls),
+        "f": pa.array(x.astype(np.float32), mask=nulls[::-1]),
+        "inf": np.where(np.arange(n) == 17, np.inf, 1.0),
+        "none": pa.array([None] * n, pa.float64()),
+    })
+    cuts = [0, 1, 1, 7, BLOCK + 5, CHUNK + 3, 2 * CHUNK + 1, n]
+    batches = [b for lo, hi in zip(cuts, cuts[1:])
+               for b in table.slice(lo, hi - lo).combine_chunks().to_batches()]
+    batches.insert(2, table.slice(0, 0).to_batches()[0] if table.slice(0, 0).num_rows else
+                   pa.RecordBatch.from_pylist([], schema=table.schema))
+
+    def fit() -> sn.FeatureStats:
+        fs = sn.FeatureStats()
+        for batch in batches:
+            fs.update(batch)
+        return fs.merge(sn.FeatureStats().update(table.slice(5, 1000)))
+
+    by_address = fit()
+    monkeypatch.setattr(columns_module, "buffer_groups", lambda arrays: None)
+    by_views = fit()
+    assert by_address.columns == ["x", "k", "f", "inf", "none"]
+    for name in ("count", "null_count", "nan_count", "mean", "min", "max", "m2"):
+        np.testing.assert_array_equal(getattr(by_address, name), getattr(by_views, name))
+    assert_matches(by_address, 0, np.concatenate([x, x[5:1005]]))
+
+
 def test_var_is_nan_when_count_not_above_ddof():
     fs = sn.FeatureStats().update(pa.table({"x": [5.0]}))
     assert fs.var(ddof=0)[0] == 0.0
