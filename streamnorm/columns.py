@@ -8,14 +8,17 @@ whose values buffer is not aligned for its dtype.
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.types as pat
+from numba import njit
 
 from .errors import SchemaError
+from .kernels.cpu import array_at
 
 _EMPTY_BITMAP = np.zeros(0, dtype=np.uint8)
 
@@ -156,80 +159,121 @@ _PLAIN_DTYPES = {
 
 
 @dataclass(frozen=True)
+class BatchPlan:
+    """Where the tracked columns sit in record batches of one schema, grouped by dtype.
+
+    ``groups`` holds one ``(like, positions, children)`` per values dtype: an empty array of
+    the dtype, each column's index in the caller's column list (intp[k]) and its child index
+    in the batch (int64[k]). Made once per schema by :func:`plan_batches`.
+    """
+
+    groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
 class BufferGroup:
-    """Same-dtype numeric columns of one batch, located by buffer address.
+    """Same-dtype numeric columns of one batch, located by buffer address (k columns).
 
-    For the kernels that take addresses (``kernels.cpu.columns_moments_at``): locating a
-    column costs far less than building a numpy view of it.
+    For the kernels that take addresses (``kernels.cpu.columns_moments_at``): locating the
+    columns of a batch this way costs a few microseconds, against about 1.5 µs per column for
+    numpy views and typed Lists.
 
-    Attributes (k columns)
-    ----------------------
-    positions : list[int], each column's index in the list given to :func:`buffer_groups`.
+    Attributes
+    ----------
+    positions : intp[k], each column's index in the caller's column list.
     like : np.ndarray, an empty array of the values dtype.
     addresses : int64[k], address of each column's first value.
     lengths : int64[k], values per column.
-    validity_addresses : int64[k], address of each validity bitmap (0 when there are no nulls).
+    validity_addresses : int64[k], address of each validity bitmap (read where has_validity).
     bit_offsets : int64[k], bit index of the first value in its bitmap.
-    has_validity : bool[k], whether the column has nulls (its bitmap is to be read).
-    null_counts : int64[k].
-    arrays : list[pa.Array], the columns: keep this group alive while the addresses are used.
+    has_validity : bool[k], whether the column may hold nulls.
+    owner : the batch; the addresses are valid while it is alive.
     """
 
-    positions: list[int]
+    positions: np.ndarray
     like: np.ndarray
     addresses: np.ndarray
     lengths: np.ndarray
     validity_addresses: np.ndarray
     bit_offsets: np.ndarray
     has_validity: np.ndarray
-    null_counts: np.ndarray
-    arrays: list[pa.Array]
+    owner: pa.RecordBatch
 
 
-def buffer_groups(arrays: list[pa.Array | pa.ChunkedArray]) -> list[BufferGroup] | None:
-    """Group plain numeric arrays by dtype and locate their buffers, without copying.
-
-    Returns None when any array needs :func:`column_views` instead: a chunked column, a
-    dictionary or float16 column (they are converted), or a values buffer that is absent or
-    not aligned for its dtype.
-    """
-    located: dict[np.dtype, list[tuple[int, pa.Array, int, int, int, int]]] = {}
-    for position, arr in enumerate(arrays):
-        dtype = _PLAIN_DTYPES.get(arr.type) if isinstance(arr, pa.Array) else None
+def plan_batches(schema: pa.Schema, names: list[str]) -> BatchPlan | None:
+    """The :class:`BatchPlan` of columns ``names`` (all present in ``schema``), or None when a
+    column's values need converting first (dictionary, float16): use :func:`column_views`."""
+    groups: dict[np.dtype, tuple[list[int], list[int]]] = {}
+    for position, name in enumerate(names):
+        child = schema.get_field_index(name)
+        dtype = _PLAIN_DTYPES.get(schema.field(child).type)
         if dtype is None:
             return None
-        validity_buf, data_buf = arr.buffers()
-        if data_buf is None:
-            return None
-        address = data_buf.address + arr.offset * dtype.itemsize
-        if address % dtype.itemsize:
-            return None
-        null_count = arr.null_count
-        if null_count and validity_buf is None:
-            return None  # every value null, no bitmap: column_views makes one
-        validity_address = validity_buf.address if null_count else 0
-        located.setdefault(dtype, []).append(
-            (position, arr, address, validity_address, arr.offset if null_count else 0,
-             null_count)
-        )
+        positions, children = groups.setdefault(dtype, ([], []))
+        positions.append(position)
+        children.append(child)
+    return BatchPlan([
+        (np.empty(0, dtype=dtype), np.array(positions, dtype=np.intp),
+         np.array(children, dtype=np.int64))
+        for dtype, (positions, children) in groups.items()
+    ])
+
+
+def locate_columns(batch: pa.RecordBatch, plan: BatchPlan) -> list[BufferGroup] | None:
+    """The buffers of ``plan``'s columns in ``batch`` (a batch of the planned schema).
+
+    Reads the batch's Arrow C Data Interface export (one call for all columns) instead of
+    wrapping each column in Python. None when a values buffer is absent or not aligned for
+    its dtype: use :func:`column_views` then.
+    """
+    _, exported = batch.__arrow_c_array__()
+    struct = _capsule_pointer(exported, b"arrow_array")
     groups = []
-    for dtype, members in located.items():
-        positions, owners, addresses, validity_addresses, bit_offsets, null_counts = zip(
-            *members
-        )
-        nulls = np.array(null_counts, dtype=np.int64)
-        groups.append(BufferGroup(
-            positions=list(positions),
-            like=np.empty(0, dtype=dtype),
-            addresses=np.array(addresses, dtype=np.int64),
-            lengths=np.array([len(a) for a in owners], dtype=np.int64),
-            validity_addresses=np.array(validity_addresses, dtype=np.int64),
-            bit_offsets=np.array(bit_offsets, dtype=np.int64),
-            has_validity=nulls > 0,
-            null_counts=nulls,
-            arrays=list(owners),
-        ))
+    for like, positions, children in plan.groups:
+        located = _locate_children(struct, children, like.itemsize)
+        addresses, lengths, validity_addresses, bit_offsets, has_validity, usable = located
+        if not usable:
+            return None
+        groups.append(BufferGroup(positions, like, addresses, lengths, validity_addresses,
+                                  bit_offsets, has_validity, batch))
     return groups
+
+
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.restype = ctypes.c_void_p
+_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+
+# struct ArrowArray of the C Data Interface: the int64-sized fields this module reads.
+_LENGTH, _NULL_COUNT, _OFFSET, _N_BUFFERS, _N_CHILDREN, _BUFFERS, _CHILDREN = range(7)
+_ARROW_ARRAY_WORDS = 10
+
+
+@njit(cache=True)
+def _locate_children(struct, children, itemsize):
+    """(addresses, lengths, validity addresses, bit offsets, has_validity, usable) of the
+    ``children`` of the exported struct ArrowArray at address ``struct``."""
+    words = np.empty(0, dtype=np.int64)
+    top = array_at(struct, _ARROW_ARRAY_WORDS, words)
+    child_structs = array_at(top[_CHILDREN], top[_N_CHILDREN], words)
+    k = children.shape[0]
+    addresses = np.zeros(k, dtype=np.int64)
+    lengths = np.full(k, top[_LENGTH], dtype=np.int64)
+    validity_addresses = np.zeros(k, dtype=np.int64)
+    bit_offsets = np.zeros(k, dtype=np.int64)
+    has_validity = np.zeros(k, dtype=np.bool_)
+    for j in range(k):
+        child = array_at(child_structs[children[j]], _ARROW_ARRAY_WORDS, words)
+        buffers = array_at(child[_BUFFERS], child[_N_BUFFERS], words)
+        first = child[_OFFSET] + top[_OFFSET]  # a struct's offset applies to its children
+        if top[_LENGTH] > 0 and (buffers[1] == 0 or buffers[1] % itemsize):
+            return addresses, lengths, validity_addresses, bit_offsets, has_validity, False
+        addresses[j] = buffers[1] + first * itemsize
+        # null_count -1 means "not computed": read the bitmap then, if there is one
+        if buffers[0] != 0 and child[_NULL_COUNT] != 0:
+            validity_addresses[j] = buffers[0]
+            bit_offsets[j] = first
+            has_validity[j] = True
+    return addresses, lengths, validity_addresses, bit_offsets, has_validity, True
 
 
 @dataclass(frozen=True)

@@ -207,6 +207,8 @@ class FeatureStats:
         self._weighted = False
         self._columns: list[str] | None = None
         self._types: dict[str, pa.DataType | None] = {}
+        self._checked_schema: pa.Schema | None = None
+        self._plan: cols.BatchPlan | None = None
         self._allocate(0)
 
     @property
@@ -252,11 +254,22 @@ class FeatureStats:
         self._columns = list(names)
         self._types = {name: schema.field(name).type for name in names}
         self._allocate(len(names))
+        self._remember_schema(schema)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the schema cache: partial states travel between Dask workers."""
+        state = self.__dict__.copy()
+        state["_checked_schema"] = state["_plan"] = None
+        return state
+
+    def _remember_schema(self, schema: pa.Schema) -> None:
+        """Batches of this schema need no more checks; plan where their columns lie."""
+        self._checked_schema = schema
+        self._plan = cols.plan_batches(schema, self._columns)  # type: ignore[arg-type]
 
     def _check_schema(self, schema: pa.Schema) -> None:
         assert self._columns is not None
-        checked = getattr(self, "_checked_schema", None)
-        if checked is not None and schema.equals(checked):
+        if self._checked_schema is not None and schema.equals(self._checked_schema):
             return  # the batches of one source share a schema: check it once
         for name in self._columns:
             index = schema.get_field_index(name)
@@ -272,7 +285,7 @@ class FeatureStats:
                     f"column {name!r} changed type from {self._types[name]} to {new_type}; "
                     "cast the batches to one schema first"
                 )
-        self._checked_schema = schema
+        self._remember_schema(schema)
 
     # ------------------------------------------------------------------ update
     def update(self, data: io.Source, weights: str | None = None) -> FeatureStats:
@@ -310,8 +323,9 @@ class FeatureStats:
         if weights is not None or self.moments == 4:
             self._update_batch_ext(batch, weights, kernels)
             return
-        if hasattr(kernels, "columns_moments_at"):
-            groups = cols.buffer_groups([batch.column(name) for name in self._columns])
+        if (hasattr(kernels, "columns_moments_at") and self._plan is not None
+                and isinstance(batch, pa.RecordBatch)):
+            groups = cols.locate_columns(batch, self._plan)
             if groups is not None:
                 for group in groups:
                     self._add_group(group, kernels)
@@ -334,12 +348,12 @@ class FeatureStats:
         bits as :meth:`_add_views`; it only skips building numpy views and typed Lists, which
         cost about as much as the kernel itself on 64k-row batches.
         """
-        idx = np.array(group.positions, dtype=np.intp)
+        idx = group.positions
         count, nan_count, shifted_mean, m2, lo, hi, shift = kernels.columns_moments_at(
             group.like, group.addresses, group.lengths, group.validity_addresses,
             group.bit_offsets, group.has_validity, self._shift[idx],
         )
-        self._null_count[idx] += group.null_counts
+        self._null_count[idx] += group.lengths - count - nan_count  # each value is one of these
         self._nan_count[idx] += nan_count
         self._merge_columns(idx, count, shift, shifted_mean, m2, lo, hi)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import math
 
 import numpy as np
@@ -101,29 +102,40 @@ def test_all_null_and_empty_columns():
     assert empty.count.tolist() == [0] and math.isnan(empty.mean[0])
 
 
-def test_buffer_groups_locate_plain_columns_and_decline_the_rest(rng):
-    from streamnorm.columns import buffer_groups
+def test_located_columns_are_the_arrow_buffers(rng):
+    """locate_columns reads the batch's C Data Interface export: each column's values and
+    validity addresses, offsets and lengths must be those pyarrow reports, per dtype group."""
+    from streamnorm.columns import locate_columns, plan_batches
 
-    x = pa.array(rng.normal(size=50)).slice(3, 40)
-    n = pa.array([1, None, 3, 4, None, 6], pa.int16()).slice(1)
-    y = pa.array(rng.normal(size=10).astype(np.float32))
-    f64, i16, f32 = buffer_groups([x, n, pa.array(rng.normal(size=9))[:0], y, n])
-    assert f64.positions == [0, 2] and f64.like.dtype == np.float64
-    assert f64.lengths.tolist() == [40, 0] and not f64.has_validity.any()
-    assert f64.addresses[0] == x.buffers()[1].address + 3 * 8
-    assert i16.like.dtype == np.int16 and i16.null_counts.tolist() == [2, 2]
-    assert i16.bit_offsets.tolist() == [1, 1] and i16.validity_addresses[0] == n.buffers()[0].address
-    assert f32.positions == [3] and i16.positions == [1, 4]
+    x = pa.array(rng.normal(size=50))
+    n = pa.array([1, None, 3, 4, None, 6] * 10, pa.int16())
+    y = pa.array(rng.normal(size=60).astype(np.float32))
+    batch = pa.RecordBatch.from_arrays([x.slice(0, 50), n.slice(0, 50), y.slice(0, 50)],
+                                       ["x", "n", "y"]).slice(7, 30)
+    plan = plan_batches(batch.schema, ["y", "n", "x", "n"])
+    groups = locate_columns(batch, plan)
+    assert [g.like.dtype for g in groups] == [np.float32, np.int16, np.float64]
+    assert [g.positions.tolist() for g in groups] == [[0], [1, 3], [2]]
+    for group in groups:
+        for k, position in enumerate(group.positions):
+            arr = batch.column(["y", "n", "x", "n"][position])
+            validity, data = arr.buffers()
+            assert group.lengths[k] == len(arr) == 30
+            assert group.addresses[k] == data.address + arr.offset * group.like.itemsize
+            assert bool(group.has_validity[k]) == (arr.null_count > 0)
+            if arr.null_count:
+                assert group.validity_addresses[k] == validity.address
+                assert group.bit_offsets[k] == arr.offset
+    values = np.ctypeslib.as_array(  # the memory at the located address is the column
+        (ctypes.c_double * 30).from_address(int(groups[2].addresses[0])))
+    np.testing.assert_array_equal(values, batch.column("x").to_numpy())
+    # values that need converting first, or buffers numpy cannot view in place: not located
+    assert plan_batches(pa.schema({"d": pa.dictionary(pa.int8(), pa.float64())}), ["d"]) is None
+    assert plan_batches(pa.schema({"h": pa.float16()}), ["h"]) is None
     misaligned = pa.Array.from_buffers(pa.float64(), 2, [None, pa.py_buffer(bytes(24))[1:]])
     assert misaligned.buffers()[1].address % 8
-    for needs_a_copy in (
-        pa.chunked_array([x]),
-        pa.array([1.0, 2.0]).dictionary_encode(),
-        pa.array(np.ones(4, np.float16)),
-        pa.array([None, None]),  # the null type: no values buffer
-        misaligned,
-    ):
-        assert buffer_groups([x, needs_a_copy]) is None
+    odd = pa.RecordBatch.from_arrays([misaligned], ["m"])
+    assert locate_columns(odd, plan_batches(odd.schema, ["m"])) is None
 
 
 def test_address_path_gives_the_bits_of_the_view_path(rng, monkeypatch):
@@ -156,8 +168,12 @@ def test_address_path_gives_the_bits_of_the_view_path(rng, monkeypatch):
             fs.update(batch)
         return fs.merge(sn.FeatureStats().update(table.slice(5, 1000)))
 
+    located, locate = [], columns_module.locate_columns
+    monkeypatch.setattr(columns_module, "locate_columns",
+                        lambda batch, plan: located.append(batch) or locate(batch, plan))
     by_address = fit()
-    monkeypatch.setattr(columns_module, "buffer_groups", lambda arrays: None)
+    assert len(located) == len(batches) + 1  # every batch went by address
+    monkeypatch.setattr(columns_module, "locate_columns", lambda batch, plan: None)
     by_views = fit()
     assert by_address.columns == ["x", "k", "f", "inf", "none"]
     for name in ("count", "null_count", "nan_count", "mean", "min", "max", "m2"):

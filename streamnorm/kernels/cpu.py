@@ -536,8 +536,9 @@ def _pointer_to(typingctx, address, like):
 
 
 @njit(cache=True, inline="always")
-def _array_at(address, length, like):
-    """The ``length`` values of ``like``'s dtype stored at ``address``, as a borrowed array."""
+def array_at(address, length, like):
+    """The ``length`` values of ``like``'s dtype stored at ``address``, as a borrowed array
+    (the caller keeps the memory alive while it is used)."""
     return carray(_pointer_to(address, like), length)
 
 
@@ -567,9 +568,9 @@ def columns_moments_at(like, addresses, lengths, validity_addresses, bit_offsets
         if np.isnan(shift_used[j]):
             validity = bitmap
             if has_validity[j]:
-                validity = _array_at(validity_addresses[j],
+                validity = array_at(validity_addresses[j],
                                      (bit_offsets[j] + lengths[j] + 7) // 8, bitmap)
-            found = first_finite(_array_at(addresses[j], lengths[j], like), validity,
+            found = first_finite(array_at(addresses[j], lengths[j], like), validity,
                                  bit_offsets[j], has_validity[j])
             shift_used[j] = 0.0 if np.isnan(found) else found
     first_task, task_column = _task_layout(lengths)
@@ -584,10 +585,10 @@ def columns_moments_at(like, addresses, lengths, validity_addresses, bit_offsets
         j = task_column[t]
         start = (t - first_task[j]) * CHUNK
         stop = min(start + CHUNK, lengths[j])
-        values = _array_at(addresses[j], lengths[j], like)
+        values = array_at(addresses[j], lengths[j], like)
         validity = bitmap
         if has_validity[j]:
-            validity = _array_at(validity_addresses[j],
+            validity = array_at(validity_addresses[j],
                                  (bit_offsets[j] + lengths[j] + 7) // 8, bitmap)
         counts[t], nan_counts[t], means[t], m2s[t], los[t], his[t] = _chunk_moments(
             values, validity, bit_offsets[j], has_validity[j], start, stop, shift_used[j]
