@@ -231,10 +231,11 @@ def uses_dask(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "scheduler", None) or getattr(args, "dask", False))
 
 
-def check_dask_usage(args: argparse.Namespace) -> None:
-    """Options the Dask path does not take are a :class:`UsageError` naming them."""
+def check_dask_usage(args: argparse.Namespace, *, grouped: bool = False) -> None:
+    """Options the Dask path does not take are a :class:`UsageError` naming them (``--by``
+    only where ``grouped``: ``stats`` takes it, ``normalize`` into a directory does not)."""
     given = [name for name, on in (
-        ("--by", getattr(args, "by", None)),
+        ("--by", getattr(args, "by", None) and not grouped),
         ("--schema", getattr(args, "schema", None)),
         ("--skip-bad-rows", getattr(args, "skip_bad_rows", False)),
     ) if on]
@@ -305,13 +306,13 @@ def _dask_module() -> Any:
 
 def dask_stats(args: argparse.Namespace) -> tuple[FeatureStats, int]:
     """``stats IN --scheduler/--dask``: (statistics, number of files)."""
-    check_dask_usage(args)
+    check_dask_usage(args, grouped=True)
     sn_dask = _dask_module()
     files = sn_dask.resolve_paths(args.input)
     columns = resolve_columns(args, files[0], "batch")
     with dask_client(args):
         stats = sn_dask.feature_stats(files, columns, batch_size=args.batch_size,
-                                      target=args.target)
+                                      target=args.target, by=args.by)
     return stats, len(files)
 
 

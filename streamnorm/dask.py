@@ -29,9 +29,9 @@ import contextlib
 import functools
 import glob
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Union
 
 import pyarrow as pa
@@ -167,21 +167,46 @@ def _numba_threads(threads: int | None) -> Iterator[None]:
         numba.set_num_threads(before)
 
 
-def _merge_all(states: Any, nan: NanPolicy) -> FeatureStats:
+@dataclass(frozen=True)
+class _FitOptions:
+    """How each task fits its part: :func:`streamnorm.feature_stats`'s keywords."""
+
+    columns: list[str] | None
+    batch_size: int | None = None
+    nan: NanPolicy = "skip"
+    target: str | None = None
+    moments: int = 2
+    by: list[str] | None = None
+    weights: str | None = None
+
+    def empty(self) -> FeatureStats:
+        """An empty state of this kind (plain or grouped, 2 or 4 moments)."""
+        return FeatureStats(self.columns, nan=self.nan, target=self.target,
+                            moments=self.moments, by=self.by)
+
+    def fit(self, source: Any) -> FeatureStats:
+        return _local_feature_stats(
+            source, self.columns, self.batch_size, nan=self.nan, target=self.target,
+            moments=self.moments, by=self.by, weights=self.weights,
+        )
+
+    def extra_columns(self) -> list[str]:
+        """Columns read besides the features: group keys and weights."""
+        return [*(self.by or []), *([self.weights] if self.weights else [])]
+
+
+def _merge_all(states: Any, options: _FitOptions) -> FeatureStats:
     """Merge partial states into a new one (the inputs are left untouched: Dask may reuse them)."""
-    merged = FeatureStats(nan=nan)
+    merged = options.empty()
     for state in states:
         merged.merge(state)
     return merged
 
 
-def _fit_file(
-    path: str, columns: list[str] | None, batch_size: int | None, nan: NanPolicy,
-    target: str | None, threads: int | None,
-) -> FeatureStats:
+def _fit_file(path: str, options: _FitOptions, threads: int | None) -> FeatureStats:
     """The statistics of one file, read on the worker one row group / IPC batch at a time."""
     with _numba_threads(threads):
-        return _local_feature_stats(path, columns, batch_size, nan=nan, target=target)
+        return options.fit(path)
 
 
 def _frame_to_arrow(frame: pd.DataFrame) -> pa.Table:
@@ -190,48 +215,44 @@ def _frame_to_arrow(frame: pd.DataFrame) -> pa.Table:
 
 
 def _fit_frame(
-    frame: pd.DataFrame, columns: list[str] | None, batch_size: int | None, nan: NanPolicy,
-    target: str | None, threads: int | None,
+    frame: pd.DataFrame, options: _FitOptions, threads: int | None
 ) -> list[FeatureStats]:
     """The statistics of one pandas partition, as a one-element bag partition."""
     table = _frame_to_arrow(frame)
     with _numba_threads(threads):
-        return [_local_feature_stats(table, columns, batch_size, nan=nan, target=target)]
+        return [options.fit(table)]
 
 
-def _frame_columns(frame: dask.dataframe.DataFrame, columns: Sequence[str] | None) -> list[str]:
-    """The columns to fit: ``columns`` (checked against the frame), else its numeric ones."""
+def _frame_columns(
+    frame: dask.dataframe.DataFrame, columns: Sequence[str] | None, extra: Sequence[str] = ()
+) -> list[str]:
+    """The columns to fit: ``columns`` (checked against the frame), else its numeric ones
+    other than ``extra`` (group keys and weights, which must be in the frame too)."""
     schema = pa.Schema.from_pandas(frame._meta, preserve_index=False)
-    if columns is None:
-        return cols.numeric_column_names(schema)
-    missing = [c for c in columns if c not in schema.names]
+    missing = [c for c in [*(columns or []), *extra] if c not in schema.names]
     if missing:
         raise SchemaError(
             f"columns {missing} are not in the data (its columns: {', '.join(schema.names)}); "
-            "fix columns=[...] / -c"
+            "fix columns=[...] / -c, by= or weights="
         )
+    if columns is None:
+        return [c for c in cols.numeric_column_names(schema) if c not in extra]
     return list(columns)
 
 
-def _stats_bag(
-    obj: Any, columns: list[str] | None, batch_size: int | None, nan: NanPolicy,
-    target: str | None, threads: int | None,
-) -> dask.bag.Bag:
+def _stats_bag(obj: Any, options: _FitOptions, threads: int | None) -> dask.bag.Bag:
     """A bag of partial FeatureStats: one per file, or one per DataFrame partition."""
     dask = _require_dask()
     import dask.bag as db
 
     if _is_dask_frame(obj):
-        chosen = _frame_columns(obj, columns)
-        parts = obj[chosen].to_delayed()  # projection reaches read_parquet: only these columns
+        extra = options.extra_columns()
+        chosen = _frame_columns(obj, options.columns, extra)
+        options = replace(options, columns=chosen)
+        parts = obj[[*chosen, *extra]].to_delayed()  # projection reaches read_parquet
         fit = dask.delayed(_fit_frame, pure=True)
-        return db.from_delayed(
-            [fit(part, chosen, batch_size, nan, target, threads) for part in parts]
-        )
-    fit_file = functools.partial(
-        _fit_file, columns=columns, batch_size=batch_size, nan=nan, target=target,
-        threads=threads,
-    )
+        return db.from_delayed([fit(part, options, threads) for part in parts])
+    fit_file = functools.partial(_fit_file, options=options, threads=threads)
     return _file_bag(resolve_paths(obj)).map(fit_file)
 
 
@@ -242,6 +263,9 @@ def feature_stats(
     batch_size: int | None = None,
     nan: NanPolicy = "skip",
     target: str | None = None,
+    moments: int = 2,
+    by: str | Sequence[str] | None = None,
+    weights: str | None = None,
     split_every: int | None = None,
     task_threads: int | None = 1,
     scheduler: str | None = None,
@@ -254,8 +278,12 @@ def feature_stats(
         paths, a glob pattern or a directory (see :func:`resolve_paths`). Each file is read by
         one task on a worker; a DataFrame is fitted partition by partition (pandas NaN counts
         as null there: pandas cannot tell them apart).
-    columns : the columns to fit; None for every scalar numeric column.
-    batch_size, nan, target : as in :func:`streamnorm.feature_stats`, applied on the workers.
+    columns : the columns to fit; None for every scalar numeric column (group keys and the
+        weights column excluded).
+    batch_size, nan, target, moments, by, weights : as in :func:`streamnorm.feature_stats`,
+        applied on the workers: ``moments=4`` adds skewness and kurtosis, ``by=`` gives a
+        :class:`~streamnorm.GroupedFeatureStats` (groups found in any file are merged by key),
+        ``weights=`` names a column of per-row frequency weights.
     split_every : fan-in of the tree reduction (Dask's default, 8, when None).
     task_threads : numba threads per task (default 1: the workers are the parallelism);
         None keeps numba's setting (all cores, or ``$STREAMNORM_NUM_THREADS``).
@@ -264,16 +292,20 @@ def feature_stats(
 
     Returns
     -------
-    FeatureStats equal to a single-process fit of the same rows (counts, min and max exactly;
-    mean and m2 to rounding, ~1e-16 relative), on the client.
+    FeatureStats (or GroupedFeatureStats with ``by=``) equal to a single-process fit of the
+    same rows (counts, min and max exactly; the moments to rounding, ~1e-16 relative), on the
+    client.
     """
-    requested = _column_list(columns)
-    bag = _stats_bag(obj, requested, batch_size, nan, target, task_threads)
-    merge = functools.partial(_merge_all, nan=nan)
+    options = _FitOptions(
+        _column_list(columns), batch_size, nan, target, moments,
+        [by] if isinstance(by, str) else (list(by) if by is not None else None), weights,
+    )
+    options.empty()  # bad moments= or by= fail here, on the client, before any task runs
+    bag = _stats_bag(obj, options, task_threads)
+    merge = functools.partial(_merge_all, options=options)
     reduced = bag.reduction(merge, merge, split_every=split_every)
     merged = reduced.compute(scheduler=scheduler)
-    result = FeatureStats(requested, nan=nan, target=target)
-    return result.merge(merged)
+    return options.empty().merge(merged)
 
 
 # --------------------------------------------------------------------------- normalize

@@ -213,6 +213,15 @@ def test_dask_stats_and_normalize_match_single_process(tmp_path):
     np.testing.assert_array_equal(got.min, want.min)
     np.testing.assert_allclose(got.mean, want.mean, rtol=1e-15)
     np.testing.assert_allclose(got.var(), want.var(), rtol=1e-12)
+    grouped_single, grouped_dask = tmp_path / "g1.json", tmp_path / "g2.json"
+    assert_ok(run("stats", data, "--by", "n", "-o", grouped_single, cwd=tmp_path))
+    assert_ok(run("stats", data, "--dask", "--by", "n", "-o", grouped_dask, cwd=tmp_path))
+    want, got = sn.FeatureStats.load(grouped_single), sn.FeatureStats.load(grouped_dask)
+    assert got.by == want.by == ["n"] and got.columns == want.columns == ["x"]
+    rows = [got.group_index(key) for key in want.keys["n"].to_pylist()]
+    assert sorted(rows) == list(range(9))
+    np.testing.assert_array_equal(got.count[rows], want.count)
+    np.testing.assert_allclose(got.var()[rows], want.var(), rtol=1e-12)
     proc = run("normalize", data / "*.parquet", tmp_path / "out", "--dask", "--stats", single,
                "-c", "x", cwd=tmp_path)
     assert_ok(proc)
@@ -230,6 +239,8 @@ def test_dask_usage_errors(tmp_path, wide):
                      "tcp://127.0.0.1:1", "cannot reach the Dask scheduler")
     assert_bad_input(run("normalize", path, tmp_path / "o", "--dask", "--skip-bad-rows",
                          cwd=tmp_path), "--skip-bad-rows", "--dask")
+    assert_bad_input(run("normalize", path, tmp_path / "o", "--dask", "--by", "a",
+                         cwd=tmp_path), "--by", "--dask")
     assert_bad_input(run("stats", path, "--dask", "--scheduler", "tcp://h:1", cwd=tmp_path),
                      "not allowed with")
 

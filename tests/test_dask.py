@@ -169,6 +169,61 @@ def test_arrow_backed_dataframe_fit_is_exact(client, data_dir, reference) -> Non
     assert_same_stats(snd.feature_stats(frame), reference)
 
 
+@pytest.fixture(scope="module")
+def keyed_paths(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Files with a string group key (one key in the last file only) and integer weights."""
+    rng = np.random.default_rng(11)
+    directory = tmp_path_factory.mktemp("keyed")
+    for i in range(4):
+        n = 700 + 131 * i
+        keys = [f"g{(i + j) % 3}" for j in range(n)] if i < 3 else ["late"] * n
+        pq.write_table(pa.table({
+            "x": rng.normal(1e6, 2.0, n) ** 1.5 / 1e3,  # skewed, offset
+            "y": pa.array(rng.integers(0, 50, n), mask=rng.random(n) < 0.1),
+            "k": keys,
+            "wt": rng.integers(1, 5, n),
+        }), directory / f"keyed-{i}.parquet", row_group_size=300)
+    return sorted(str(p) for p in directory.glob("*.parquet"))
+
+
+@pytest.mark.parametrize("options", [
+    {"moments": 4}, {"by": "k"}, {"weights": "wt"}, {"by": ["k"], "moments": 4, "weights": "wt"},
+], ids=["moments", "by", "weights", "all"])
+def test_moments_groups_and_weights_reach_the_workers(client, keyed_paths, options) -> None:
+    want = sn.FeatureStats(moments=options.get("moments", 2), by=options.get("by"))
+    for path in keyed_paths:
+        want.update(path, weights=options.get("weights"))
+    for source in (keyed_paths, dd.read_parquet(keyed_paths)):
+        assert_same_kind_of_stats(snd.feature_stats(source, split_every=2, **options), want,
+                                  options)
+
+
+def assert_same_kind_of_stats(got, want, options) -> None:
+    features = ["x", "y"] if "weights" in options else ["x", "y", "wt"]
+    assert type(got) is type(want) and got.columns == want.columns == features
+    assert got.weighted == ("weights" in options) and got.moments == want.moments
+    rows = np.arange(len(want.count))
+    if "by" in options:  # groups come in the order the tree met them: match them by key
+        assert sorted(got.keys["k"].to_pylist()) == ["g0", "g1", "g2", "late"]
+        rows = [got.group_index(k) for k in want.keys["k"].to_pylist()]
+    np.testing.assert_array_equal(got.count[rows], want.count)
+    np.testing.assert_array_equal(got.null_count[rows], want.null_count)
+    np.testing.assert_array_equal(got.min[rows], want.min)
+    np.testing.assert_allclose(got.mean[rows], want.mean, rtol=1e-15)
+    np.testing.assert_allclose(got.var()[rows], want.var(), rtol=1e-12)
+    if want.moments == 4:
+        np.testing.assert_allclose(got.skew()[rows], want.skew(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(got.kurtosis()[rows], want.kurtosis(), rtol=1e-9, atol=1e-12)
+
+
+def test_dask_fit_option_errors_are_raised_on_the_client(keyed_paths) -> None:
+    with pytest.raises(ValueError, match="moments must be 2 or 4"):
+        snd.feature_stats(keyed_paths, moments=3)
+    frame = dd.read_parquet(keyed_paths)
+    with pytest.raises(sn.SchemaError, match=r"\['nope'\] are not in the data"):
+        snd.feature_stats(frame, by="nope")
+
+
 def test_dataframe_fit_unknown_column(client, data_dir) -> None:
     frame = dd.read_parquet(str(data_dir / "*.parquet"))
     with pytest.raises(sn.SchemaError, match="nope"):
