@@ -29,6 +29,9 @@ class ColumnMoments:
         self.time_column_moments(rows, dtype)  # warm the JIT
         self.time_column_moments_nulls(rows, dtype)
         self.time_columns_moments(rows, dtype)
+        self.addresses = np.array([c.ctypes.data for c in self.columns], dtype=np.int64)
+        self.lengths = np.full(N_COLS, rows, dtype=np.int64)
+        self.time_columns_moments_at(rows, dtype)
 
     def time_column_moments(self, rows, dtype):
         cpu.column_moments(self.values, EMPTY, 0, False, self.shift)
@@ -38,6 +41,10 @@ class ColumnMoments:
 
     def time_columns_moments(self, rows, dtype):
         cpu.columns_moments(self.columns, self.validities, self.offsets, self.flags, self.shifts)
+
+    def time_columns_moments_at(self, rows, dtype):
+        cpu.columns_moments_at(self.columns[0][:0], self.addresses, self.lengths, self.offsets,
+                               self.offsets, self.flags, self.shifts)
 
     def time_first_finite(self, rows, dtype):
         cpu.first_finite(self.values, EMPTY, 0, False)
