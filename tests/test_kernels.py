@@ -269,6 +269,9 @@ def test_columns_moments_at_equals_columns_moments_bitwise(dtype):
     want = cpu.columns_moments(List(cols), List(bitmaps), offsets, flags, np.array(want_shifts))
     for field_got, field_want in zip(got, want):
         assert same_bits(field_got, field_want)
+    empty = cpu.columns_moments(List.empty_list(numba.types.Array(numba.from_dtype(np.dtype(
+        dtype)), 1, "C")), List([EMPTY]), offsets[:0], flags[:0], np.zeros(0))
+    assert [len(field) for field in empty] == [0] * 6
     given = np.array([7.0] * len(cols))  # a shift already known is used as it is
     *again, kept = cpu.columns_moments_at(like, addresses, lengths, validity_addresses, offsets,
                                           flags, given)
