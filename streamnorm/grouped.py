@@ -254,7 +254,7 @@ class GroupedFeatureStats(FeatureStats):
                 )
                 self._null_count[glob, j] += null_c
                 self._nan_count[glob, j] += nan_c
-                self._merge_at((glob, j), wsum, shifts, mean, m2, m3, m4, lo, hi)
+                self._merge_at((glob, j), wsum, shifts, mean, m2, lo, hi, m3=m3, m4=m4)
 
     # ------------------------------------------------------------------ merge
     def _check_mergeable(self, other: object) -> None:
@@ -275,11 +275,9 @@ class GroupedFeatureStats(FeatureStats):
         idx = (glob, slice(None))
         self._null_count[idx] += other._null_count
         self._nan_count[idx] += other._nan_count
-        zeros = np.zeros_like(other._m2)
         self._merge_at(
-            idx, other._count, other._shift, other._shifted_mean, other._m2,
-            other._m3 if self.moments == 4 else zeros, other._m4 if self.moments == 4 else zeros,
-            other._min, other._max,
+            idx, other._count, other._shift, other._shifted_mean, other._m2, other._min,
+            other._max, m3=getattr(other, "_m3", None), m4=getattr(other, "_m4", None),
         )
         return self
 

@@ -71,14 +71,18 @@ def _check_moments(moments: int) -> int:
 def merge_moment_arrays(
     a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]
 ) -> tuple[np.ndarray, ...]:
-    """Vectorised Pébay merge of states ``(count, shift, shifted_mean, m2, m3, m4)``.
+    """Vectorised merge of moment states ``(count, shift, shifted_mean, m2[, m3, m4])``.
 
-    Each side holds equal-shape arrays with its own shifts; the result keeps a's shift where a
-    has data, else b's (b's mean is re-expressed in a's shift: ``mean_b + (K_b - K_a)``). m3/m4
-    are shift-invariant, so only the mean needs re-expressing. Counts may be int or float.
+    Chan's formula for two moments, Pébay's for four (both sides give the same number of
+    moments). Each side holds equal-shape arrays with its own shifts; the result keeps a's
+    shift where a has data, else b's (b's mean is re-expressed in a's shift:
+    ``mean_b + (K_b - K_a)``). m2..m4 are shift-invariant, so only the mean needs re-expressing.
+    Counts may be int or float. An empty side leaves the other as it is. With ±inf among the
+    values Chan's delta would make inf + finite a NaN whatever the order, so, like numpy, the
+    mean is then the sum of the infinities and m2..m4 are NaN.
     """
-    n_a, k_a, mean_a, m2_a, m3_a, m4_a = a
-    n_b, k_b, mean_b, m2_b, m3_b, m4_b = b
+    n_a, k_a, mean_a, m2_a = a[:4]
+    n_b, k_b, mean_b, m2_b = b[:4]
     na = np.asarray(n_a, dtype=np.float64)
     nb = np.asarray(n_b, dtype=np.float64)
     empty_a, empty_b = na == 0, nb == 0
@@ -86,26 +90,30 @@ def merge_moment_arrays(
         mb = mean_b + (k_b - k_a)
         n = na + nb
         delta = mb - mean_a
-        d_n = delta / n
-        ab = na * nb
         mean = mean_a + delta * (nb / n)
-        m2 = m2_a + m2_b + delta * delta * (ab / n)
-        m3 = (m3_a + m3_b + delta * d_n * d_n * ab * (na - nb)
-              + 3.0 * d_n * (na * m2_b - nb * m2_a))
-        m4 = (m4_a + m4_b + delta * d_n**3 * ab * (na * na - ab + nb * nb)
-              + 6.0 * d_n * d_n * (na * na * m2_b + nb * nb * m2_a)
-              + 4.0 * d_n * (na * m3_b - nb * m3_a))
+        merged = [m2_a + (m2_b + delta * delta * (na * nb / n))]
+        if len(a) == 6:
+            m3_a, m4_a = a[4:]
+            m3_b, m4_b = b[4:]
+            d_n = delta / n
+            ab = na * nb
+            merged.append(m3_a + m3_b + delta * d_n * d_n * ab * (na - nb)
+                          + 3.0 * d_n * (na * m2_b - nb * m2_a))
+            merged.append(m4_a + m4_b + delta * d_n**3 * ab * (na * na - ab + nb * nb)
+                          + 6.0 * d_n * d_n * (na * na * m2_b + nb * nb * m2_a)
+                          + 4.0 * d_n * (na * m3_b - nb * m3_a))
+    infinite = ~(np.isfinite(mb) & np.isfinite(mean_a))
+    mean = np.where(infinite, mean_a + mb, mean)
+    merged = [np.where(infinite, np.nan, moment) for moment in merged]
 
-    def pick(x_a: np.ndarray, x_b: np.ndarray, merged: np.ndarray) -> np.ndarray:
-        return np.where(empty_b, x_a, np.where(empty_a, x_b, merged))
+    def pick(x_a: np.ndarray, x_b: np.ndarray, x_merged: np.ndarray) -> np.ndarray:
+        return np.where(empty_b, x_a, np.where(empty_a, x_b, x_merged))
 
     return (
         n_a + n_b,
         pick(k_a, k_b, k_a),  # an empty side never sets the shift
         pick(mean_a, mean_b, mean),
-        pick(m2_a, m2_b, m2),
-        pick(m3_a, m3_b, m3),
-        pick(m4_a, m4_b, m4),
+        *(pick(x_a, x_b, x) for x_a, x_b, x in zip(a[3:], b[3:], merged)),
     )
 
 
@@ -355,7 +363,7 @@ class FeatureStats:
         )
         self._null_count[idx] += group.lengths - count - nan_count  # each value is one of these
         self._nan_count[idx] += nan_count
-        self._merge_columns(idx, count, shift, shifted_mean, m2, lo, hi)
+        self._merge_at(idx, count, shift, shifted_mean, m2, lo, hi)
 
     def _add_views(self, views: list[tuple[int, cols.ColumnView]], kernels: Any) -> None:
         """All column pieces of a batch in one ``columns_moments`` launch per values dtype.
@@ -433,28 +441,30 @@ class FeatureStats:
                 self._nan_count[j] += nan_c
                 self._merge_at(
                     np.array([j]), np.array([wsum]), np.array([shift]), np.array([mean]),
-                    np.array([m2]), np.array([m3]), np.array([m4]), np.array([lo]),
-                    np.array([hi]),
+                    np.array([m2]), np.array([lo]), np.array([hi]), m3=np.array([m3]),
+                    m4=np.array([m4]),
                 )
 
-    def _merge_at(self, idx: Any, count: np.ndarray, shift: np.ndarray, mean: np.ndarray,
-                  m2: np.ndarray, m3: np.ndarray, m4: np.ndarray, lo: np.ndarray,
-                  hi: np.ndarray) -> None:
-        """Pébay-merge partial states into the entries ``idx`` of the state arrays."""
-        zeros = np.zeros_like(self._m2[idx])
-        mine = (
-            self._count[idx], self._shift[idx], self._shifted_mean[idx], self._m2[idx],
-            self._m3[idx] if self.moments == 4 else zeros,
-            self._m4[idx] if self.moments == 4 else zeros,
-        )
-        n, k, mu, q2, q3, q4 = merge_moment_arrays(mine, (count, shift, mean, m2, m3, m4))
-        self._count[idx] = n
-        self._shift[idx] = k
-        self._shifted_mean[idx] = mu
-        self._m2[idx] = q2
+    def _merge_at(
+        self, idx: Any, count: np.ndarray, shift: np.ndarray, mean: np.ndarray,
+        m2: np.ndarray, lo: np.ndarray, hi: np.ndarray, m3: np.ndarray | None = None,
+        m4: np.ndarray | None = None,
+    ) -> None:
+        """Merge partial states, each with its own shift, into the entries ``idx`` of the state
+        arrays (distinct entries; ``m3``/``m4`` are read for four-moment states only).
+
+        The arguments are arrays shaped like ``self._count[idx]``: counts (int or float),
+        shifts, shifted means, m2 (m3, m4) and min/max of the partial states.
+        """
+        mine = (self._count[idx], self._shift[idx], self._shifted_mean[idx], self._m2[idx])
+        theirs = (count, shift, mean, m2)
         if self.moments == 4:
-            self._m3[idx] = q3
-            self._m4[idx] = q4
+            mine += (self._m3[idx], self._m4[idx])
+            theirs += (m3, m4)
+        merged = merge_moment_arrays(mine, theirs)
+        self._count[idx], self._shift[idx], self._shifted_mean[idx], self._m2[idx] = merged[:4]
+        if self.moments == 4:
+            self._m3[idx], self._m4[idx] = merged[4:]
         self._min[idx] = np.fmin(self._min[idx], lo)
         self._max[idx] = np.fmax(self._max[idx], hi)
 
@@ -462,48 +472,11 @@ class FeatureStats:
         self, j: int, count: Any, shift: float, shifted_mean: float, m2: float, lo: float,
         hi: float,
     ) -> None:
-        """:meth:`_merge_columns` for one partial state of column ``j``."""
-        self._merge_columns(
+        """:meth:`_merge_at` for one partial state of column ``j``."""
+        self._merge_at(
             np.array([j]), np.array([count]), np.array([shift], dtype=np.float64),
             np.array([shifted_mean]), np.array([m2]), np.array([lo]), np.array([hi]),
         )
-
-    def _merge_columns(
-        self, idx: np.ndarray, count: np.ndarray, shift: np.ndarray, shifted_mean: np.ndarray,
-        m2: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-    ) -> None:
-        """Chan-merge partial states, each with its own shift, into the columns ``idx``.
-
-        ``idx`` int[k] holds distinct column indices; the other arguments are float64[k] (or
-        int64[k] counts) of the partial states. An empty partial state changes nothing; an
-        empty column takes the partial state as it is.
-        """
-        if not count.all():
-            keep = count != 0
-            idx, count, shift, shifted_mean, m2, lo, hi = (
-                x[keep] for x in (idx, count, shift, shifted_mean, m2, lo, hi)
-            )
-        n_a = self._count[idx]
-        fresh = n_a == 0
-        mean_a = self._shifted_mean[idx]
-        with np.errstate(invalid="ignore", over="ignore"):
-            mean_b = shifted_mean + (shift - self._shift[idx])  # b's mean in a's shift
-            n = n_a + count
-            delta = mean_b - mean_a
-            weight = n_a.astype(np.float64) * count / n
-            merged_mean = mean_a + delta * (count / n)
-            merged_m2 = self._m2[idx] + (m2 + delta * delta * weight)
-        # ±inf among the values: Chan's delta would make inf + finite a NaN whatever the
-        # order; like numpy, the mean is then the sum of the infinities, the variance NaN.
-        infinite = ~(np.isfinite(mean_b) & np.isfinite(mean_a))
-        merged_mean = np.where(infinite, mean_a + mean_b, merged_mean)
-        merged_m2 = np.where(infinite, np.nan, merged_m2)
-        self._count[idx] = n
-        self._shift[idx] = np.where(fresh, shift, self._shift[idx])
-        self._shifted_mean[idx] = np.where(fresh, shifted_mean, merged_mean)
-        self._m2[idx] = np.where(fresh, m2, merged_m2)
-        self._min[idx] = np.where(fresh, lo, np.fmin(self._min[idx], lo))
-        self._max[idx] = np.where(fresh, hi, np.fmax(self._max[idx], hi))
 
     # ------------------------------------------------------------------ merge
     def _check_mergeable(self, other: object) -> None:
@@ -545,19 +518,11 @@ class FeatureStats:
         """Merge ``other`` into this state, in place; returns self. Exact and associative."""
         if not self._start_merge(other):
             return self
-        if self.moments == 4:
-            self._null_count += other._null_count
-            self._nan_count += other._nan_count
-            self._merge_at(
-                slice(None), other._count, other._shift, other._shifted_mean, other._m2,
-                other._m3, other._m4, other._min, other._max,
-            )
-            return self
         self._null_count += other._null_count
         self._nan_count += other._nan_count
-        self._merge_columns(
-            np.arange(len(self._columns)), other._count.copy(), other._shift,
-            other._shifted_mean, other._m2, other._min, other._max,
+        self._merge_at(
+            slice(None), other._count, other._shift, other._shifted_mean, other._m2,
+            other._min, other._max, m3=getattr(other, "_m3", None), m4=getattr(other, "_m4", None),
         )
         return self
 

@@ -215,19 +215,22 @@ def test_inf_behaves_like_numpy():
     assert fs.max[0] == np.inf and fs.min[1] == -np.inf and fs.count.tolist() == [3, 3, 3]
 
 
+@pytest.mark.parametrize("moments", [2, 4])
 @pytest.mark.parametrize("order", [0, 1])
-def test_inf_result_does_not_depend_on_batch_order(order):
+def test_inf_result_does_not_depend_on_batch_order(order, moments):
     batches = [pa.record_batch({"x": [np.inf]}), pa.record_batch({"x": [1.0, 2.0]})]
     if order:
         batches.reverse()
-    fs = sn.FeatureStats()
+    fs = sn.FeatureStats(moments=moments)
     for batch in batches:
         fs.update(batch)
     assert fs.mean[0] == np.inf and np.isnan(fs.var()[0])
     big = np.r_[np.full(BLOCK, 1.0), [np.inf], np.full(CHUNK, 2.0)]  # inf inside the kernel
     for values in (big, big[::-1].copy()):
-        merged = sn.FeatureStats().update(pa.table({"x": values}))
+        merged = sn.FeatureStats(moments=moments).update(pa.table({"x": values}))
         assert merged.mean[0] == np.inf and np.isnan(merged.var()[0])
+        if moments == 4:
+            assert np.isnan(merged.skew()[0]) and np.isnan(merged.kurtosis()[0])
 
 
 # --------------------------------------------------------------------------- accuracy

@@ -928,6 +928,8 @@ def pebay_merge(n_a, mean_a, m2_a, m3_a, m4_a, n_b, mean_b, m2_b, m3_b, m4_b):
     if n_a == 0.0:
         return n_b, mean_b, m2_b, m3_b, m4_b
     n = n_a + n_b
+    if not (np.isfinite(mean_a) and np.isfinite(mean_b)):
+        return n, mean_a + mean_b, np.nan, np.nan, np.nan  # ±inf: as chan_merge
     delta = mean_b - mean_a
     d_n = delta / n
     ab = n_a * n_b
