@@ -400,9 +400,21 @@ class FeatureStats:
             )
             for k, i in enumerate(members):
                 results[i] = tuple(field[k] for field in fields)
-        for (j, _), (count, nan_count, shifted_mean, m2, lo, hi) in zip(views, results):
-            self._nan_count[j] += nan_count
-            self._merge_column(j, count, shifts.get(j, 0.0), shifted_mean, m2, lo, hi)
+        count, nan_count, shifted_mean, m2, lo, hi = (np.array(field) for field in zip(*results))
+        positions = np.array([j for j, _ in views])
+        np.add.at(self._nan_count, positions, nan_count)
+        shift = np.array([shifts.get(j, 0.0) for j in positions.tolist()])
+        # a chunked column's pieces merge in order: its first pieces in one call, then its
+        # second pieces, ...; each call then holds distinct columns, as _merge_at needs
+        rank = np.zeros(len(views), dtype=np.int64)
+        pieces_seen: dict[int, int] = {}
+        for i, j in enumerate(positions.tolist()):
+            rank[i] = pieces_seen.get(j, 0)
+            pieces_seen[j] = rank[i] + 1
+        for r in range(int(rank.max()) + 1):
+            at = rank == r
+            self._merge_at(positions[at], count[at], shift[at], shifted_mean[at], m2[at],
+                           lo[at], hi[at])
 
     def _add_view(self, j: int, view: cols.ColumnView, kernels: Any) -> None:
         shift = self._shift[j]

@@ -79,6 +79,13 @@ def test_chunked_arrays_and_dictionary_columns(rng):
     assert fs.columns == ["a", "d"]
     assert_matches(fs, 0, a)
     assert_matches(fs, 1, dictionary.dictionary_decode().to_numpy())
+    # a batch-like table whose columns are chunked: each column's pieces merge in order
+    pieces = sn.FeatureStats()
+    pieces._update_batch(pa.table({"a": chunked, "b": pa.chunked_array([a[:500], a[500:]])}))
+    assert pieces.columns == ["a", "b"]
+    assert_matches(pieces, 0, a)
+    assert_matches(pieces, 1, a)
+    np.testing.assert_array_equal(pieces.mean[0], fs.mean[0])
 
 
 def test_non_numeric_columns_are_skipped_automatically_and_refused_explicitly():

@@ -405,41 +405,44 @@ def _merge_tasks(first_task, counts, nan_counts, means, m2s, los, his):
     return count, nan_count, mean, m2, lo, hi
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def columns_moments(columns, validities, bit_offsets, has_validity, shifts):
     """:func:`column_moments` of several same-dtype columns in one parallel launch.
 
-    ``columns``/``validities`` are numba typed Lists of contiguous arrays (the columns may
-    differ in length), ``bit_offsets`` int64[k], ``has_validity`` bool[k], ``shifts``
-    float64[k] (NaN: the column's first finite value). Work items are (column, chunk) pairs,
-    so a batch of many short columns still fills every thread; each column's chunks merge
-    serially in chunk order, giving the same bits as :func:`column_moments` on that column.
-    Runs :func:`columns_moments_at` on the arrays' addresses.
+    ``columns``/``validities`` are numba typed Lists of arrays (the columns may differ in
+    length), ``bit_offsets`` int64[k], ``has_validity`` bool[k], ``shifts`` float64[k]. Work
+    items are (column, chunk) pairs, so a batch of many short columns still fills every
+    thread; each column's chunks merge serially in chunk order, giving the same bits as
+    :func:`column_moments` on that column.
+
+    The same loop as :func:`columns_moments_at`, kept separate on purpose: a cached njit
+    function that calls a parallel one can crash when loaded from the cache (numba issue
+    8578; seen here as a segfault), so neither calls the other.
 
     Returns
     -------
     (count int64[k], nan_count int64[k], shifted_mean[k], m2[k], minimum[k], maximum[k])
     """
     k = len(columns)
-    if k == 0:
-        no_ints, no_floats = np.zeros(0, dtype=np.int64), np.zeros(0)
-        return no_ints, no_ints.copy(), no_floats, no_floats.copy(), no_floats.copy(), \
-            no_floats.copy()
-    addresses = np.zeros(k, dtype=np.int64)
-    lengths = np.zeros(k, dtype=np.int64)
-    validity_addresses = np.zeros(k, dtype=np.int64)
+    lengths = np.empty(k, dtype=np.int64)
     for j in range(k):
-        values = columns[j]
-        if values.shape[0] > 1 and values.strides[0] != values.itemsize:
-            raise ValueError("columns_moments needs contiguous columns")
-        addresses[j] = values.ctypes.data
-        lengths[j] = values.shape[0]
-        validity_addresses[j] = validities[j].ctypes.data
-    count, nan_count, mean, m2, lo, hi, _ = columns_moments_at(
-        columns[0][:0], addresses, lengths, validity_addresses, bit_offsets, has_validity,
-        shifts,
-    )
-    return count, nan_count, mean, m2, lo, hi
+        lengths[j] = columns[j].shape[0]
+    first_task, task_column = _task_layout(lengths)
+    n_tasks = task_column.shape[0]
+    counts = np.zeros(n_tasks)
+    nan_counts = np.zeros(n_tasks, dtype=np.int64)
+    means = np.zeros(n_tasks)
+    m2s = np.zeros(n_tasks)
+    los = np.full(n_tasks, np.inf)
+    his = np.full(n_tasks, -np.inf)
+    for t in prange(n_tasks):
+        j = task_column[t]
+        start = (t - first_task[j]) * CHUNK
+        stop = min(start + CHUNK, lengths[j])
+        counts[t], nan_counts[t], means[t], m2s[t], los[t], his[t] = _chunk_moments(
+            columns[j], validities[j], bit_offsets[j], has_validity[j], start, stop, shifts[j]
+        )
+    return _merge_tasks(first_task, counts, nan_counts, means, m2s, los, his)
 
 
 @intrinsic
