@@ -343,10 +343,7 @@ class FeatureStats:
             for view in cols.column_views(batch.column(name)):
                 self._null_count[j] += view.null_count
                 views.append((j, view))
-        if len(views) < 2 or not hasattr(kernels, "columns_moments"):
-            for j, view in views:
-                self._add_view(j, view, kernels)
-        else:
+        if views:
             self._add_views(views, kernels)
 
     def _add_group(self, group: cols.BufferGroup, kernels: Any) -> None:
@@ -368,9 +365,10 @@ class FeatureStats:
     def _add_views(self, views: list[tuple[int, cols.ColumnView]], kernels: Any) -> None:
         """All column pieces of a batch in one ``columns_moments`` launch per values dtype.
 
-        One parallel launch over (column, chunk) tasks balances the threads and avoids a
-        launch per column; merging in column-then-chunk order gives the same bits as
-        :meth:`_add_view` one piece at a time.
+        The path for pieces :meth:`_add_group` cannot locate (dictionary or float16 columns,
+        misaligned buffers, chunked columns, the CUDA target). One parallel launch over
+        (column, chunk) tasks balances the threads and avoids a launch per column; merging in
+        column-then-chunk order gives the same bits as ``column_moments`` one piece at a time.
         """
         from numba.typed import List
 
@@ -415,20 +413,6 @@ class FeatureStats:
             at = rank == r
             self._merge_at(positions[at], count[at], shift[at], shifted_mean[at], m2[at],
                            lo[at], hi[at])
-
-    def _add_view(self, j: int, view: cols.ColumnView, kernels: Any) -> None:
-        shift = self._shift[j]
-        if math.isnan(shift):
-            shift = kernels.first_finite(
-                view.values, view.validity, view.bit_offset, view.has_validity
-            )
-            if math.isnan(shift):
-                shift = 0.0  # no finite value here: only nulls, NaN or ±inf
-        count, nan_count, shifted_mean, m2, lo, hi = kernels.column_moments(
-            view.values, view.validity, view.bit_offset, view.has_validity, shift
-        )
-        self._nan_count[j] += nan_count
-        self._merge_column(j, count, shift, shifted_mean, m2, lo, hi)
 
     def _update_batch_ext(self, batch: pa.RecordBatch, weights: str | None, kernels: Any) -> None:
         """Weighted and/or higher-moment update (the extension kernel, CPU only)."""
@@ -479,16 +463,6 @@ class FeatureStats:
             self._m3[idx], self._m4[idx] = merged[4:]
         self._min[idx] = np.fmin(self._min[idx], lo)
         self._max[idx] = np.fmax(self._max[idx], hi)
-
-    def _merge_column(
-        self, j: int, count: Any, shift: float, shifted_mean: float, m2: float, lo: float,
-        hi: float,
-    ) -> None:
-        """:meth:`_merge_at` for one partial state of column ``j``."""
-        self._merge_at(
-            np.array([j]), np.array([count]), np.array([shift], dtype=np.float64),
-            np.array([shifted_mean]), np.array([m2]), np.array([lo]), np.array([hi]),
-        )
 
     # ------------------------------------------------------------------ merge
     def _check_mergeable(self, other: object) -> None:
