@@ -17,7 +17,8 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import tempfile
+import secrets
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -371,7 +372,9 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Any]:
     upload even when writing fails, hence the temporary object). On any exception
     (KeyboardInterrupt included) the temporary file or object is removed and an existing
     destination is left untouched. The yielded value is a ``Path`` for local files and a URI
-    string for object stores; :class:`BatchWriter` takes either.
+    string for object stores; :class:`BatchWriter` takes either. A local file gets the
+    permissions of any file the user creates (0666 less the umask: 0644 under umask 022), or
+    keeps those of the file it replaces.
     """
     if _is_uri(destination):
         with _atomic_uri(str(destination)) as tmp_uri:
@@ -381,24 +384,39 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Any]:
     directory = destination.parent if str(destination.parent) else Path(".")
     if not directory.is_dir():
         raise InputError(f"{destination}: the directory {directory} does not exist; create it")
+    tmp: Path | None = None
     try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{destination.name}.", suffix=".tmp", dir=directory
-        )
-    except PermissionError:
-        raise InputError(
-            f"{destination}: cannot write in {directory} (permission denied); choose another "
-            "destination"
-        ) from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+        # The name is bound before the file exists, inside the try: a Ctrl-C or SIGTERM
+        # landing anywhere after the file is created still removes it.
+        while tmp is None:
+            tmp = directory / f".{destination.name}.{secrets.token_hex(6)}.tmp"
+            if not _create_output_file(tmp, destination):
+                tmp = None  # the name was taken: not ours to remove
         yield tmp
         os.replace(tmp, destination)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
         raise
+
+
+def _create_output_file(path: Path, destination: Path) -> bool:
+    """Create the empty file ``path`` (False if the name exists) with the permissions of any
+    file the user creates (0666 less the umask), or those of ``destination`` if it exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return False
+    except PermissionError:
+        raise InputError(
+            f"{destination}: cannot write in {path.parent} (permission denied); choose another "
+            "destination"
+        ) from None
+    os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(path, stat.S_IMODE(os.stat(destination).st_mode))
+    return True
 
 
 @contextlib.contextmanager
