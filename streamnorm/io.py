@@ -90,12 +90,31 @@ PARQUET_PARALLEL_BYTES = 16 << 20
 PARQUET_READ_AHEAD = 1
 
 
-def _open_parquet(path: str | os.PathLike) -> pq.ParquetFile:
+def _open_parquet(path: Any) -> pq.ParquetFile:
     # No memory map (its touched pages count as resident: RSS would grow with the file) and
     # no pre-buffering (it holds a whole row group's column chunks): memory is bounded by the
-    # batch and the per-column reader state, not by the row group or the file.
+    # batch and the per-column reader state, not by the row group or the file. Pages that
+    # carry a CRC (every file streamnorm writes) are verified: a flipped byte is an error,
+    # not a different number.
     return pq.ParquetFile(path, memory_map=False, pre_buffer=False,
-                          buffer_size=PARQUET_BUFFER_BYTES)
+                          buffer_size=PARQUET_BUFFER_BYTES, page_checksum_verification=True)
+
+
+def corrupt_row_group(path: object, index: int, exc: BaseException) -> InputError:
+    """The error for Parquet row group ``index`` of ``path`` failing to decode or verify."""
+    return InputError(f"{path}: row group {index} is truncated or corrupt ({_first_line(exc)}); "
+                      "re-create the file from its source")
+
+
+def parquet_row_groups(path: object, parquet: pq.ParquetFile, **options: Any
+                       ) -> Iterator[pa.RecordBatch]:
+    """The batches of ``parquet`` (``iter_batches`` options), one row group at a time; a row
+    group that fails to decode or verify is an :class:`InputError` naming it."""
+    for i in range(parquet.num_row_groups):
+        try:
+            yield from parquet.iter_batches(row_groups=[i], **options)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise corrupt_row_group(path, i, exc) from None
 
 
 def _reader_threads() -> int:
@@ -152,8 +171,7 @@ def _parquet_batches(
     same as one reader's, in the same order."""
     groups = _parquet_column_groups(parquet, columns, _reader_threads())
     if groups is None:
-        for i in range(parquet.num_row_groups):
-            yield from parquet.iter_batches(batch_size=rows, row_groups=[i], columns=columns)
+        yield from parquet_row_groups(path, parquet, batch_size=rows, columns=columns)
         return
     wanted = list(dict.fromkeys(parquet.schema_arrow.names if columns is None else columns))
     stop = threading.Event()
@@ -172,11 +190,10 @@ def _parquet_batches(
         # Arrow decodes without the GIL: the groups' threads run truly in parallel.
         try:
             reader = _open_parquet(path)
-            for i in range(reader.num_row_groups):
-                for batch in reader.iter_batches(batch_size=rows, row_groups=[i],
-                                                 columns=group, use_threads=False):
-                    if not offer(q, batch):
-                        return
+            for batch in parquet_row_groups(path, reader, batch_size=rows, columns=group,
+                                            use_threads=False):
+                if not offer(q, batch):
+                    return
             offer(q, None)
         except BaseException as exc:  # handed to the consumer, which raises it
             offer(q, _Failure(exc))
@@ -536,7 +553,7 @@ class BatchWriter:
             dictionary_columns = [f.name for f in self.schema if not _is_float_like(f.type)]
             self._writer: Any = pq.ParquetWriter(
                 self._sink, self.schema, compression=codec,
-                use_dictionary=dictionary_columns or False,
+                use_dictionary=dictionary_columns or False, write_page_checksum=True,
             )
         else:
             options = ipc.IpcWriteOptions(compression=codec)

@@ -44,7 +44,6 @@ import pyarrow.dataset as pds
 import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
 import pyarrow.json as pjson
-import pyarrow.parquet as pq
 
 from . import io
 from .columns import PARTITION_ROLE, ROLE_KEY, is_partition_key
@@ -504,13 +503,9 @@ def _binary_batches(fs: pafs.FileSystem, path: str, shown: str, columns: list[st
     fmt = _sniff_binary(fs, path, shown)
     try:
         if fmt == "parquet":
-            parquet = pq.ParquetFile(fs.open_input_file(path))
-
-            def row_groups() -> Iterator[pa.RecordBatch]:
-                for i in range(parquet.num_row_groups):
-                    yield from parquet.read_row_group(i, columns=columns).to_batches()
-
-            return parquet.schema_arrow, io._guarded(shown, row_groups())
+            parquet = io._open_parquet(fs.open_input_file(path))
+            return parquet.schema_arrow, io._guarded(
+                shown, io.parquet_row_groups(shown, parquet, columns=columns))
         if fmt == "ipc-file":
             reader = ipc.open_file(fs.open_input_file(path))
             return reader.schema, io._guarded(

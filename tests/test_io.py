@@ -234,3 +234,34 @@ def test_interrupt_right_after_the_temporary_file_is_created_leaves_nothing(
     assert fired
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.arrows"]
     assert dst.read_bytes() == b"previous result"
+
+
+def _flip_page_bytes(path, row_group: int, column: int, at: float = 0.5, count: int = 4):
+    """Flip ``count`` bytes ``at`` of the way into a column chunk's data pages (the footer,
+    and so the file's structure, stay intact)."""
+    chunk = pq.ParquetFile(path).metadata.row_group(row_group).column(column)
+    data = bytearray(path.read_bytes())
+    start = chunk.data_page_offset + int(chunk.total_compressed_size * at)
+    data[start:start + count] = bytes(b ^ 0xFF for b in data[start:start + count])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+def test_page_checksums_are_written_and_verified(tmp_path, rng, monkeypatch, threads):
+    if threads == "parallel":
+        monkeypatch.setattr(io, "PARQUET_PARALLEL_BYTES", 0)
+        monkeypatch.setattr(io, "_reader_threads", lambda: 3)
+    table = pa.table({"x": rng.normal(size=4_000), "y": rng.normal(size=4_000)})
+    path = tmp_path / "t.parquet"
+    with io.atomic_path(path) as tmp:
+        with io.BatchWriter(tmp, table.schema, "parquet", compression="none") as writer:
+            for batch in table.to_batches(max_chunksize=1_000):
+                writer.write(batch)
+    assert io.read_table(path).equals(table)
+    _flip_page_bytes(path, row_group=2, column=1)
+    # without verification the flipped bytes are just other numbers
+    assert not pq.read_table(path).equals(table)
+    with pytest.raises(InputError, match=r"t\.parquet: row group 2 is truncated or corrupt "
+                                         r"\(.*CRC"):
+        for _ in io.iter_batches(path):
+            pass
