@@ -47,7 +47,8 @@ import pyarrow.json as pjson
 
 from . import io
 from .columns import PARTITION_ROLE, ROLE_KEY, is_partition_key
-from .errors import InputError
+from .config import json_block_size
+from .errors import InputError, StreamnormError
 
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4", ".br")
 CSV_SUFFIXES = (".csv", ".tsv")
@@ -249,11 +250,25 @@ class _BadRows:
         return "error"
 
 
-def _lines(fs: pafs.FileSystem, path: str) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, raw line) of a (possibly compressed) text file, streaming."""
+def _lines(fs: pafs.FileSystem, path: str, limit: int | None = None
+           ) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, raw line) of a (possibly compressed) text file, streaming; a line
+    longer than ``limit`` bytes is an :class:`InputError` (JSON lines), before it is read whole."""
     with fs.open_input_stream(path) as raw:
-        for number, line in enumerate(_io.BufferedReader(raw, 1 << 16), start=1):  # type: ignore[arg-type]
+        reader = _io.BufferedReader(raw, 1 << 16)  # type: ignore[arg-type]
+        number = 0
+        while line := reader.readline(-1 if limit is None else limit + 1):
+            number += 1
+            if limit is not None and len(line) > limit:
+                raise _line_too_long(_display(fs, path), number, limit)
             yield number, line
+
+
+def _line_too_long(shown: str, number: int, limit: int) -> InputError:
+    return InputError(f"{shown}: line {number} is longer than {limit:,} bytes, the JSON block "
+                      "size and longest line read (is it JSON lines? a file of NUL bytes or "
+                      "without line breaks is not); if the line is right, raise the limit with "
+                      "STREAMNORM_JSON_BLOCK_SIZE=<bytes> or block_size=")
 
 
 def _line_of_text(fs: pafs.FileSystem, path: str, text: str) -> int | None:
@@ -379,27 +394,30 @@ def _json_parse(schema: pa.Schema | None, fixed: bool) -> pjson.ParseOptions:
     return pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior=behaviour)
 
 
-def _parse_json_lines(lines: list[tuple[int, bytes]], options: pjson.ParseOptions
-                      ) -> tuple[list[pa.Table], list[tuple[int, str]]]:
+def _parse_json_lines(lines: list[tuple[int, bytes]], options: pjson.ParseOptions,
+                      block_size: int) -> tuple[list[pa.Table], list[tuple[int, str]]]:
     """Parse lines with pyarrow.json; bisect a failing chunk down to its bad lines."""
     try:
         data = b"".join(line for _, line in lines)
-        return [pjson.read_json(_io.BytesIO(data), parse_options=options)], []
+        read = pjson.ReadOptions(block_size=block_size)
+        return [pjson.read_json(_io.BytesIO(data), read_options=read, parse_options=options)], []
     except pa.ArrowInvalid as exc:
         if len(lines) == 1:
             reason = re.sub(r"\.?\s+in row \d+\s*$", "", io._first_line(exc)).rstrip(".")
             return [], [(lines[0][0], reason)]
     mid = len(lines) // 2
-    left_tables, left_bad = _parse_json_lines(lines[:mid], options)
-    right_tables, right_bad = _parse_json_lines(lines[mid:], options)
+    left_tables, left_bad = _parse_json_lines(lines[:mid], options, block_size)
+    right_tables, right_bad = _parse_json_lines(lines[mid:], options, block_size)
     return left_tables + right_tables, left_bad + right_bad
 
 
-def _json_chunks(fs: pafs.FileSystem, path: str) -> Iterator[list[tuple[int, bytes]]]:
-    """Non-blank lines in chunks of about 1 MiB, with their line numbers."""
+def _json_chunks(fs: pafs.FileSystem, path: str, block_size: int
+                 ) -> Iterator[list[tuple[int, bytes]]]:
+    """Non-blank lines in chunks of about 1 MiB, with their line numbers; a line longer than
+    ``block_size`` is an :class:`InputError` (memory stays bounded on any file)."""
     chunk: list[tuple[int, bytes]] = []
     size = 0
-    for number, line in _lines(fs, path):
+    for number, line in _lines(fs, path, block_size):
         if not line.strip():
             continue
         chunk.append((number, line if line.endswith(b"\n") else line + b"\n"))
@@ -412,20 +430,21 @@ def _json_chunks(fs: pafs.FileSystem, path: str) -> Iterator[list[tuple[int, byt
 
 
 def _json_lines_checked(fs: pafs.FileSystem, path: str, schema: pa.Schema | None,
-                        fixed: bool) -> Iterator[tuple[pa.Table | None, list[tuple[int, str]]]]:
+                        fixed: bool, block_size: int
+                        ) -> Iterator[tuple[pa.Table | None, list[tuple[int, str]]]]:
     """(table of the good lines or None, bad lines) per chunk; the schema is fixed by the
     first good chunk (or given)."""
-    for chunk in _json_chunks(fs, path):
-        tables, bad = _parse_json_lines(chunk, _json_parse(schema, fixed))
+    for chunk in _json_chunks(fs, path, block_size):
+        tables, bad = _parse_json_lines(chunk, _json_parse(schema, fixed), block_size)
         if tables and not fixed:  # re-parse the chunk with the first good piece's types
             schema, fixed = tables[0].schema, True
-            tables, bad = _parse_json_lines(chunk, _json_parse(schema, fixed))
+            tables, bad = _parse_json_lines(chunk, _json_parse(schema, fixed), block_size)
         yield (pa.concat_tables(tables) if tables else None), bad
 
 
 def _first_bad_json_line(fs: pafs.FileSystem, path: str, schema: pa.Schema | None,
-                         fixed: bool) -> tuple[int, str] | None:
-    for _, bad in _json_lines_checked(fs, path, schema, fixed):
+                         fixed: bool, block_size: int) -> tuple[int, str] | None:
+    for _, bad in _json_lines_checked(fs, path, schema, fixed, block_size):
         if bad:
             return bad[0]
     return None
@@ -433,22 +452,23 @@ def _first_bad_json_line(fs: pafs.FileSystem, path: str, schema: pa.Schema | Non
 
 def _json_batches(fs: pafs.FileSystem, path: str, shown: str, opts: _Options,
                   counter: _SkipCounter) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    block_size = json_block_size(opts.block_size)
     if opts.skip_bad_rows:
-        return _json_batches_skipping(fs, path, shown, opts, counter)
-    read = pjson.ReadOptions(block_size=opts.block_size) if opts.block_size else None
+        return _json_batches_skipping(fs, path, shown, opts, counter, block_size)
+    read = pjson.ReadOptions(block_size=block_size)
     stream = fs.open_input_stream(path)
     try:
         reader = pjson.open_json(stream, read_options=read,
                                  parse_options=_json_parse(opts.schema, False))
     except (pa.ArrowInvalid, OSError) as exc:
         stream.close()
-        raise _json_error(fs, path, shown, exc, opts.schema, False) from None
+        raise _json_error(fs, path, shown, exc, opts.schema, False, block_size) from None
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             yield from reader
         except (pa.ArrowInvalid, OSError) as exc:
-            raise _json_error(fs, path, shown, exc, reader.schema, True) from None
+            raise _json_error(fs, path, shown, exc, reader.schema, True, block_size) from None
         finally:
             stream.close()
 
@@ -456,9 +476,9 @@ def _json_batches(fs: pafs.FileSystem, path: str, shown: str, opts: _Options,
 
 
 def _json_error(fs: pafs.FileSystem, path: str, shown: str, exc: BaseException,
-                schema: pa.Schema | None, fixed: bool) -> InputError:
+                schema: pa.Schema | None, fixed: bool, block_size: int) -> InputError:
     """One-line error naming the first bad line (found by re-parsing the file in chunks)."""
-    found = _first_bad_json_line(fs, path, schema, fixed)
+    found = _first_bad_json_line(fs, path, schema, fixed, block_size)
     if found is None:
         return InputError(f"{shown}: cannot read it as JSON lines ({io._first_line(exc)}); check "
                           "the file")
@@ -469,10 +489,12 @@ def _json_error(fs: pafs.FileSystem, path: str, shown: str, exc: BaseException,
 
 
 def _json_batches_skipping(fs: pafs.FileSystem, path: str, shown: str, opts: _Options,
-                           counter: _SkipCounter) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    """JSON lines with bad lines skipped: chunked pyarrow.json parses, bisected on failure."""
+                           counter: _SkipCounter, block_size: int
+                           ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """JSON lines with bad lines skipped: chunked pyarrow.json parses, bisected on failure.
+    A line longer than ``block_size`` is an error, not a bad row: it is a limit."""
     schema = None
-    for table, _ in _json_lines_checked(fs, path, opts.schema, False):
+    for table, _ in _json_lines_checked(fs, path, opts.schema, False, block_size):
         if table is not None:  # the first good chunk fixes the full schema
             schema = table.schema
             break
@@ -481,7 +503,7 @@ def _json_batches_skipping(fs: pafs.FileSystem, path: str, shown: str, opts: _Op
 
     def batches() -> Iterator[pa.RecordBatch]:
         skipped, examples = 0, []
-        for table, bad in _json_lines_checked(fs, path, schema, True):
+        for table, bad in _json_lines_checked(fs, path, schema, True, block_size):
             skipped += len(bad)
             examples.extend(f"line {n}: {why}" for n, why in bad[: _BAD_ROW_EXAMPLES])
             if table is not None:
@@ -543,7 +565,8 @@ class DataSource:
         with :class:`SkippedRowsWarning`) instead of raising :class:`InputError`.
     partitioning : ``"hive"`` (default) parses ``key=value`` directories into columns;
         None ignores the layout.
-    block_size : bytes per CSV / JSON block (pyarrow's default otherwise).
+    block_size : bytes per CSV / JSON block (pyarrow's default otherwise; for JSON lines
+        ``$STREAMNORM_JSON_BLOCK_SIZE`` or 1 MiB, which is also the longest line read).
     delimiter : CSV field delimiter (default ``","``, tab for ``.tsv``).
     """
 

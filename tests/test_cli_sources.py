@@ -266,3 +266,13 @@ def test_dask_client_keeps_dask_logging_off_stderr(capfd):
     err = capfd.readouterr().err
     assert "printed: from a worker" in err  # the workers' stderr is captured here...
     assert "logged:" not in err  # ...and none of Dask's logging reached it
+
+
+def test_json_line_over_the_limit_gives_a_hint_that_applies(tmp_path):
+    path = tmp_path / "nul.jsonl"
+    path.write_bytes(b"\0" * (4 << 20))
+    for extra in ([], ["--skip-bad-rows"]):
+        proc = run("stats", path, *extra, cwd=tmp_path)
+        assert_bad_input(proc, "nul.jsonl", "line 1 is longer than 1,048,576 bytes",
+                         "STREAMNORM_JSON_BLOCK_SIZE")
+        assert "--skip-bad-rows" not in proc.stderr
