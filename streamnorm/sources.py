@@ -28,9 +28,14 @@ Plain paths work everywhere a source is accepted (``sn.feature_stats("data/")``)
 
 from __future__ import annotations
 
+import contextlib
 import io as _io
+import itertools
 import os
 import re
+import secrets
+import shutil
+import stat
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -799,6 +804,95 @@ def is_local_file(source: object) -> bool:
             and format_of(text) not in ("csv", "json"))
 
 
+# --------------------------------------------------------------------------- outputs vs inputs
+
+
+def _input_locations(source: Any) -> list[str]:
+    """The local paths, directories and globs ``source`` reads (none for URIs and data)."""
+    if isinstance(source, DataSource):
+        local = isinstance(source.filesystem, pafs.LocalFileSystem)
+        return _input_locations(source.location) + [p.path for p in source.parts if local]
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        return [] if is_uri(text) else [text, *_files_under(text)]
+    if is_path_list(source):
+        return [path for item in source for path in _input_locations(item)]
+    return []
+
+
+def _files_under(location: str) -> list[str]:
+    """The files a local glob matches or a local directory holds (none if it holds none)."""
+    fs, path = resolve(location)
+    try:
+        if _GLOB_CHARS.search(path):
+            return _expand_glob(fs, path, location)[1]
+        return _list_files(fs, path) if os.path.isdir(path) else []
+    except (InputError, OSError):
+        return []  # reading the source will report it
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links
+    except OSError:
+        return False
+
+
+def _inside(path: str, directory: str) -> bool:
+    """Whether ``path`` is ``directory`` or lies under it (symlinks resolved)."""
+    real, base = os.path.realpath(path), os.path.realpath(directory)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def _collision(location: str, output: str) -> str | None:
+    """Why a later reading of input ``location`` would take the file ``output`` as input (it
+    lies in the directory, or matches the glob); None if it would not."""
+    if _GLOB_CHARS.search(location):
+        parts = resolve(location)[1].split("/")
+        static = list(itertools.takewhile(lambda part: not _GLOB_CHARS.search(part), parts))
+        base = "/".join(static) or "/"
+        if _inside(output, base):
+            relative = os.path.relpath(os.path.realpath(output), os.path.realpath(base))
+            if _glob_regex("/".join(parts[len(static):])).match(relative):
+                return f"matches the input pattern {location}, so it would be read as input"
+    elif os.path.isdir(location) and _inside(output, location):
+        return f"is inside the input directory {location}, so a later run would read it as input"
+    return None
+
+
+def check_output_not_input(source: Any, output: str | os.PathLike,
+                           files: Sequence[str | os.PathLike] | None = None) -> None:
+    """Refuse, with an :class:`InputError`, an output that ``source`` reads or would read.
+
+    ``output`` is a file (``files`` None) or a directory receiving ``files``. A file may not
+    be an input (symlinks, hard links, ``./`` and relative paths resolved), lie inside an input
+    directory nor match an input glob; a directory may not be an input directory nor lie
+    inside one. Object-store URIs are not checked.
+    """
+    if is_uri(os.fspath(output)):
+        return
+    locations = _input_locations(source)
+    if files is not None:
+        for location in locations:
+            if not _GLOB_CHARS.search(location) and os.path.isdir(location) \
+                    and _inside(output, location):
+                raise InputError(f"{os.fspath(output)}: is the input directory {location} or "
+                                 "inside it, whose next reading would take the outputs as "
+                                 "inputs; choose a directory outside it")
+    for target in map(os.fspath, [output] if files is None else files):
+        for location in locations:
+            if not _GLOB_CHARS.search(location) and not os.path.isdir(location) \
+                    and _same_file(location, target):
+                raise InputError(f"{target}: is also an input ({location}); refusing to "
+                                 "overwrite the input, choose another output")
+        for location in locations:
+            why = _collision(location, target)
+            if why is not None:
+                raise InputError(f"{target}: {why}; choose another output")
+
+
 # --------------------------------------------------------------------------- directory → directory
 
 
@@ -838,13 +932,24 @@ def normalize_dataset(
     float32: bool = False,
 ) -> list[str]:
     """Normalize every file of a directory / glob / list into ``dst_dir``, one output file per
-    input file at the same relative path (so ``year=2024/`` partitions are kept), each written
-    atomically. Batch mode fits once over all the files (partition keys are not features),
-    then transforms file by file. Returns the written paths (or URIs).
+    input file at the same relative path (so ``year=2024/`` partitions are kept). Batch mode
+    fits once over all the files (partition keys are not features), then transforms file by
+    file. Returns the written paths (or URIs).
+
+    All or nothing on a local ``dst_dir``: the files are written into a hidden staging
+    directory beside it and moved into place once every one is complete, so a failure (a
+    corrupt input, a full disk, Ctrl-C) leaves ``dst_dir`` as it was; the error names the
+    input that failed. An output directory that is, or lies inside, an input directory is
+    refused (:func:`check_output_not_input`). On an object store each file is written
+    atomically, one after the other.
     """
     from .normalize import Normalizer
 
     source = open_source(src)
+    root = os.fspath(dst_dir)
+    names = [output_name(part.relative, suffix) for part in source.parts]
+    destinations = [_join(root, name) for name in names]
+    check_output_not_input(source, root, destinations)
     if mode == "batch" and stats is not None:
         norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target)
     else:
@@ -855,37 +960,112 @@ def normalize_dataset(
     if keys:
         raise InputError(f"partition key(s) {sorted(keys)} are in the directory names, not in the "
                          "files; normalize them into a single output file instead")
-    root = os.fspath(dst_dir)
-    if not is_uri(root):
-        os.makedirs(root, exist_ok=True)
-    written = []
-    for index, part in enumerate(source.parts):
-        destination = _join(root, output_name(part.relative, suffix))
-        if not is_uri(destination):
-            os.makedirs(os.path.dirname(destination), exist_ok=True)
-        _write_one(norm, source.file_source(index), destination, batch_size,
-                   dict(compression=compression, row_group_size=row_group_size, float32=float32))
-        written.append(destination)
-    return written
+    options = dict(compression=compression, row_group_size=row_group_size, float32=float32)
+    if is_uri(root):
+        for index, destination in enumerate(destinations):
+            _write_one(norm, source, index, destination, batch_size, options)
+        return destinations
+    with _staged_directory(root) as staging:
+        for index, name in enumerate(names):
+            staged = os.path.join(staging, name)
+            os.makedirs(os.path.dirname(staged), exist_ok=True)
+            _write_one(norm, source, index, staged, batch_size, options)
+    return destinations
 
 
-def _write_one(norm: Any, source: DataSource, destination: str, batch_size: int | None,
-               options: dict[str, Any]) -> None:
-    """Transform one file into ``destination`` atomically."""
-    schema, batches = source.schema_and_batches(None, batch_size)
-    out_schema = norm.output_schema(schema)
-    with io.atomic_path(destination) as tmp:
-        with io.BatchWriter(tmp, out_schema, io.output_format(destination), **options) as writer:
-            for batch in norm.transform_batches(_Prefetched(schema, batches)):
-                writer.write(batch)
+def _write_one(norm: Any, dataset: DataSource, index: int, destination: str,
+               batch_size: int | None, options: dict[str, Any]) -> None:
+    """Transform file ``index`` of ``dataset`` into ``destination`` atomically; an error names
+    that input file."""
+    source = dataset.file_source(index)
+    shown = source.location
+    try:
+        schema, batches = source.schema_and_batches(None, batch_size)
+        out_schema = norm.output_schema(schema)
+        with io.atomic_path(destination) as tmp:
+            with io.BatchWriter(tmp, out_schema, io.output_format(destination), **options
+                                ) as writer:
+                # the batches themselves, not an Arrow stream over them: a reading error
+                # stays the InputError naming the file instead of an ArrowInvalid
+                for batch in norm.transform_batches(batches):
+                    writer.write(batch)
+    except StreamnormError as exc:
+        if shown in str(exc):
+            raise
+        raise type(exc)(f"{shown}: {exc}") from None
+    except OSError as exc:
+        reason = exc.strerror or io._first_line(exc)
+        raise InputError(f"{shown}: writing its output failed ({reason}); nothing was written, "
+                         "check the free space and permissions of the output directory") from None
 
 
-class _Prefetched:
-    """Already-opened (schema, batches), passed where a source is expected."""
+@contextlib.contextmanager
+def _staged_directory(root: str) -> Iterator[str]:
+    """A new hidden directory beside ``root``; on success its contents move into ``root``
+    (created if missing), on any failure (Ctrl-C and SIGTERM included) it is removed together
+    with any parent directory this call created, and ``root`` is left as it was."""
+    root = os.path.abspath(root)
+    created: list[str] = []
+    staging: str | None = None
+    try:
+        created = _make_parents(os.path.dirname(root))
+        while staging is None:  # bound before it exists: an interrupt still removes it
+            staging = os.path.join(os.path.dirname(root),
+                                   f".{os.path.basename(root)}.{secrets.token_hex(6)}.tmp")
+            try:
+                os.mkdir(staging, 0o777)  # the umask applies, as to any directory
+            except FileExistsError:
+                staging = None
+        yield staging
+        _publish(staging, root)
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+        raise
 
-    def __init__(self, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
-        self.schema, self.batches = schema, batches
 
-    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
-        reader = pa.RecordBatchReader.from_batches(self.schema, self.batches)
-        return reader.__arrow_c_stream__(requested_schema)
+def _make_parents(directory: str) -> list[str]:
+    """Create ``directory`` and its missing parents; the ones created, outermost first."""
+    missing = []
+    while not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    missing.reverse()
+    for path in missing:
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise InputError(f"{path}: cannot create it ({exc.strerror}); choose another "
+                             "output directory") from None
+    return missing
+
+
+def _publish(staging: str, root: str) -> None:
+    """Move the staged tree into ``root``: one rename when ``root`` does not exist, else file
+    by file (replacing older files, which keep their permissions) after checking that no file
+    would land on a directory or the reverse."""
+    if not os.path.exists(root):
+        os.rename(staging, root)
+        return
+    moves = []
+    for folder, _, files in os.walk(staging):
+        target_folder = os.path.join(root, os.path.relpath(folder, staging))
+        if os.path.exists(target_folder) and not os.path.isdir(target_folder):
+            raise InputError(f"{target_folder}: exists and is not a directory; move it away")
+        for name in files:
+            target = os.path.join(target_folder, name)
+            if os.path.isdir(target):
+                raise InputError(f"{target}: is a directory where an output file goes; move it "
+                                 "away")
+            moves.append((os.path.join(folder, name), target))
+    for staged, target in moves:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(staged, stat.S_IMODE(os.stat(target).st_mode))
+        os.replace(staged, target)
+    shutil.rmtree(staging, ignore_errors=True)
