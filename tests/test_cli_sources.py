@@ -345,20 +345,25 @@ def _flip_page_bytes(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
 @pytest.mark.parametrize("existing", [False, True])
-def test_directory_to_directory_is_all_or_nothing(tmp_path, existing):
+def test_directory_to_directory_is_all_or_nothing(tmp_path, existing, damage):
     d = tmp_path / "d"
     _parts(d)
     stats = tmp_path / "stats.json"
     assert_ok(run("stats", d, "-o", stats, cwd=tmp_path))
-    _flip_page_bytes(d / "c.parquet")  # the third of five files
+    third = d / "c.parquet"  # of five files, read after two outputs are written
+    if damage == "truncated":
+        third.write_bytes(third.read_bytes()[:2000])
+    else:
+        _flip_page_bytes(third)
     out = tmp_path / "nested" / "out"
     if existing:
         out.mkdir(parents=True)
         (out / "a.parquet").write_bytes(b"an older output")
         (out / "notes.txt").write_bytes(b"not ours")
     proc = run("normalize", d, out, "--stats", stats, cwd=tmp_path)
-    assert_bad_input(proc, "c.parquet", "row group 0")
+    assert_bad_input(proc, "c.parquet", "complete" if damage == "truncated" else "row group 0")
     if existing:  # as it was: no new file, the older output intact, no staging beside it
         assert _tree(out) == {"a.parquet": b"an older output", "notes.txt": b"not ours"}
         assert [p.name for p in (tmp_path / "nested").iterdir()] == ["out"]
