@@ -878,9 +878,9 @@ def check_output_not_input(source: Any, output: str | os.PathLike,
         for location in locations:
             if not _GLOB_CHARS.search(location) and os.path.isdir(location) \
                     and _inside(output, location):
-                raise InputError(f"{os.fspath(output)}: is the input directory {location} or "
-                                 "inside it, whose next reading would take the outputs as "
-                                 "inputs; choose a directory outside it")
+                raise InputError(f"{os.fspath(output)}: is inside the input directory "
+                                 f"{location} (or is it), whose next reading would take the "
+                                 "outputs as inputs; choose a directory outside it")
     for target in map(os.fspath, [output] if files is None else files):
         for location in locations:
             if not _GLOB_CHARS.search(location) and not os.path.isdir(location) \
