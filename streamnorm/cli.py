@@ -449,7 +449,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data = directory / "demo.parquet"
     schema = next(demo_table(1)).schema
     with io.atomic_path(data) as tmp:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        with pq.ParquetWriter(tmp, schema, compression="zstd",
+                              write_page_checksum=True) as writer:
             for batch in demo_table(args.rows):
                 writer.write_batch(batch)
     size = data.stat().st_size / 1e6

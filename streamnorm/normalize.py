@@ -781,27 +781,13 @@ def count_rows(path: Any) -> int | None:
     return None
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return a.resolve() == b.resolve()
-
-
-def _local_inputs(src: Any) -> list[Path]:
-    """The local files ``src`` reads (a path, or a DataSource's files); none for URIs."""
-    if isinstance(src, sources.DataSource):
-        return [Path(f) for f in src.files if not sources.is_uri(f)]
-    if isinstance(src, (str, os.PathLike)) and not sources.is_uri(os.fspath(src)):
-        return [Path(src)]
-    return []
-
-
 def check_destination(
     src: Any, dst: str | os.PathLike, *, check_format: bool = True
 ) -> Any:
     """Check ``dst`` can receive output from ``src``: a known data suffix (unless
-    ``check_format`` is False), not the input, not a directory, in an existing directory.
+    ``check_format`` is False), not an input nor where a later reading of ``src`` would find
+    it (:func:`streamnorm.sources.check_output_not_input`), not a directory, in an existing
+    directory.
     Raises :class:`InputError` naming the way out. Returns ``dst`` as a ``Path``, or as the
     string it is for an object-store URI (``s3://…``; only its suffix is checked)."""
     if sources.is_uri(os.fspath(dst)):
@@ -811,8 +797,7 @@ def check_destination(
     dst_path = Path(dst)
     if check_format:
         io.output_format(dst_path)
-    if any(_same_file(path, dst_path) for path in _local_inputs(src)):
-        raise InputError(f"{dst_path}: refusing to overwrite the input; choose another output")
+    sources.check_output_not_input(src, dst_path)
     if dst_path.is_dir():
         raise InputError(f"{dst_path}: is a directory; give an output file name")
     parent = dst_path.parent if str(dst_path.parent) else Path(".")

@@ -274,3 +274,37 @@ def test_interrupt_leaves_nothing(tmp_path, big, sig, code):
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
     assert listing(out_dir) == ["result.arrows"]
     assert dst.read_bytes() == b"previous result"
+
+
+# --------------------------------------------------------------------------- corrupt pages
+
+
+def _flip_page_bytes(path: Path, row_group: int, column: int, at: float) -> None:
+    chunk = pq.ParquetFile(path).metadata.row_group(row_group).column(column)
+    data = bytearray(path.read_bytes())
+    start = chunk.data_page_offset + int(chunk.total_compressed_size * at)
+    data[start:start + 4] = bytes(b ^ 0xFF for b in data[start:start + 4])
+    path.write_bytes(bytes(data))
+
+
+def test_corrupt_page_with_checksum_is_named(tmp_path, table):
+    src = tmp_path / "src.parquet"
+    pq.write_table(table, src, row_group_size=500)
+    clean = tmp_path / "clean.parquet"  # written by streamnorm: pages carry a CRC
+    assert run("normalize", src, clean, "--compression", "none", "--mode", "layer", "-c", "x",
+               "-c", "f", cwd=tmp_path).returncode == 0
+    before = run("stats", clean, "-c", "x", cwd=tmp_path)
+    assert before.returncode == 0, before.stderr
+    column = pq.ParquetFile(clean).schema_arrow.get_field_index("x")
+    _flip_page_bytes(clean, row_group=2, column=column, at=0.6)  # values, not the header
+    for args in (["stats", clean], ["normalize", clean, tmp_path / "o.parquet", "--mode", "rms",
+                                    "-c", "x", "-c", "f"]):
+        assert_bad_input(run(*args, cwd=tmp_path), "clean.parquet", "row group 2", "corrupt")
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_corrupt_page_without_checksum_that_fails_to_decode_is_named(tmp_path, table):
+    src = tmp_path / "plain.parquet"
+    pq.write_table(table, src, row_group_size=500, write_page_checksum=False)
+    _flip_page_bytes(src, row_group=1, column=0, at=0.0)  # the page header
+    assert_bad_input(run("stats", src, cwd=tmp_path), "plain.parquet", "row group 1")

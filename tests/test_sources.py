@@ -6,8 +6,10 @@ References are numpy float64 results over the same values; tolerances relative 1
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import socket
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -321,3 +323,39 @@ def test_stats_save_and_load_on_s3(s3_bucket, suffix):
     assert sn.FeatureStats.load(uri) == fs
     with pytest.raises(sn.InputError):
         sn.FeatureStats.load(f"s3://bucket/stats/missing{suffix}")
+
+
+# --------------------------------------------------------------------------- JSON line cap
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_json_without_line_breaks_fails_in_bounded_memory(tmp_path, monkeypatch, skip):
+    # A NUL-filled "JSON lines" file is one endless line: it used to be read whole (twice)
+    # to find the bad line, 10.7 GB of RSS for a 5 GB file.
+    path = tmp_path / "nul.jsonl"
+    path.write_bytes(b"\0" * (24 << 20))
+    monkeypatch.setenv("STREAMNORM_JSON_BLOCK_SIZE", str(1 << 16))
+    tracemalloc.start()
+    try:
+        with pytest.raises(sn.InputError, match=r"line 1 is longer than 65,536 bytes.*"
+                                                r"STREAMNORM_JSON_BLOCK_SIZE") as info:
+            sn.feature_stats(sources.open_source(path, skip_bad_rows=skip))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "skip" not in str(info.value)  # skipping cannot help with a limit
+    assert peak < 4 << 20, peak
+
+
+def test_json_line_limit_is_the_block_size(tmp_path, monkeypatch):
+    path = tmp_path / "wide.jsonl"
+    values = list(range(500_000))  # one line of ~3.4 MB, well over the 1 MiB default
+    path.write_text(json.dumps({"v": values, "x": 1.5}) + "\n" + json.dumps({"x": 2.5}) + "\n")
+    with pytest.raises(sn.InputError, match=r"line 1 is longer than 1,048,576 bytes"):
+        sn.feature_stats(path)
+    assert sn.feature_stats(sources.open_source(path, block_size=8 << 20)).count.tolist() == [2]
+    monkeypatch.setenv("STREAMNORM_JSON_BLOCK_SIZE", str(8 << 20))
+    assert sn.feature_stats(path).mean.tolist() == [2.0]
+    monkeypatch.setenv("STREAMNORM_JSON_BLOCK_SIZE", "lots")
+    with pytest.raises(sn.InputError, match="STREAMNORM_JSON_BLOCK_SIZE"):
+        sn.feature_stats(path)
