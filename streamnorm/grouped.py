@@ -93,15 +93,23 @@ def key_type(arrow_type: pa.DataType) -> pa.DataType:
     return arrow_type
 
 
+def _as_key(column: pa.Array) -> pa.Array:
+    """``column`` in its :func:`key_type`. A dictionary's values are cast before they are
+    taken (Arrow has no take for ``string_view``, the values of polars' Categorical)."""
+    if pa.types.is_dictionary(column.type):
+        return _as_key(column.dictionary).take(column.indices)
+    wanted = key_type(column.type)
+    return column if column.type == wanted else column.cast(wanted)
+
+
 def key_batch(batch: pa.RecordBatch | pa.Table, keys: Sequence[str]) -> pa.RecordBatch:
-    """The key columns of ``batch``, each cast to its :func:`key_type`."""
+    """The key columns of ``batch``, each in its :func:`key_type`."""
     arrays = []
     for name in keys:
         column = batch.column(name)
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
-        wanted = key_type(column.type)
-        arrays.append(column if column.type == wanted else column.cast(wanted))
+        arrays.append(_as_key(column))
     return pa.RecordBatch.from_arrays(arrays, names=list(keys))
 
 
@@ -389,7 +397,9 @@ class GroupedFeatureStats(FeatureStats):
         weighted = bool(meta.get("weighted", False))
         table = statsfile.check_state_table(table, _state_fields(moments, weighted), keys=by)
         all_names = table.column("column").to_pylist()
-        names = meta.get("features", list(dict.fromkeys(all_names)))
+        names = meta.get("features")
+        if names is None:
+            names = list(dict.fromkeys(all_names))
         k = len(names)
         if (k == 0 and all_names) or (k and (table.num_rows % k
                                             or all_names != names * (table.num_rows // k))):
@@ -434,7 +444,8 @@ class GroupedFeatureStats(FeatureStats):
     @classmethod
     def _rows_schema(cls, meta: dict[str, Any]) -> pa.Schema:
         base = FeatureStats._rows_schema(meta)
-        key_types = [_parse_type(t) or pa.null() for t in meta.get("key_types", [])]
+        saved = meta.get("key_types") or [None] * len(meta["by"])
+        key_types = [_parse_type(t) or pa.null() for t in saved]  # null: inferred on loading
         return pa.schema([*zip(meta["by"], key_types), *base])
 
     @classmethod

@@ -161,6 +161,9 @@ def rows_table(rows: Any, schema: pa.Schema, keys: Sequence[str] = ()) -> pa.Tab
     """
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
         raise _fail(f"field 'columns' is {_show(rows)}, not a list of objects")
+    extra = [pa.field(n, t) for n, t in OPTIONAL_FIELDS.items()
+             if n not in schema.names and any(n in row for row in rows)]
+    schema = pa.schema([*schema, *extra])
     arrays = []
     for field in schema:
         if field.name in keys:
