@@ -113,6 +113,11 @@ def key_batch(batch: pa.RecordBatch | pa.Table, keys: Sequence[str]) -> pa.Recor
     return pa.RecordBatch.from_arrays(arrays, names=list(keys))
 
 
+def _key_tuples(batch: pa.RecordBatch | pa.Table, keys: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The rows of the key columns of ``batch`` as tuples of Python values."""
+    return list(zip(*(batch.column(name).to_pylist() for name in keys)))
+
+
 def batch_groups(batch: pa.RecordBatch, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Batch-local group ids of each row (int64, shape (n,)) and each group's first row."""
     codes = [_key_codes(batch.column(k)) for k in keys]
@@ -183,8 +188,9 @@ class GroupedFeatureStats(FeatureStats):
         one growth of the state arrays (so a batch with many new keys stays linear)."""
         out = np.empty(len(keys), dtype=np.int64)
         start = len(self._keys)
+        plain = self._plain_keys()
         for i, key in enumerate(keys):
-            frozen = tuple(_freeze(v) for v in key)
+            frozen = key if plain else tuple(_freeze(v) for v in key)
             found = self._index.get(frozen)
             if found is None:
                 found = self._index[frozen] = len(self._keys)
@@ -199,14 +205,22 @@ class GroupedFeatureStats(FeatureStats):
                 setattr(self, attr, np.concatenate([old, rows]))
         return out
 
+    def _plain_keys(self) -> bool:
+        """Whether every key column's Python values are their own hashable form (no NaN,
+        lists or dicts for :func:`_freeze` to fold), so 200k new keys need no freezing."""
+        return self._key_types is not None and all(
+            pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_binary(t)
+            or pa.types.is_boolean(t) or pa.types.is_null(t) or pa.types.is_temporal(t)
+            for t in self._key_types
+        )
+
     def _lookup(self, unique: pa.Table | pa.RecordBatch) -> np.ndarray:
         """Global groups of a batch's distinct keys (a batch of the key columns); new keys
         get new groups."""
         glob = self._find(unique)
         new = np.flatnonzero(glob < 0)
         if len(new):
-            rows = unique.take(pa.array(new)).to_pylist()
-            glob[new] = self._groups_of([tuple(r[k] for k in self.by) for r in rows])
+            glob[new] = self._groups_of(_key_tuples(unique.take(pa.array(new)), self.by))
         return glob
 
     def _find(self, unique: pa.Table | pa.RecordBatch) -> np.ndarray:
@@ -420,7 +434,7 @@ class GroupedFeatureStats(FeatureStats):
                 raise StatsFileError("grouped statistics table: a key changes within the rows of "
                                      f"one group; {statsfile.FIX}")
         stats._allocate(k)
-        groups = stats._groups_of([tuple(row[name] for name in by) for row in firsts.to_pylist()])
+        groups = stats._groups_of(_key_tuples(firsts, by))
         if len(stats._keys) < len(groups):
             twice = stats._keys[int(np.flatnonzero(np.bincount(groups) > 1)[0])]
             raise StatsFileError(f"grouped statistics table: key {twice!r} appears twice; "
