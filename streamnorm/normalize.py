@@ -259,28 +259,31 @@ def _read_record(schema: pa.Schema, where: str) -> dict[str, Any]:
     with _naming(where):
         record = statsfile.parse_json(schema.metadata[METADATA_KEY], "its normalization record")
     version = record.get("version", _RECORD_VERSION)
-    if not statsfile._is_int(version) or version > _RECORD_VERSION:
+    if not statsfile.is_int(version) or version > _RECORD_VERSION:
         raise InputError(f"{where}: normalized by a newer streamnorm; upgrade streamnorm")
-    eps, ddof, mode = record.get("eps"), record.get("ddof", 0), record.get("mode")
-    problem = None
+    problem = _record_problem(record)
+    if problem is not None:
+        raise StatsFileError(f"{where}: its normalization record: {problem}; {_FIX_RECORD}")
+    return record
+
+
+def _record_problem(record: dict[str, Any]) -> str | None:
+    """What is wrong with the fields of a normalization record; None if nothing."""
+    show = statsfile.show
+    eps, ddof, mode, nan = (record.get("eps"), record.get("ddof", 0), record.get("mode"),
+                            record.get("nan", "skip"))
     if mode not in MODES:
-        problem = f"field 'mode' is {statsfile._show(mode)}, not one of {MODES}"
-    elif isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < np.inf:
-        problem = f"field 'eps' is {statsfile._show(eps)}, not a finite number >= 0"
-    elif not statsfile._is_int(ddof) or ddof < 0:
-        problem = f"field 'ddof' is {statsfile._show(ddof)}, not a whole number >= 0"
-    elif record.get("nan", "skip") not in ("skip", "propagate"):
-        problem = f"field 'nan' is {statsfile._show(record.get('nan'))}, not 'skip' or 'propagate'"
-    elif mode == "batch" and not {"stats", "stats_arrow", "stats_file"} & set(record):
-        problem = "it holds no statistics"
-    if problem is None:
-        try:
-            statsfile._check_str_list(record, "columns")
-            statsfile._check_str_list(record, "by", empty=False)
-            return record
-        except StatsFileError as exc:
-            problem = str(exc).split("; ")[0]
-    raise StatsFileError(f"{where}: its normalization record: {problem}; {_FIX_RECORD}")
+        return f"field 'mode' is {show(mode)}, not one of {MODES}"
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < np.inf:
+        return f"field 'eps' is {show(eps)}, not a finite number >= 0"
+    if not statsfile.is_int(ddof) or ddof < 0:
+        return f"field 'ddof' is {show(ddof)}, not a whole number >= 0"
+    if nan not in ("skip", "propagate"):
+        return f"field 'nan' is {show(nan)}, not 'skip' or 'propagate'"
+    if mode == "batch" and not {"stats", "stats_arrow", "stats_file"} & set(record):
+        return "it holds no statistics"
+    return (statsfile.names_problem(record, "columns")
+            or statsfile.names_problem(record, "by", empty=False))
 
 
 def _stats_file_beside(location: Any, name: str) -> Any:
@@ -308,7 +311,7 @@ def _recorded_stats(record: dict[str, Any], where: str, location: Any) -> Featur
     name = record["stats_file"]
     if not isinstance(name, str) or not name or "/" in name or "\\" in name:
         raise StatsFileError(f"{where}: its normalization record: field 'stats_file' is "
-                             f"{statsfile._show(name)}, not a file name; {_FIX_RECORD}")
+                             f"{statsfile.show(name)}, not a file name; {_FIX_RECORD}")
     if location is None:
         raise InputError(f"{where}: its statistics are in the file {name} beside it; give the "
                          "normalized file's path (Normalizer.from_metadata(path)) or --stats")

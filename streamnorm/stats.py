@@ -26,7 +26,7 @@ from .kernels import backend
 
 NanPolicy = Literal["skip", "propagate"]
 _NAN_POLICIES = ("skip", "propagate")
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = statsfile.FORMAT_VERSION
 _METADATA_KEY = b"streamnorm"
 
 #: Fields of the saved state, in order, after the ``column`` name.
@@ -687,11 +687,6 @@ class FeatureStats:
             table, _state_fields(moments, bool(meta.get("weighted", False)))
         )
         names = table.column("column").to_pylist()
-        if len(set(names)) < len(names):
-            raise StatsFileError(
-                f"column {statsfile._first_duplicate(names)!r} appears twice in the statistics; "
-                f"{statsfile.FIX}"
-            )
         stats = cls(names, nan=meta.get("nan", "skip"), moments=moments)
         stats._columns = names
         stats._weighted = bool(meta.get("weighted", False))
@@ -825,10 +820,6 @@ def _location(path: str | os.PathLike) -> str | Path:
 def _json_float(value: float) -> float | str:
     """Finite floats stay numbers (Python's repr round-trips exactly); others become strings."""
     return value if math.isfinite(value) else repr(value)
-
-
-def _unjson_float(value: Any) -> float:
-    return float(value) if value is not None else math.nan
 
 
 def _read_metadata(metadata: dict[bytes, bytes] | None) -> dict[str, Any]:

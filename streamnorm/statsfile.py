@@ -25,9 +25,9 @@ from .errors import StatsFileError
 FIX = "re-create it with FeatureStats.save or `streamnorm stats -o`"
 #: Newest format this version reads.
 FORMAT_VERSION = 1
-#: Fields a state may carry besides the ones of its settings (written by newer versions):
-#: checked when present, never required.
-OPTIONAL_FIELDS: dict[str, pa.DataType] = {"inf_count": pa.int64(), "scale": pa.float64()}
+#: Fields a state may carry besides the ones its settings call for (added after format 1, so
+#: absent from older files): checked when present, never required.
+OPTIONAL_FIELDS: dict[str, pa.DataType] = {"inf_count": pa.int64()}
 _INT64_MAX = 2**63 - 1
 _NAN_POLICIES = ("skip", "propagate")
 
@@ -51,21 +51,30 @@ def parse_json(data: bytes | str, what: str = "statistics") -> Any:
         raise _fail(f"{what} are not valid JSON ({exc})") from None
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """Whether a JSON value is a whole number (``true`` is not)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_str_list(meta: dict[str, Any], name: str, *, empty: bool = True) -> list[str] | None:
+def names_problem(meta: dict[str, Any], name: str, *, empty: bool = True) -> str | None:
+    """What is wrong with the optional list of names ``meta[name]``; None if nothing."""
     value = meta.get(name)
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _fail(f"field {name!r} is {_show(value)}, not a list of names")
+        return f"field {name!r} is {show(value)}, not a list of names"
     if not value and not empty:
-        raise _fail(f"field {name!r} is an empty list")
+        return f"field {name!r} is an empty list"
     if len(set(value)) < len(value):
-        raise _fail(f"field {name!r} names {_first_duplicate(value)!r} twice")
-    return value
+        return f"field {name!r} names {_first_duplicate(value)!r} twice"
+    return None
+
+
+def _check_str_list(meta: dict[str, Any], name: str, *, empty: bool = True) -> list[str] | None:
+    problem = names_problem(meta, name, empty=empty)
+    if problem is not None:
+        raise _fail(problem)
+    return meta.get(name)
 
 
 def check_meta(meta: Any, kind: str = "FeatureStats") -> dict[str, Any]:
@@ -73,23 +82,23 @@ def check_meta(meta: Any, kind: str = "FeatureStats") -> dict[str, Any]:
     checked: an object whose ``version``, ``kind``, ``nan``, ``moments``, ``weighted``, ``by``,
     ``features`` and ``key_types`` have the types and values streamnorm writes."""
     if not isinstance(meta, dict):
-        raise _fail(f"its settings are {_show(meta)}, not a JSON object")
+        raise _fail(f"its settings are {show(meta)}, not a JSON object")
     version = meta.get("version", FORMAT_VERSION)
-    if not _is_int(version) or version < 0:
-        raise _fail(f"field 'version' is {_show(version)}, not a format number")
+    if not is_int(version) or version < 0:
+        raise _fail(f"field 'version' is {show(version)}, not a format number")
     if version > FORMAT_VERSION:
         raise StatsFileError(
             f"statistics saved by a newer streamnorm (format {version}); upgrade streamnorm"
         )
     if meta.get("kind", kind) != kind:
-        raise _fail(f"field 'kind' is {_show(meta.get('kind'))}, not {kind!r}")
+        raise _fail(f"field 'kind' is {show(meta.get('kind'))}, not {kind!r}")
     if meta.get("nan", "skip") not in _NAN_POLICIES:
-        raise _fail(f"field 'nan' is {_show(meta.get('nan'))}, not one of {_NAN_POLICIES}")
+        raise _fail(f"field 'nan' is {show(meta.get('nan'))}, not one of {_NAN_POLICIES}")
     moments = meta.get("moments", 2)
-    if not _is_int(moments) or moments not in (2, 4):
-        raise _fail(f"field 'moments' is {_show(moments)}, not 2 or 4")
+    if not is_int(moments) or moments not in (2, 4):
+        raise _fail(f"field 'moments' is {show(moments)}, not 2 or 4")
     if not isinstance(meta.get("weighted", False), bool):
-        raise _fail(f"field 'weighted' is {_show(meta.get('weighted'))}, not true or false")
+        raise _fail(f"field 'weighted' is {show(meta.get('weighted'))}, not true or false")
     by = _check_str_list(meta, "by", empty=False)
     _check_str_list(meta, "features")
     key_types = _check_str_list(meta, "key_types")
@@ -109,8 +118,8 @@ def read_meta(metadata: dict[bytes, bytes] | None, key: bytes) -> dict[str, Any]
 # --------------------------------------------------------------------------- JSON rows
 
 
-def _show(value: Any, limit: int = 40) -> str:
-    """A short description of a value for a message."""
+def show(value: Any, limit: int = 40) -> str:
+    """A short description of a (JSON) value for a message."""
     try:
         text = repr(value)
     except (ValueError, RecursionError):  # an int too long for repr
@@ -132,24 +141,24 @@ def _first_duplicate(values: Sequence[Any]) -> Any:
 def _json_value(value: Any, arrow_type: pa.DataType) -> Any:
     """One JSON value as the Python value of ``arrow_type``; raises ValueError on a mismatch."""
     if pa.types.is_int64(arrow_type):
-        if not _is_int(value):
-            raise ValueError(f"{_show(value)} is not an integer")
+        if not is_int(value):
+            raise ValueError(f"{show(value)} is not an integer")
         if not -_INT64_MAX - 1 <= value <= _INT64_MAX:
-            raise ValueError(f"{_show(value)} does not fit in 64 bits")
+            raise ValueError(f"{show(value)} does not fit in 64 bits")
         return value
     if pa.types.is_float64(arrow_type):
         if value is None:
             return math.nan
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ValueError(f"{_show(value)} is not a number")
+            raise ValueError(f"{show(value)} is not a number")
         try:
             return float(value)  # strings: the non-finite values ("nan", "inf", "-inf")
         except OverflowError:
-            raise ValueError(f"{_show(value)} is too large for a float64") from None
+            raise ValueError(f"{show(value)} is too large for a float64") from None
         except ValueError:
-            raise ValueError(f"{_show(value)} is not a number") from None
+            raise ValueError(f"{show(value)} is not a number") from None
     if value is not None and not isinstance(value, str):
-        raise ValueError(f"{_show(value)} is not a string")
+        raise ValueError(f"{show(value)} is not a string")
     return value
 
 
@@ -160,7 +169,7 @@ def rows_table(rows: Any, schema: pa.Schema, keys: Sequence[str] = ()) -> pa.Tab
     take any value Arrow can hold in their type (null included); unknown fields are ignored.
     """
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        raise _fail(f"field 'columns' is {_show(rows)}, not a list of objects")
+        raise _fail(f"field 'columns' is {show(rows)}, not a list of objects")
     extra = [pa.field(n, t) for n, t in OPTIONAL_FIELDS.items()
              if n not in schema.names and any(n in row for row in rows)]
     schema = pa.schema([*schema, *extra])
@@ -229,9 +238,10 @@ def check_state_table(
 
     ``fields`` are the state fields its settings call for (name, type), after ``column``;
     ``keys`` the key columns of grouped statistics. Checks: every field present once and of
-    its kind of type; names not null; counts whole, >= 0 and their sum below 2**63; m2 (and
-    m4) not negative; shifts not infinite; min <= max; the mean (shift + shifted_mean)
-    within [min, max] up to rounding where both are finite. Optional fields
+    its kind of type; names not null (and, ungrouped, each once); counts whole, >= 0 and
+    their sum below 2**63; m2 (and m4) not negative; shifts not infinite; min <= max; the
+    mean (shift + shifted_mean) within [min, max] up to rounding where both are finite.
+    Optional fields
     (:data:`OPTIONAL_FIELDS`) are checked when present. Returns the table with the fields
     cast (integer widths, float32, large strings, dictionaries) to the types ``fields`` name.
     """
@@ -250,6 +260,8 @@ def check_state_table(
     if columns["column"].null_count:
         raise _fail("field 'column' has a null name")
     column_names = columns["column"].to_pylist()
+    if not keys and len(set(column_names)) < len(column_names):  # grouped: once per key
+        raise _fail(f"column {_first_duplicate(column_names)!r} appears twice in the statistics")
     for name, column in columns.items():
         if column.null_count and (name == "count" or name.endswith("_count")):
             _bad(name, column.is_null().to_numpy(zero_copy_only=False), column_names, "is null")
