@@ -7,7 +7,7 @@ per-sample (LayerNorm-style) statistics with :func:`row_stats`.
 from __future__ import annotations
 
 from ._version import __version__
-from .errors import InputError, SchemaError, StreamnormError
+from .errors import InputError, SchemaError, StatsFileError, StreamnormError
 from .normalize import Normalizer, inverse_file, normalize_file
 from .grouped import GroupedFeatureStats
 from .running import RunningStats
@@ -24,6 +24,7 @@ __all__ = [
     "Normalizer",
     "RunningStats",
     "SchemaError",
+    "StatsFileError",
     "StreamnormError",
     "feature_stats",
     "inspect",

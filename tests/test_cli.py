@@ -204,6 +204,53 @@ def test_stats_file_that_does_not_match(tmp_path, data):
     assert "o.parquet" not in listing(tmp_path)
 
 
+def test_corrupt_stats_files_are_one_line(tmp_path, data):
+    sn.feature_stats(data, columns=["x", "i"]).save(tmp_path / "good.json")
+    doc = json.loads((tmp_path / "good.json").read_text())
+    doc["columns"][1]["count"] = -4
+    (tmp_path / "negative.json").write_text(json.dumps(doc))
+    (tmp_path / "nested.json").write_text("[" * 100_000)
+    (tmp_path / "array.json").write_text("[1, 2]")
+    (tmp_path / "latin1.json").write_bytes(b'{"kind": "FeatureStats", "x": "\xe9"}')
+    (tmp_path / "empty.json").write_text("")
+    table = sn.FeatureStats.load(tmp_path / "good.json").to_arrow()
+    pq.write_table(table.set_column(1, "count", pa.array(["many", "few"])),
+                   tmp_path / "strings.parquet")
+    cases = {"negative.json": "'count' is negative", "nested.json": "nested too deeply",
+             "array.json": "not a streamnorm statistics file", "latin1.json": "not UTF-8",
+             "empty.json": "not valid JSON", "strings.parquet": "'count' has type string"}
+    for name, needle in cases.items():
+        assert_bad_input(run("normalize", data, "o.parquet", "--stats", name, cwd=tmp_path),
+                         name, needle)
+    assert "o.parquet" not in listing(tmp_path)
+
+
+def test_inverse_of_row_modes_and_of_foreign_files(tmp_path, data):
+    for mode in ("layer", "rms"):
+        assert run("normalize", data, f"{mode}.parquet", "--mode", mode,
+                   cwd=tmp_path).returncode == 0
+        assert_bad_input(run("inverse", f"{mode}.parquet", "back.parquet", cwd=tmp_path),
+                         f"{mode} mode", "cannot be inverted")
+    assert_bad_input(run("inverse", data, "back.parquet", cwd=tmp_path),
+                     "no streamnorm normalization record", "--stats")
+    assert "back.parquet" not in listing(tmp_path)
+
+
+def test_by_with_many_keys_writes_statistics_beside_the_output(tmp_path):
+    n = 20_000
+    pq.write_table(pa.table({"k": np.arange(n), "x": np.arange(n) * 0.5}), tmp_path / "in.parquet")
+    proc = run("normalize", "in.parquet", "out.parquet", "--by", "k", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "out.parquet.stats.arrow" in listing(tmp_path)
+    assert len(pq.read_schema(tmp_path / "out.parquet").metadata[b"streamnorm"]) < 1000
+    assert run("inverse", "out.parquet", "back.parquet", cwd=tmp_path).returncode == 0
+    assert pq.read_table(tmp_path / "back.parquet")["x"].to_numpy().tolist() == (
+        (np.arange(n) * 0.5).tolist())
+    (tmp_path / "out.parquet.stats.arrow").unlink()
+    assert_bad_input(run("inverse", "out.parquet", "again.parquet", cwd=tmp_path),
+                     "out.parquet.stats.arrow is missing")
+
+
 def test_unwritable_destinations(tmp_path, data):
     (tmp_path / "afile").write_text("x")
     # tests may run as root, for whom chmod does not forbid writing: use impossible paths
