@@ -58,6 +58,16 @@ def assert_float_close(got: np.ndarray, want64: np.ndarray, dtype: np.dtype) -> 
         np.testing.assert_allclose(got, want64, rtol=RTOL, atol=RTOL * np.abs(want64).max())
 
 
+def assert_close_across_batchings(got: pa.ChunkedArray, want: pa.ChunkedArray) -> None:
+    """Outputs of statistics fitted over different batchings: equal to a few float64 ulps of
+    the output's magnitude (then rounded once to float32 for float32 columns), never assumed
+    bit-identical (the rounding of a block sum depends on the CPU's vector width)."""
+    a, b = values(got), values(want)
+    assert a.dtype == b.dtype
+    rtol = 1e-6 if a.dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.nanmax(np.abs(b)))
+
+
 def values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Float values with nulls as NaN."""
     return np.asarray(array.to_numpy(zero_copy_only=False), dtype=array.type.to_pandas_dtype())
@@ -388,8 +398,12 @@ def test_normalize_file_formats_and_metadata(tmp_path, rng):
     for name in ("out.parquet", "out.arrow", "out.arrows"):
         result = sn.normalize_file(src, tmp_path / name, batch_size=100)
         assert result.rows == 1000 and result.passes == 2 and result.columns == ["x", "f"]
-        got = sn.io.read_table(tmp_path / name)
-        assert got.cast(expected.schema).equals(expected)
+        got = sn.io.read_table(tmp_path / name).cast(expected.schema)
+        # fit over 100-row batches vs the whole table: the statistics round differently on
+        # different CPUs (vector widths), so only a few ulps are guaranteed, not the bits
+        assert got.schema.equals(expected.schema) and got["s"].equals(expected["s"])
+        assert_close_across_batchings(got["x"], expected["x"])
+        assert_close_across_batchings(got["f"], expected["f"])
         assert METADATA_KEY in got.schema.metadata
     with ipc.open_stream(tmp_path / "out.arrows") as reader:
         assert sum(1 for _ in reader) == 12  # 4 row groups of 256 split into batches of 100
