@@ -6,7 +6,7 @@ per-sample (LayerNorm-style) statistics with :func:`row_stats`.
 
 from __future__ import annotations
 
-from .errors import InputError, SchemaError, StreamnormError
+from .errors import InputError, NonFiniteError, SchemaError, StreamnormError
 from .normalize import Normalizer, inverse_file, normalize_file
 from .grouped import GroupedFeatureStats
 from .running import RunningStats
@@ -21,6 +21,7 @@ __all__ = [
     "FeatureStats",
     "GroupedFeatureStats",
     "InputError",
+    "NonFiniteError",
     "Normalizer",
     "RunningStats",
     "SchemaError",

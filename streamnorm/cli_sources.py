@@ -199,7 +199,8 @@ def normalize_directory(args: argparse.Namespace, source: object,
     _refuse_overwriting(dataset, output)
     return sources.normalize_dataset(
         dataset, output, mode=args.mode, columns=columns, stats=args.stats,
-        batch_size=args.batch_size, eps=args.eps, target=args.target, **output_options(args),
+        batch_size=args.batch_size, eps=args.eps, target=args.target,
+        inf=getattr(args, "inf", "error"), **output_options(args),
     )
 
 

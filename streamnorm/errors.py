@@ -13,3 +13,7 @@ class InputError(StreamnormError, ValueError):
 
 class SchemaError(StreamnormError, ValueError):
     """A batch whose columns do not match what the statistics or the normalizer expect."""
+
+
+class NonFiniteError(StreamnormError, ValueError):
+    """Statistics that are not finite (the data holds ±inf): normalizing would give NaN."""
