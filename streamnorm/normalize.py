@@ -8,7 +8,11 @@ Modes (DESIGN §3, §4):
 ``"batch"``
     each chosen column ``x`` becomes ``(x - mean) / sqrt(var + eps)`` with the column's mean
     and variance (``ddof``) over the data given to :meth:`Normalizer.fit`; ``eps`` defaults to
-    0 and a column whose variance is 0 is scaled by 1, so constants become 0, not NaN.
+    0 and a constant or near-constant column (scikit-learn's rule, see
+    :meth:`FeatureStats.scale`) is scaled by 1, so constants become 0, not NaN. The scale is
+    computed without overflow, so finite data of any magnitude normalizes to finite values.
+    Statistics holding ±inf are refused (:class:`~streamnorm.errors.NonFiniteError`) unless
+    ``inf="skip"``, which leaves ±inf out of the statistics and passes them through as ±inf.
 ``"layer"``
     each row becomes ``(x - mean_r) / sqrt(var_r + eps)`` with its own mean and variance
     (``ddof``, default 0 as in ``torch.nn.functional.layer_norm``) over the numeric scalar

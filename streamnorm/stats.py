@@ -168,21 +168,27 @@ def merge_moment_arrays(
     """
     exp_a = np.asarray(exponent_a, dtype=np.int64)
     exp_b = np.asarray(exponent_b, dtype=np.int64)
-    empty_a = np.asarray(a[0]) == 0
-    empty_b = np.asarray(b[0]) == 0
-    exponent = np.where(empty_a, exp_b, np.where(empty_b, exp_a, np.maximum(exp_a, exp_b)))
-    merged = _merge_same_exponent(rescale_state(a, exp_a, exponent),
-                                  rescale_state(b, exp_b, exponent))
-    overflowed = ~(np.isfinite(merged[2]) & np.isfinite(merged[3]))
-    if np.any(overflowed):
-        finite_sides = (np.isfinite(a[2]) & np.isfinite(a[3]) & np.isfinite(b[2])
-                        & np.isfinite(b[3]))
-        redo = overflowed & finite_sides & ~empty_a & ~empty_b & (exponent < BIG_EXPONENT)
-        if np.any(redo):
-            exponent = np.where(redo, BIG_EXPONENT, exponent)
-            merged = _merge_same_exponent(rescale_state(a, exp_a, exponent),
-                                          rescale_state(b, exp_b, exponent))
-    return merged, np.broadcast_to(exponent, np.shape(merged[2])).astype(np.int64)
+    shape = np.shape(a[2])
+    if not (exp_a.any() or exp_b.any()):  # the common case: plain float64 units on both sides
+        exponent = np.zeros(shape, dtype=np.int64)
+        merged = _merge_same_exponent(a, b)
+    else:
+        empty_a, empty_b = np.asarray(a[0]) == 0, np.asarray(b[0]) == 0
+        exponent = np.where(empty_a, exp_b, np.where(empty_b, exp_a, np.maximum(exp_a, exp_b)))
+        exponent = np.broadcast_to(exponent, shape).astype(np.int64)
+        merged = _merge_same_exponent(rescale_state(a, exp_a, exponent),
+                                      rescale_state(b, exp_b, exponent))
+    if np.isfinite(merged[2]).all() and np.isfinite(merged[3]).all():
+        return merged, exponent
+    # Redo, at the big exponent, the merges of two finite non-empty states that overflowed.
+    finite_sides = np.isfinite(a[2]) & np.isfinite(a[3]) & np.isfinite(b[2]) & np.isfinite(b[3])
+    redo = (~(np.isfinite(merged[2]) & np.isfinite(merged[3])) & finite_sides
+            & (np.asarray(a[0]) != 0) & (np.asarray(b[0]) != 0) & (exponent < BIG_EXPONENT))
+    if np.any(redo):
+        exponent = np.where(redo, BIG_EXPONENT, exponent)
+        merged = _merge_same_exponent(rescale_state(a, exp_a, exponent),
+                                      rescale_state(b, exp_b, exponent))
+    return merged, exponent
 
 
 def weights_array(batch: pa.RecordBatch, name: str) -> np.ndarray:
@@ -439,8 +445,8 @@ class FeatureStats:
     @staticmethod
     def _finite_results(count: np.ndarray, *results: np.ndarray) -> np.ndarray:
         """Which partial results can merge as they are: empty, or every field finite."""
-        ok = np.ones(np.shape(count), dtype=bool)
-        for field in results:
+        ok = np.isfinite(results[0])
+        for field in results[1:]:
             ok &= np.isfinite(field)
         return ok | (np.asarray(count) == 0)
 
