@@ -6,6 +6,7 @@ per-sample (LayerNorm-style) statistics with :func:`row_stats`.
 
 from __future__ import annotations
 
+from ._version import __version__
 from .errors import InputError, NonFiniteError, SchemaError, StreamnormError
 from .normalize import Normalizer, inverse_file, normalize_file
 from .grouped import GroupedFeatureStats
@@ -14,7 +15,6 @@ from .selection import inspect, select_columns
 from .sources import DataSource, normalize_dataset, open_source
 from .stats import FeatureStats, feature_stats, row_stats
 
-__version__ = "0.1.0"
 
 __all__ = [
     "DataSource",

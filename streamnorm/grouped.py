@@ -319,11 +319,12 @@ class GroupedFeatureStats(FeatureStats):
         key = key if isinstance(key, tuple) else (key,)
         return self._index[tuple(_freeze(v) for v in key)]
 
-    def summary(self) -> pa.Table:
-        """A readable table: key column(s), column, count, null_count, nan_count, mean, std, …"""
+    def summary(self, ddof: int = 0) -> pa.Table:
+        """A readable table: key column(s), column, count, null_count, nan_count, mean, std
+        (with ``ddof``), min, max."""
         flat = {
             "count": self.count, "null_count": self.null_count, "nan_count": self.nan_count,
-            "mean": self.mean, "std": self.std(), "min": self.min, "max": self.max,
+            "mean": self.mean, "std": self.std(ddof), "min": self.min, "max": self.max,
         }
         return self._with_keys({name: np.ravel(v) for name, v in flat.items()})
 

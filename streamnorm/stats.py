@@ -1049,8 +1049,9 @@ class FeatureStats:
         extra = f", moments={self.moments}" if self.moments != 2 else ""
         return f"FeatureStats(columns={self.columns}, nan={self.nan!r}{extra})"
 
-    def summary(self) -> pa.Table:
-        """A readable table: column, count, null_count, nan_count, mean, std, min, max."""
+    def summary(self, ddof: int = 0) -> pa.Table:
+        """A readable table: column, count, null_count, nan_count, mean, std (with ``ddof``),
+        min, max."""
         return pa.table(
             {
                 "column": self.columns,
@@ -1058,7 +1059,7 @@ class FeatureStats:
                 "null_count": self.null_count,
                 "nan_count": self.nan_count,
                 "mean": self.mean,
-                "std": self.std(),
+                "std": self.std(ddof),
                 "min": self.min,
                 "max": self.max,
             }

@@ -73,7 +73,7 @@ def test_stats_prints_table(tmp_path, data, table):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no progress bar when stderr is not a terminal
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["column", "count", "null_count", "nan_count", "mean", "std",
+    assert lines[0].split() == ["column", "count", "null_count", "nan_count", "mean", "std(ddof=0)",
                                 "min", "max"]
     assert [line.split()[0] for line in lines[1:]] == ["x", "i", "f"]
     x = lines[1].split()
