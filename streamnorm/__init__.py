@@ -7,7 +7,7 @@ per-sample (LayerNorm-style) statistics with :func:`row_stats`.
 from __future__ import annotations
 
 from ._version import __version__
-from .errors import InputError, SchemaError, StatsFileError, StreamnormError
+from .errors import InputError, NonFiniteError, SchemaError, StatsFileError, StreamnormError
 from .normalize import Normalizer, inverse_file, normalize_file
 from .grouped import GroupedFeatureStats
 from .running import RunningStats
@@ -21,6 +21,7 @@ __all__ = [
     "FeatureStats",
     "GroupedFeatureStats",
     "InputError",
+    "NonFiniteError",
     "Normalizer",
     "RunningStats",
     "SchemaError",

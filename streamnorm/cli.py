@@ -144,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the printed std divides by count - N (default 0, numpy's; 1 for pandas'). A "
         "saved state keeps m2, so it serves any ddof",
     )
+    stats.add_argument(
+        "--inf", choices=("keep", "skip"), default="keep",
+        help="keep (default): ±inf are values, as in numpy (mean ±inf, std NaN); skip: skip "
+        "them like NaN (counted as inf_count), as `normalize --inf skip` needs",
+    )
     _add_common(stats)
     cs.add_selection_options(stats)
     _add_by(stats)
@@ -171,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     norm.add_argument(
         "--eps", type=_non_negative_float, metavar="E",
         help="added to the variance under the square root (default 0 batch, 1e-5 layer/rms)",
+    )
+    norm.add_argument(
+        "--inf", choices=("error", "skip"), default="error",
+        help="batch mode: error (default) refuses columns holding ±inf, whose statistics are "
+        "not finite; skip: compute statistics without ±inf, which pass through unchanged",
     )
     _add_common(norm)
     cs.add_selection_options(norm)
@@ -276,7 +286,7 @@ def _check_stats_output(src: str, dst: str) -> None:
 
 def _compute_stats(
     path: object, columns: list[str] | None, batch_size: int | None, target: str | None,
-    progress: bool, by: list[str] | None = None,
+    progress: bool, by: list[str] | None = None, inf: str = "keep",
 ) -> tuple[FeatureStats, int]:
     """Stream a source (a path, or a DataSource) once into FeatureStats; (stats, rows read)."""
     if columns is not None:
@@ -284,9 +294,9 @@ def _compute_stats(
     bar = progress_bar("stats", count_rows(path) if progress else None, progress)
     rows = _RowCounter(bar)
     try:
-        norm = Normalizer("batch", columns=columns, target=target, by=by).fit(
-            path, batch_size=batch_size, progress=rows  # type: ignore[arg-type]
-        )
+        norm = Normalizer("batch", columns=columns, target=target, by=by,
+                          inf="skip" if inf == "skip" else "error")
+        norm._fit(path, batch_size=batch_size, progress=rows)  # type: ignore[arg-type]
     finally:
         bar.close()
     stats = norm.stats
@@ -334,6 +344,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             columns = cs.resolve_columns(args, source, "batch")
             stats, rows = _compute_stats(
                 source, columns, args.batch_size, args.target, _show_progress(args), by=args.by,
+                inf=args.inf,
             )
         over = f"{rows:,} rows"
     if args.output:
@@ -370,7 +381,7 @@ def cmd_normalize(args: argparse.Namespace) -> int:
         result = normalize_file(
             source, args.output, mode=args.mode, columns=columns, stats=args.stats,
             batch_size=args.batch_size, eps=args.eps, target=args.target,
-            progress=_show_progress(args), by=args.by, **cs.output_options(args),
+            progress=_show_progress(args), by=args.by, inf=args.inf, **cs.output_options(args),
         )
     seconds = time.perf_counter() - start
     norm = result.normalizer

@@ -198,7 +198,8 @@ def normalize_directory(args: argparse.Namespace, source: object,
     dataset = source if isinstance(source, sources.DataSource) else sources.open_source(source)
     return sources.normalize_dataset(
         dataset, output, mode=args.mode, columns=columns, stats=args.stats,
-        batch_size=args.batch_size, eps=args.eps, target=args.target, **output_options(args),
+        batch_size=args.batch_size, eps=args.eps, target=args.target,
+        inf=getattr(args, "inf", "error"), **output_options(args),
     )
 
 

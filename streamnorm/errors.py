@@ -19,3 +19,7 @@ class StatsFileError(InputError):
     """Saved statistics (a statistics file, or the record in a normalized file's metadata)
     that are corrupt or not streamnorm's: the message names the file, the field and the
     problem. An :class:`InputError` (so a ``ValueError``): a statistics file is an input."""
+
+
+class NonFiniteError(StreamnormError, ValueError):
+    """Statistics that are not finite (the data holds ±inf): normalizing would give NaN."""

@@ -41,7 +41,7 @@ from .stats import (
 #: The initial value of each state array for a new group.
 _FILL = {"_count": 0, "_null_count": 0, "_nan_count": 0, "_shift": math.nan,
          "_shifted_mean": 0.0, "_m2": 0.0, "_min": math.nan, "_max": math.nan, "_m3": 0.0,
-         "_m4": 0.0}
+         "_m4": 0.0, "_inf_count": 0, "_scale_exp": 0}
 
 
 class _NaNKey:
@@ -161,10 +161,14 @@ class GroupedFeatureStats(FeatureStats):
         target: str | None = None,
         moments: int = 2,
         by: str | Sequence[str] | None = None,
+        inf: str = "keep",
     ) -> None:
         keys = [by] if isinstance(by, str) else list(by or [])
         if not keys:
             raise ValueError("by= needs at least one key column name")
+        if inf != "keep":
+            raise ValueError(f"inf={inf!r} is not supported with by= (per-key statistics keep "
+                             "±inf as values); remove the infinities or drop by=")
         self.by = keys
         self._keys: list[tuple[Any, ...]] = []
         self._index: dict[tuple[Hashable, ...], int] = {}
@@ -325,9 +329,11 @@ class GroupedFeatureStats(FeatureStats):
         idx = (glob, slice(None))
         self._null_count[idx] += other._null_count
         self._nan_count[idx] += other._nan_count
+        self._inf_count[idx] += other._inf_count
         self._merge_at(
             idx, other._count, other._shift, other._shifted_mean, other._m2, other._min,
             other._max, m3=getattr(other, "_m3", None), m4=getattr(other, "_m4", None),
+            exponent=other._scale_exp,
         )
         return self
 
@@ -518,9 +524,7 @@ def map_grouped(
     unseen = rows < 0
     rows = np.where(unseen, 0, rows)
     mean = stats.mean
-    var = stats.var(ddof)
-    with np.errstate(invalid="ignore"):
-        scale = np.where(var == 0.0, 1.0, np.sqrt(var + eps))
+    scale = stats.scale(ddof, eps)
     index = {name: j for j, name in enumerate(stats.columns)}
     out: dict[str, pa.Array] = {}
     for name, out_type in out_types.items():

@@ -8,7 +8,11 @@ Modes (DESIGN §3, §4):
 ``"batch"``
     each chosen column ``x`` becomes ``(x - mean) / sqrt(var + eps)`` with the column's mean
     and variance (``ddof``) over the data given to :meth:`Normalizer.fit`; ``eps`` defaults to
-    0 and a column whose variance is 0 is scaled by 1, so constants become 0, not NaN.
+    0 and a constant or near-constant column (scikit-learn's rule, see
+    :meth:`FeatureStats.scale`) is scaled by 1, so constants become 0, not NaN. The scale is
+    computed without overflow, so finite data of any magnitude normalizes to finite values.
+    Statistics holding ±inf are refused (:class:`~streamnorm.errors.NonFiniteError`) unless
+    ``inf="skip"``, which leaves ±inf out of the statistics and passes them through as ±inf.
 ``"layer"``
     each row becomes ``(x - mean_r) / sqrt(var_r + eps)`` with its own mean and variance
     (``ddof``, default 0 as in ``torch.nn.functional.layer_norm``) over the numeric scalar
@@ -51,7 +55,7 @@ import pyarrow.types as pat
 from . import columns as cols
 from . import io
 from . import sources, statsfile
-from .errors import InputError, SchemaError, StatsFileError
+from .errors import InputError, NonFiniteError, SchemaError, StatsFileError
 from .kernels import backend
 from .progress import Progress, progress_bar
 from .stats import FeatureStats, _naming, scalar_row_moments, vector_row_moments
@@ -133,6 +137,13 @@ def _map_columns(
             result[name] = pa.array([], type=types[name])
             continue
         view = next(cols.column_views(column))
+        center, scale = plan[name]
+        if abs(center) > _HUGE or scale > _HUGE:
+            out = _map_halved(view.values, center, scale, inverse)
+            out = out.astype(types[name].to_pandas_dtype(), copy=False)
+            result[name] = _float_array(out, types[name], view.validity, view.bit_offset,
+                                        view.null_count)
+            continue
         groups.setdefault((view.values.dtype, types[name]), []).append((name, view))
     for (_, arrow_type), members in groups.items():
         outs = [np.empty(len(v), dtype=arrow_type.to_pandas_dtype()) for _, v in members]
@@ -148,6 +159,23 @@ def _map_columns(
     return result
 
 
+#: Centers or scales beyond this may make ``x - center`` (``y * scale``) overflow for values
+#: of the fitted data: std >= max|x - mean| / sqrt(n), so with n < 2**64 such an overflow
+#: needs a scale above 2**(1024 - 32) or a center near float64's limit.
+_HUGE = 2.0**960
+
+
+def _map_halved(values: np.ndarray, center: float, scale: float, inverse: bool) -> np.ndarray:
+    """:func:`_map_columns`'s formula for a column of huge values, in float64: every operand
+    halved (exact), so ``x - center`` (``y * scale``) cannot overflow; the same rounding as the
+    plain formula wherever that one does not overflow (values below 2**-1021 aside)."""
+    x = np.asarray(values, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if inverse:
+            return (x * (scale * 0.5) + center * 0.5) * 2.0
+        return (x * 0.5 - center * 0.5) / (scale * 0.5)
+
+
 def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
     """A record batch with no rows and the given schema."""
     return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
@@ -156,19 +184,52 @@ def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
 # --------------------------------------------------------------------------- scales
 
 
+def check_finite_stats(stats: FeatureStats, names: Sequence[str] | None = None) -> None:
+    """Raise :class:`NonFiniteError` naming every column (of ``names``, default all) whose
+    statistics hold ±inf: normalizing with them would turn every value of the column into NaN.
+
+    Columns whose statistics are NaN for another reason (no value, ``count <= ddof``, NaN
+    under ``nan="propagate"``) are not refused: their outputs are NaN by documented choice.
+    """
+    k = len(stats.columns)
+
+    def per_column(values: np.ndarray) -> np.ndarray:  # (keys, columns): one row ungrouped
+        return np.reshape(values, (-1, k))
+
+    counted = per_column(stats.inf_count).sum(axis=0)
+    if stats.inf == "skip":
+        counted[:] = 0  # skipped: they are not in the statistics
+    infinite = np.isinf(per_column(stats.mean)).any(axis=0) | (counted > 0)
+    position = {name: j for j, name in enumerate(stats.columns)}
+    chosen = stats.columns if names is None else names
+    bad = [position[n] for n in chosen if infinite[position[n]]]
+    if not bad:
+        return
+    parts = []
+    for j in bad:
+        signs = [sign for sign, extreme in (("+inf", per_column(stats.max)[:, j]),
+                                            ("-inf", per_column(stats.min)[:, j]))
+                 if np.any(extreme == float(sign))]
+        held = f"{int(counted[j])} ±inf" if counted[j] else "±inf"
+        parts.append(f"{stats.columns[j]!r} ({held}" + (f": {', '.join(signs)})" if signs else ")"))
+    raise NonFiniteError(
+        f"cannot normalize column(s) {', '.join(parts)}: their statistics are not finite, so "
+        "every normalized value would be NaN; skip the infinities with inf='skip' (CLI: "
+        "--inf skip; the ±inf then pass through unchanged; statistics given with --stats must "
+        "come from `streamnorm stats --inf skip`), or remove them"
+    )
+
+
 def _batch_center_scale(
     stats: FeatureStats, names: Sequence[str], eps: float, ddof: int
 ) -> dict[str, tuple[float, float]]:
-    """``{column: (mean, sqrt(var + eps))}`` with a zero variance scaled by 1."""
+    """``{column: (mean, sqrt(var + eps))}``; constant and near-constant columns scaled by 1
+    (:meth:`FeatureStats.scale`). Statistics holding ±inf are a :class:`NonFiniteError`."""
+    check_finite_stats(stats, names)
     index = {name: j for j, name in enumerate(stats.columns)}
     mean = stats.mean
-    var = stats.var(ddof)
-    out = {}
-    for name in names:
-        j = index[name]
-        scale = 1.0 if var[j] == 0.0 else float(np.sqrt(var[j] + eps))
-        out[name] = (float(mean[j]), scale)
-    return out
+    scale = stats.scale(ddof, eps)
+    return {name: (float(mean[index[name]]), float(scale[index[name]])) for name in names}
 
 
 def _row_center_scale(
@@ -280,6 +341,8 @@ def _record_problem(record: dict[str, Any]) -> str | None:
         return f"field 'ddof' is {show(ddof)}, not a whole number >= 0"
     if nan not in ("skip", "propagate"):
         return f"field 'nan' is {show(nan)}, not 'skip' or 'propagate'"
+    if record.get("inf", "error") not in ("error", "skip"):
+        return f"field 'inf' is {show(record.get('inf'))}, not 'error' or 'skip'"
     if mode == "batch" and not {"stats", "stats_arrow", "stats_file"} & set(record):
         return "it holds no statistics"
     return (statsfile.names_problem(record, "columns")
@@ -352,6 +415,10 @@ class Normalizer:
         batch, 1e-5 for layer and rms.
     ddof : delta degrees of freedom of the variance (batch and layer; rms ignores it).
     nan : ``"skip"`` (NaN ignored by the statistics, stays NaN) or ``"propagate"``.
+    inf : ``"error"`` (default): batch mode refuses statistics that hold ±inf (they would make
+        every value of the column NaN) with a :class:`~streamnorm.errors.NonFiniteError`
+        naming the columns; ``"skip"``: the statistics skip ±inf like NaN (counted in
+        ``stats.inf_count``) and ±inf values pass through the transform unchanged.
     target : ``"cpu"`` or ``"cuda"``; default ``$STREAMNORM_TARGET`` or ``"cpu"``.
     by : key column(s), batch mode only: fit one set of statistics per key
         (``FeatureStats(by=...)``) and normalize each row with its key's; rows whose key
@@ -381,6 +448,7 @@ class Normalizer:
         nan: Literal["skip", "propagate"] = "skip",
         target: str | None = None,
         by: str | Sequence[str] | None = None,
+        inf: Literal["error", "skip"] = "error",
     ) -> None:
         self.mode = _check_mode(mode)
         self.by = [by] if isinstance(by, str) else (list(by) if by is not None else None)
@@ -396,6 +464,12 @@ class Normalizer:
         if nan not in ("skip", "propagate"):
             raise ValueError(f"nan must be 'skip' or 'propagate', got {nan!r}")
         self.nan = nan
+        if inf not in ("error", "skip"):
+            raise ValueError(f"inf must be 'error' or 'skip', got {inf!r}")
+        if inf == "skip" and self.by is not None:
+            raise ValueError("inf='skip' is not supported with by= yet; remove the infinities "
+                             "or drop by=")
+        self.inf = inf
         self.target = target
         self._stats: FeatureStats | None = None
         self._record_json: str | None = None
@@ -444,11 +518,23 @@ class Normalizer:
 
         ``source`` is a path or any in-memory source (:mod:`streamnorm.io`). Layer and rms
         modes need no statistics: ``fit`` does nothing there. ``progress`` (optional) is told
-        the rows and bytes of each batch.
+        the rows and bytes of each batch. Statistics holding ±inf (with ``inf="error"``) are
+        a :class:`~streamnorm.errors.NonFiniteError` naming the columns.
         """
+        self._fit(source, batch_size, progress=progress)
+        if self.mode == "batch":
+            check_finite_stats(self._require_stats(), self.columns)
+        return self
+
+    def _fit(
+        self, source: io.Source, batch_size: int | None = None, *, progress: Progress | None = None
+    ) -> Normalizer:
+        """:meth:`fit` without refusing non-finite statistics (``streamnorm stats`` reports
+        them as they are)."""
         if self.mode != "batch":
             return self
-        stats = FeatureStats(self.columns, nan=self.nan, target=self.target, by=self.by)
+        extra: dict[str, Any] = {"inf": "skip"} if self.inf == "skip" else {}
+        stats = FeatureStats(self.columns, nan=self.nan, target=self.target, by=self.by, **extra)
         read = None if self.columns is None else [*self.columns, *(self.by or [])]
         schema, batches = io.schema_and_batches(source, read, batch_size)
         if schema is not None and self.columns is not None:
@@ -512,6 +598,7 @@ class Normalizer:
                 )
         norm = cls(
             "batch", columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target,
+            inf="skip" if stats.inf == "skip" else "error",
             by=getattr(stats, "by", None),
         )
         norm._set_stats(stats)
@@ -543,6 +630,7 @@ class Normalizer:
         norm = cls(
             record["mode"], columns=record.get("columns"), eps=record["eps"],
             ddof=record.get("ddof", 0), nan=record.get("nan", "skip"), target=target,
+            inf=record.get("inf", "error"),
             by=record.get("by"),
         )
         if record["mode"] == "batch":
@@ -559,6 +647,8 @@ class Normalizer:
             "version": _RECORD_VERSION, "kind": "Normalizer", "mode": self.mode,
             "eps": self.eps, "ddof": self.ddof, "nan": self.nan, "columns": self.columns,
         }
+        if self.inf != "error":
+            record["inf"] = self.inf
         if self.by is not None:
             record["by"] = self.by
         if self.mode != "batch":
@@ -645,6 +735,7 @@ class Normalizer:
         metadata[METADATA_KEY] = self._record_text().encode()
         out_schema = pa.schema(fields, metadata=metadata)
         if self.mode == "batch" and self.by is not None:
+            check_finite_stats(self._require_stats(), [n for n in schema.names if n in chosen])
             plan: Any = {n: None for n in schema.names if n in chosen}  # per key, per row
         elif self.mode == "batch":
             plan = _batch_center_scale(
@@ -952,6 +1043,7 @@ def normalize_file(
     ddof: int = 0,
     nan: Literal["skip", "propagate"] = "skip",
     by: str | Sequence[str] | None = None,
+    inf: Literal["error", "skip"] = "error",
     compression: str | None = None,
     row_group_size: int | None = None,
     float32: bool = False,
@@ -968,7 +1060,9 @@ def normalize_file(
     ``src`` may also be anything :func:`streamnorm.io.schema_and_batches` reads (a directory,
     glob, CSV / JSON lines file, object-store URI or :class:`~streamnorm.sources.DataSource`),
     all of it going into the one output ``dst`` (a path or URI). ``compression``,
-    ``row_group_size`` and ``float32`` are as in :class:`streamnorm.io.BatchWriter`.
+    ``row_group_size`` and ``float32`` are as in :class:`streamnorm.io.BatchWriter`. ``inf`` is
+    as in :class:`Normalizer` (batch mode): by default statistics holding ±inf are refused
+    before anything is written.
 
     Returns a :class:`FileResult`; the statistics used are in the output's schema metadata.
     """
@@ -983,7 +1077,7 @@ def normalize_file(
         if stats is not None:
             raise ValueError(f"stats apply to mode='batch' only, not mode={mode!r}")
         norm = Normalizer(mode, columns=columns, eps=eps, ddof=ddof, nan=nan, target=target,
-                          by=by)
+                          by=by, inf=inf)
         passes = 2 if mode == "batch" else 1
     backend(target)  # fail early on an unusable target
     if norm.is_fitted:

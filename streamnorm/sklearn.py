@@ -116,10 +116,11 @@ class StreamScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.mean_ = stats.mean if (self.with_mean or self.with_std) else None
         self.var_ = stats.var() if self.with_std else None
         if self.with_std:
-            scale = np.sqrt(self.var_)
-            # Constant features are scaled by 1, as sklearn does (streamnorm's shifted moments
-            # give exactly 0 for them, so no rounding threshold is needed); so are all-NaN ones.
-            scale[~(scale > 0)] = 1.0
+            # FeatureStats.scale: constant and near-constant features (sklearn's rule) are
+            # scaled by 1, and the scale is finite even where var_ overflows; all-NaN features
+            # (NaN scale) are scaled by 1 too, as sklearn does.
+            scale = stats.scale()
+            scale[np.isnan(scale)] = 1.0
             self.scale_ = scale
         else:
             self.scale_ = None

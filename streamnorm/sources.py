@@ -930,6 +930,7 @@ def normalize_dataset(
     compression: str | None = None,
     row_group_size: int | None = None,
     float32: bool = False,
+    inf: str = "error",
 ) -> list[str]:
     """Normalize every file of a directory / glob / list into ``dst_dir``, one output file per
     input file at the same relative path (so ``year=2024/`` partitions are kept). Batch mode
@@ -953,7 +954,8 @@ def normalize_dataset(
     if mode == "batch" and stats is not None:
         norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target)
     else:
-        norm = Normalizer(mode, columns=columns, eps=eps, ddof=ddof, target=target)  # type: ignore[arg-type]
+        norm = Normalizer(mode, columns=columns, eps=eps, ddof=ddof, target=target,  # type: ignore[arg-type]
+                          inf=inf)  # type: ignore[arg-type]
         if mode == "batch":
             norm.fit(source, batch_size=batch_size)
     keys = set(source.partition_columns) & set(norm.normalized_columns(source.schema))

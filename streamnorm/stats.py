@@ -1,9 +1,12 @@
 """Streaming statistics: :class:`FeatureStats` (per column) and :func:`row_stats` (per row).
 
-The state of each column is (count, null_count, nan_count, shift, shifted_mean, m2, min, max):
-``shift`` is the first finite value the column saw, ``shifted_mean`` the mean of ``x - shift``
-and ``m2`` the sum of squared deviations from the mean (DESIGN §4). States merge exactly and
-associatively, whatever produced them (batches, threads, files, workers, CPU or GPU).
+The state of each column is (count, null_count, nan_count, inf_count, shift, shifted_mean, m2,
+min, max, scale_exponent): ``shift`` is the first finite value the column saw, ``shifted_mean``
+the mean of ``x - shift`` and ``m2`` the sum of squared deviations from the mean (DESIGN §4).
+``scale_exponent`` e is 0 except for a column whose float64 moments would overflow (values
+beyond ~1e150 of both signs, or a spread beyond ~1e154): its shift and shifted_mean are then in
+units of 2**e and m2 in units of 4**e, so mean and std stay finite and accurate. States merge
+exactly and associatively, whatever produced them (batches, threads, files, workers, CPU or GPU).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from .kernels import backend
 
 NanPolicy = Literal["skip", "propagate"]
 _NAN_POLICIES = ("skip", "propagate")
+InfPolicy = Literal["keep", "skip"]
+_INF_POLICIES = ("keep", "skip")
 _FORMAT_VERSION = statsfile.FORMAT_VERSION
 _METADATA_KEY = b"streamnorm"
 
@@ -41,11 +46,21 @@ _STATE_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
     ("shift", pa.float64()),
     ("shifted_mean", pa.float64()),
 )
+#: Fields added later: saved always, optional when loading (older files hold none: 0); what
+#: they mean is in :data:`statsfile.OPTIONAL_FIELDS`.
+_OPTIONAL_FIELDS: tuple[tuple[str, pa.DataType], ...] = tuple(statsfile.OPTIONAL_FIELDS.items())
+
+#: The exponent of a scaled state: values are multiplied by 2**-BIG_EXPONENT before their
+#: moments are taken, so that float64 data of any magnitude (< 2**1024) gives deviations
+#: below 2**425 and sums of squares far from overflow. Used only for a column whose plain
+#: moments overflow; a power of two, so the scaling itself is exact (values below 2**-474
+#: round, far below the resolution of a column that holds values beyond 1e150).
+BIG_EXPONENT = 600
 
 
 #: The arrays that hold a FeatureStats state, one entry per column.
 _STATE_ARRAYS = ("_count", "_null_count", "_nan_count", "_shift", "_shifted_mean", "_m2", "_min",
-                 "_max")
+                 "_max", "_inf_count", "_scale_exp")
 #: The extra arrays of a ``moments=4`` state.
 _HIGHER_ARRAYS = ("_m3", "_m4")
 _MOMENTS = (2, 4)
@@ -69,19 +84,10 @@ def _check_moments(moments: int) -> int:
     return int(moments)
 
 
-def merge_moment_arrays(
+def _merge_same_exponent(
     a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]
 ) -> tuple[np.ndarray, ...]:
-    """Vectorised merge of moment states ``(count, shift, shifted_mean, m2[, m3, m4])``.
-
-    Chan's formula for two moments, Pébay's for four (both sides give the same number of
-    moments). Each side holds equal-shape arrays with its own shifts; the result keeps a's
-    shift where a has data, else b's (b's mean is re-expressed in a's shift:
-    ``mean_b + (K_b - K_a)``). m2..m4 are shift-invariant, so only the mean needs re-expressing.
-    Counts may be int or float. An empty side leaves the other as it is. With ±inf among the
-    values Chan's delta would make inf + finite a NaN whatever the order, so, like numpy, the
-    mean is then the sum of the infinities and m2..m4 are NaN.
-    """
+    """:func:`merge_moment_arrays` of two states in the same units (same scale exponent)."""
     n_a, k_a, mean_a, m2_a = a[:4]
     n_b, k_b, mean_b, m2_b = b[:4]
     na = np.asarray(n_a, dtype=np.float64)
@@ -103,8 +109,8 @@ def merge_moment_arrays(
             merged.append(m4_a + m4_b + delta * d_n**3 * ab * (na * na - ab + nb * nb)
                           + 6.0 * d_n * d_n * (na * na * m2_b + nb * nb * m2_a)
                           + 4.0 * d_n * (na * m3_b - nb * m3_a))
-    infinite = ~(np.isfinite(mb) & np.isfinite(mean_a))
-    mean = np.where(infinite, mean_a + mb, mean)
+        infinite = ~(np.isfinite(mb) & np.isfinite(mean_a))
+        mean = np.where(infinite, mean_a + mb, mean)
     merged = [np.where(infinite, np.nan, moment) for moment in merged]
 
     def pick(x_a: np.ndarray, x_b: np.ndarray, x_merged: np.ndarray) -> np.ndarray:
@@ -116,6 +122,69 @@ def merge_moment_arrays(
         pick(mean_a, mean_b, mean),
         *(pick(x_a, x_b, x) for x_a, x_b, x in zip(a[3:], b[3:], merged)),
     )
+
+
+def rescale_state(
+    state: tuple[np.ndarray, ...], exponent: Any, to: Any
+) -> tuple[np.ndarray, ...]:
+    """A moment state ``(count, shift, shifted_mean, m2[, m3, m4])`` in units of
+    ``2**exponent`` re-expressed in units of ``2**to`` (m_k by ``2**(k*(exponent - to))``).
+
+    Exact (a power-of-two scaling) unless a value underflows; the identity where the
+    exponents are equal.
+    """
+    step = np.asarray(exponent, dtype=np.int64) - np.asarray(to, dtype=np.int64)
+    if not np.any(step):
+        return state
+    count, shift, mean, *moments = state
+    return (count, np.ldexp(shift, step), np.ldexp(mean, step),
+            *(np.ldexp(m, (k + 2) * step) for k, m in enumerate(moments)))
+
+
+def merge_moment_arrays(
+    a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...], exponent_a: Any = 0,
+    exponent_b: Any = 0,
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Vectorised merge of moment states ``(count, shift, shifted_mean, m2[, m3, m4])``.
+
+    Chan's formula for two moments, Pébay's for four (both sides give the same number of
+    moments). Each side holds equal-shape arrays with its own shifts; the result keeps a's
+    shift where a has data, else b's (b's mean is re-expressed in a's shift:
+    ``mean_b + (K_b - K_a)``). m2..m4 are shift-invariant, so only the mean needs re-expressing.
+    Counts may be int or float. An empty side leaves the other as it is. With ±inf among the
+    values Chan's delta would make inf + finite a NaN whatever the order, so, like numpy, the
+    mean is then the sum of the infinities and m2..m4 are NaN.
+
+    ``exponent_a``/``exponent_b`` (int arrays or scalars): each side's scale exponent (see
+    :data:`BIG_EXPONENT`); the result is in the larger one's units. Where two finite states
+    overflow when merged (huge values of both signs), they are merged again in units of
+    ``2**BIG_EXPONENT``, so finite data never gives an overflowed mean or m2.
+
+    Returns ``(merged state, exponent int64 array)``.
+    """
+    exp_a = np.asarray(exponent_a, dtype=np.int64)
+    exp_b = np.asarray(exponent_b, dtype=np.int64)
+    shape = np.shape(a[2])
+    if not (exp_a.any() or exp_b.any()):  # the common case: plain float64 units on both sides
+        exponent = np.zeros(shape, dtype=np.int64)
+        merged = _merge_same_exponent(a, b)
+    else:
+        empty_a, empty_b = np.asarray(a[0]) == 0, np.asarray(b[0]) == 0
+        exponent = np.where(empty_a, exp_b, np.where(empty_b, exp_a, np.maximum(exp_a, exp_b)))
+        exponent = np.broadcast_to(exponent, shape).astype(np.int64)
+        merged = _merge_same_exponent(rescale_state(a, exp_a, exponent),
+                                      rescale_state(b, exp_b, exponent))
+    if np.isfinite(merged[2]).all() and np.isfinite(merged[3]).all():
+        return merged, exponent
+    # Redo, at the big exponent, the merges of two finite non-empty states that overflowed.
+    finite_sides = np.isfinite(a[2]) & np.isfinite(a[3]) & np.isfinite(b[2]) & np.isfinite(b[3])
+    redo = (~(np.isfinite(merged[2]) & np.isfinite(merged[3])) & finite_sides
+            & (np.asarray(a[0]) != 0) & (np.asarray(b[0]) != 0) & (exponent < BIG_EXPONENT))
+    if np.any(redo):
+        exponent = np.where(redo, BIG_EXPONENT, exponent)
+        merged = _merge_same_exponent(rescale_state(a, exp_a, exponent),
+                                      rescale_state(b, exp_b, exponent))
+    return merged, exponent
 
 
 def weights_array(batch: pa.RecordBatch, name: str) -> np.ndarray:
@@ -146,6 +215,12 @@ def _check_nan_policy(nan: str) -> str:
     return nan
 
 
+def _check_inf_policy(inf: str) -> str:
+    if inf not in _INF_POLICIES:
+        raise ValueError(f"inf must be one of {_INF_POLICIES}, got {inf!r}")
+    return inf
+
+
 class FeatureStats:
     """Per-column count, mean, variance, min and max over every row seen (BatchNorm-style).
 
@@ -156,6 +231,9 @@ class FeatureStats:
     nan : ``"skip"`` (default) skips NaN and counts it in ``nan_count``; ``"propagate"`` makes
         the mean, variance, min and max of a column with any NaN be NaN.
     target : ``"cpu"`` or ``"cuda"``; default ``$STREAMNORM_TARGET`` or ``"cpu"``.
+    inf : ``"keep"`` (default) takes ±inf as values, as numpy does (the mean becomes ±inf or
+        NaN, the variance NaN); ``"skip"`` skips them like NaN. Either way ``inf_count``
+        counts them (in ``"skip"`` mode they are not in ``count``).
     moments : 2 (default) or 4. With 4 the state also carries m3 and m4 (sums of the third
         and fourth powers of the deviations, merged with Pébay's formulas), for
         :meth:`skew` and :meth:`kurtosis`. The default path does no extra work.
@@ -206,11 +284,13 @@ class FeatureStats:
         target: str | None = None,
         moments: int = 2,
         by: str | Sequence[str] | None = None,
+        inf: InfPolicy = "keep",
     ) -> None:
         if isinstance(columns, str):
             columns = [columns]
         self._requested = list(columns) if columns is not None else None
         self.nan = _check_nan_policy(nan)
+        self.inf = _check_inf_policy(inf)
         self.target = target
         self.moments = _check_moments(moments)
         self._weighted = False
@@ -243,6 +323,8 @@ class FeatureStats:
         self._m2 = np.zeros(k)
         self._min = np.full(k, np.nan)
         self._max = np.full(k, np.nan)
+        self._inf_count = np.zeros(k, dtype=np.int64)
+        self._scale_exp = np.zeros(k, dtype=np.int64)
         if self.moments == 4:
             self._m3 = np.zeros(k)
             self._m4 = np.zeros(k)
@@ -336,8 +418,10 @@ class FeatureStats:
                 and isinstance(batch, pa.RecordBatch)):
             groups = cols.locate_columns(batch, self._plan)
             if groups is not None:
+                redo: list[int] = []
                 for group in groups:
-                    self._add_group(group, kernels)
+                    redo += self._add_group(group, kernels)
+                self._add_careful(batch, redo, kernels)
                 return
         views: list[tuple[int, cols.ColumnView]] = []
         for j, name in enumerate(self._columns):  # type: ignore[arg-type]
@@ -345,10 +429,103 @@ class FeatureStats:
                 self._null_count[j] += view.null_count
                 views.append((j, view))
         if views:
-            self._add_views(views, kernels)
+            self._add_careful(batch, self._add_views(views, kernels), kernels)
 
-    def _add_group(self, group: cols.BufferGroup, kernels: Any) -> None:
+    # ------------------------------------------------------------------ non-finite results
+    # The kernels' fast path takes ±inf as values and works in float64 units. A column whose
+    # partial result is not finite (it holds ±inf, or its moments overflowed) is left out of
+    # the fast merge and redone here, column by column: ±inf counted (and skipped when
+    # inf="skip"), and overflowing moments recomputed on values scaled by 2**-BIG_EXPONENT.
+    # Only such columns pay: the common path costs one isfinite over k partial results.
+
+    @staticmethod
+    def _finite_results(count: np.ndarray, *results: np.ndarray) -> np.ndarray:
+        """Which partial results can merge as they are: empty, or every field finite."""
+        ok = np.isfinite(results[0])
+        for field in results[1:]:
+            ok &= np.isfinite(field)
+        return ok | (np.asarray(count) == 0)
+
+    def _add_careful(self, batch: pa.RecordBatch, redo: list[int], kernels: Any) -> None:
+        """Merge the columns ``redo`` of ``batch`` through :meth:`_add_view_careful`."""
+        for j in sorted(set(redo)):
+            column = batch.column(self._columns[j])  # type: ignore[index]
+            for view in cols.column_views(column):
+                self._add_view_careful(j, view, kernels)
+
+    def _add_view_careful(
+        self, j: int, view: cols.ColumnView, kernels: Any, weights: np.ndarray | None = None
+    ) -> None:
+        """Moments of one column piece whose fast result was not finite, merged into column
+        ``j`` (its null and NaN counts are already taken).
+
+        ±inf are counted in ``inf_count``; with ``inf="skip"`` they are masked out like nulls.
+        If the remaining values are finite but their moments overflow float64, the moments are
+        taken again on the values times ``2**-BIG_EXPONENT`` (exact) and kept in those units.
+        ``weights`` (float64, the batch's) routes through the extension kernel.
+        """
+        x = np.asarray(view.values, dtype=np.float64)
+        valid = np.ones(len(x), dtype=bool)
+        if view.has_validity:
+            bits = np.unpackbits(view.validity, bitorder="little")
+            valid = bits[view.bit_offset: view.bit_offset + len(x)].astype(bool)
+        infinite = valid & np.isinf(x)
+        n_inf = int(np.count_nonzero(infinite))
+        self._inf_count[j] += n_inf
+        validity, bit_offset, has_validity = view.validity, view.bit_offset, view.has_validity
+        if n_inf and self.inf == "skip":
+            validity = np.packbits(valid & ~infinite, bitorder="little")
+            bit_offset, has_validity = 0, True
+        shift = float(np.ldexp(self._shift[j], self._scale_exp[j]))
+        exponent = 0
+        result = self._piece_moments(x, validity, bit_offset, has_validity, shift, weights,
+                                     kernels)
+        lo, hi = result[4:6]  # min/max never overflow, and scaling could round tiny ones
+        # m3/m4 are left out: rescaling for them alone could underflow the small deviations
+        overflowed = not np.all(self._finite_results(result[0], *result[1:6]))
+        if overflowed and (n_inf == 0 or self.inf == "skip"):
+            exponent = BIG_EXPONENT
+            scaled = np.ldexp(x, -exponent)
+            scaled_shift = float(np.ldexp(shift, -exponent)) if not math.isnan(shift) else shift
+            result = self._piece_moments(scaled, validity, bit_offset, has_validity,
+                                         scaled_shift, weights, kernels)
+        count, shift_used, mean, m2, _, _, *higher = result
+        self._merge_at(
+            np.array([j]), np.array([count]), np.array([shift_used]), np.array([mean]),
+            np.array([m2]), np.array([lo]), np.array([hi]),
+            m3=np.array(higher[:1]) if higher else None,
+            m4=np.array(higher[1:]) if higher else None, exponent=np.array([exponent]),
+        )
+
+    def _piece_moments(
+        self, x: np.ndarray, validity: np.ndarray, bit_offset: int, has_validity: bool,
+        shift: float, weights: np.ndarray | None, kernels: Any,
+    ) -> tuple[Any, ...]:
+        """(count, shift, shifted_mean, m2, min, max[, m3, m4]) of float64 ``x``; a NaN
+        ``shift`` becomes the first valid finite value (of positive weight), else 0."""
+        view = cols.ColumnView(x, validity, bit_offset, 1 if has_validity else 0)
+        if weights is not None or self.moments == 4:
+            from .kernels import cpu
+
+            w = weights if weights is not None else np.zeros(0)
+            if math.isnan(shift):
+                shift = _first_finite_weighted(view, w, kernels)
+            wsum, _, _, mean, m2, m3, m4, lo, hi = cpu.column_moments_ext(
+                x, validity, bit_offset, has_validity, w, weights is not None,
+                self.moments == 4, shift,
+            )
+            return wsum, shift, mean, m2, lo, hi, m3, m4
+        if math.isnan(shift):
+            found = kernels.first_finite(x, validity, bit_offset, has_validity)
+            shift = 0.0 if math.isnan(found) else float(found)
+        count, _, mean, m2, lo, hi = kernels.column_moments(x, validity, bit_offset,
+                                                            has_validity, shift)
+        return count, shift, mean, m2, lo, hi
+
+    def _add_group(self, group: cols.BufferGroup, kernels: Any) -> list[int]:
         """Same-dtype columns of a batch, located by address, in one parallel launch.
+
+        Returns the columns whose result is not finite, left for :meth:`_add_careful`.
 
         Columns without a shift yet take their first finite value inside the kernel. The same
         bits as :meth:`_add_views`; it only skips building numpy views and typed Lists, which
@@ -361,10 +538,18 @@ class FeatureStats:
         )
         self._null_count[idx] += group.lengths - count - nan_count  # each value is one of these
         self._nan_count[idx] += nan_count
-        self._merge_at(idx, count, shift, shifted_mean, m2, lo, hi)
+        ok = self._finite_results(count, shifted_mean, m2, lo, hi)
+        if ok.all():
+            self._merge_at(idx, count, shift, shifted_mean, m2, lo, hi)
+            return []
+        self._merge_at(idx[ok], count[ok], shift[ok], shifted_mean[ok], m2[ok], lo[ok], hi[ok])
+        return [int(j) for j in np.asarray(idx)[~ok]]
 
-    def _add_views(self, views: list[tuple[int, cols.ColumnView]], kernels: Any) -> None:
+    def _add_views(self, views: list[tuple[int, cols.ColumnView]], kernels: Any) -> list[int]:
         """All column pieces of a batch in one ``columns_moments`` launch per values dtype.
+
+        Returns the columns with a piece whose result is not finite: none of their pieces is
+        merged here, all are left for :meth:`_add_careful`.
 
         The path for pieces :meth:`_add_group` cannot locate (dictionary or float16 columns,
         misaligned buffers, chunked columns, the CUDA target). One parallel launch over
@@ -403,9 +588,16 @@ class FeatureStats:
         positions = np.array([j for j, _ in views])
         np.add.at(self._nan_count, positions, nan_count)
         shift = np.array([shifts.get(j, 0.0) for j in positions.tolist()])
+        redo = positions[~self._finite_results(count, shifted_mean, m2, lo, hi)]
+        if len(redo):
+            keep = ~np.isin(positions, redo)
+            positions, count, shift, shifted_mean, m2, lo, hi = (
+                a[keep] for a in (positions, count, shift, shifted_mean, m2, lo, hi))
+            if not len(positions):
+                return [int(j) for j in redo]
         # a chunked column's pieces merge in order: its first pieces in one call, then its
         # second pieces, ...; each call then holds distinct columns, as _merge_at needs
-        rank = np.zeros(len(views), dtype=np.int64)
+        rank = np.zeros(len(positions), dtype=np.int64)
         pieces_seen: dict[int, int] = {}
         for i, j in enumerate(positions.tolist()):
             rank[i] = pieces_seen.get(j, 0)
@@ -414,6 +606,7 @@ class FeatureStats:
             at = rank == r
             self._merge_at(positions[at], count[at], shift[at], shifted_mean[at], m2[at],
                            lo[at], hi[at])
+        return [int(j) for j in redo]
 
     def _update_batch_ext(self, batch: pa.RecordBatch, weights: str | None, kernels: Any) -> None:
         """Weighted and/or higher-moment update (the extension kernel, CPU only)."""
@@ -436,6 +629,10 @@ class FeatureStats:
                 )
                 self._null_count[j] += null_c
                 self._nan_count[j] += nan_c
+                if not self._finite_results(wsum, mean, m2, lo, hi):
+                    self._add_view_careful(j, view, kernels,
+                                           w if weights is not None else None)
+                    continue
                 self._merge_at(
                     np.array([j]), np.array([wsum]), np.array([shift]), np.array([mean]),
                     np.array([m2]), np.array([lo]), np.array([hi]), m3=np.array([m3]),
@@ -445,20 +642,23 @@ class FeatureStats:
     def _merge_at(
         self, idx: Any, count: np.ndarray, shift: np.ndarray, mean: np.ndarray,
         m2: np.ndarray, lo: np.ndarray, hi: np.ndarray, m3: np.ndarray | None = None,
-        m4: np.ndarray | None = None,
+        m4: np.ndarray | None = None, exponent: np.ndarray | None = None,
     ) -> None:
         """Merge partial states, each with its own shift, into the entries ``idx`` of the state
         arrays (distinct entries; ``m3``/``m4`` are read for four-moment states only).
 
         The arguments are arrays shaped like ``self._count[idx]``: counts (int or float),
-        shifts, shifted means, m2 (m3, m4) and min/max of the partial states.
+        shifts, shifted means, m2 (m3, m4) and min/max of the partial states; ``exponent`` their
+        scale exponents (default 0: plain float64 units).
         """
         mine = (self._count[idx], self._shift[idx], self._shifted_mean[idx], self._m2[idx])
         theirs = (count, shift, mean, m2)
         if self.moments == 4:
             mine += (self._m3[idx], self._m4[idx])
             theirs += (m3, m4)
-        merged = merge_moment_arrays(mine, theirs)
+        merged, self._scale_exp[idx] = merge_moment_arrays(
+            mine, theirs, self._scale_exp[idx], 0 if exponent is None else exponent
+        )
         self._count[idx], self._shift[idx], self._shifted_mean[idx], self._m2[idx] = merged[:4]
         if self.moments == 4:
             self._m3[idx], self._m4[idx] = merged[4:]
@@ -472,6 +672,8 @@ class FeatureStats:
             raise TypeError(f"can only merge FeatureStats, not {type(other).__name__}")
         if other.nan != self.nan:
             raise ValueError(f"cannot merge nan={self.nan!r} with nan={other.nan!r} statistics")
+        if other.inf != self.inf:
+            raise ValueError(f"cannot merge inf={self.inf!r} with inf={other.inf!r} statistics")
         if other.moments != self.moments:
             raise ValueError(
                 f"cannot merge moments={other.moments} statistics into moments={self.moments} "
@@ -507,9 +709,11 @@ class FeatureStats:
             return self
         self._null_count += other._null_count
         self._nan_count += other._nan_count
+        self._inf_count += other._inf_count
         self._merge_at(
             slice(None), other._count, other._shift, other._shifted_mean, other._m2,
             other._min, other._max, m3=getattr(other, "_m3", None), m4=getattr(other, "_m4", None),
+            exponent=other._scale_exp,
         )
         return self
 
@@ -525,7 +729,7 @@ class FeatureStats:
         """An independent copy of this state."""
         twin = FeatureStats(
             self._requested, nan=self.nan, target=self.target,  # type: ignore[arg-type]
-            moments=self.moments,
+            moments=self.moments, inf=self.inf,  # type: ignore[arg-type]
         )
         if self._columns is not None:
             twin._copy_state_from(self)
@@ -557,6 +761,12 @@ class FeatureStats:
         """NaN values per column, int64, shape (n_columns,)."""
         return self._nan_count.copy()
 
+    @property
+    def inf_count(self) -> np.ndarray:
+        """±inf values per column (non-null), int64, shape (n_columns,); with ``inf="skip"``
+        they are not in ``count``."""
+        return self._inf_count.copy()
+
     def _poisoned(self) -> np.ndarray:
         """Columns whose results are NaN: no value, or NaN under ``nan="propagate"``."""
         empty = self._count == 0
@@ -567,7 +777,7 @@ class FeatureStats:
     @property
     def mean(self) -> np.ndarray:
         """Mean per column, float64 (NaN for a column with no valid value)."""
-        out = self._shift + self._shifted_mean
+        out = np.ldexp(self._shift + self._shifted_mean, self._scale_exp)
         out[self._poisoned()] = np.nan
         return out
 
@@ -587,13 +797,15 @@ class FeatureStats:
 
     @property
     def m2(self) -> np.ndarray:
-        """Sum of squared deviations from the mean per column, float64."""
-        out = self._m2.copy()
+        """Sum of squared deviations from the mean per column, float64 (inf where it exceeds
+        float64's range: data beyond ~1e154)."""
+        with np.errstate(over="ignore"):
+            out = np.ldexp(self._m2, 2 * self._scale_exp)
         out[self._poisoned()] = np.nan
         return out
 
-    def var(self, ddof: int = 0) -> np.ndarray:
-        """Variance per column, ``m2 / (count - ddof)``; NaN where ``count <= ddof``."""
+    def _scaled_var(self, ddof: int) -> np.ndarray:
+        """``m2 / (count - ddof)`` in the state's units (``2**(2 * scale_exponent)``)."""
         denominator = (self._count - ddof).astype(np.float64)
         out = np.full(self._count.shape, np.nan)
         ok = denominator > 0
@@ -601,9 +813,38 @@ class FeatureStats:
         out[self._poisoned()] = np.nan
         return out
 
+    def var(self, ddof: int = 0) -> np.ndarray:
+        """Variance per column, ``m2 / (count - ddof)``; NaN where ``count <= ddof``.
+
+        inf where the variance itself exceeds float64's range (a spread beyond ~1.3e154);
+        :meth:`std` is finite for any finite data."""
+        with np.errstate(over="ignore"):
+            return np.ldexp(self._scaled_var(ddof), 2 * self._scale_exp)
+
     def std(self, ddof: int = 0) -> np.ndarray:
-        """Standard deviation per column, ``sqrt(var(ddof))``."""
-        return np.sqrt(self.var(ddof))
+        """Standard deviation per column, ``sqrt(var(ddof))``, computed without overflow."""
+        return np.ldexp(np.sqrt(self._scaled_var(ddof)), self._scale_exp)
+
+    def scale(self, ddof: int = 0, eps: float = 0.0) -> np.ndarray:
+        """The divisor of per-feature normalization, ``sqrt(var(ddof) + eps)`` per column.
+
+        Computed in the state's units, so it is finite for any finite data (even where the
+        variance overflows float64). A constant or near-constant column is scaled by 1 (with
+        any ``eps``), by scikit-learn's rule: ``var <= n*e*var + (n*e*mean)**2`` with ``e`` the
+        float64 machine epsilon and ``n`` the count, i.e. the variance is at the rounding level
+        of the mean and holds no information. NaN where the variance is NaN (no value,
+        ``count <= ddof``, or ±inf kept as values). Shape and dtype as :meth:`var`.
+        """
+        var = self._scaled_var(ddof)  # in units of 4**e
+        exponent = self._scale_exp
+        n = self._count.astype(np.float64)
+        machine_eps = np.finfo(np.float64).eps
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = self._shift + self._shifted_mean  # in units of 2**e
+            near_constant = var <= n * machine_eps * var + (n * machine_eps * mean) ** 2
+            out = np.ldexp(np.sqrt(var + np.ldexp(float(eps), -2 * exponent)), exponent)
+        out[near_constant] = 1.0
+        return out
 
     def _require_moments4(self, what: str) -> None:
         if self.moments != 4:
@@ -649,6 +890,8 @@ class FeatureStats:
             meta["moments"] = self.moments
         if self._weighted:
             meta["weighted"] = True
+        if self.inf != "keep":
+            meta["inf"] = self.inf
         return meta
 
     def _state_columns(self) -> dict[str, pa.Array]:
@@ -657,12 +900,14 @@ class FeatureStats:
             "count": self._count, "null_count": self._null_count, "nan_count": self._nan_count,
             "mean": self.mean, "m2": self._m2, "min": self._min, "max": self._max,
             "shift": self._shift, "shifted_mean": self._shifted_mean,
+            "inf_count": self._inf_count, "scale_exponent": self._scale_exp,
         }
         if self.moments == 4:
             raw.update(m3=self._m3, m4=self._m4)
         return {
             name: pa.array(np.ravel(raw[name]), arrow_type)
-            for name, arrow_type in _state_fields(self.moments, self._weighted)
+            for name, arrow_type in (*_state_fields(self.moments, self._weighted),
+                                     *_OPTIONAL_FIELDS)
         }
 
     def _load_state(self, table: pa.Table, shape: tuple[int, ...]) -> None:
@@ -673,6 +918,10 @@ class FeatureStats:
         for attr in names:
             column = table.column(attr).to_numpy(zero_copy_only=False)
             getattr(self, "_" + attr)[...] = column.reshape(shape)
+        for name, attr in (("inf_count", "_inf_count"), ("scale_exponent", "_scale_exp")):
+            if name in table.column_names:  # absent from files of older versions: 0
+                column = table.column(name).fill_null(0).to_numpy(zero_copy_only=False)
+                getattr(self, attr)[...] = column.reshape(shape)
 
     @classmethod
     def from_arrow(cls, table: pa.Table) -> FeatureStats:
@@ -687,7 +936,8 @@ class FeatureStats:
             table, _state_fields(moments, bool(meta.get("weighted", False)))
         )
         names = table.column("column").to_pylist()
-        stats = cls(names, nan=meta.get("nan", "skip"), moments=moments)
+        stats = cls(names, nan=meta.get("nan", "skip"), moments=moments,
+                    inf=meta.get("inf", "keep"))
         stats._columns = names
         stats._weighted = bool(meta.get("weighted", False))
         type_names = table.column("type").to_pylist() if "type" in table.column_names else None
@@ -724,7 +974,8 @@ class FeatureStats:
         """The Arrow schema of the rows of a :meth:`to_dict` state with metadata ``meta``."""
         moments = _check_moments(meta.get("moments", 2))
         fields = _state_fields(moments, bool(meta.get("weighted", False)))
-        return pa.schema([("column", pa.string()), *fields, ("type", pa.string())])
+        return pa.schema([("column", pa.string()), *fields, *_OPTIONAL_FIELDS,
+                          ("type", pa.string())])
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the state atomically: ``.json``, or Arrow IPC / Parquet by suffix.
@@ -766,8 +1017,8 @@ class FeatureStats:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FeatureStats):
             return NotImplemented
-        if (self.columns, self.nan, self.moments, self._weighted) != (
-            other.columns, other.nan, other.moments, other._weighted
+        if (self.columns, self.nan, self.inf, self.moments, self._weighted) != (
+            other.columns, other.nan, other.inf, other.moments, other._weighted
         ):
             return False
         return all(
@@ -864,13 +1115,15 @@ def feature_stats(
     moments: int = 2,
     by: str | Sequence[str] | None = None,
     weights: str | None = None,
+    inf: InfPolicy = "keep",
 ) -> FeatureStats:
     """Per-column statistics of a whole source (a path or any in-memory source), streamed.
 
     Files are read one IPC batch or Parquet row group at a time, so memory is bounded by the
     batch, not the file. ``moments``, ``by`` and ``weights`` are as in :class:`FeatureStats`.
     """
-    stats = FeatureStats(columns, nan=nan, target=target, moments=moments, by=by)
+    kwargs: dict[str, Any] = {} if inf == "keep" else {"inf": inf}
+    stats = FeatureStats(columns, nan=nan, target=target, moments=moments, by=by, **kwargs)
     return stats._update_from(source, batch_size, weights)
 
 

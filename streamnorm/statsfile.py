@@ -27,9 +27,15 @@ FIX = "re-create it with FeatureStats.save or `streamnorm stats -o`"
 FORMAT_VERSION = 1
 #: Fields a state may carry besides the ones its settings call for (added after format 1, so
 #: absent from older files): checked when present, never required.
-OPTIONAL_FIELDS: dict[str, pa.DataType] = {"inf_count": pa.int64()}
+#: ``inf_count``: the ±inf among the values; ``scale_exponent`` e: shift, shifted_mean and m2
+#: (m3, m4) are in units of 2**e (m_k of 2**(k*e)), 0 unless the moments would overflow.
+OPTIONAL_FIELDS: dict[str, pa.DataType] = {"inf_count": pa.int64(),
+                                           "scale_exponent": pa.int64()}
+#: The largest scale exponent a state can hold (values are float64: below 2**1024).
+MAX_SCALE_EXPONENT = 1100
 _INT64_MAX = 2**63 - 1
 _NAN_POLICIES = ("skip", "propagate")
+_INF_POLICIES = ("keep", "skip")
 
 
 def _fail(problem: str) -> StatsFileError:
@@ -79,7 +85,7 @@ def _check_str_list(meta: dict[str, Any], name: str, *, empty: bool = True) -> l
 
 def check_meta(meta: Any, kind: str = "FeatureStats") -> dict[str, Any]:
     """The settings of a saved state (its schema metadata, or the JSON object minus its rows),
-    checked: an object whose ``version``, ``kind``, ``nan``, ``moments``, ``weighted``, ``by``,
+    checked: an object whose ``version``, ``kind``, ``nan``, ``inf``, ``moments``, ``weighted``, ``by``,
     ``features`` and ``key_types`` have the types and values streamnorm writes."""
     if not isinstance(meta, dict):
         raise _fail(f"its settings are {show(meta)}, not a JSON object")
@@ -94,6 +100,8 @@ def check_meta(meta: Any, kind: str = "FeatureStats") -> dict[str, Any]:
         raise _fail(f"field 'kind' is {show(meta.get('kind'))}, not {kind!r}")
     if meta.get("nan", "skip") not in _NAN_POLICIES:
         raise _fail(f"field 'nan' is {show(meta.get('nan'))}, not one of {_NAN_POLICIES}")
+    if meta.get("inf", "keep") not in _INF_POLICIES:
+        raise _fail(f"field 'inf' is {show(meta.get('inf'))}, not one of {_INF_POLICIES}")
     moments = meta.get("moments", 2)
     if not is_int(moments) or moments not in (2, 4):
         raise _fail(f"field 'moments' is {show(moments)}, not 2 or 4")
@@ -257,6 +265,8 @@ def check_state_table(
     if missing:
         raise _fail(f"not a streamnorm statistics table: field(s) {missing} are missing")
     columns = {n: _as_type(table, n, t) for n, t in wanted}
+    for name in OPTIONAL_FIELDS.keys() & columns.keys():  # a null optional field: absent, 0
+        columns[name] = columns[name].fill_null(0)
     if columns["column"].null_count:
         raise _fail("field 'column' has a null name")
     column_names = columns["column"].to_pylist()
@@ -289,10 +299,13 @@ def _check_values(values: dict[str, np.ndarray], names: list[str]) -> None:
         if name in values:
             _bad(name, values[name] < 0, names, "is negative; a sum of squares is >= 0")
     _bad("shift", np.isinf(values["shift"]), names, "is infinite; a shift is a finite value")
+    exponent = values.get("scale_exponent", np.zeros(len(names), dtype=np.int64))
+    _bad("scale_exponent", (exponent < 0) | (exponent > MAX_SCALE_EXPONENT), names,
+         f"is outside [0, {MAX_SCALE_EXPONENT}]")
     lo, hi = values["min"], values["max"]
     _bad("min", lo > hi, names, "is greater than max")
     with np.errstate(invalid="ignore", over="ignore"):
-        mean = values["shift"] + values["shifted_mean"]
+        mean = np.ldexp(values["shift"] + values["shifted_mean"], exponent)
         spread = np.maximum(np.abs(lo), np.abs(hi))
         slack = 1e-9 * spread + 1e-6 * (hi - lo)  # rounding of shift + mean, generously
         finite = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(mean) & np.isfinite(slack)

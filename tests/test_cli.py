@@ -355,3 +355,45 @@ def test_corrupt_page_without_checksum_that_fails_to_decode_is_named(tmp_path, t
     pq.write_table(table, src, row_group_size=500, write_page_checksum=False)
     _flip_page_bytes(src, row_group=1, column=0, at=0.0)  # the page header
     assert_bad_input(run("stats", src, cwd=tmp_path), "plain.parquet", "row group 1")
+
+
+def test_normalize_refuses_inf_and_skips_it_on_request(tmp_path):
+    n = 336_776
+    x = np.linspace(0.0, 1.0, n)
+    x[100] = np.inf
+    pq.write_table(pa.table({"x": x, "y": np.arange(n, dtype=np.float64)}), tmp_path / "in.parquet")
+    proc = run("normalize", "in.parquet", "out.parquet", "--no-progress", cwd=tmp_path)
+    assert_bad_input(proc, "'x' (1 ±inf: +inf)", "--inf skip")
+    assert "'y'" not in proc.stderr and not (tmp_path / "out.parquet").exists()
+    proc = run("normalize", "in.parquet", "out.parquet", "--no-progress", "--inf", "skip",
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    got = pq.read_table(tmp_path / "out.parquet")["x"].to_numpy()
+    assert got[100] == np.inf and np.isfinite(np.delete(got, 100)).all()
+    # stats reports the true values by default, and counts the infinities when skipping
+    proc = run("stats", "in.parquet", "-o", "s.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    kept = sn.FeatureStats.load(tmp_path / "s.json")
+    assert kept.mean[0] == np.inf and kept.inf_count.tolist() == [1, 0]
+    proc = run("normalize", "in.parquet", "o2.parquet", "--stats", "s.json", cwd=tmp_path)
+    assert_bad_input(proc, "'x'", "streamnorm stats --inf skip")
+    proc = run("stats", "in.parquet", "--inf", "skip", "-o", "skip.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = run("normalize", "in.parquet", "o2.parquet", "--stats", "skip.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert pq.read_table(tmp_path / "o2.parquet")["x"].equals(
+        pq.read_table(tmp_path / "out.parquet")["x"])
+
+
+def test_normalize_huge_values_and_near_constant_columns(tmp_path):
+    table = pa.table({"h": [1.7e308, -1.7e308, 1.7e308, -1.7e308],
+                      "c": [1.0, 1.0, 1.0 + 2**-52, 1.0 + 2**-52]})
+    pq.write_table(table, tmp_path / "in.parquet")
+    proc = run("normalize", "in.parquet", "out.parquet", "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert out["h"].to_pylist() == [1.0, -1.0, 1.0, -1.0]
+    assert np.all(np.abs(out["c"].to_numpy()) <= 2**-52)
+    proc = run("inverse", "out.parquet", "back.parquet", "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert pq.read_table(tmp_path / "back.parquet")["h"].equals(table["h"])

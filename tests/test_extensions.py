@@ -529,3 +529,19 @@ def test_weighted_merge_matches_one_pass_and_round_trips(a, b, offset):
     _close_higher(sa + sb, whole)
     assert sn.FeatureStats.from_arrow(whole.to_arrow()) == whole
     assert sn.FeatureStats.from_dict(whole.to_dict()) == whole
+
+
+def test_grouped_states_carry_inf_count_and_scale_exponent(tmp_path):
+    """Issue 12: per-key states merge without overflow and keep the new fields on disk."""
+    a = sn.FeatureStats(by="k").update(pa.table({"k": ["a", "b"], "x": [1e154, np.inf]}))
+    b = sn.FeatureStats(by="k").update(pa.table({"k": ["a", "b"], "x": [-1e154, 1.0]}))
+    merged = a + b
+    assert merged.mean[0, 0] == 0.0 and merged.std()[0, 0] == 1e154
+    assert np.isinf(merged.mean[1, 0])
+    for suffix in (".json", ".arrow"):
+        merged.save(tmp_path / f"g{suffix}")
+        assert sn.FeatureStats.load(tmp_path / f"g{suffix}") == merged
+    with pytest.raises(sn.NonFiniteError, match="'x'"):
+        sn.Normalizer.from_stats(merged).transform(pa.table({"k": ["a"], "x": [1.0]}))
+    with pytest.raises(ValueError, match="inf='skip' is not supported with by="):
+        sn.FeatureStats(by="k", inf="skip")

@@ -94,3 +94,18 @@ def test_float32_is_preserved_and_refit_resets(rng):
     assert scaler.n_samples_seen_ == 5
     with pytest.raises(ValueError):
         scaler.partial_fit(rng.normal(size=(3, 3)))
+
+
+def test_near_constant_and_huge_features():
+    X = np.array([[1.0, 1e200], [1.0, 1e200], [1.0 + 2**-52, 3e200], [1.0 + 2**-52, 1e200],
+                  [1.0, 2e200]])
+    scaler = StreamScaler().fit(X)
+    assert scaler.scale_[0] == 1.0  # near-constant: sklearn's rule, as StandardScaler
+    assert scaler.scale_[1] == pytest.approx(8e199, rel=1e-14)  # var_ overflows, scale_ not
+    assert np.isinf(scaler.var_[1])
+    Z = scaler.transform(X)
+    assert np.all(np.abs(Z[:, 0]) <= 2**-52)
+    np.testing.assert_allclose(Z[:, 1], [-0.75, -0.75, 1.75, -0.75, 0.5], rtol=1e-14)
+    np.testing.assert_allclose(scaler.inverse_transform(Z), X, rtol=1e-15)
+    ref = StandardScaler().fit(X[:, :1])
+    assert ref.scale_[0] == 1.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+from fractions import Fraction
 
 import numpy as np
 import pyarrow as pa
@@ -566,3 +567,148 @@ def test_row_stats_column_choice_errors():
     assert sn.row_stats(table, columns="v")["mean"].to_pylist() == [1.5]
     with pytest.raises(TypeError, match="column 's'"):
         sn.row_stats(pa.table({"s": ["x"]}), columns=["s"])
+
+
+# --------------------------------------------------------------------------- non-finite and huge
+# Issue 12: ±inf are counted (and skipped with inf="skip"); finite data of any magnitude gives
+# finite, accurate mean and std (the state is rescaled by 2**-BIG_EXPONENT where the plain
+# float64 moments would overflow).
+
+
+def _exact_mean_std(values: list[float]) -> tuple[float, float]:
+    """Exact mean and population std of finite floats (fractions; the std rounded once from
+    the exact variance, whose square root is taken in a range where float64 cannot overflow)."""
+    xs = [Fraction(v) for v in values]
+    mean = sum(xs, Fraction(0)) / len(xs)
+    var = sum(((x - mean) ** 2 for x in xs), Fraction(0)) / len(xs)
+    # sqrt(var) = sqrt(var / 4**k) * 2**k, exact scaling by a power of four
+    k = max(0, (var.numerator.bit_length() - var.denominator.bit_length()) // 2 - 500)
+    return float(mean), math.ldexp(math.sqrt(float(var / 4**k)), k)
+
+
+@pytest.mark.parametrize("values", [
+    [1.7e308, -1.7e308],
+    [1e200, 1e200, 3e200, 1e200, 2e200],
+    [-1.7e308, 1.7e308, 1.7e308, 1.0, -3.0],
+    [1e160, -1e160, 5e159, 0.0],
+    [1.7976931348623157e308] * 3 + [-1.7976931348623157e308],
+])
+@pytest.mark.parametrize("batch", [1, 2, 1000])
+def test_finite_huge_values_never_overflow(values, batch):
+    fs = sn.FeatureStats().update(pa.table({"x": values}).to_batches(max_chunksize=batch))
+    mean, std = _exact_mean_std(values)
+    spread = max(abs(v) for v in values)
+    assert np.isfinite(fs.mean[0]) and np.isfinite(fs.std()[0])
+    assert abs(fs.mean[0] - mean) <= 1e-15 * spread
+    assert rel_err(fs.std()[0], std) <= 1e-14
+    assert fs.min[0] == min(values) and fs.max[0] == max(values)
+    assert fs.inf_count.tolist() == [0]
+
+
+def test_mean_of_opposite_extremes_is_zero():
+    fs = sn.FeatureStats().update(pa.table({"x": [1.7e308, -1.7e308]}))
+    assert fs.mean.tolist() == [0.0] and fs.std().tolist() == [1.7e308]
+    whole = sn.FeatureStats().update(pa.table({"x": [1e200, 1e200, 3e200, 1e200, 2e200]}))
+    assert np.isinf(whole.var()[0]) and whole.std()[0] == pytest.approx(8e199, rel=1e-15)
+
+
+def test_huge_states_merge_save_and_load_exactly(tmp_path):
+    a = sn.FeatureStats().update(pa.table({"x": [1e154, 2.0]}))
+    b = sn.FeatureStats().update(pa.table({"x": [-1e154, 3.0]}))
+    assert a.to_arrow()["scale_exponent"].to_pylist() == [0]  # no overflow on either side
+    merged = a + b  # d*d overflows in Chan's merge: merged again at the big exponent
+    mean, std = _exact_mean_std([1e154, 2.0, -1e154, 3.0])
+    assert abs(merged.mean[0] - mean) <= 1e-15 * 1e154
+    assert rel_err(merged.std()[0], std) <= 1e-14
+    assert merged.to_arrow()["scale_exponent"].to_pylist() == [sn.stats.BIG_EXPONENT]
+    for suffix in (".json", ".arrow", ".parquet"):
+        merged.save(tmp_path / f"s{suffix}")
+        assert sn.FeatureStats.load(tmp_path / f"s{suffix}") == merged
+
+
+def test_four_moments_of_huge_values_are_never_wrong_finite_numbers():
+    values = [1e200, 1e200, 3e200, 1e200, 2e200]
+    fs = sn.FeatureStats(moments=4).update(pa.table({"x": values}))
+    plain = sn.FeatureStats(moments=4).update(pa.table({"x": [v / 1e200 for v in values]}))
+    assert rel_err(fs.std()[0], 8e199) <= 1e-14
+    for got, want in ((fs.skew()[0], plain.skew()[0]), (fs.kurtosis()[0], plain.kurtosis()[0])):
+        assert not np.isfinite(got) or rel_err(got, want) <= 1e-12
+
+
+def test_inf_is_counted_and_kept_or_skipped():
+    column = pa.array([1.0, np.inf, 3.0, -np.inf, None, np.nan, np.inf], pa.float64())
+    kept = sn.FeatureStats().update(pa.table({"x": column}))
+    assert kept.inf_count.tolist() == [3] and kept.count.tolist() == [5]
+    assert np.isnan(kept.mean[0]) and kept.min[0] == -np.inf and kept.max[0] == np.inf
+    skipped = sn.FeatureStats(inf="skip").update(pa.table({"x": column}))
+    assert skipped.inf_count.tolist() == [3] and skipped.count.tolist() == [2]
+    assert skipped.null_count.tolist() == [1] and skipped.nan_count.tolist() == [1]
+    assert skipped.mean.tolist() == [2.0] and skipped.var().tolist() == [1.0]
+    assert skipped.min.tolist() == [1.0] and skipped.max.tolist() == [3.0]
+    # the same through the extension kernels (moments=4, weights)
+    four = sn.FeatureStats(moments=4, inf="skip").update(pa.table({"x": column}))
+    assert four.inf_count.tolist() == [3] and four.mean.tolist() == [2.0]
+    weighted = sn.FeatureStats(inf="skip").update(
+        pa.table({"x": column, "w": [1.0, 2.0, 3.0, 1.0, 1.0, 1.0, 1.0]}), weights="w")
+    assert weighted.inf_count.tolist() == [3] and weighted.mean.tolist() == [2.5]
+    with pytest.raises(ValueError, match="inf must be one of"):
+        sn.FeatureStats(inf="drop")
+    with pytest.raises(ValueError, match="cannot merge inf='keep' with inf='skip'"):
+        kept.merge(skipped)
+
+
+def test_inf_count_survives_save_load_and_merge_and_old_files_load(tmp_path):
+    fs = sn.FeatureStats(inf="skip").update(pa.table({"x": [1.0, np.inf, 2.0]}))
+    for suffix in (".json", ".arrow"):
+        fs.save(tmp_path / f"s{suffix}")
+        back = sn.FeatureStats.load(tmp_path / f"s{suffix}")
+        assert back == fs and back.inf == "skip" and back.inf_count.tolist() == [1]
+    assert (fs + fs).inf_count.tolist() == [2]
+    # a statistics file written before inf_count / scale_exponent existed
+    old = fs.to_dict()
+    old.pop("inf")
+    for row in old["columns"]:
+        row.pop("inf_count")
+        row.pop("scale_exponent")
+    legacy = sn.FeatureStats.from_dict(old)
+    assert legacy.inf_count.tolist() == [0] and legacy.mean.tolist() == [1.5]
+    table = fs.to_arrow().drop_columns(["inf_count", "scale_exponent"])
+    assert sn.FeatureStats.from_arrow(table).inf_count.tolist() == [0]
+
+
+extreme = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.floats(min_value=-1e6, max_value=1e6, width=64),
+    st.sampled_from([1.7e308, -1.7e308, 1e200, -1e200, float("inf"), float("-inf")]),
+    st.none(), st.just(float("nan")),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(values=st.lists(extreme, min_size=0, max_size=40),
+       cuts=st.lists(st.integers(0, 40), max_size=5))
+def test_any_batching_of_extreme_values_gives_the_same_accurate_state(values, cuts):
+    table = pa.table({"x": pa.array(values, pa.float64())})
+    whole = sn.FeatureStats(["x"], inf="skip").update(table)
+    points = sorted({0, len(values), *[c for c in cuts if c <= len(values)]})
+    parts = [sn.FeatureStats(["x"], inf="skip").update(table.slice(a, b - a))
+             for a, b in zip(points, points[1:])]
+    merged = sn.FeatureStats(["x"], inf="skip").update(table.slice(0, 0))
+    for part in parts:
+        merged.merge(part)
+    finite_values = [v for v in values if v is not None and math.isfinite(v)]
+    n_inf = sum(1 for v in values if v is not None and math.isinf(v))
+    for fs in (whole, merged):
+        assert fs.inf_count.tolist() == [n_inf] and fs.count.tolist() == [len(finite_values)]
+        if not finite_values:
+            assert np.isnan(fs.mean[0])
+            continue
+        mean, std = _exact_mean_std(finite_values)
+        spread = max(abs(v) for v in finite_values)
+        assert abs(fs.mean[0] - mean) <= 1e-14 * spread
+        # relative 1e-13, or absolute at the rounding level of the largest value (a std far
+        # below the values' magnitude is limited by the rounding of x - shift); deviations
+        # below ~1e-154 underflow when squared (documented), hence the absolute 1e-150
+        assert abs(fs.std()[0] - std) <= 1e-13 * std + 1e-14 * spread + 1e-150
+        assert fs.min[0] == min(finite_values) and fs.max[0] == max(finite_values)
+    assert sn.FeatureStats.from_dict(merged.to_dict()) == merged

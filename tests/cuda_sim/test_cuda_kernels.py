@@ -412,3 +412,21 @@ def test_the_multi_column_helpers_match_cpu(rng):
         getattr(cpu, name)(args[0], centers, scales, want)
         for g, w in zip(got, want):
             np.testing.assert_array_equal(g, w)
+
+
+def test_feature_stats_inf_and_huge_values_on_cuda_match_cpu():
+    """Issue 12: ±inf counted / skipped and overflow-free moments go through the same kernels
+    (the careful path reruns ``column_moments`` on masked or scaled values) on both targets."""
+    table = pa.table({
+        "inf": pa.array([1.0, np.inf, 3.0, -np.inf, None, 2.0], pa.float64()),
+        "huge": [1.7e308, -1.7e308, 1e200, 3e200, -1e300, 5.0],
+        "plain": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+    })
+    for inf in ("keep", "skip"):
+        got = sn.FeatureStats(target="cuda", inf=inf).update(table.to_batches(max_chunksize=4))
+        want = sn.FeatureStats(target="cpu", inf=inf).update(table.to_batches(max_chunksize=4))
+        for name in ("count", "null_count", "nan_count", "inf_count", "min", "max"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+        np.testing.assert_allclose(got.mean, want.mean, rtol=1e-14, atol=1e-15 * 1.7e308)
+        np.testing.assert_allclose(got.std(), want.std(), rtol=1e-14)
+        assert np.isfinite(got.std()[1:]).all() and got.inf_count.tolist() == [2, 0, 0]
