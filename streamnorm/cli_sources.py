@@ -46,8 +46,8 @@ def add_selection_options(parser: argparse.ArgumentParser, *, reading: bool = Tr
     )
     parser.add_argument(
         "--schema", metavar="NAME=TYPE,...",
-        help="CSV/JSON lines: fix these column types instead of inferring them from the first "
-        "block, e.g. price=float64,qty=int64",
+        help="read these columns as these types, e.g. price=float64,qty=int64: CSV/JSON lines "
+        "are parsed so (instead of inferring types from the first block), other files cast",
     )
     if reading:
         parser.add_argument(
