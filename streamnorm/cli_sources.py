@@ -68,7 +68,9 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
         help="Parquet output: rows per row group (default: one per input batch)",
     )
     parser.add_argument(
-        "--float32", action="store_true", help="write float64 results as float32 (half the size)"
+        "--float32", action="store_true",
+        help="write the normalized columns as float32 (half the size); other columns keep their "
+        "type"
     )
 
 

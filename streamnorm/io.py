@@ -19,7 +19,7 @@ import os
 import queue
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -471,13 +471,16 @@ def _check_codec(fmt: str, compression: str | None) -> str | None:
     return None if codec == "none" else codec
 
 
-def float32_schema(schema: pa.Schema) -> pa.Schema:
-    """``schema`` with every float64 column (and float64 vector) as float32."""
+def float32_schema(schema: pa.Schema, columns: Collection[str] | None = None) -> pa.Schema:
+    """``schema`` with every float64 column (and float64 vector) as float32; only those
+    named in ``columns`` when given."""
     fields = []
     for f in schema:
-        if pa.types.is_float64(f.type):
+        narrow = columns is None or f.name in columns
+        if narrow and pa.types.is_float64(f.type):
             f = f.with_type(pa.float32())
-        elif pa.types.is_fixed_size_list(f.type) and pa.types.is_float64(f.type.value_type):
+        elif (narrow and pa.types.is_fixed_size_list(f.type)
+              and pa.types.is_float64(f.type.value_type)):
             value = f.type.value_field.with_type(pa.float32())
             f = f.with_type(pa.list_(value, f.type.list_size))
         fields.append(f)
@@ -517,7 +520,8 @@ class BatchWriter:
         ``"brotli"`` or ``"none"``; Arrow IPC takes ``"zstd"``, ``"lz4"`` or ``"none"`` (default).
     row_group_size : rows per Parquet row group; batches are buffered up to it (None: one row
         group per written batch).
-    float32 : write float64 columns (and float64 vectors) as float32, rounding once.
+    float32 : write float64 columns (and float64 vectors) as float32, rounding once: True for
+        every one, or a collection of column names for those only (the normalized columns).
     """
 
     def __init__(
@@ -528,7 +532,7 @@ class BatchWriter:
         *,
         compression: str | None = None,
         row_group_size: int | None = None,
-        float32: bool = False,
+        float32: bool | Collection[str] = False,
     ):
         self.format = fmt or output_format(path)
         codec = _check_codec(self.format, compression)
@@ -537,7 +541,12 @@ class BatchWriter:
                              f"output only (got {row_group_size} for {self.format})")
         self.row_group_size = row_group_size
         self.input_schema = schema
-        self.schema = float32_schema(schema) if float32 else schema
+        if float32 is True:
+            self.schema = float32_schema(schema)
+        elif float32:
+            self.schema = float32_schema(schema, set(float32))
+        else:
+            self.schema = schema
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self._queue: queue.Queue = queue.Queue(maxsize=WRITE_AHEAD)

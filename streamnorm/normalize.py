@@ -776,7 +776,7 @@ def count_rows(path: Any) -> int | None:
             with pa.memory_map(str(path)) as source:
                 reader = ipc.open_file(source)
                 return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
-    except (pa.ArrowInvalid, OSError):
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
         return None
     return None
 
@@ -890,7 +890,8 @@ def normalize_file(
     ``src`` may also be anything :func:`streamnorm.io.schema_and_batches` reads (a directory,
     glob, CSV / JSON lines file, object-store URI or :class:`~streamnorm.sources.DataSource`),
     all of it going into the one output ``dst`` (a path or URI). ``compression``,
-    ``row_group_size`` and ``float32`` are as in :class:`streamnorm.io.BatchWriter`.
+    ``row_group_size`` are as in :class:`streamnorm.io.BatchWriter`; ``float32=True`` writes
+    the normalized columns as float32 (every other column keeps its type).
 
     Returns a :class:`FileResult`; the statistics used are in the output's schema metadata.
     """
@@ -917,6 +918,8 @@ def normalize_file(
             bar.close()
         out_schema = norm.output_schema(schema)
     assert out_schema is not None
+    if float32:
+        writer_options["float32"] = norm.normalized_columns(schema)
     rows = 0
     bar = progress_bar("normalize" if passes == 1 else "normalize (pass 2)", total, progress)
     try:
@@ -953,7 +956,8 @@ def inverse_file(
     """Undo a batch-mode :func:`normalize_file`: read ``src`` (normalized), write ``dst``.
 
     Uses ``stats`` when given, else the record in ``src``'s schema metadata. Atomic like
-    :func:`normalize_file`; output options as there.
+    :func:`normalize_file`; output options as there (``float32=True`` narrows the restored
+    columns only).
     """
     dst_path = check_destination(src, dst)
     writer_options = _writer_options(dst_path, compression, row_group_size, float32)
@@ -966,6 +970,8 @@ def inverse_file(
     else:
         norm = Normalizer.from_metadata(schema, target=target)
     out_schema = norm._inverse_schema(schema)
+    if float32:
+        writer_options["float32"] = norm.normalized_columns(schema)
     total = count_rows(src) if progress else None
     rows = 0
     bar = progress_bar("inverse", total, progress)

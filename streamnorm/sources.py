@@ -952,7 +952,8 @@ def normalize_dataset(
         if not is_uri(destination):
             os.makedirs(os.path.dirname(destination), exist_ok=True)
         _write_one(norm, source.file_source(index), destination, batch_size,
-                   dict(compression=compression, row_group_size=row_group_size, float32=float32))
+                   dict(compression=compression, row_group_size=row_group_size,
+                        float32=norm.normalized_columns(source.schema) if float32 else False))
         written.append(destination)
     return written
 
