@@ -94,12 +94,14 @@ def promoted_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
 
 def common_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
     """The type a column has when its type is ``a`` in one place and ``b`` in another: the
-    same type, :func:`promoted_type` for numbers, Arrow's permissive unification otherwise
-    (a null column takes the other type; string and large_string give large_string). None
-    when the two cannot be unified (a string and a number)."""
-    if a == b:
+    same type; an all-null column takes the other type; :func:`promoted_type` when one is a
+    number (so a number and a string or a decimal have none); Arrow's permissive unification
+    for the rest (string and large_string give large_string). None when there is none."""
+    if a == b or pat.is_null(b):
         return a
-    if is_numeric(a) and is_numeric(b):
+    if pat.is_null(a):
+        return b
+    if is_numeric(a) or is_numeric(b):
         return promoted_type(a, b)
     try:
         unified = pa.unify_schemas([pa.schema([("c", a)]), pa.schema([("c", b)])],

@@ -844,8 +844,8 @@ def unify_schemas(found: Sequence[tuple[str, pa.Schema]],
                 raise InputError(
                     f"column {f.name!r} is {known.type} in {first_seen[f.name]} but {f.type} in "
                     f"{shown}, and these types have no common type; read it as one type with "
-                    f"--schema {f.name}=string (or {f.name}=float64 if its text holds numbers) / "
-                    "schema=, or leave one of the files out")
+                    f"--schema {f.name}=float64 (numbers) or --schema {f.name}=string (any value) "
+                    "/ schema=, or leave one of the files out")
             fields[f.name] = known.with_type(common).with_nullable(
                 known.nullable or f.nullable)
     for name, f in fields.items():

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import streamnorm as sn
+from streamnorm import columns as cols
 from streamnorm import io, selection, sources
 
 RTOL = 1e-12
@@ -227,6 +228,18 @@ def test_types_widen_between_files(tmp_path, first, second, widened):
     sn.normalize_file(str(tmp_path / "*.parquet"), out)
     assert pq.read_table(out)["x"].to_numpy().tolist() == pytest.approx(
         ((np.array([1, 2, 3, 5, 9]) - 4.0) / np.std([1, 2, 3, 5, 9])).tolist(), rel=1e-12)
+
+
+@pytest.mark.parametrize(("a", "b", "common"), [
+    (pa.null(), pa.int32(), pa.int32()),
+    (pa.string(), pa.large_string(), pa.large_string()),
+    (pa.dictionary(pa.int8(), pa.int32()), pa.int64(), pa.int64()),
+    (pa.string(), pa.float64(), None),
+    (pa.decimal128(38, 0), pa.int64(), None),  # decimal is not promoted silently: --schema
+    (pa.bool_(), pa.int8(), None),
+])
+def test_common_type(a, b, common):
+    assert cols.common_type(a, b) == common and cols.common_type(b, a) == common
 
 
 def test_integers_beyond_two_to_53_round_when_widened(tmp_path):
