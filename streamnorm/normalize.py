@@ -255,7 +255,27 @@ def _map_batches(
     out = [per_batch(batch) for batch in batches]
     if schema is None:
         raise ValueError(f"cannot {verb} an empty iterable: it has no schema")
-    return pa.Table.from_batches(out, schema=schema_of(schema))
+    out_schema = _widened(schema_of(schema), out)
+    return pa.Table.from_batches(
+        [b if b.schema.equals(out_schema) else b.cast(out_schema) for b in out], schema=out_schema
+    )
+
+
+def _widened(schema: pa.Schema, batches: list[pa.RecordBatch]) -> pa.Schema:
+    """``schema`` with each column's type widened to hold every batch's (DESIGN §3: a float32
+    batch and a float64 one give float64); :class:`SchemaError` when a type cannot widen."""
+    fields = {f.name: f for f in schema}
+    for batch in batches:
+        for f in batch.schema:
+            known = fields.get(f.name)
+            if known is None or known.type == f.type:
+                continue
+            common = cols.common_type(known.type, f.type)
+            if common is None:
+                raise SchemaError(f"column {f.name!r} changed type from {known.type} to {f.type} "
+                                  "between batches; cast the batches to one type first")
+            fields[f.name] = known.with_type(common)
+    return pa.schema(list(fields.values()), metadata=schema.metadata)
 
 
 class Normalizer:
