@@ -6,7 +6,8 @@ per-sample (LayerNorm-style) statistics with :func:`row_stats`.
 
 from __future__ import annotations
 
-from .errors import InputError, SchemaError, StreamnormError
+from ._version import __version__
+from .errors import InputError, SchemaError, StatsFileError, StreamnormError
 from .normalize import Normalizer, inverse_file, normalize_file
 from .grouped import GroupedFeatureStats
 from .running import RunningStats
@@ -14,7 +15,6 @@ from .selection import inspect, select_columns
 from .sources import DataSource, normalize_dataset, open_source
 from .stats import FeatureStats, feature_stats, row_stats
 
-__version__ = "0.1.0"
 
 __all__ = [
     "DataSource",
@@ -24,6 +24,7 @@ __all__ = [
     "Normalizer",
     "RunningStats",
     "SchemaError",
+    "StatsFileError",
     "StreamnormError",
     "feature_stats",
     "inspect",

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from . import cli_sources as cs
 from . import io
+from ._version import __version__
 from .config import TARGETS
 from .errors import InputError, StreamnormError
 from .kernels import backend
@@ -47,6 +48,9 @@ from .stats import FeatureStats
 
 PROG = "streamnorm"
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 130, 143
+# A reader that closed the pipe early (``streamnorm inspect f | head -1``): exit quietly with
+# the status a Unix tool killed by SIGPIPE reports (128 + 13), as `yes | head` does.
+EXIT_BROKEN_PIPE = 141
 _STATS_SUFFIXES = (".json", *io.IPC_SUFFIXES, *io.PARQUET_SUFFIXES)
 
 
@@ -77,6 +81,16 @@ def _non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not (value >= 0.0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
     return value
 
 
@@ -115,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Parquet files, with bounded memory.",
         epilog="Exit codes: 0 ok, 2 bad usage or input, 130 interrupted, 143 terminated.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     stats = sub.add_parser(
@@ -124,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stats.add_argument("input", metavar="IN", help=cs.IN_HELP)
     stats.add_argument("-o", "--output", metavar="STATS", help="save the statistics here")
+    stats.add_argument(
+        "--ddof", type=_non_negative_int, default=0, metavar="N",
+        help="the printed std divides by count - N (default 0, numpy's; 1 for pandas'). A "
+        "saved state keeps m2, so it serves any ddof",
+    )
     _add_common(stats)
     cs.add_selection_options(stats)
     _add_by(stats)
@@ -178,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument(
         "-c", "--column", dest="columns", action="append", metavar="COL",
         help="a column name or glob such as 'emb_*' (repeat); default: every numeric column",
+    )
+    inspect.add_argument(
+        "--no-progress", action="store_true",
+        help="accepted like the other commands (inspect reads one block and draws no bar)",
     )
     cs.add_selection_options(inspect, reading=False)
 
@@ -270,6 +294,14 @@ def _compute_stats(
     return stats, rows.rows
 
 
+def _summary_table(stats: FeatureStats, ddof: int = 0) -> pa.Table:
+    """``stats.summary(ddof)`` with the std column named after its ddof: ``std(ddof=0)``."""
+    table = stats.summary(ddof=ddof)
+    return table.rename_columns(
+        [f"std(ddof={ddof})" if name == "std" else name for name in table.column_names]
+    )
+
+
 class _RowCounter:
     """A progress sink that counts rows and forwards to a bar."""
 
@@ -309,7 +341,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(f"wrote statistics of {len(stats.columns)} columns over {over} to "
               f"{args.output}")
     else:
-        print(format_table(stats.summary()))
+        print(format_table(_summary_table(stats, args.ddof)))
     return EXIT_OK
 
 
@@ -417,7 +449,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data = directory / "demo.parquet"
     schema = next(demo_table(1)).schema
     with io.atomic_path(data) as tmp:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        with pq.ParquetWriter(tmp, schema, compression="zstd",
+                              write_page_checksum=True) as writer:
             for batch in demo_table(args.rows):
                 writer.write_batch(batch)
     size = data.stat().st_size / 1e6
@@ -426,7 +459,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print(f"[2/5] $ streamnorm stats {data}")
     stats, _ = _compute_stats(str(data), None, None, None, progress)
-    print(format_table(stats.summary()) + "\n")
+    print(format_table(_summary_table(stats)) + "\n")
 
     out = directory / "demo-normalized.parquet"
     print(f"[3/5] $ streamnorm normalize {data} {out}")
@@ -509,13 +542,18 @@ def main(argv: list[str] | None = None) -> int:
                 args = parser.parse_args(argv)
             except SystemExit as exc:  # --help / --version
                 return int(exc.code or 0)
-            return _COMMANDS[args.command](args)
+            code = _COMMANDS[args.command](args)
+            sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+            return code
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE
     except StreamnormError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except OSError as exc:
         _error(_os_error_message(exc))
         return EXIT_USAGE
@@ -534,6 +572,17 @@ def main(argv: list[str] | None = None) -> int:
         terminated = isinstance(cause, Terminated)
         _error(f"{'terminated' if terminated else 'interrupted'}; no output was written")
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush into the closed pipe
+    prints no "Exception ignored" message."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _wrapped_interrupt(exc: BaseException) -> BaseException | None:

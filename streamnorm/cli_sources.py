@@ -203,31 +203,10 @@ def normalize_directory(args: argparse.Namespace, source: object,
         raise InputError(f"{output}: exists and is not a directory; give a directory for the "
                          "outputs of a directory or glob input")
     dataset = source if isinstance(source, sources.DataSource) else sources.open_source(source)
-    _refuse_overwriting(dataset, output)
     return sources.normalize_dataset(
         dataset, output, mode=args.mode, columns=columns, stats=args.stats,
         batch_size=args.batch_size, eps=args.eps, target=args.target, **output_options(args),
     )
-
-
-def _refuse_overwriting(dataset: sources.DataSource, output: str) -> None:
-    """Refuse an output directory inside an input directory, or whose files would replace
-    input files."""
-    if sources.is_uri(output):
-        return
-    location = dataset.location
-    if isinstance(location, str) and os.path.isdir(location):
-        base, out = os.path.realpath(location), os.path.realpath(output)
-        if out == base or out.startswith(base + os.sep):
-            raise InputError(f"{output}: is inside the input directory {location}, whose next "
-                             "reading would take the outputs as inputs; choose a directory "
-                             "outside it")
-    inputs = {os.path.realpath(f) for f in dataset.files if not sources.is_uri(f)}
-    for part in dataset.parts:
-        target = os.path.realpath(os.path.join(output, sources.output_name(part.relative)))
-        if target in inputs:
-            raise InputError(f"{output}: writing there would overwrite the input {target}; "
-                             "choose another output directory")
 
 
 # --------------------------------------------------------------------------- Dask

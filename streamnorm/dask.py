@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Union
 import pyarrow as pa
 
 from . import columns as cols
-from . import io
+from . import io, sources
 from .errors import InputError, SchemaError
 from .sources import DataSource, SchemaLike
 from .stats import FeatureStats, NanPolicy
@@ -470,8 +470,7 @@ def normalize(
 
 
 def _destinations(paths: list[str], out_dir: Path) -> list[str]:
-    """``out_dir/<stem>.parquet`` per input; refuses two inputs with one output name and an
-    output that would overwrite its input."""
+    """``out_dir/<stem>.parquet`` per input; refuses two inputs with one output name."""
     destinations = [out_dir / (Path(p).stem + ".parquet") for p in paths]
     seen: dict[Path, str] = {}
     for src, dst in zip(paths, destinations):
@@ -480,8 +479,6 @@ def _destinations(paths: list[str], out_dir: Path) -> list[str]:
                 f"{seen[dst]} and {src} would both be written to {dst}; give inputs with "
                 "distinct file names or normalize them into different directories"
             )
-        if dst.resolve() == Path(src).resolve():
-            raise InputError(f"{src}: the output would overwrite the input; choose another out_dir")
         seen[dst] = src
     return [str(d) for d in destinations]
 
@@ -535,6 +532,8 @@ def normalize_files(
     chosen = _column_list(columns)
     dataset = open_files(paths)
     outputs = _destinations(dataset.files, Path(out_dir))
+    sources.check_output_not_input(paths if isinstance(paths, (str, os.PathLike)) else dataset,
+                                   out_dir, outputs)
     fitted = _fitted(
         dataset, mode, stats, chosen, batch_size, nan, target, scheduler, task_threads
     )

@@ -13,3 +13,9 @@ class InputError(StreamnormError, ValueError):
 
 class SchemaError(StreamnormError, ValueError):
     """A batch whose columns do not match what the statistics or the normalizer expect."""
+
+
+class StatsFileError(InputError):
+    """Saved statistics (a statistics file, or the record in a normalized file's metadata)
+    that are corrupt or not streamnorm's: the message names the file, the field and the
+    problem. An :class:`InputError` (so a ``ValueError``): a statistics file is an input."""

@@ -22,20 +22,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import InputError
+from . import columns as cols
+from . import statsfile
+from .errors import InputError, StatsFileError
 from .kernels import backend
 from .stats import (
     _METADATA_KEY,
     FeatureStats,
     NanPolicy,
     _check_moments,
+    _dict_meta,
     _parse_type,
     _read_metadata,
     _state_fields,
-    _unjson_float,
     weights_array,
 )
-from . import columns as cols
 
 #: The initial value of each state array for a new group.
 _FILL = {"_count": 0, "_null_count": 0, "_nan_count": 0, "_shift": math.nan,
@@ -76,6 +77,45 @@ def _key_codes(column: pa.Array) -> np.ndarray:
         return np.array(
             [seen.setdefault(_freeze(v), len(seen)) for v in column.to_pylist()], dtype=np.int64
         )
+
+
+def key_type(arrow_type: pa.DataType) -> pa.DataType:
+    """The type keys are kept in: dictionaries (pandas ``category``, polars ``Categorical``)
+    by their values, ``large_string`` / ``string_view`` (polars' strings) as ``string``, and
+    ``large_binary`` / ``binary_view`` as ``binary``, so equal keys match whatever the writer
+    chose, and string keys save as JSON."""
+    if pa.types.is_dictionary(arrow_type):
+        return key_type(arrow_type.value_type)
+    if pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
+        return pa.string()
+    if pa.types.is_large_binary(arrow_type) or pa.types.is_binary_view(arrow_type):
+        return pa.binary()
+    return arrow_type
+
+
+def _as_key(column: pa.Array) -> pa.Array:
+    """``column`` in its :func:`key_type`. A dictionary's values are cast before they are
+    taken (Arrow has no take for ``string_view``, the values of polars' Categorical)."""
+    if pa.types.is_dictionary(column.type):
+        return _as_key(column.dictionary).take(column.indices)
+    wanted = key_type(column.type)
+    return column if column.type == wanted else column.cast(wanted)
+
+
+def key_batch(batch: pa.RecordBatch | pa.Table, keys: Sequence[str]) -> pa.RecordBatch:
+    """The key columns of ``batch``, each in its :func:`key_type`."""
+    arrays = []
+    for name in keys:
+        column = batch.column(name)
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        arrays.append(_as_key(column))
+    return pa.RecordBatch.from_arrays(arrays, names=list(keys))
+
+
+def _key_tuples(batch: pa.RecordBatch | pa.Table, keys: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The rows of the key columns of ``batch`` as tuples of Python values."""
+    return list(zip(*(batch.column(name).to_pylist() for name in keys)))
 
 
 def batch_groups(batch: pa.RecordBatch, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -148,8 +188,9 @@ class GroupedFeatureStats(FeatureStats):
         one growth of the state arrays (so a batch with many new keys stays linear)."""
         out = np.empty(len(keys), dtype=np.int64)
         start = len(self._keys)
+        plain = self._plain_keys()
         for i, key in enumerate(keys):
-            frozen = tuple(_freeze(v) for v in key)
+            frozen = key if plain else tuple(_freeze(v) for v in key)
             found = self._index.get(frozen)
             if found is None:
                 found = self._index[frozen] = len(self._keys)
@@ -164,14 +205,22 @@ class GroupedFeatureStats(FeatureStats):
                 setattr(self, attr, np.concatenate([old, rows]))
         return out
 
+    def _plain_keys(self) -> bool:
+        """Whether every key column's Python values are their own hashable form (no NaN,
+        lists or dicts for :func:`_freeze` to fold), so 200k new keys need no freezing."""
+        return self._key_types is not None and all(
+            pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_binary(t)
+            or pa.types.is_boolean(t) or pa.types.is_null(t) or pa.types.is_temporal(t)
+            for t in self._key_types
+        )
+
     def _lookup(self, unique: pa.Table | pa.RecordBatch) -> np.ndarray:
         """Global groups of a batch's distinct keys (a batch of the key columns); new keys
         get new groups."""
         glob = self._find(unique)
         new = np.flatnonzero(glob < 0)
         if len(new):
-            rows = unique.take(pa.array(new)).to_pylist()
-            glob[new] = self._groups_of([tuple(r[k] for k in self.by) for r in rows])
+            glob[new] = self._groups_of(_key_tuples(unique.take(pa.array(new)), self.by))
         return glob
 
     def _find(self, unique: pa.Table | pa.RecordBatch) -> np.ndarray:
@@ -203,8 +252,8 @@ class GroupedFeatureStats(FeatureStats):
         cached = getattr(self, "_key_array", None)
         have = 0 if cached is None else len(cached)
         if have < len(self._keys):
-            key_type = (self._key_types or [None])[0]
-            more = pa.array([key[0] for key in self._keys[have:]], type=key_type)
+            first_type = (self._key_types or [None])[0]
+            more = pa.array([key[0] for key in self._keys[have:]], type=first_type)
             cached = more if cached is None else pa.concat_arrays([cached, more])
             self._key_array = cached
         return cached  # type: ignore[return-value]
@@ -215,7 +264,7 @@ class GroupedFeatureStats(FeatureStats):
             clash = [k for k in self.by if k in self._requested]
             if clash:
                 raise ValueError(f"key column(s) {clash} cannot also be features in columns=")
-        self._key_types = [schema.field(k).type for k in self.by]
+        self._key_types = [key_type(schema.field(k).type) for k in self.by]
         super()._bind(schema)
 
     def _check_keys(self, schema: pa.Schema) -> None:
@@ -234,8 +283,9 @@ class GroupedFeatureStats(FeatureStats):
             self._check_schema(batch.schema)
         if batch.num_rows == 0:
             return
-        local, first = batch_groups(batch, self.by)
-        glob = self._lookup(batch.select(self.by).take(pa.array(first)))
+        keys = key_batch(batch, self.by)
+        local, first = batch_groups(keys, self.by)
+        glob = self._lookup(keys.take(pa.array(first)))
         if len(np.unique(glob)) < len(glob):  # e.g. 0.0 and -0.0: one key, two codes
             glob, remap = np.unique(glob, return_inverse=True)
             local = np.ascontiguousarray(remap.reshape(-1)[local], dtype=np.int64)
@@ -313,11 +363,12 @@ class GroupedFeatureStats(FeatureStats):
         key = key if isinstance(key, tuple) else (key,)
         return self._index[tuple(_freeze(v) for v in key)]
 
-    def summary(self) -> pa.Table:
-        """A readable table: key column(s), column, count, null_count, nan_count, mean, std, …"""
+    def summary(self, ddof: int = 0) -> pa.Table:
+        """A readable table: key column(s), column, count, null_count, nan_count, mean, std
+        (with ``ddof``), min, max."""
         flat = {
             "count": self.count, "null_count": self.null_count, "nan_count": self.nan_count,
-            "mean": self.mean, "std": self.std(), "min": self.min, "max": self.max,
+            "mean": self.mean, "std": self.std(ddof), "min": self.min, "max": self.max,
         }
         return self._with_keys({name: np.ravel(v) for name, v in flat.items()})
 
@@ -347,46 +398,59 @@ class GroupedFeatureStats(FeatureStats):
 
     @classmethod
     def from_arrow(cls, table: pa.Table) -> GroupedFeatureStats:
-        """Rebuild a grouped state saved by :meth:`to_arrow`."""
+        """Rebuild a grouped state saved by :meth:`to_arrow` (checked like every loaded state,
+        see :mod:`streamnorm.statsfile`)."""
         meta = _read_metadata(table.schema.metadata)
         by = meta.get("by")
-        moments = _check_moments(meta.get("moments", 2))
-        needed = [*(by or []), "column", *(n for n, _ in _state_fields(moments))]
-        missing = [n for n in needed if n not in table.column_names]
-        if not by or missing:
-            raise InputError(
-                f"not a streamnorm grouped statistics table (missing {missing or ['by']}); "
-                "create it with FeatureStats(by=...).save"
+        if not by:
+            raise StatsFileError(
+                "not a streamnorm grouped statistics table (no 'by' in its settings); create it "
+                "with FeatureStats(by=...).save"
             )
+        moments = _check_moments(meta.get("moments", 2))
+        weighted = bool(meta.get("weighted", False))
+        table = statsfile.check_state_table(table, _state_fields(moments, weighted), keys=by)
         all_names = table.column("column").to_pylist()
-        names = meta.get("features", list(dict.fromkeys(all_names)))
+        names = meta.get("features")
+        if names is None:
+            names = list(dict.fromkeys(all_names))
         k = len(names)
         if (k == 0 and all_names) or (k and (table.num_rows % k
                                             or all_names != names * (table.num_rows // k))):
-            raise InputError("grouped statistics table rows are not key-major; re-create it")
+            raise StatsFileError("grouped statistics table rows are not key-major (each key's "
+                                 f"rows in the order of 'features'); {statsfile.FIX}")
         stats = cls(names, nan=meta.get("nan", "skip"), moments=moments, by=by)
         stats._columns = names
-        stats._weighted = bool(meta.get("weighted", False))
-        stats._key_types = [table.schema.field(name).type for name in by]
+        stats._weighted = weighted
+        keys = key_batch(table, by)
+        stats._key_types = [f.type for f in keys.schema]
         type_names = table.column("type").to_pylist() if "type" in table.column_names else None
         stats._types = {n: _parse_type(type_names[j]) if type_names else None
                         for j, n in enumerate(names)}
-        key_rows = table.select(by).take(pa.array(range(0, table.num_rows, max(k, 1)),
-                                                  pa.int64())).to_pylist()
+        firsts = keys.take(pa.array(range(0, table.num_rows, max(k, 1)), pa.int64()))
+        if k and table.num_rows:
+            blocks = batch_groups(keys, by)[0].reshape(-1, k)
+            if (blocks != blocks[:, :1]).any():
+                raise StatsFileError("grouped statistics table: a key changes within the rows of "
+                                     f"one group; {statsfile.FIX}")
         stats._allocate(k)
-        stats._groups_of([tuple(row[name] for name in by) for row in key_rows])
-        stats._load_state(table, (len(key_rows), k))
+        groups = stats._groups_of(_key_tuples(firsts, by))
+        if len(stats._keys) < len(groups):
+            twice = stats._keys[int(np.flatnonzero(np.bincount(groups) > 1)[0])]
+            raise StatsFileError(f"grouped statistics table: key {twice!r} appears twice; "
+                                 f"{statsfile.FIX}")
+        stats._load_state(table, (len(groups), k))
         return stats
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (keys must be JSON-native: ints, floats, strings, bools)."""
-        for name, key_type in zip(self.by, self._key_types or []):
-            native = (pa.types.is_integer(key_type) or pa.types.is_floating(key_type)
-                      or pa.types.is_string(key_type) or pa.types.is_large_string(key_type)
-                      or pa.types.is_boolean(key_type) or pa.types.is_null(key_type))
+        for name, arrow_type in zip(self.by, self._key_types or []):
+            native = (pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
+                      or pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+                      or pa.types.is_boolean(arrow_type) or pa.types.is_null(arrow_type))
             if not native:
                 raise InputError(
-                    f"key column {name!r} has type {key_type}, which JSON cannot keep: save "
+                    f"key column {name!r} has type {arrow_type}, which JSON cannot keep: save "
                     "grouped statistics as .arrow or .parquet"
                 )
         return super().to_dict()
@@ -394,19 +458,20 @@ class GroupedFeatureStats(FeatureStats):
     @classmethod
     def _rows_schema(cls, meta: dict[str, Any]) -> pa.Schema:
         base = FeatureStats._rows_schema(meta)
-        key_types = [_parse_type(t) or pa.null() for t in meta.get("key_types", [])]
+        saved = meta.get("key_types") or [None] * len(meta["by"])
+        key_types = [_parse_type(t) or pa.null() for t in saved]  # null: inferred on loading
         return pa.schema([*zip(meta["by"], key_types), *base])
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> GroupedFeatureStats:
         """Rebuild a grouped state from :meth:`to_dict` output."""
-        meta = {k: v for k, v in state.items() if k != "columns"}
+        meta = _dict_meta(state)
+        if not meta.get("by"):
+            raise StatsFileError("not grouped statistics (no 'by' in the file); load it with "
+                                 "FeatureStats.load")
         schema = cls._rows_schema(meta)
-        floats = {f.name for f in schema if pa.types.is_floating(f.type)}
-        rows = [{k: _unjson_float(v) if k in floats and v is not None else v
-                 for k, v in row.items()} for row in state["columns"]]
-        schema = schema.with_metadata({_METADATA_KEY: json.dumps(meta)})
-        return cls.from_arrow(pa.Table.from_pylist(rows, schema=schema))
+        table = statsfile.rows_table(state["columns"], schema, keys=meta["by"])
+        return cls.from_arrow(table.replace_schema_metadata({_METADATA_KEY: json.dumps(meta)}))
 
     # ------------------------------------------------------------------ display
     def __eq__(self, other: object) -> bool:
@@ -447,8 +512,9 @@ def map_grouped(
     n = batch.num_rows
     if n == 0:
         return {name: pa.array([], type=t) for name, t in out_types.items()}
-    local, first = batch_groups(batch, stats.by)
-    rows = stats._find(batch.select(stats.by).take(pa.array(first)))[local]
+    keys = key_batch(batch, stats.by)
+    local, first = batch_groups(keys, stats.by)
+    rows = stats._find(keys.take(pa.array(first)))[local]
     unseen = rows < 0
     rows = np.where(unseen, 0, rows)
     mean = stats.mean

@@ -17,7 +17,8 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import tempfile
+import secrets
+import stat
 import threading
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
@@ -89,12 +90,31 @@ PARQUET_PARALLEL_BYTES = 16 << 20
 PARQUET_READ_AHEAD = 1
 
 
-def _open_parquet(path: str | os.PathLike) -> pq.ParquetFile:
+def _open_parquet(path: Any) -> pq.ParquetFile:
     # No memory map (its touched pages count as resident: RSS would grow with the file) and
     # no pre-buffering (it holds a whole row group's column chunks): memory is bounded by the
-    # batch and the per-column reader state, not by the row group or the file.
+    # batch and the per-column reader state, not by the row group or the file. Pages that
+    # carry a CRC (every file streamnorm writes) are verified: a flipped byte is an error,
+    # not a different number.
     return pq.ParquetFile(path, memory_map=False, pre_buffer=False,
-                          buffer_size=PARQUET_BUFFER_BYTES)
+                          buffer_size=PARQUET_BUFFER_BYTES, page_checksum_verification=True)
+
+
+def corrupt_row_group(path: object, index: int, exc: BaseException) -> InputError:
+    """The error for Parquet row group ``index`` of ``path`` failing to decode or verify."""
+    return InputError(f"{path}: row group {index} is truncated or corrupt ({_first_line(exc)}); "
+                      "re-create the file from its source")
+
+
+def parquet_row_groups(path: object, parquet: pq.ParquetFile, **options: Any
+                       ) -> Iterator[pa.RecordBatch]:
+    """The batches of ``parquet`` (``iter_batches`` options), one row group at a time; a row
+    group that fails to decode or verify is an :class:`InputError` naming it."""
+    for i in range(parquet.num_row_groups):
+        try:
+            yield from parquet.iter_batches(row_groups=[i], **options)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise corrupt_row_group(path, i, exc) from None
 
 
 def _reader_threads() -> int:
@@ -151,8 +171,7 @@ def _parquet_batches(
     same as one reader's, in the same order."""
     groups = _parquet_column_groups(parquet, columns, _reader_threads())
     if groups is None:
-        for i in range(parquet.num_row_groups):
-            yield from parquet.iter_batches(batch_size=rows, row_groups=[i], columns=columns)
+        yield from parquet_row_groups(path, parquet, batch_size=rows, columns=columns)
         return
     wanted = list(dict.fromkeys(parquet.schema_arrow.names if columns is None else columns))
     stop = threading.Event()
@@ -171,11 +190,10 @@ def _parquet_batches(
         # Arrow decodes without the GIL: the groups' threads run truly in parallel.
         try:
             reader = _open_parquet(path)
-            for i in range(reader.num_row_groups):
-                for batch in reader.iter_batches(batch_size=rows, row_groups=[i],
-                                                 columns=group, use_threads=False):
-                    if not offer(q, batch):
-                        return
+            for batch in parquet_row_groups(path, reader, batch_size=rows, columns=group,
+                                            use_threads=False):
+                if not offer(q, batch):
+                    return
             offer(q, None)
         except BaseException as exc:  # handed to the consumer, which raises it
             offer(q, _Failure(exc))
@@ -404,7 +422,9 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Any]:
     upload even when writing fails, hence the temporary object). On any exception
     (KeyboardInterrupt included) the temporary file or object is removed and an existing
     destination is left untouched. The yielded value is a ``Path`` for local files and a URI
-    string for object stores; :class:`BatchWriter` takes either.
+    string for object stores; :class:`BatchWriter` takes either. A local file gets the
+    permissions of any file the user creates (0666 less the umask: 0644 under umask 022), or
+    keeps those of the file it replaces.
     """
     if _is_uri(destination):
         with _atomic_uri(str(destination)) as tmp_uri:
@@ -414,24 +434,39 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Any]:
     directory = destination.parent if str(destination.parent) else Path(".")
     if not directory.is_dir():
         raise InputError(f"{destination}: the directory {directory} does not exist; create it")
+    tmp: Path | None = None
     try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{destination.name}.", suffix=".tmp", dir=directory
-        )
-    except PermissionError:
-        raise InputError(
-            f"{destination}: cannot write in {directory} (permission denied); choose another "
-            "destination"
-        ) from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+        # The name is bound before the file exists, inside the try: a Ctrl-C or SIGTERM
+        # landing anywhere after the file is created still removes it.
+        while tmp is None:
+            tmp = directory / f".{destination.name}.{secrets.token_hex(6)}.tmp"
+            if not _create_output_file(tmp, destination):
+                tmp = None  # the name was taken: not ours to remove
         yield tmp
         os.replace(tmp, destination)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
         raise
+
+
+def _create_output_file(path: Path, destination: Path) -> bool:
+    """Create the empty file ``path`` (False if the name exists) with the permissions of any
+    file the user creates (0666 less the umask), or those of ``destination`` if it exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return False
+    except PermissionError:
+        raise InputError(
+            f"{destination}: cannot write in {path.parent} (permission denied); choose another "
+            "destination"
+        ) from None
+    os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(path, stat.S_IMODE(os.stat(destination).st_mode))
+    return True
 
 
 @contextlib.contextmanager
@@ -560,7 +595,7 @@ class BatchWriter:
             dictionary_columns = [f.name for f in self.schema if not _is_float_like(f.type)]
             self._writer: Any = pq.ParquetWriter(
                 self._sink, self.schema, compression=codec,
-                use_dictionary=dictionary_columns or False,
+                use_dictionary=dictionary_columns or False, write_page_checksum=True,
             )
         else:
             options = ipc.IpcWriteOptions(compression=codec)

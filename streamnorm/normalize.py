@@ -32,6 +32,9 @@ by 1, and statistics that are NaN (no valid value, or ``count <= ddof``) give Na
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -47,11 +50,11 @@ import pyarrow.types as pat
 
 from . import columns as cols
 from . import io
-from . import sources
-from .errors import InputError, SchemaError
+from . import sources, statsfile
+from .errors import InputError, SchemaError, StatsFileError
 from .kernels import backend
 from .progress import Progress, progress_bar
-from .stats import FeatureStats, scalar_row_moments, vector_row_moments
+from .stats import FeatureStats, _naming, scalar_row_moments, vector_row_moments
 
 Mode = Literal["batch", "layer", "rms"]
 MODES: tuple[str, ...] = ("batch", "layer", "rms")
@@ -59,6 +62,14 @@ MODES: tuple[str, ...] = ("batch", "layer", "rms")
 METADATA_KEY = b"streamnorm"
 _RECORD_VERSION = 1
 _DEFAULT_EPS = {"batch": 0.0, "layer": 1e-5, "rms": 1e-5}
+#: Grouped (``by=``) statistics go into an output file's metadata (Arrow IPC, base64) up to
+#: this many bytes of state; larger ones into a statistics file beside the output, which the
+#: metadata names. Parquet keeps schema metadata twice (key-value and in ARROW:schema), so an
+#: inline state costs about 3x this in the file.
+INLINE_STATS_BYTES = 256 * 1024
+#: Suffix of the statistics file written beside a normalized output: ``out.parquet.stats.arrow``.
+STATS_FILE_SUFFIX = ".stats.arrow"
+_FIX_RECORD = "normalize the data again, or give the statistics with --stats"
 
 
 # --------------------------------------------------------------------------- Arrow helpers
@@ -237,8 +248,78 @@ def _is_record(metadata: dict[bytes, bytes] | None) -> bool:
         return False
     try:
         return json.loads(metadata[METADATA_KEY]).get("kind") == "Normalizer"
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return False
+
+
+def _read_record(schema: pa.Schema, where: str) -> dict[str, Any]:
+    """The checked normalization record of ``schema`` (whose metadata :func:`_is_record`
+    accepted): a :class:`StatsFileError` naming ``where`` and the field when it is not one
+    streamnorm wrote."""
+    with _naming(where):
+        record = statsfile.parse_json(schema.metadata[METADATA_KEY], "its normalization record")
+    version = record.get("version", _RECORD_VERSION)
+    if not statsfile.is_int(version) or version > _RECORD_VERSION:
+        raise InputError(f"{where}: normalized by a newer streamnorm; upgrade streamnorm")
+    problem = _record_problem(record)
+    if problem is not None:
+        raise StatsFileError(f"{where}: its normalization record: {problem}; {_FIX_RECORD}")
+    return record
+
+
+def _record_problem(record: dict[str, Any]) -> str | None:
+    """What is wrong with the fields of a normalization record; None if nothing."""
+    show = statsfile.show
+    eps, ddof, mode, nan = (record.get("eps"), record.get("ddof", 0), record.get("mode"),
+                            record.get("nan", "skip"))
+    if mode not in MODES:
+        return f"field 'mode' is {show(mode)}, not one of {MODES}"
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < np.inf:
+        return f"field 'eps' is {show(eps)}, not a finite number >= 0"
+    if not statsfile.is_int(ddof) or ddof < 0:
+        return f"field 'ddof' is {show(ddof)}, not a whole number >= 0"
+    if nan not in ("skip", "propagate"):
+        return f"field 'nan' is {show(nan)}, not 'skip' or 'propagate'"
+    if mode == "batch" and not {"stats", "stats_arrow", "stats_file"} & set(record):
+        return "it holds no statistics"
+    return (statsfile.names_problem(record, "columns")
+            or statsfile.names_problem(record, "by", empty=False))
+
+
+def _stats_file_beside(location: Any, name: str) -> Any:
+    """The statistics file ``name`` in the directory of ``location`` (a path or URI)."""
+    if isinstance(location, str) and sources.is_uri(location):
+        return location.rsplit("/", 1)[0] + "/" + name
+    return Path(location).parent / name
+
+
+def _recorded_stats(record: dict[str, Any], where: str, location: Any) -> FeatureStats:
+    """The statistics of a batch-mode record: inline JSON (``stats``), inline Arrow IPC
+    (``stats_arrow``, base64) or a statistics file beside the normalized file (``stats_file``,
+    found from ``location``, the normalized file's path; None when only a schema is known)."""
+    with _naming(f"{where}: its normalization record"):
+        if "stats" in record:
+            return FeatureStats.from_dict(record["stats"])
+        if "stats_arrow" in record:
+            text = record["stats_arrow"]
+            try:
+                blob = base64.b64decode(text.encode("ascii"), validate=True)
+            except (AttributeError, UnicodeEncodeError, binascii.Error):
+                raise StatsFileError(f"field 'stats_arrow' is not base64 text; {_FIX_RECORD}"
+                                     ) from None
+            return FeatureStats.from_arrow(statsfile.decode_ipc(blob))
+    name = record["stats_file"]
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
+        raise StatsFileError(f"{where}: its normalization record: field 'stats_file' is "
+                             f"{statsfile.show(name)}, not a file name; {_FIX_RECORD}")
+    if location is None:
+        raise InputError(f"{where}: its statistics are in the file {name} beside it; give the "
+                         "normalized file's path (Normalizer.from_metadata(path)) or --stats")
+    path = _stats_file_beside(location, name)
+    if isinstance(path, Path) and not path.is_file():
+        raise InputError(f"{where}: its statistics file {path} is missing; keep it beside the "
+                         "normalized file, or give the statistics with --stats")
+    return FeatureStats.load(path)
 
 
 def _map_batches(
@@ -338,6 +419,7 @@ class Normalizer:
         self.target = target
         self._stats: FeatureStats | None = None
         self._record_json: str | None = None
+        self._stats_file: str | None = None  # set by normalize_file: grouped stats beside it
         self._schema_cache: tuple[pa.Schema, pa.Schema, Any] | None = None
 
     def __repr__(self) -> str:
@@ -426,7 +508,7 @@ class Normalizer:
             if not text.lower().endswith(".json"):
                 schema = _file_schema(path)
                 if _is_record(schema.metadata):
-                    made = cls.from_metadata(schema, target=target)
+                    made = cls.from_metadata(path, target=target)
                     if made.mode != "batch":
                         raise InputError(
                             f"{path}: was normalized in {made.mode} mode, which has no "
@@ -464,9 +546,11 @@ class Normalizer:
 
         Raises :class:`InputError` when the schema carries no ``streamnorm`` record.
         """
+        location = None
         if isinstance(source, (str, os.PathLike)):
             schema = _file_schema(source)
             where = str(source)
+            location = os.fspath(source)
         else:
             schema = source if isinstance(source, pa.Schema) else source.schema
             where = "the data"
@@ -475,29 +559,38 @@ class Normalizer:
                 f"{where}: has no streamnorm normalization record in its schema metadata; "
                 "give the statistics with --stats / Normalizer.from_stats"
             )
-        record = json.loads(schema.metadata[METADATA_KEY])
-        if record.get("version", 0) > _RECORD_VERSION:
-            raise InputError(f"{where}: normalized by a newer streamnorm; upgrade streamnorm")
+        record = _read_record(schema, where)
         norm = cls(
             record["mode"], columns=record.get("columns"), eps=record["eps"],
             ddof=record.get("ddof", 0), nan=record.get("nan", "skip"), target=target,
             by=record.get("by"),
         )
         if record["mode"] == "batch":
-            norm._set_stats(FeatureStats.from_dict(record["stats"]))
+            norm._set_stats(_recorded_stats(record, where, location))
         return norm
 
     def record(self) -> dict[str, Any]:
         """The JSON-ready record written to output metadata: mode, eps, ddof, nan, columns,
-        and (batch mode) the statistics as :meth:`FeatureStats.to_dict` gives them."""
+        and (batch mode) the statistics: as :meth:`FeatureStats.to_dict` gives them, or for
+        grouped statistics as Arrow IPC (``stats_arrow``, base64; much smaller than JSON) or,
+        in a file written by :func:`normalize_file` when they are large, the name of the
+        statistics file beside it (``stats_file``)."""
         record: dict[str, Any] = {
             "version": _RECORD_VERSION, "kind": "Normalizer", "mode": self.mode,
             "eps": self.eps, "ddof": self.ddof, "nan": self.nan, "columns": self.columns,
         }
         if self.by is not None:
             record["by"] = self.by
-        if self.mode == "batch":
-            record["stats"] = self._require_stats().to_dict()
+        if self.mode != "batch":
+            return record
+        stats = self._require_stats()
+        if self.by is None:
+            record["stats"] = stats.to_dict()
+        elif self._stats_file:
+            record["stats_file"] = self._stats_file
+        else:  # compact, and keeps keys JSON cannot (dates, binary)
+            blob = statsfile.encode_ipc(stats.to_arrow())
+            record["stats_arrow"] = base64.b64encode(blob).decode("ascii")
         return record
 
     def _record_text(self) -> str:
@@ -801,27 +894,13 @@ def count_rows(path: Any) -> int | None:
     return None
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return a.resolve() == b.resolve()
-
-
-def _local_inputs(src: Any) -> list[Path]:
-    """The local files ``src`` reads (a path, or a DataSource's files); none for URIs."""
-    if isinstance(src, sources.DataSource):
-        return [Path(f) for f in src.files if not sources.is_uri(f)]
-    if isinstance(src, (str, os.PathLike)) and not sources.is_uri(os.fspath(src)):
-        return [Path(src)]
-    return []
-
-
 def check_destination(
     src: Any, dst: str | os.PathLike, *, check_format: bool = True
 ) -> Any:
     """Check ``dst`` can receive output from ``src``: a known data suffix (unless
-    ``check_format`` is False), not the input, not a directory, in an existing directory.
+    ``check_format`` is False), not an input nor where a later reading of ``src`` would find
+    it (:func:`streamnorm.sources.check_output_not_input`), not a directory, in an existing
+    directory.
     Raises :class:`InputError` naming the way out. Returns ``dst`` as a ``Path``, or as the
     string it is for an object-store URI (``s3://…``; only its suffix is checked)."""
     if sources.is_uri(os.fspath(dst)):
@@ -831,8 +910,7 @@ def check_destination(
     dst_path = Path(dst)
     if check_format:
         io.output_format(dst_path)
-    if any(_same_file(path, dst_path) for path in _local_inputs(src)):
-        raise InputError(f"{dst_path}: refusing to overwrite the input; choose another output")
+    sources.check_output_not_input(src, dst_path)
     if dst_path.is_dir():
         raise InputError(f"{dst_path}: is a directory; give an output file name")
     parent = dst_path.parent if str(dst_path.parent) else Path(".")
@@ -929,21 +1007,22 @@ def normalize_file(
                           by=by)
         passes = 2 if mode == "batch" else 1
     backend(target)  # fail early on an unusable target
-    out_schema = norm.output_schema(schema) if norm.is_fitted else None
+    if norm.is_fitted:
+        norm.normalized_columns(schema)  # bad columns fail before any reading
     if norm.mode == "batch" and stats is None:
         bar = progress_bar("fit", total, progress)
         try:
             norm.fit(src, batch_size=batch_size, progress=bar)
         finally:
             bar.close()
-        out_schema = norm.output_schema(schema)
-    assert out_schema is not None
+    side = _large_grouped_stats(norm)
     if float32:
         writer_options["float32"] = norm.normalized_columns(schema)
     rows = 0
     bar = progress_bar("normalize" if passes == 1 else "normalize (pass 2)", total, progress)
     try:
-        with io.atomic_path(dst_path) as tmp:
+        with io.atomic_path(dst_path) as tmp, _stats_beside(norm, side, dst_path):
+            out_schema = norm.output_schema(schema)
             with io.BatchWriter(tmp, out_schema, io.output_format(dst_path), **writer_options
                                 ) as writer:
                 _, batches = io.schema_and_batches(src, batch_size=batch_size)
@@ -959,6 +1038,39 @@ def normalize_file(
     finally:
         bar.close()
     return FileResult(rows, passes, norm, norm.normalized_columns(schema))
+
+
+def _large_grouped_stats(norm: Normalizer) -> pa.Table | None:
+    """The grouped statistics of ``norm`` as a table when too large for an output's metadata
+    (see :data:`INLINE_STATS_BYTES`); None when they go inline (or there are none)."""
+    if norm.mode != "batch" or norm.by is None:
+        return None
+    table = norm._require_stats().to_arrow()
+    return table if table.nbytes > INLINE_STATS_BYTES else None
+
+
+@contextlib.contextmanager
+def _stats_beside(norm: Normalizer, table: pa.Table | None, dst: Any) -> Iterator[None]:
+    """With ``table`` (large grouped statistics): write it to ``dst`` + :data:`STATS_FILE_SUFFIX`
+    atomically, and have ``norm``'s record name that file while the output is written. Inside
+    the output's own :func:`io.atomic_path`, so the statistics file is in place just before
+    the output, and neither is left behind when writing fails."""
+    if table is None:
+        yield
+        return
+    side = f"{os.fspath(dst)}{STATS_FILE_SUFFIX}"
+    side_path: Any = side if sources.is_uri(side) else Path(side)
+    with io.atomic_path(side_path) as tmp:
+        with io.BatchWriter(tmp, table.schema, "ipc-file", compression="zstd") as writer:
+            for batch in table.to_batches():
+                writer.write(batch)
+        norm._stats_file = side_path.name if isinstance(side_path, Path) else side.rsplit("/")[-1]
+        norm._record_json = norm._schema_cache = None
+        try:
+            yield
+        finally:
+            norm._stats_file = None  # later in-memory transforms record the statistics inline
+            norm._record_json = norm._schema_cache = None
 
 
 def inverse_file(
@@ -982,13 +1094,22 @@ def inverse_file(
     dst_path = check_destination(src, dst)
     writer_options = _writer_options(dst_path, compression, row_group_size, float32)
     schema = _file_schema(src)
+    if _is_record(schema.metadata):
+        recorded = _read_record(schema, str(src))
+        if recorded["mode"] != "batch":
+            raise InputError(
+                f"{src}: was normalized in {recorded['mode']} mode, which cannot be inverted: "
+                "each row's own statistics are not kept; keep the original data (only batch "
+                "mode has an inverse)"
+            )
     if stats is not None:
         norm = Normalizer.from_stats(stats, target=target)
         if _is_record(schema.metadata):
-            recorded = Normalizer.from_metadata(schema)
-            norm.eps, norm.ddof = recorded.eps, recorded.ddof
+            norm.eps, norm.ddof = recorded["eps"], recorded.get("ddof", 0)
     else:
-        norm = Normalizer.from_metadata(schema, target=target)
+        location = os.fspath(src) if isinstance(src, (str, os.PathLike)) else None
+        norm = Normalizer.from_metadata(location if location is not None else schema,
+                                        target=target)
     out_schema = norm._inverse_schema(schema)
     if float32:
         writer_options["float32"] = norm.normalized_columns(schema)

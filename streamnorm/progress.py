@@ -58,6 +58,7 @@ class SimpleProgress:
         self.nbytes = 0
         self.start = time.perf_counter()
         self._last_draw = 0.0
+        self._drawn = 0  # characters on the line after the last drawing
 
     def update(self, rows: int, nbytes: int) -> None:
         """Add a batch; redraw when 0.1 s have passed since the last drawing."""
@@ -78,7 +79,11 @@ class SimpleProgress:
             done = f"[{bar}] {_human(self.rows)}/{_human(self.total)} rows"
         else:
             done = f"{_human(self.rows)} rows"
-        self.stream.write(f"\r{self.desc}: {done}  {rate:,.0f} MB/s  {elapsed:.1f} s ")
+        text = f"{self.desc}: {done}  {rate:,.0f} MB/s  {elapsed:.1f} s"
+        # A shorter line than the last one (the rate fell from 1,234 to 987 MB/s) would leave
+        # the old line's last characters behind: blank them.
+        self.stream.write("\r" + text.ljust(self._drawn))
+        self._drawn = len(text)
         self.stream.flush()
 
     def close(self) -> None:

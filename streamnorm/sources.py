@@ -28,10 +28,15 @@ Plain paths work everywhere a source is accepted (``sn.feature_stats("data/")``)
 
 from __future__ import annotations
 
+import contextlib
 import io as _io
+import itertools
 import json
 import os
 import re
+import secrets
+import shutil
+import stat
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,12 +50,12 @@ import pyarrow.dataset as pds
 import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
 import pyarrow.json as pjson
-import pyarrow.parquet as pq
 
 from . import columns as cols
 from . import io
 from .columns import PARTITION_ROLE, ROLE_KEY, is_partition_key
-from .errors import InputError
+from .config import json_block_size
+from .errors import InputError, StreamnormError
 
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4", ".br")
 CSV_SUFFIXES = (".csv", ".tsv")
@@ -252,11 +257,25 @@ class _BadRows:
         return "error"
 
 
-def _lines(fs: pafs.FileSystem, path: str) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, raw line) of a (possibly compressed) text file, streaming."""
+def _lines(fs: pafs.FileSystem, path: str, limit: int | None = None
+           ) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, raw line) of a (possibly compressed) text file, streaming; a line
+    longer than ``limit`` bytes is an :class:`InputError` (JSON lines), before it is read whole."""
     with fs.open_input_stream(path) as raw:
-        for number, line in enumerate(_io.BufferedReader(raw, 1 << 16), start=1):  # type: ignore[arg-type]
+        reader = _io.BufferedReader(raw, 1 << 16)  # type: ignore[arg-type]
+        number = 0
+        while line := reader.readline(-1 if limit is None else limit + 1):
+            number += 1
+            if limit is not None and len(line) > limit:
+                raise _line_too_long(_display(fs, path), number, limit)
             yield number, line
+
+
+def _line_too_long(shown: str, number: int, limit: int) -> InputError:
+    return InputError(f"{shown}: line {number} is longer than {limit:,} bytes, the JSON block "
+                      "size and longest line read (is it JSON lines? a file of NUL bytes or "
+                      "without line breaks is not); if the line is right, raise the limit with "
+                      "STREAMNORM_JSON_BLOCK_SIZE=<bytes> or block_size=")
 
 
 def _line_of_text(fs: pafs.FileSystem, path: str, text: str) -> int | None:
@@ -382,27 +401,30 @@ def _json_parse(schema: pa.Schema | None, fixed: bool) -> pjson.ParseOptions:
     return pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior=behaviour)
 
 
-def _parse_json_lines(lines: list[tuple[int, bytes]], options: pjson.ParseOptions
-                      ) -> tuple[list[pa.Table], list[tuple[int, str]]]:
+def _parse_json_lines(lines: list[tuple[int, bytes]], options: pjson.ParseOptions,
+                      block_size: int) -> tuple[list[pa.Table], list[tuple[int, str]]]:
     """Parse lines with pyarrow.json; bisect a failing chunk down to its bad lines."""
     try:
         data = b"".join(line for _, line in lines)
-        return [pjson.read_json(_io.BytesIO(data), parse_options=options)], []
+        read = pjson.ReadOptions(block_size=block_size)
+        return [pjson.read_json(_io.BytesIO(data), read_options=read, parse_options=options)], []
     except pa.ArrowInvalid as exc:
         if len(lines) == 1:
             reason = re.sub(r"\.?\s+in row \d+\s*$", "", io._first_line(exc)).rstrip(".")
             return [], [(lines[0][0], reason)]
     mid = len(lines) // 2
-    left_tables, left_bad = _parse_json_lines(lines[:mid], options)
-    right_tables, right_bad = _parse_json_lines(lines[mid:], options)
+    left_tables, left_bad = _parse_json_lines(lines[:mid], options, block_size)
+    right_tables, right_bad = _parse_json_lines(lines[mid:], options, block_size)
     return left_tables + right_tables, left_bad + right_bad
 
 
-def _json_chunks(fs: pafs.FileSystem, path: str) -> Iterator[list[tuple[int, bytes]]]:
-    """Non-blank lines in chunks of about 1 MiB, with their line numbers."""
+def _json_chunks(fs: pafs.FileSystem, path: str, block_size: int
+                 ) -> Iterator[list[tuple[int, bytes]]]:
+    """Non-blank lines in chunks of about 1 MiB, with their line numbers; a line longer than
+    ``block_size`` is an :class:`InputError` (memory stays bounded on any file)."""
     chunk: list[tuple[int, bytes]] = []
     size = 0
-    for number, line in _lines(fs, path):
+    for number, line in _lines(fs, path, block_size):
         if not line.strip():
             continue
         chunk.append((number, line if line.endswith(b"\n") else line + b"\n"))
@@ -415,29 +437,30 @@ def _json_chunks(fs: pafs.FileSystem, path: str) -> Iterator[list[tuple[int, byt
 
 
 def _json_lines_checked(fs: pafs.FileSystem, path: str, schema: pa.Schema | None,
-                        fixed: bool) -> Iterator[tuple[pa.Table | None, list[tuple[int, str]]]]:
+                        fixed: bool, block_size: int
+                        ) -> Iterator[tuple[pa.Table | None, list[tuple[int, str]]]]:
     """(table of the good lines or None, bad lines) per chunk; the schema is fixed by the
     first good chunk (or given)."""
-    for chunk in _json_chunks(fs, path):
-        tables, bad = _parse_json_lines(chunk, _json_parse(schema, fixed))
+    for chunk in _json_chunks(fs, path, block_size):
+        tables, bad = _parse_json_lines(chunk, _json_parse(schema, fixed), block_size)
         if tables and not fixed:  # re-parse the chunk with the first good piece's types
             schema, fixed = tables[0].schema, True
-            tables, bad = _parse_json_lines(chunk, _json_parse(schema, fixed))
+            tables, bad = _parse_json_lines(chunk, _json_parse(schema, fixed), block_size)
         yield (pa.concat_tables(tables) if tables else None), bad
 
 
 def _first_bad_json_line(fs: pafs.FileSystem, path: str, schema: pa.Schema | None,
-                         fixed: bool) -> tuple[int, str] | None:
-    for _, bad in _json_lines_checked(fs, path, schema, fixed):
+                         fixed: bool, block_size: int) -> tuple[int, str] | None:
+    for _, bad in _json_lines_checked(fs, path, schema, fixed, block_size):
         if bad:
             return bad[0]
     return None
 
 
-def _json_keys(fs: pafs.FileSystem, path: str) -> set[str]:
+def _json_keys(fs: pafs.FileSystem, path: str, block_size: int) -> set[str]:
     """The top-level keys of the first chunk's lines of a JSON lines file (its columns)."""
     keys: set[str] = set()
-    for _, line in next(_json_chunks(fs, path), []):
+    for _, line in next(_json_chunks(fs, path, block_size), []):
         try:
             record = json.loads(line)
         except ValueError:
@@ -449,22 +472,23 @@ def _json_keys(fs: pafs.FileSystem, path: str) -> set[str]:
 
 def _json_batches(fs: pafs.FileSystem, path: str, shown: str, opts: _Options,
                   counter: _SkipCounter) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    block_size = json_block_size(opts.block_size)
     if opts.skip_bad_rows:
-        return _json_batches_skipping(fs, path, shown, opts, counter)
-    read = pjson.ReadOptions(block_size=opts.block_size) if opts.block_size else None
+        return _json_batches_skipping(fs, path, shown, opts, counter, block_size)
+    read = pjson.ReadOptions(block_size=block_size)
     stream = fs.open_input_stream(path)
     try:
         reader = pjson.open_json(stream, read_options=read,
                                  parse_options=_json_parse(opts.schema, False))
     except (pa.ArrowInvalid, OSError) as exc:
         stream.close()
-        raise _json_error(fs, path, shown, exc, opts.schema, False) from None
+        raise _json_error(fs, path, shown, exc, opts.schema, False, block_size) from None
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             yield from reader
         except (pa.ArrowInvalid, OSError) as exc:
-            raise _json_error(fs, path, shown, exc, reader.schema, True) from None
+            raise _json_error(fs, path, shown, exc, reader.schema, True, block_size) from None
         finally:
             stream.close()
 
@@ -472,9 +496,9 @@ def _json_batches(fs: pafs.FileSystem, path: str, shown: str, opts: _Options,
 
 
 def _json_error(fs: pafs.FileSystem, path: str, shown: str, exc: BaseException,
-                schema: pa.Schema | None, fixed: bool) -> InputError:
+                schema: pa.Schema | None, fixed: bool, block_size: int) -> InputError:
     """One-line error naming the first bad line (found by re-parsing the file in chunks)."""
-    found = _first_bad_json_line(fs, path, schema, fixed)
+    found = _first_bad_json_line(fs, path, schema, fixed, block_size)
     if found is None:
         return InputError(f"{shown}: cannot read it as JSON lines ({io._first_line(exc)}); check "
                           "the file")
@@ -485,10 +509,12 @@ def _json_error(fs: pafs.FileSystem, path: str, shown: str, exc: BaseException,
 
 
 def _json_batches_skipping(fs: pafs.FileSystem, path: str, shown: str, opts: _Options,
-                           counter: _SkipCounter) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    """JSON lines with bad lines skipped: chunked pyarrow.json parses, bisected on failure."""
+                           counter: _SkipCounter, block_size: int
+                           ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """JSON lines with bad lines skipped: chunked pyarrow.json parses, bisected on failure.
+    A line longer than ``block_size`` is an error, not a bad row: it is a limit."""
     schema = None
-    for table, _ in _json_lines_checked(fs, path, opts.schema, False):
+    for table, _ in _json_lines_checked(fs, path, opts.schema, False, block_size):
         if table is not None:  # the first good chunk fixes the full schema
             schema = table.schema
             break
@@ -497,7 +523,7 @@ def _json_batches_skipping(fs: pafs.FileSystem, path: str, shown: str, opts: _Op
 
     def batches() -> Iterator[pa.RecordBatch]:
         skipped, examples = 0, []
-        for table, bad in _json_lines_checked(fs, path, schema, True):
+        for table, bad in _json_lines_checked(fs, path, schema, True, block_size):
             skipped += len(bad)
             examples.extend(f"line {n}: {why}" for n, why in bad[: _BAD_ROW_EXAMPLES])
             if table is not None:
@@ -519,13 +545,9 @@ def _binary_batches(fs: pafs.FileSystem, path: str, shown: str, columns: list[st
     fmt = _sniff_binary(fs, path, shown)
     try:
         if fmt == "parquet":
-            parquet = pq.ParquetFile(fs.open_input_file(path))
-
-            def row_groups() -> Iterator[pa.RecordBatch]:
-                for i in range(parquet.num_row_groups):
-                    yield from parquet.read_row_group(i, columns=columns).to_batches()
-
-            return parquet.schema_arrow, io._guarded(shown, row_groups())
+            parquet = io._open_parquet(fs.open_input_file(path))
+            return parquet.schema_arrow, io._guarded(
+                shown, io.parquet_row_groups(shown, parquet, columns=columns))
         if fmt == "ipc-file":
             reader = ipc.open_file(fs.open_input_file(path))
             return reader.schema, io._guarded(
@@ -562,7 +584,8 @@ class DataSource:
         with :class:`SkippedRowsWarning`) instead of raising :class:`InputError`.
     partitioning : ``"hive"`` (default) parses ``key=value`` directories into columns;
         None ignores the layout.
-    block_size : bytes per CSV / JSON block (pyarrow's default otherwise).
+    block_size : bytes per CSV / JSON block (pyarrow's default otherwise; for JSON lines
+        ``$STREAMNORM_JSON_BLOCK_SIZE`` or 1 MiB, which is also the longest line read).
     delimiter : CSV field delimiter (default ``","``, tab for ``.tsv``).
     """
 
@@ -699,7 +722,8 @@ class DataSource:
             for (shown, file_schema), part in zip(found, self.parts):
                 if (self.options.format or format_of(part.path)) == "json":
                     # the JSON reader adds every column of an explicit schema: ask the lines
-                    present |= _json_keys(self.filesystem, part.path)
+                    present |= _json_keys(self.filesystem, part.path,
+                                          json_block_size(self.options.block_size))
                 else:
                     present |= set(file_schema.names)
             unknown = [name for name in given.names if name not in present]
@@ -887,6 +911,95 @@ def is_local_file(source: object) -> bool:
             and format_of(text) not in ("csv", "json"))
 
 
+# --------------------------------------------------------------------------- outputs vs inputs
+
+
+def _input_locations(source: Any) -> list[str]:
+    """The local paths, directories and globs ``source`` reads (none for URIs and data)."""
+    if isinstance(source, DataSource):
+        local = isinstance(source.filesystem, pafs.LocalFileSystem)
+        return _input_locations(source.location) + [p.path for p in source.parts if local]
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        return [] if is_uri(text) else [text, *_files_under(text)]
+    if is_path_list(source):
+        return [path for item in source for path in _input_locations(item)]
+    return []
+
+
+def _files_under(location: str) -> list[str]:
+    """The files a local glob matches or a local directory holds (none if it holds none)."""
+    fs, path = resolve(location)
+    try:
+        if _GLOB_CHARS.search(path):
+            return _expand_glob(fs, path, location)[1]
+        return _list_files(fs, path) if os.path.isdir(path) else []
+    except (InputError, OSError):
+        return []  # reading the source will report it
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links
+    except OSError:
+        return False
+
+
+def _inside(path: str, directory: str) -> bool:
+    """Whether ``path`` is ``directory`` or lies under it (symlinks resolved)."""
+    real, base = os.path.realpath(path), os.path.realpath(directory)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def _collision(location: str, output: str) -> str | None:
+    """Why a later reading of input ``location`` would take the file ``output`` as input (it
+    lies in the directory, or matches the glob); None if it would not."""
+    if _GLOB_CHARS.search(location):
+        parts = resolve(location)[1].split("/")
+        static = list(itertools.takewhile(lambda part: not _GLOB_CHARS.search(part), parts))
+        base = "/".join(static) or "/"
+        if _inside(output, base):
+            relative = os.path.relpath(os.path.realpath(output), os.path.realpath(base))
+            if _glob_regex("/".join(parts[len(static):])).match(relative):
+                return f"matches the input pattern {location}, so it would be read as input"
+    elif os.path.isdir(location) and _inside(output, location):
+        return f"is inside the input directory {location}, so a later run would read it as input"
+    return None
+
+
+def check_output_not_input(source: Any, output: str | os.PathLike,
+                           files: Sequence[str | os.PathLike] | None = None) -> None:
+    """Refuse, with an :class:`InputError`, an output that ``source`` reads or would read.
+
+    ``output`` is a file (``files`` None) or a directory receiving ``files``. A file may not
+    be an input (symlinks, hard links, ``./`` and relative paths resolved), lie inside an input
+    directory nor match an input glob; a directory may not be an input directory nor lie
+    inside one. Object-store URIs are not checked.
+    """
+    if is_uri(os.fspath(output)):
+        return
+    locations = _input_locations(source)
+    if files is not None:
+        for location in locations:
+            if not _GLOB_CHARS.search(location) and os.path.isdir(location) \
+                    and _inside(output, location):
+                raise InputError(f"{os.fspath(output)}: is inside the input directory "
+                                 f"{location} (or is it), whose next reading would take the "
+                                 "outputs as inputs; choose a directory outside it")
+    for target in map(os.fspath, [output] if files is None else files):
+        for location in locations:
+            if not _GLOB_CHARS.search(location) and not os.path.isdir(location) \
+                    and _same_file(location, target):
+                raise InputError(f"{target}: is also an input ({location}); refusing to "
+                                 "overwrite the input, choose another output")
+        for location in locations:
+            why = _collision(location, target)
+            if why is not None:
+                raise InputError(f"{target}: {why}; choose another output")
+
+
 # --------------------------------------------------------------------------- directory → directory
 
 
@@ -926,13 +1039,24 @@ def normalize_dataset(
     float32: bool = False,
 ) -> list[str]:
     """Normalize every file of a directory / glob / list into ``dst_dir``, one output file per
-    input file at the same relative path (so ``year=2024/`` partitions are kept), each written
-    atomically. Batch mode fits once over all the files (partition keys are not features),
-    then transforms file by file. Returns the written paths (or URIs).
+    input file at the same relative path (so ``year=2024/`` partitions are kept). Batch mode
+    fits once over all the files (partition keys are not features), then transforms file by
+    file. Returns the written paths (or URIs).
+
+    All or nothing on a local ``dst_dir``: the files are written into a hidden staging
+    directory beside it and moved into place once every one is complete, so a failure (a
+    corrupt input, a full disk, Ctrl-C) leaves ``dst_dir`` as it was; the error names the
+    input that failed. An output directory that is, or lies inside, an input directory is
+    refused (:func:`check_output_not_input`). On an object store each file is written
+    atomically, one after the other.
     """
     from .normalize import Normalizer
 
     source = open_source(src)
+    root = os.fspath(dst_dir)
+    names = [output_name(part.relative, suffix) for part in source.parts]
+    destinations = [_join(root, name) for name in names]
+    check_output_not_input(source, root, destinations)
     if mode == "batch" and stats is not None:
         norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target)
     else:
@@ -943,38 +1067,113 @@ def normalize_dataset(
     if keys:
         raise InputError(f"partition key(s) {sorted(keys)} are in the directory names, not in the "
                          "files; normalize them into a single output file instead")
-    root = os.fspath(dst_dir)
-    if not is_uri(root):
-        os.makedirs(root, exist_ok=True)
-    written = []
-    for index, part in enumerate(source.parts):
-        destination = _join(root, output_name(part.relative, suffix))
-        if not is_uri(destination):
-            os.makedirs(os.path.dirname(destination), exist_ok=True)
-        _write_one(norm, source.file_source(index), destination, batch_size,
-                   dict(compression=compression, row_group_size=row_group_size,
-                        float32=norm.normalized_columns(source.schema) if float32 else False))
-        written.append(destination)
-    return written
+    options = dict(compression=compression, row_group_size=row_group_size,
+                   float32=norm.normalized_columns(source.schema) if float32 else False)
+    if is_uri(root):
+        for index, destination in enumerate(destinations):
+            _write_one(norm, source, index, destination, batch_size, options)
+        return destinations
+    with _staged_directory(root) as staging:
+        for index, name in enumerate(names):
+            staged = os.path.join(staging, name)
+            os.makedirs(os.path.dirname(staged), exist_ok=True)
+            _write_one(norm, source, index, staged, batch_size, options)
+    return destinations
 
 
-def _write_one(norm: Any, source: DataSource, destination: str, batch_size: int | None,
-               options: dict[str, Any]) -> None:
-    """Transform one file into ``destination`` atomically."""
-    schema, batches = source.schema_and_batches(None, batch_size)
-    out_schema = norm.output_schema(schema)
-    with io.atomic_path(destination) as tmp:
-        with io.BatchWriter(tmp, out_schema, io.output_format(destination), **options) as writer:
-            for batch in norm.transform_batches(_Prefetched(schema, batches)):
-                writer.write(batch)
+def _write_one(norm: Any, dataset: DataSource, index: int, destination: str,
+               batch_size: int | None, options: dict[str, Any]) -> None:
+    """Transform file ``index`` of ``dataset`` into ``destination`` atomically; an error names
+    that input file."""
+    source = dataset.file_source(index)
+    shown = source.location
+    try:
+        schema, batches = source.schema_and_batches(None, batch_size)
+        out_schema = norm.output_schema(schema)
+        with io.atomic_path(destination) as tmp:
+            with io.BatchWriter(tmp, out_schema, io.output_format(destination), **options
+                                ) as writer:
+                # the batches themselves, not an Arrow stream over them: a reading error
+                # stays the InputError naming the file instead of an ArrowInvalid
+                for batch in norm.transform_batches(batches):
+                    writer.write(batch)
+    except StreamnormError as exc:
+        if shown in str(exc):
+            raise
+        raise type(exc)(f"{shown}: {exc}") from None
+    except OSError as exc:
+        reason = exc.strerror or io._first_line(exc)
+        raise InputError(f"{shown}: writing its output failed ({reason}); nothing was written, "
+                         "check the free space and permissions of the output directory") from None
 
 
-class _Prefetched:
-    """Already-opened (schema, batches), passed where a source is expected."""
+@contextlib.contextmanager
+def _staged_directory(root: str) -> Iterator[str]:
+    """A new hidden directory beside ``root``; on success its contents move into ``root``
+    (created if missing), on any failure (Ctrl-C and SIGTERM included) it is removed together
+    with any parent directory this call created, and ``root`` is left as it was."""
+    root = os.path.abspath(root)
+    created: list[str] = []
+    staging: str | None = None
+    try:
+        created = _make_parents(os.path.dirname(root))
+        while staging is None:  # bound before it exists: an interrupt still removes it
+            staging = os.path.join(os.path.dirname(root),
+                                   f".{os.path.basename(root)}.{secrets.token_hex(6)}.tmp")
+            try:
+                os.mkdir(staging, 0o777)  # the umask applies, as to any directory
+            except FileExistsError:
+                staging = None
+        yield staging
+        _publish(staging, root)
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+        raise
 
-    def __init__(self, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> None:
-        self.schema, self.batches = schema, batches
 
-    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
-        reader = pa.RecordBatchReader.from_batches(self.schema, self.batches)
-        return reader.__arrow_c_stream__(requested_schema)
+def _make_parents(directory: str) -> list[str]:
+    """Create ``directory`` and its missing parents; the ones created, outermost first."""
+    missing = []
+    while not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    missing.reverse()
+    for path in missing:
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise InputError(f"{path}: cannot create it ({exc.strerror}); choose another "
+                             "output directory") from None
+    return missing
+
+
+def _publish(staging: str, root: str) -> None:
+    """Move the staged tree into ``root``: one rename when ``root`` does not exist, else file
+    by file (replacing older files, which keep their permissions) after checking that no file
+    would land on a directory or the reverse."""
+    if not os.path.exists(root):
+        os.rename(staging, root)
+        return
+    moves = []
+    for folder, _, files in os.walk(staging):
+        target_folder = os.path.join(root, os.path.relpath(folder, staging))
+        if os.path.exists(target_folder) and not os.path.isdir(target_folder):
+            raise InputError(f"{target_folder}: exists and is not a directory; move it away")
+        for name in files:
+            target = os.path.join(target_folder, name)
+            if os.path.isdir(target):
+                raise InputError(f"{target}: is a directory where an output file goes; move it "
+                                 "away")
+            moves.append((os.path.join(folder, name), target))
+    for staged, target in moves:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(staged, stat.S_IMODE(os.stat(target).st_mode))
+        os.replace(staged, target)
+    shutil.rmtree(staging, ignore_errors=True)

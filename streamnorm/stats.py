@@ -8,10 +8,11 @@ associatively, whatever produced them (batches, threads, files, workers, CPU or 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,13 +20,13 @@ import numpy as np
 import pyarrow as pa
 
 from . import columns as cols
-from . import io, sources
-from .errors import InputError, SchemaError
+from . import io, sources, statsfile
+from .errors import InputError, SchemaError, StatsFileError
 from .kernels import backend
 
 NanPolicy = Literal["skip", "propagate"]
 _NAN_POLICIES = ("skip", "propagate")
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = statsfile.FORMAT_VERSION
 _METADATA_KEY = b"streamnorm"
 
 #: Fields of the saved state, in order, after the ``column`` name.
@@ -689,13 +690,9 @@ class FeatureStats:
 
             return GroupedFeatureStats.from_arrow(table)
         moments = _check_moments(meta.get("moments", 2))
-        fields = _state_fields(moments)
-        missing = [n for n, _ in fields if n not in table.column_names]
-        if "column" not in table.column_names or missing:
-            raise InputError(
-                f"not a streamnorm statistics table (missing {missing or ['column']}); "
-                "create it with FeatureStats.save or `streamnorm stats -o`"
-            )
+        table = statsfile.check_state_table(
+            table, _state_fields(moments, bool(meta.get("weighted", False)))
+        )
         names = table.column("column").to_pylist()
         stats = cls(names, nan=meta.get("nan", "skip"), moments=moments)
         stats._columns = names
@@ -720,24 +717,14 @@ class FeatureStats:
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> FeatureStats:
         """Rebuild a state from :meth:`to_dict` output."""
-        if state.get("kind") != "FeatureStats" or "columns" not in state:
-            raise InputError(
-                "not a streamnorm statistics file (no FeatureStats state in it); create it with "
-                "FeatureStats.save or `streamnorm stats -o`"
-            )
-        meta = {k: v for k, v in state.items() if k != "columns"}
+        meta = _dict_meta(state)
         if meta.get("by") and cls is FeatureStats:
             from .grouped import GroupedFeatureStats
 
             return GroupedFeatureStats.from_dict(state)
         schema = cls._rows_schema(meta)
-        floats = {f.name for f in schema if pa.types.is_floating(f.type)}
-        rows = [
-            {k: _unjson_float(v) if k in floats else v for k, v in row.items()}
-            for row in state["columns"]
-        ]
-        schema = schema.with_metadata({_METADATA_KEY: json.dumps(meta)})
-        return cls.from_arrow(pa.Table.from_pylist(rows, schema=schema))
+        table = statsfile.rows_table(state["columns"], schema)
+        return cls.from_arrow(table.replace_schema_metadata({_METADATA_KEY: json.dumps(meta)}))
 
     @classmethod
     def _rows_schema(cls, meta: dict[str, Any]) -> pa.Schema:
@@ -770,18 +757,17 @@ class FeatureStats:
             try:
                 filesystem, inner = sources.resolve(name)
                 with filesystem.open_input_stream(inner, compression=None) as raw:
-                    text = raw.read().decode()
+                    text = raw.read()
             except FileNotFoundError:
                 raise InputError(f"{name}: no such statistics file; check the path") from None
             except OSError as exc:
                 raise InputError(f"{name}: cannot read it ({exc}); check the path") from None
-            try:
-                state = json.loads(text)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise InputError(f"{name}: not valid JSON ({exc}); re-create the file") from None
-            return cls.from_dict(state)
+            with _naming(name):
+                return cls.from_dict(statsfile.parse_json(text))
         schema, batches = io.schema_and_batches(_location(path))
-        return cls.from_arrow(pa.Table.from_batches(list(batches), schema=schema))
+        table = pa.Table.from_batches(list(batches), schema=schema)
+        with _naming(name):
+            return cls.from_arrow(table)
 
     # ------------------------------------------------------------------ display
     def __eq__(self, other: object) -> bool:
@@ -800,8 +786,9 @@ class FeatureStats:
         extra = f", moments={self.moments}" if self.moments != 2 else ""
         return f"FeatureStats(columns={self.columns}, nan={self.nan!r}{extra})"
 
-    def summary(self) -> pa.Table:
-        """A readable table: column, count, null_count, nan_count, mean, std, min, max."""
+    def summary(self, ddof: int = 0) -> pa.Table:
+        """A readable table: column, count, null_count, nan_count, mean, std (with ``ddof``),
+        min, max."""
         return pa.table(
             {
                 "column": self.columns,
@@ -809,7 +796,7 @@ class FeatureStats:
                 "null_count": self.null_count,
                 "nan_count": self.nan_count,
                 "mean": self.mean,
-                "std": self.std(),
+                "std": self.std(ddof),
                 "min": self.min,
                 "max": self.max,
             }
@@ -842,19 +829,28 @@ def _json_float(value: float) -> float | str:
     return value if math.isfinite(value) else repr(value)
 
 
-def _unjson_float(value: Any) -> float:
-    return float(value) if value is not None else math.nan
-
-
 def _read_metadata(metadata: dict[bytes, bytes] | None) -> dict[str, Any]:
-    if not metadata or _METADATA_KEY not in metadata:
-        return {"version": _FORMAT_VERSION, "kind": "FeatureStats", "nan": "skip"}
-    meta = json.loads(metadata[_METADATA_KEY])
-    if meta.get("version", 0) > _FORMAT_VERSION:
-        raise InputError(
-            f"statistics saved by a newer streamnorm (format {meta['version']}); upgrade streamnorm"
+    """The checked settings in a statistics table's schema metadata."""
+    return statsfile.read_meta(metadata, _METADATA_KEY)
+
+
+def _dict_meta(state: Any) -> dict[str, Any]:
+    """The checked settings of a :meth:`FeatureStats.to_dict` state (all but its rows)."""
+    if not isinstance(state, dict) or state.get("kind") != "FeatureStats" or "columns" not in state:
+        raise StatsFileError(
+            "not a streamnorm statistics file (no FeatureStats state in it); create it with "
+            "FeatureStats.save or `streamnorm stats -o`"
         )
-    return meta
+    return statsfile.check_meta({k: v for k, v in state.items() if k != "columns"})
+
+
+@contextlib.contextmanager
+def _naming(where: str) -> Iterator[None]:
+    """Prefix the message of a :class:`StatsFileError` raised inside with ``where``."""
+    try:
+        yield
+    except StatsFileError as exc:
+        raise StatsFileError(f"{where}: {exc}") from None
 
 
 def _parse_type(name: str | None) -> pa.DataType | None:

@@ -73,7 +73,7 @@ def test_stats_prints_table(tmp_path, data, table):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no progress bar when stderr is not a terminal
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["column", "count", "null_count", "nan_count", "mean", "std",
+    assert lines[0].split() == ["column", "count", "null_count", "nan_count", "mean", "std(ddof=0)",
                                 "min", "max"]
     assert [line.split()[0] for line in lines[1:]] == ["x", "i", "f"]
     x = lines[1].split()
@@ -204,6 +204,53 @@ def test_stats_file_that_does_not_match(tmp_path, data):
     assert "o.parquet" not in listing(tmp_path)
 
 
+def test_corrupt_stats_files_are_one_line(tmp_path, data):
+    sn.feature_stats(data, columns=["x", "i"]).save(tmp_path / "good.json")
+    doc = json.loads((tmp_path / "good.json").read_text())
+    doc["columns"][1]["count"] = -4
+    (tmp_path / "negative.json").write_text(json.dumps(doc))
+    (tmp_path / "nested.json").write_text("[" * 100_000)
+    (tmp_path / "array.json").write_text("[1, 2]")
+    (tmp_path / "latin1.json").write_bytes(b'{"kind": "FeatureStats", "x": "\xe9"}')
+    (tmp_path / "empty.json").write_text("")
+    table = sn.FeatureStats.load(tmp_path / "good.json").to_arrow()
+    pq.write_table(table.set_column(1, "count", pa.array(["many", "few"])),
+                   tmp_path / "strings.parquet")
+    cases = {"negative.json": "'count' is negative", "nested.json": "nested too deeply",
+             "array.json": "not a streamnorm statistics file", "latin1.json": "not UTF-8",
+             "empty.json": "not valid JSON", "strings.parquet": "'count' has type string"}
+    for name, needle in cases.items():
+        assert_bad_input(run("normalize", data, "o.parquet", "--stats", name, cwd=tmp_path),
+                         name, needle)
+    assert "o.parquet" not in listing(tmp_path)
+
+
+def test_inverse_of_row_modes_and_of_foreign_files(tmp_path, data):
+    for mode in ("layer", "rms"):
+        assert run("normalize", data, f"{mode}.parquet", "--mode", mode,
+                   cwd=tmp_path).returncode == 0
+        assert_bad_input(run("inverse", f"{mode}.parquet", "back.parquet", cwd=tmp_path),
+                         f"{mode} mode", "cannot be inverted")
+    assert_bad_input(run("inverse", data, "back.parquet", cwd=tmp_path),
+                     "no streamnorm normalization record", "--stats")
+    assert "back.parquet" not in listing(tmp_path)
+
+
+def test_by_with_many_keys_writes_statistics_beside_the_output(tmp_path):
+    n = 20_000
+    pq.write_table(pa.table({"k": np.arange(n), "x": np.arange(n) * 0.5}), tmp_path / "in.parquet")
+    proc = run("normalize", "in.parquet", "out.parquet", "--by", "k", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "out.parquet.stats.arrow" in listing(tmp_path)
+    assert len(pq.read_schema(tmp_path / "out.parquet").metadata[b"streamnorm"]) < 1000
+    assert run("inverse", "out.parquet", "back.parquet", cwd=tmp_path).returncode == 0
+    assert pq.read_table(tmp_path / "back.parquet")["x"].to_numpy().tolist() == (
+        (np.arange(n) * 0.5).tolist())
+    (tmp_path / "out.parquet.stats.arrow").unlink()
+    assert_bad_input(run("inverse", "out.parquet", "again.parquet", cwd=tmp_path),
+                     "out.parquet.stats.arrow is missing")
+
+
 def test_unwritable_destinations(tmp_path, data):
     (tmp_path / "afile").write_text("x")
     # tests may run as root, for whom chmod does not forbid writing: use impossible paths
@@ -274,3 +321,37 @@ def test_interrupt_leaves_nothing(tmp_path, big, sig, code):
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
     assert listing(out_dir) == ["result.arrows"]
     assert dst.read_bytes() == b"previous result"
+
+
+# --------------------------------------------------------------------------- corrupt pages
+
+
+def _flip_page_bytes(path: Path, row_group: int, column: int, at: float) -> None:
+    chunk = pq.ParquetFile(path).metadata.row_group(row_group).column(column)
+    data = bytearray(path.read_bytes())
+    start = chunk.data_page_offset + int(chunk.total_compressed_size * at)
+    data[start:start + 4] = bytes(b ^ 0xFF for b in data[start:start + 4])
+    path.write_bytes(bytes(data))
+
+
+def test_corrupt_page_with_checksum_is_named(tmp_path, table):
+    src = tmp_path / "src.parquet"
+    pq.write_table(table, src, row_group_size=500)
+    clean = tmp_path / "clean.parquet"  # written by streamnorm: pages carry a CRC
+    assert run("normalize", src, clean, "--compression", "none", "--mode", "layer", "-c", "x",
+               "-c", "f", cwd=tmp_path).returncode == 0
+    before = run("stats", clean, "-c", "x", cwd=tmp_path)
+    assert before.returncode == 0, before.stderr
+    column = pq.ParquetFile(clean).schema_arrow.get_field_index("x")
+    _flip_page_bytes(clean, row_group=2, column=column, at=0.6)  # values, not the header
+    for args in (["stats", clean], ["normalize", clean, tmp_path / "o.parquet", "--mode", "rms",
+                                    "-c", "x", "-c", "f"]):
+        assert_bad_input(run(*args, cwd=tmp_path), "clean.parquet", "row group 2", "corrupt")
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_corrupt_page_without_checksum_that_fails_to_decode_is_named(tmp_path, table):
+    src = tmp_path / "plain.parquet"
+    pq.write_table(table, src, row_group_size=500, write_page_checksum=False)
+    _flip_page_bytes(src, row_group=1, column=0, at=0.0)  # the page header
+    assert_bad_input(run("stats", src, cwd=tmp_path), "plain.parquet", "row group 1")

@@ -160,7 +160,7 @@ def test_hive_directory_into_directory(tmp_path):
     assert_bad_input(run("normalize", tmp_path / "ds", tmp_path / "ds" / "n", cwd=tmp_path),
                      "inside the input directory")
     assert_bad_input(run("normalize", tmp_path / "ds" / "*" / "*.parquet", tmp_path / "ds",
-                         cwd=tmp_path), "would overwrite the input")
+                         cwd=tmp_path), "refusing to overwrite the input")
     assert_bad_input(run("normalize", tmp_path / "ds", one, "--exclude", "*", cwd=tmp_path),
                      "no column is left")
 
@@ -405,3 +405,149 @@ def test_dask_client_keeps_dask_logging_off_stderr(capfd):
     err = capfd.readouterr().err
     assert "printed: from a worker" in err  # the workers' stderr is captured here...
     assert "logged:" not in err  # ...and none of Dask's logging reached it
+
+
+def test_json_line_over_the_limit_gives_a_hint_that_applies(tmp_path):
+    path = tmp_path / "nul.jsonl"
+    path.write_bytes(b"\0" * (4 << 20))
+    for extra in ([], ["--skip-bad-rows"]):
+        proc = run("stats", path, *extra, cwd=tmp_path)
+        assert_bad_input(proc, "nul.jsonl", "line 1 is longer than 1,048,576 bytes",
+                         "STREAMNORM_JSON_BLOCK_SIZE")
+        assert "--skip-bad-rows" not in proc.stderr
+
+
+# --------------------------------------------------------------------------- never lose data
+
+
+def _parts(root: Path, names: str = "abcde") -> dict[str, bytes]:
+    """One small Parquet file per name in ``root``; their bytes by name."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(17)
+    for name in names:
+        table = pa.table({"x": rng.normal(3.0, 2.0, 300), "y": rng.normal(size=300)})
+        pq.write_table(table, root / f"{name}.parquet", compression="none",
+                       use_dictionary=False, write_page_checksum=True)
+    return {p.name: p.read_bytes() for p in sorted(root.iterdir())}
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_an_output_that_is_an_input_is_refused(tmp_path):
+    d = tmp_path / "d"
+    before = _parts(d)
+    (tmp_path / "link.parquet").symlink_to(d / "a.parquet")
+    cases = [
+        (["normalize", "d/*.parquet", "d/a.parquet"], "refusing to overwrite the input"),
+        (["normalize", "d/*.parquet", "d/new.parquet"], "matches the input pattern"),
+        (["normalize", "d", "d/all.parquet"], "inside the input directory"),
+        (["normalize", "d", "./d/../d/sub/all.arrow"], "inside the input directory"),
+        (["normalize", "link.parquet", tmp_path / "d" / "a.parquet"], "refusing to overwrite"),
+        (["normalize", "d/a.parquet", "link.parquet"], "refusing to overwrite"),
+        (["normalize", "d", "d"], "input directory"),
+        (["normalize", "d", "d/sub"], "input directory"),
+        (["normalize", tmp_path / "d" / "*.parquet", "d"], "refusing to overwrite the input"),
+        (["normalize", "d/**/*.parquet", "d/out"], "matches the input pattern"),
+        (["stats", "d", "-o", "d/stats.json"], "inside the input directory"),
+        (["inverse", "d/a.parquet", "./d/a.parquet"], "refusing to overwrite"),
+    ]
+    for args, needle in cases:
+        assert_bad_input(run(*args, cwd=tmp_path), needle)
+    assert _tree(d) == before
+
+
+def test_library_refuses_an_output_that_is_an_input(tmp_path):
+    d = tmp_path / "d"
+    before = _parts(d, "ab")
+    files = [d / "a.parquet", d / "b.parquet"]
+    with pytest.raises(sn.InputError, match="refusing to overwrite the input"):
+        sn.normalize_file(files, d / "b.parquet", mode="layer")
+    with pytest.raises(sn.InputError, match="inside the input directory"):
+        sn.normalize_file(str(d), d / "all.parquet", mode="layer")
+    with pytest.raises(sn.InputError, match="input directory"):
+        sn.sources.normalize_dataset(d, d / "out", mode="layer")
+    with pytest.raises(sn.InputError, match="refusing to overwrite the input"):
+        sn.sources.normalize_dataset(files, d, mode="layer")
+    with pytest.raises(ValueError):  # InputError is a ValueError
+        sn.inverse_file(sn.sources.open_source(d), d / "a.parquet")
+    assert _tree(d) == before
+
+
+def _flip_page_bytes(path: Path) -> None:
+    chunk = pq.ParquetFile(path).metadata.row_group(0).column(0)
+    data = bytearray(path.read_bytes())
+    start = chunk.data_page_offset + chunk.total_compressed_size // 2
+    data[start:start + 4] = bytes(b ^ 0xFF for b in data[start:start + 4])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+@pytest.mark.parametrize("existing", [False, True])
+def test_directory_to_directory_is_all_or_nothing(tmp_path, existing, damage):
+    d = tmp_path / "d"
+    _parts(d)
+    stats = tmp_path / "stats.json"
+    assert_ok(run("stats", d, "-o", stats, cwd=tmp_path))
+    third = d / "c.parquet"  # of five files, read after two outputs are written
+    if damage == "truncated":
+        third.write_bytes(third.read_bytes()[:2000])
+    else:
+        _flip_page_bytes(third)
+    out = tmp_path / "nested" / "out"
+    if existing:
+        out.mkdir(parents=True)
+        (out / "a.parquet").write_bytes(b"an older output")
+        (out / "notes.txt").write_bytes(b"not ours")
+    proc = run("normalize", d, out, "--stats", stats, cwd=tmp_path)
+    assert_bad_input(proc, "c.parquet", "complete" if damage == "truncated" else "row group 0")
+    if existing:  # as it was: no new file, the older output intact, no staging beside it
+        assert _tree(out) == {"a.parquet": b"an older output", "notes.txt": b"not ours"}
+        assert [p.name for p in (tmp_path / "nested").iterdir()] == ["out"]
+    else:  # not even the parent directory it had to create
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "stats.json"]
+
+
+def test_directory_to_directory_success_merges_and_keeps_modes(tmp_path):
+    d = tmp_path / "d"
+    _parts(d, "abc")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.parquet").write_bytes(b"an older output")
+    (out / "a.parquet").chmod(0o600)
+    (out / "notes.txt").write_bytes(b"not ours")
+    proc = subprocess.run([sys.executable, "-m", "streamnorm", "normalize", d, out],
+                          cwd=tmp_path, capture_output=True, text=True, umask=0o027)
+    assert_ok(proc)
+    assert sorted(_tree(out)) == ["a.parquet", "b.parquet", "c.parquet", "notes.txt"]
+    assert (out / "notes.txt").read_bytes() == b"not ours"
+    assert pq.read_metadata(out / "a.parquet").num_rows == 300
+    assert (out / "a.parquet").stat().st_mode & 0o777 == 0o600
+    assert (out / "b.parquet").stat().st_mode & 0o777 == 0o640
+    fresh = tmp_path / "fresh"
+    proc = subprocess.run([sys.executable, "-m", "streamnorm", "normalize", d, fresh],
+                          cwd=tmp_path, capture_output=True, text=True, umask=0o027)
+    assert_ok(proc)
+    assert fresh.stat().st_mode & 0o777 == 0o750
+    assert {p.stat().st_mode & 0o777 for p in fresh.iterdir()} == {0o640}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "fresh", "out"]
+
+
+def test_interrupted_directory_to_directory_leaves_no_staging(tmp_path, monkeypatch):
+    d = tmp_path / "d"
+    _parts(d)
+    real = sn.sources._write_one
+    calls = []
+
+    def interrupted_at_the_third(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sn.sources, "_write_one", interrupted_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        sn.sources.normalize_dataset(d, tmp_path / "a" / "out", mode="layer")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]

@@ -423,6 +423,92 @@ def test_cli_by_key(tmp_path):
     assert done.returncode == 2 and "--by" in done.stderr
 
 
+def _key_frames() -> dict[str, object]:
+    """The same keys as the frames people have: polars, pandas and Arrow key types."""
+    import pandas as pd
+
+    keys = ["b", "a", "b", None, "c", "a", "b"]
+    x = [1.0, 2.0, 3.0, 4.0, 10.0, 6.0, 5.0]
+    frame = pl.DataFrame({"k": keys, "x": x})
+    return {
+        "polars str": frame,  # exported through __arrow_c_stream__ as string_view
+        "polars to_arrow": frame.to_arrow(),  # large_string
+        "polars Categorical": frame.with_columns(pl.col("k").cast(pl.Categorical)),
+        "polars Enum": frame.with_columns(pl.col("k").cast(pl.Enum(["a", "b", "c"]))),
+        "pandas category": pd.DataFrame({"k": pd.Categorical(keys), "x": x}),
+        "pandas object": pd.DataFrame({"k": keys, "x": x}),
+        "string_view": pa.table({"k": pa.array(keys, pa.string_view()), "x": x}),
+        "large_string": pa.table({"k": pa.array(keys, pa.large_string()), "x": x}),
+        "dictionary": pa.table({"k": pa.array(keys).dictionary_encode(), "x": x}),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_key_frames()))
+def test_by_takes_the_key_types_people_have(tmp_path, kind):
+    data = _key_frames()[kind]
+    fs = sn.FeatureStats(by="k").update(data)
+    assert fs.keys.column("k").to_pylist() == ["b", "a", None, "c"]
+    assert fs.mean[:, 0].tolist() == [3.0, 4.0, 4.0, 10.0]
+    fs.save(tmp_path / "s.json")
+    back = sn.FeatureStats.load(tmp_path / "s.json")
+    assert back == fs and back.keys.column("k").to_pylist() == ["b", "a", None, "c"]
+    norm = sn.Normalizer(by="k").fit(data)
+    out = norm.transform(data)
+    np.testing.assert_allclose(out.column("x").to_pylist()[:2], [-2 / np.sqrt(8 / 3), -1.0],
+                               rtol=1e-15)
+    np.testing.assert_allclose(norm.inverse_transform(out).column("x").to_pylist(),
+                               [1.0, 2.0, 3.0, 4.0, 10.0, 6.0, 5.0], rtol=1e-15)
+    again = sn.Normalizer.from_metadata(out)  # the record in the output's metadata
+    assert again.stats == fs
+
+
+def test_integer_and_mixed_width_keys(tmp_path):
+    a = pa.table({"k": pa.array([3, 1, 3], pa.int8()), "x": [1.0, 2.0, 3.0]})
+    fs = sn.FeatureStats(by="k").update(a)
+    fs.update(pa.table({"k": pa.array([1, 7], pa.int8()), "x": [4.0, 5.0]}))
+    assert fs.keys.column("k").to_pylist() == [3, 1, 7] and fs.count[:, 0].tolist() == [2, 2, 1]
+    fs.save(tmp_path / "s.json")
+    assert sn.FeatureStats.load(tmp_path / "s.json") == fs
+    s = sn.FeatureStats(by="k").update(pa.table({"k": pa.array(["p"], pa.large_string()),
+                                                 "x": [1.0]}))
+    s.update(pa.table({"k": pa.array(["p", "q"], pa.string_view()), "x": [3.0, 4.0]}))
+    assert s.keys.column("k").to_pylist() == ["p", "q"] and s.mean[:, 0].tolist() == [2.0, 4.0]
+
+
+def test_cli_by_on_parquet_written_by_polars_and_pandas(tmp_path):
+    import subprocess
+    import sys
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    keys = ["b", "a", "b", "a"]
+    pl.DataFrame({"k": keys, "x": [1.0, 10.0, 3.0, 30.0]}).write_parquet(tmp_path / "pl.parquet")
+    pl.DataFrame({"k": keys, "x": [1.0, 10.0, 3.0, 30.0]}).with_columns(
+        pl.col("k").cast(pl.Categorical)).write_parquet(tmp_path / "plcat.parquet")
+    pd.DataFrame({"k": pd.Categorical(keys), "x": [1.0, 10.0, 3.0, 30.0]}).to_parquet(
+        tmp_path / "pd.parquet")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "streamnorm", *args, "--no-progress"],
+                              cwd=tmp_path, capture_output=True, text=True)
+
+    for name in ("pl", "plcat", "pd"):
+        done = run("stats", f"{name}.parquet", "--by", "k", "-o", f"{name}.json")
+        assert done.returncode == 0, done.stderr
+        stats = sn.FeatureStats.load(tmp_path / f"{name}.json")
+        assert stats.keys.column("k").to_pylist() == ["b", "a"]
+        assert stats.mean[:, 0].tolist() == [2.0, 20.0]
+        done = run("normalize", f"{name}.parquet", f"{name}-out.parquet", "--by", "k")
+        assert done.returncode == 0, done.stderr
+        out = pq.read_table(tmp_path / f"{name}-out.parquet")
+        assert out["x"].to_pylist() == [-1.0, -1.0, 1.0, 1.0]
+        done = run("inverse", f"{name}-out.parquet", f"{name}-back.parquet")
+        assert done.returncode == 0, done.stderr
+        assert pq.read_table(tmp_path / f"{name}-back.parquet")["x"].to_pylist() == [
+            1.0, 10.0, 3.0, 30.0]
+
+
 weighted_rows = st.lists(st.tuples(st.one_of(finite, st.none()),
                                    st.one_of(st.integers(0, 5).map(float), st.none())),
                          max_size=30)

@@ -6,6 +6,7 @@ batches must equal one reader's exactly (values, schema with metadata, order).
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -172,3 +173,95 @@ def test_writer_abort_on_an_exception_in_the_caller(tmp_path):
                 writer.write(table.to_batches()[0])
                 raise KeyError("caller failed")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for a test; the previous one is restored afterwards."""
+    previous = os.umask(0o022)
+    yield os.umask
+    os.umask(previous)
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_outputs_get_the_umask_permissions(tmp_path, umask, mask, mode):
+    umask(mask)
+    table = pa.table({"x": np.arange(10.0)})
+    for name in ("t.parquet", "t.arrow", "t.arrows"):
+        io.write_table(table, tmp_path / name)
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+    stats = sn.feature_stats(table)
+    for name in ("s.json", "s.arrow", "s.parquet"):
+        stats.save(tmp_path / name)
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+
+
+def test_overwriting_keeps_the_file_mode(tmp_path, umask):
+    table = pa.table({"x": np.arange(10.0)})
+    for name, mode in [("a.parquet", 0o600), ("b.arrow", 0o664), ("c.json", 0o640)]:
+        dst = tmp_path / name
+        dst.write_bytes(b"previous")
+        dst.chmod(mode)
+        if name.endswith(".json"):
+            sn.feature_stats(table).save(dst)
+        else:
+            io.write_table(table, dst)
+        assert dst.stat().st_mode & 0o777 == mode, name
+        assert dst.read_bytes() != b"previous"
+
+
+def test_interrupt_right_after_the_temporary_file_is_created_leaves_nothing(
+    tmp_path, monkeypatch
+):
+    # A Ctrl-C landing just after the temporary file exists (here: when its descriptor is
+    # closed) must still remove it: the window issue 12 saw as a stray `.result.arrows.*.tmp`.
+    dst = tmp_path / "result.arrows"
+    dst.write_bytes(b"previous result")
+    real_close = os.close
+    fired = []
+
+    def close_then_interrupt(fd):
+        real_close(fd)
+        if not fired:
+            fired.append(fd)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(io.os, "close", close_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        with io.atomic_path(dst):
+            pass
+    monkeypatch.undo()
+    assert fired
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.arrows"]
+    assert dst.read_bytes() == b"previous result"
+
+
+def _flip_page_bytes(path, row_group: int, column: int, at: float = 0.5, count: int = 4):
+    """Flip ``count`` bytes ``at`` of the way into a column chunk's data pages (the footer,
+    and so the file's structure, stay intact)."""
+    chunk = pq.ParquetFile(path).metadata.row_group(row_group).column(column)
+    data = bytearray(path.read_bytes())
+    start = chunk.data_page_offset + int(chunk.total_compressed_size * at)
+    data[start:start + count] = bytes(b ^ 0xFF for b in data[start:start + count])
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+def test_page_checksums_are_written_and_verified(tmp_path, rng, monkeypatch, threads):
+    if threads == "parallel":
+        monkeypatch.setattr(io, "PARQUET_PARALLEL_BYTES", 0)
+        monkeypatch.setattr(io, "_reader_threads", lambda: 3)
+    table = pa.table({"x": rng.normal(size=4_000), "y": rng.normal(size=4_000)})
+    path = tmp_path / "t.parquet"
+    with io.atomic_path(path) as tmp:
+        with io.BatchWriter(tmp, table.schema, "parquet", compression="none") as writer:
+            for batch in table.to_batches(max_chunksize=1_000):
+                writer.write(batch)
+    assert io.read_table(path).equals(table)
+    _flip_page_bytes(path, row_group=2, column=1)
+    # without verification the flipped bytes are just other numbers
+    assert not pq.read_table(path).equals(table)
+    with pytest.raises(InputError, match=r"t\.parquet: row group 2 is truncated or corrupt "
+                                         r"\(.*CRC"):
+        for _ in io.iter_batches(path):
+            pass

@@ -463,3 +463,76 @@ def test_failed_run_leaves_nothing(tmp_path):
         sn.normalize_file(src, dst, stats=stats)
     assert dst.read_bytes() == b"keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "out.parquet"]
+
+
+# --------------------------------------------------------------------------- grouped records
+
+
+def test_many_keys_keep_the_output_small_and_invertible(tmp_path, rng, monkeypatch):
+    """200k keys: the statistics go to a file beside the output, the output stays as small as
+    one without by= and opens with pyarrow's default reader; inverse reads them back."""
+    n = 200_000
+    table = pa.table({"k": pa.array(np.arange(n) * 7919), "x": rng.normal(size=n)})
+    src = write_parquet(tmp_path / "in.parquet", table, row_group_size=50_000)
+    dst = tmp_path / "out.parquet"
+    sn.normalize_file(src, dst, by="k")
+    side = tmp_path / ("out.parquet" + sn.normalize.STATS_FILE_SUFFIX)
+    assert side.is_file()
+    out = pq.read_table(dst)  # default thrift limits
+    assert len(out.schema.metadata[METADATA_KEY]) < 1000
+    assert dst.stat().st_size < src.stat().st_size + 2_000_000
+    sn.inverse_file(dst, tmp_path / "back.parquet")
+    np.testing.assert_array_equal(pq.read_table(tmp_path / "back.parquet")["x"].to_numpy(),
+                                  table["x"].to_numpy())  # one row per key: all become 0
+    with pytest.raises(sn.InputError, match="beside it"):
+        sn.Normalizer.from_metadata(out.schema)  # a schema alone cannot find the file
+    side.rename(tmp_path / "elsewhere.arrow")
+    with pytest.raises(sn.InputError, match="out.parquet.stats.arrow is missing"):
+        sn.inverse_file(dst, tmp_path / "back2.parquet")
+    assert not (tmp_path / "back2.parquet").exists()
+
+    def boom(self, batch):
+        raise sn.SchemaError("stop")
+
+    monkeypatch.setattr(sn.Normalizer, "_transform_batch", boom)
+    with pytest.raises(sn.SchemaError):  # neither the output nor its statistics file is left
+        sn.normalize_file(src, tmp_path / "failed.parquet", by="k")
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith((".", "failed"))]
+
+
+def test_few_keys_stay_inline_as_arrow(tmp_path, rng):
+    import datetime
+
+    table = pa.table({
+        "d": pa.array([datetime.date(2024, 1, 1 + i % 3) for i in range(30)]),
+        "x": rng.normal(size=30),
+    })
+    src = write_parquet(tmp_path / "in.parquet", table)
+    sn.normalize_file(src, tmp_path / "out.arrow", by="d")  # date keys: JSON cannot hold them
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "out.arrow"]
+    out = sn.io.read_table(tmp_path / "out.arrow")
+    record = json.loads(out.schema.metadata[METADATA_KEY])
+    assert "stats_arrow" in record and "stats" not in record
+    again = sn.Normalizer.from_metadata(out.schema)
+    assert again.stats == sn.FeatureStats(by="d").update(table)
+    np.testing.assert_allclose(again.inverse_transform(out)["x"].to_numpy(),
+                               table["x"].to_numpy(), rtol=1e-13)
+    old = sn.Normalizer(by="d").fit(pa.table({"d": ["a", "b"], "x": [1.0, 2.0]}))
+    record = {**old.record(), "stats": old.stats.to_dict()}  # as written before: JSON rows
+    del record["stats_arrow"]
+    loaded = sn.Normalizer.from_metadata(pa.schema([], metadata={METADATA_KEY: json.dumps(record)}))
+    assert loaded.stats == old.stats
+    for bad in ("!!", 3, "AAAA"):
+        broken = {**old.record(), "stats_arrow": bad}
+        with pytest.raises(sn.StatsFileError, match="stats_arrow|embedded"):
+            sn.Normalizer.from_metadata(pa.schema([], metadata={METADATA_KEY: json.dumps(broken)}))
+
+
+@pytest.mark.parametrize("mode", ["layer", "rms"])
+def test_inverse_of_a_row_mode_file_says_why_not(tmp_path, mode):
+    src = write_parquet(tmp_path / "in.parquet", pa.table({"a": [1.0, 2.0], "b": [4.0, 3.0]}))
+    sn.normalize_file(src, tmp_path / "out.parquet", mode=mode)
+    with pytest.raises(sn.InputError, match=f"normalized in {mode} mode, which cannot be "
+                                            "inverted"):
+        sn.inverse_file(tmp_path / "out.parquet", tmp_path / "back.parquet")
+    assert not (tmp_path / "back.parquet").exists()

@@ -6,8 +6,10 @@ References are numpy float64 results over the same values; tolerances relative 1
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import socket
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -219,13 +221,15 @@ def test_normalize_writes_every_column_of_every_file(mixed, tmp_path):
     (pa.float16(), pa.float32(), pa.float64()),
 ])
 def test_types_widen_between_files(tmp_path, first, second, widened):
-    pq.write_table(pa.table({"x": pa.array([1, 2, 3], first)}), tmp_path / "a.parquet")
-    pq.write_table(pa.table({"x": pa.array([5, 9], second)}), tmp_path / "b.parquet")
-    assert sources.open_source(tmp_path).schema.field("x").type == widened
-    stats = sn.feature_stats(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    pq.write_table(pa.table({"x": pa.array([1, 2, 3], first)}), data / "a.parquet")
+    pq.write_table(pa.table({"x": pa.array([5, 9], second)}), data / "b.parquet")
+    assert sources.open_source(data).schema.field("x").type == widened
+    stats = sn.feature_stats(data)
     assert stats.count.tolist() == [5] and stats.mean[0] == pytest.approx(4.0, rel=RTOL)
     out = tmp_path / "out.parquet"
-    sn.normalize_file(str(tmp_path / "*.parquet"), out)
+    sn.normalize_file(str(data / "*.parquet"), out)
     assert pq.read_table(out)["x"].to_numpy().tolist() == pytest.approx(
         ((np.array([1, 2, 3, 5, 9]) - 4.0) / np.std([1, 2, 3, 5, 9])).tolist(), rel=1e-12)
 
@@ -479,3 +483,39 @@ def test_stats_save_and_load_on_s3(s3_bucket, suffix):
     assert sn.FeatureStats.load(uri) == fs
     with pytest.raises(sn.InputError):
         sn.FeatureStats.load(f"s3://bucket/stats/missing{suffix}")
+
+
+# --------------------------------------------------------------------------- JSON line cap
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_json_without_line_breaks_fails_in_bounded_memory(tmp_path, monkeypatch, skip):
+    # A NUL-filled "JSON lines" file is one endless line: it used to be read whole (twice)
+    # to find the bad line, 10.7 GB of RSS for a 5 GB file.
+    path = tmp_path / "nul.jsonl"
+    path.write_bytes(b"\0" * (24 << 20))
+    monkeypatch.setenv("STREAMNORM_JSON_BLOCK_SIZE", str(1 << 16))
+    tracemalloc.start()
+    try:
+        with pytest.raises(sn.InputError, match=r"line 1 is longer than 65,536 bytes.*"
+                                                r"STREAMNORM_JSON_BLOCK_SIZE") as info:
+            sn.feature_stats(sources.open_source(path, skip_bad_rows=skip))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "skip" not in str(info.value)  # skipping cannot help with a limit
+    assert peak < 4 << 20, peak
+
+
+def test_json_line_limit_is_the_block_size(tmp_path, monkeypatch):
+    path = tmp_path / "wide.jsonl"
+    values = list(range(500_000))  # one line of ~3.4 MB, well over the 1 MiB default
+    path.write_text(json.dumps({"v": values, "x": 1.5}) + "\n" + json.dumps({"x": 2.5}) + "\n")
+    with pytest.raises(sn.InputError, match=r"line 1 is longer than 1,048,576 bytes"):
+        sn.feature_stats(path)
+    assert sn.feature_stats(sources.open_source(path, block_size=8 << 20)).count.tolist() == [2]
+    monkeypatch.setenv("STREAMNORM_JSON_BLOCK_SIZE", str(8 << 20))
+    assert sn.feature_stats(path).mean.tolist() == [2.0]
+    monkeypatch.setenv("STREAMNORM_JSON_BLOCK_SIZE", "lots")
+    with pytest.raises(sn.InputError, match="STREAMNORM_JSON_BLOCK_SIZE"):
+        sn.feature_stats(path)
