@@ -46,8 +46,8 @@ def add_selection_options(parser: argparse.ArgumentParser, *, reading: bool = Tr
     )
     parser.add_argument(
         "--schema", metavar="NAME=TYPE,...",
-        help="CSV/JSON lines: fix these column types instead of inferring them from the first "
-        "block, e.g. price=float64,qty=int64",
+        help="read these columns as these types, e.g. price=float64,qty=int64: CSV/JSON lines "
+        "are parsed so (instead of inferring types from the first block), other files cast",
     )
     if reading:
         parser.add_argument(
@@ -68,7 +68,9 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
         help="Parquet output: rows per row group (default: one per input batch)",
     )
     parser.add_argument(
-        "--float32", action="store_true", help="write float64 results as float32 (half the size)"
+        "--float32", action="store_true",
+        help="write the normalized columns as float32 (half the size); other columns keep their "
+        "type"
     )
 
 
@@ -111,12 +113,17 @@ def output_options(args: argparse.Namespace) -> dict[str, Any]:
 def open_input(args: argparse.Namespace) -> str | sources.DataSource:
     """IN as given, or a :class:`~streamnorm.sources.DataSource` when ``--schema`` or
     ``--skip-bad-rows`` asks for reading options."""
-    schema_text = getattr(args, "schema", None)
     skip = getattr(args, "skip_bad_rows", False)
-    if schema_text is None and not skip:
+    schema = _schema_option(args)
+    if schema is None and not skip:
         return args.input
-    schema = sources.parse_schema_text(schema_text) if schema_text is not None else None
     return sources.open_source(args.input, skip_bad_rows=skip, schema=schema)
+
+
+def _schema_option(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--schema`` as ``{name: type}``, or None."""
+    text = getattr(args, "schema", None)
+    return sources.parse_schema_text(text) if text is not None else None
 
 
 @contextmanager
@@ -216,7 +223,6 @@ def check_dask_usage(args: argparse.Namespace, *, grouped: bool = False) -> None
     only where ``grouped``: ``stats`` takes it, ``normalize`` into a directory does not)."""
     given = [name for name, on in (
         ("--by", getattr(args, "by", None) and not grouped),
-        ("--schema", getattr(args, "schema", None)),
         ("--skip-bad-rows", getattr(args, "skip_bad_rows", False)),
     ) if on]
     if given:
@@ -288,12 +294,12 @@ def dask_stats(args: argparse.Namespace) -> tuple[FeatureStats, int]:
     """``stats IN --scheduler/--dask``: (statistics, number of files)."""
     check_dask_usage(args, grouped=True)
     sn_dask = _dask_module()
-    files = sn_dask.resolve_paths(args.input)
-    columns = resolve_columns(args, files[0], "batch")
+    dataset = sn_dask.open_files(args.input, schema=_schema_option(args))
+    columns = resolve_columns(args, dataset, "batch")
     with dask_client(args):
-        stats = sn_dask.feature_stats(files, columns, batch_size=args.batch_size,
+        stats = sn_dask.feature_stats(dataset, columns, batch_size=args.batch_size,
                                       target=args.target, by=args.by)
-    return stats, len(files)
+    return stats, len(dataset.files)
 
 
 def dask_normalize(args: argparse.Namespace) -> str:
@@ -304,12 +310,12 @@ def dask_normalize(args: argparse.Namespace) -> str:
         raise InputError(f"{output}: exists and is not a directory; with --scheduler / --dask "
                          "OUT is a directory (one OUT/<name>.parquet per input)")
     sn_dask = _dask_module()
-    files = sn_dask.resolve_paths(args.input)
-    columns = resolve_columns(args, files[0], args.mode)
+    dataset = sn_dask.open_files(args.input, schema=_schema_option(args))
+    columns = resolve_columns(args, dataset, args.mode)
     start = time.perf_counter()
     with dask_client(args):
         written = sn_dask.normalize_files(
-            files, output, mode=args.mode, stats=args.stats, columns=columns, eps=args.eps,
+            dataset, output, mode=args.mode, stats=args.stats, columns=columns, eps=args.eps,
             batch_size=args.batch_size, target=args.target, compression=args.compression,
             row_group_size=args.row_group_size, float32=args.float32,
         )

@@ -60,6 +60,57 @@ def is_vector(arrow_type: pa.DataType) -> bool:
     return pat.is_fixed_size_list(arrow_type) and is_numeric(arrow_type.value_type)
 
 
+def _plain(arrow_type: pa.DataType) -> pa.DataType:
+    return arrow_type.value_type if pat.is_dictionary(arrow_type) else arrow_type
+
+
+def promoted_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
+    """The type two numeric types widen to (DESIGN §3), or None when one is not numeric.
+
+    Integers widen to the narrowest integer type holding both (int8 and uint8 give int16);
+    uint64 with a signed type, and any mix involving a float of another width, give float64
+    (statistics accumulate in float64 anyway). Dictionary columns count as their values.
+
+    >>> promoted_type(pa.int32(), pa.int64()), promoted_type(pa.int64(), pa.float64())
+    (DataType(int64), DataType(double))
+    >>> promoted_type(pa.int8(), pa.uint8()), promoted_type(pa.float32(), pa.float16())
+    (DataType(int16), DataType(double))
+    """
+    if not (is_numeric(a) and is_numeric(b)):
+        return None
+    a, b = _plain(a), _plain(b)
+    if a == b:
+        return a
+    if pat.is_integer(a) and pat.is_integer(b):
+        if pat.is_signed_integer(a) == pat.is_signed_integer(b):
+            return a if a.bit_width >= b.bit_width else b
+        signed, unsigned = (a, b) if pat.is_signed_integer(a) else (b, a)
+        if signed.bit_width > unsigned.bit_width:
+            return signed
+        if unsigned.bit_width < 64:
+            return pa.from_numpy_dtype(np.dtype(f"int{2 * unsigned.bit_width}"))
+    return pa.float64()
+
+
+def common_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
+    """The type a column has when its type is ``a`` in one place and ``b`` in another: the
+    same type; an all-null column takes the other type; :func:`promoted_type` when one is a
+    number (so a number and a string or a decimal have none); Arrow's permissive unification
+    for the rest (string and large_string give large_string). None when there is none."""
+    if a == b or pat.is_null(b):
+        return a
+    if pat.is_null(a):
+        return b
+    if is_numeric(a) or is_numeric(b):
+        return promoted_type(a, b)
+    try:
+        unified = pa.unify_schemas([pa.schema([("c", a)]), pa.schema([("c", b)])],
+                                   promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    return unified.field(0).type
+
+
 def why_not_numeric(name: str, arrow_type: pa.DataType) -> str:
     """A one-line explanation for a column that cannot be normalized, with the way out."""
     if pat.is_decimal(arrow_type):

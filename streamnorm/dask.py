@@ -12,7 +12,9 @@ created, else Dask's default local scheduler; or pass ``scheduler=``).
 Inputs: a Dask DataFrame (e.g. ``dask.dataframe.read_parquet(...)``), or files named by a list
 of paths, a glob pattern or a directory (its top-level Arrow IPC / Parquet files). With files,
 each task opens its own file, so no data travels through the client; the paths must be readable
-from the workers (a shared filesystem).
+from the workers (a shared filesystem). The files are read under one unified schema, as
+locally (:attr:`streamnorm.sources.DataSource.schema`: a column a file lacks is null there,
+types widen), which the client finds from the files' footers.
 
 Examples
 --------
@@ -39,6 +41,7 @@ import pyarrow as pa
 from . import columns as cols
 from . import io, sources
 from .errors import InputError, SchemaError
+from .sources import DataSource, SchemaLike
 from .stats import FeatureStats, NanPolicy
 from .stats import feature_stats as _local_feature_stats
 
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
     import dask.dataframe
     import pandas as pd
 
-__all__ = ["feature_stats", "normalize", "normalize_files", "resolve_paths"]
+__all__ = ["feature_stats", "normalize", "normalize_files", "open_files", "resolve_paths"]
 
 #: What names a set of files: a path, a glob pattern, a directory, or a list of paths.
 FileSet = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
@@ -127,11 +130,26 @@ def _expand_one(text: str) -> list[str]:
     return [text]
 
 
-def _file_bag(paths: list[str]) -> dask.bag.Bag:
-    """A bag with one path per partition, so that each task opens exactly one file."""
+def open_files(obj: FileSet | DataSource, *, schema: SchemaLike | None = None) -> DataSource:
+    """The files named by ``obj`` (see :func:`resolve_paths`) as one source, whose unified
+    schema (read from the files' footers on the client) every task reads its file under;
+    ``schema`` gives columns their types as in :class:`~streamnorm.sources.DataSource`."""
+    if isinstance(obj, DataSource):
+        return obj
+    return DataSource(resolve_paths(obj), partitioning=None, schema=schema)
+
+
+def _file_sources(dataset: DataSource) -> list[DataSource]:
+    """One source per file of ``dataset``, each read under its unified schema."""
+    return [dataset.file_source(i) for i in range(len(dataset.parts))]
+
+
+def _file_bag(items: list[Any]) -> dask.bag.Bag:
+    """A bag with one file (or file and output) per partition, so that each task opens
+    exactly one file."""
     import dask.bag as db
 
-    return db.from_sequence(paths, npartitions=len(paths))
+    return db.from_sequence(items, npartitions=len(items))
 
 
 # --------------------------------------------------------------------------- fit
@@ -203,10 +221,10 @@ def _merge_all(states: Any, options: _FitOptions) -> FeatureStats:
     return merged
 
 
-def _fit_file(path: str, options: _FitOptions, threads: int | None) -> FeatureStats:
+def _fit_file(source: DataSource, options: _FitOptions, threads: int | None) -> FeatureStats:
     """The statistics of one file, read on the worker one row group / IPC batch at a time."""
     with _numba_threads(threads):
-        return options.fit(path)
+        return options.fit(source)
 
 
 def _frame_to_arrow(frame: pd.DataFrame) -> pa.Table:
@@ -253,7 +271,7 @@ def _stats_bag(obj: Any, options: _FitOptions, threads: int | None) -> dask.bag.
         fit = dask.delayed(_fit_frame, pure=True)
         return db.from_delayed([fit(part, options, threads) for part in parts])
     fit_file = functools.partial(_fit_file, options=options, threads=threads)
-    return _file_bag(resolve_paths(obj)).map(fit_file)
+    return _file_bag(_file_sources(open_files(obj))).map(fit_file)
 
 
 def feature_stats(
@@ -275,8 +293,9 @@ def feature_stats(
     Parameters
     ----------
     obj : a Dask DataFrame (e.g. ``dask.dataframe.read_parquet(...)``), or files: a list of
-        paths, a glob pattern or a directory (see :func:`resolve_paths`). Each file is read by
-        one task on a worker; a DataFrame is fitted partition by partition (pandas NaN counts
+        paths, a glob pattern or a directory (see :func:`resolve_paths`), or
+        :func:`open_files` of them. Each file is read by one task on a worker, under the
+        files' unified schema; a DataFrame is fitted partition by partition (pandas NaN counts
         as null there: pandas cannot tell them apart).
     columns : the columns to fit; None for every scalar numeric column (group keys and the
         weights column excluded).
@@ -385,23 +404,23 @@ def _normalize_frame(
     return out
 
 
-def _read_frame(path: str) -> pd.DataFrame:
+def _read_frame(source: DataSource) -> pd.DataFrame:
     """One whole file as a pandas frame with Arrow-backed dtypes (exact types, nulls kept)."""
     import pandas as pd
 
-    return io.read_table(path).to_pandas(types_mapper=pd.ArrowDtype)
+    schema, batches = source.schema_and_batches()
+    table = pa.Table.from_batches(list(batches), schema=schema)
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
-def _files_frame(paths: list[str]) -> dask.dataframe.DataFrame:
-    """A lazy DataFrame with one partition per file; meta from the first file's schema
-    (read from its footer / header on the client, no rows)."""
+def _files_frame(dataset: DataSource) -> dask.dataframe.DataFrame:
+    """A lazy DataFrame with one partition per file; meta from the files' unified schema
+    (read from their footers / headers on the client, no rows)."""
     import dask.dataframe as dd
     import pandas as pd
 
-    schema, _ = io.schema_and_batches(paths[0])
-    assert schema is not None
-    meta = schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
-    return dd.from_map(_read_frame, paths, meta=meta, enforce_metadata=False)
+    meta = dataset.schema.empty_table().to_pandas(types_mapper=pd.ArrowDtype)
+    return dd.from_map(_read_frame, _file_sources(dataset), meta=meta, enforce_metadata=False)
 
 
 def normalize(
@@ -439,7 +458,7 @@ def normalize(
     """
     _require_dask()
     chosen = _column_list(columns)
-    source = obj if _is_dask_frame(obj) else resolve_paths(obj)
+    source = obj if _is_dask_frame(obj) else open_files(obj)
     frame = source if _is_dask_frame(source) else _files_frame(source)
     fitted = _fitted(
         source, mode, stats, chosen, batch_size, nan, target, scheduler, task_threads
@@ -464,7 +483,7 @@ def _destinations(paths: list[str], out_dir: Path) -> list[str]:
     return [str(d) for d in destinations]
 
 
-def _normalize_one(pair: tuple[str, str], threads: int | None, **options: Any) -> str:
+def _normalize_one(pair: tuple[DataSource, str], threads: int | None, **options: Any) -> str:
     """Normalize one file into one Parquet file, on the worker, atomically (temporary file
     renamed into place by :func:`streamnorm.normalize.normalize_file`); returns its path."""
     from .normalize import normalize_file
@@ -511,16 +530,17 @@ def normalize_files(
     """
     _require_dask()
     chosen = _column_list(columns)
-    inputs = resolve_paths(paths)
-    outputs = _destinations(inputs, Path(out_dir))
-    sources.check_output_not_input(paths if isinstance(paths, (str, os.PathLike)) else inputs,
+    dataset = open_files(paths)
+    outputs = _destinations(dataset.files, Path(out_dir))
+    sources.check_output_not_input(paths if isinstance(paths, (str, os.PathLike)) else dataset,
                                    out_dir, outputs)
     fitted = _fitted(
-        inputs, mode, stats, chosen, batch_size, nan, target, scheduler, task_threads
+        dataset, mode, stats, chosen, batch_size, nan, target, scheduler, task_threads
     )
     options: dict[str, Any] = {"mode": mode, "columns": chosen, "stats": fitted, "eps": eps,
                                "batch_size": batch_size, "target": target, "ddof": ddof,
                                "nan": nan, "compression": compression,
                                "row_group_size": row_group_size, "float32": float32}
     work = functools.partial(_normalize_one, threads=task_threads, **options)
-    return list(_file_bag(list(zip(inputs, outputs))).map(work).compute(scheduler=scheduler))
+    pairs = list(zip(_file_sources(dataset), outputs))
+    return list(_file_bag(pairs).map(work).compute(scheduler=scheduler))

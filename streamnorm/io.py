@@ -20,7 +20,7 @@ import queue
 import secrets
 import stat
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -243,7 +243,8 @@ def _file_batches(
         if fmt == "parquet":
             parquet = _open_parquet(path)
             rows = batch_size or PARQUET_BATCH_ROWS
-            return parquet.schema_arrow, _parquet_batches(path, parquet, columns, rows)
+            schema = check_unique_names(parquet.schema_arrow, path)
+            return schema, _parquet_batches(path, parquet, columns, rows)
         source = pa.memory_map(str(path))
         if fmt == "ipc-file":
             reader = ipc.open_file(source)
@@ -252,16 +253,42 @@ def _file_batches(
                 for i in range(reader.num_record_batches):
                     yield reader.get_batch(i)
 
-            return reader.schema, file_batches()
+            return check_unique_names(reader.schema, path), file_batches()
         stream = ipc.open_stream(source)
-        return stream.schema, iter(stream)
-    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
-        raise InputError(f"{path}: cannot read it ({_first_line(exc)}); is it complete?") from None
+        return check_unique_names(stream.schema, path), iter(stream)
+    except (pa.ArrowInvalid, pa.ArrowIOError, pa.ArrowNotImplementedError, OSError) as exc:
+        raise read_error(path, exc) from None
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def read_error(where: object, exc: BaseException) -> InputError:
+    """The one-line error for data Arrow cannot open: incomplete, or holding a type Arrow
+    does not read (a polars Int128 column, written as a 128-bit integer)."""
+    reason = _first_line(exc)
+    if "more than 64 bits" in reason or "i128" in reason:
+        return InputError(f"{where}: holds an integer column wider than 64 bits (such as polars "
+                          f"Int128), which Arrow cannot read ({reason}); cast it to Int64 or "
+                          "Float64 before writing the data")
+    if isinstance(exc, pa.ArrowNotImplementedError):
+        return InputError(f"{where}: holds a type Arrow cannot read ({reason}); cast that "
+                          "column to a standard type before writing the data")
+    return InputError(f"{where}: cannot read it ({reason}); is it complete?")
+
+
+def check_unique_names(schema: pa.Schema, where: object) -> pa.Schema:
+    """``schema``, after checking that no column name repeats (columns are chosen by name,
+    so a repeated one is ambiguous): :class:`InputError` naming the repeated names."""
+    names = schema.names
+    if len(set(names)) == len(names):
+        return schema
+    repeated = ", ".join(repr(n) for n in dict.fromkeys(
+        n for i, n in enumerate(names) if n in names[:i]))
+    raise InputError(f"{where}: more than one column is named {repeated}; give every column "
+                     "its own name (rename them where the file is written)")
 
 
 def _guarded(path: object, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -314,10 +341,16 @@ def schema_and_batches(
         batch = numpy_to_batch(source)
         return batch.schema, _rechunk([batch], batch_size)
     if hasattr(source, "__arrow_c_stream__"):
-        reader = pa.RecordBatchReader.from_stream(source)
+        try:
+            reader = pa.RecordBatchReader.from_stream(source)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise read_error(f"this {type(source).__name__}", exc) from None
         return reader.schema, _rechunk(reader, batch_size)
     if hasattr(source, "__arrow_c_array__"):
-        batch = pa.record_batch(source)
+        try:
+            batch = pa.record_batch(source)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise read_error(f"this {type(source).__name__}", exc) from None
         return batch.schema, _rechunk([batch], batch_size)
     if isinstance(source, Iterable) and not isinstance(source, (str, bytes, dict)):
         iterator = iter(source)
@@ -473,13 +506,16 @@ def _check_codec(fmt: str, compression: str | None) -> str | None:
     return None if codec == "none" else codec
 
 
-def float32_schema(schema: pa.Schema) -> pa.Schema:
-    """``schema`` with every float64 column (and float64 vector) as float32."""
+def float32_schema(schema: pa.Schema, columns: Collection[str] | None = None) -> pa.Schema:
+    """``schema`` with every float64 column (and float64 vector) as float32; only those
+    named in ``columns`` when given."""
     fields = []
     for f in schema:
-        if pa.types.is_float64(f.type):
+        narrow = columns is None or f.name in columns
+        if narrow and pa.types.is_float64(f.type):
             f = f.with_type(pa.float32())
-        elif pa.types.is_fixed_size_list(f.type) and pa.types.is_float64(f.type.value_type):
+        elif (narrow and pa.types.is_fixed_size_list(f.type)
+              and pa.types.is_float64(f.type.value_type)):
             value = f.type.value_field.with_type(pa.float32())
             f = f.with_type(pa.list_(value, f.type.list_size))
         fields.append(f)
@@ -519,7 +555,8 @@ class BatchWriter:
         ``"brotli"`` or ``"none"``; Arrow IPC takes ``"zstd"``, ``"lz4"`` or ``"none"`` (default).
     row_group_size : rows per Parquet row group; batches are buffered up to it (None: one row
         group per written batch).
-    float32 : write float64 columns (and float64 vectors) as float32, rounding once.
+    float32 : write float64 columns (and float64 vectors) as float32, rounding once: True for
+        every one, or a collection of column names for those only (the normalized columns).
     """
 
     def __init__(
@@ -530,7 +567,7 @@ class BatchWriter:
         *,
         compression: str | None = None,
         row_group_size: int | None = None,
-        float32: bool = False,
+        float32: bool | Collection[str] = False,
     ):
         self.format = fmt or output_format(path)
         codec = _check_codec(self.format, compression)
@@ -539,7 +576,12 @@ class BatchWriter:
                              f"output only (got {row_group_size} for {self.format})")
         self.row_group_size = row_group_size
         self.input_schema = schema
-        self.schema = float32_schema(schema) if float32 else schema
+        if float32 is True:
+            self.schema = float32_schema(schema)
+        elif float32:
+            self.schema = float32_schema(schema, set(float32))
+        else:
+            self.schema = schema
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self._queue: queue.Queue = queue.Queue(maxsize=WRITE_AHEAD)

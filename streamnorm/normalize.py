@@ -399,7 +399,27 @@ def _map_batches(
     out = [per_batch(batch) for batch in batches]
     if schema is None:
         raise ValueError(f"cannot {verb} an empty iterable: it has no schema")
-    return pa.Table.from_batches(out, schema=schema_of(schema))
+    out_schema = _widened(schema_of(schema), out)
+    return pa.Table.from_batches(
+        [b if b.schema.equals(out_schema) else b.cast(out_schema) for b in out], schema=out_schema
+    )
+
+
+def _widened(schema: pa.Schema, batches: list[pa.RecordBatch]) -> pa.Schema:
+    """``schema`` with each column's type widened to hold every batch's (DESIGN §3: a float32
+    batch and a float64 one give float64); :class:`SchemaError` when a type cannot widen."""
+    fields = {f.name: f for f in schema}
+    for batch in batches:
+        for f in batch.schema:
+            known = fields.get(f.name)
+            if known is None or known.type == f.type:
+                continue
+            common = cols.common_type(known.type, f.type)
+            if common is None:
+                raise SchemaError(f"column {f.name!r} changed type from {known.type} to {f.type} "
+                                  "between batches; cast the batches to one type first")
+            fields[f.name] = known.with_type(common)
+    return pa.schema(list(fields.values()), metadata=schema.metadata)
 
 
 class Normalizer:
@@ -960,7 +980,7 @@ def count_rows(path: Any) -> int | None:
             with pa.memory_map(str(path)) as source:
                 reader = ipc.open_file(source)
                 return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
-    except (pa.ArrowInvalid, OSError):
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
         return None
     return None
 
@@ -1060,9 +1080,10 @@ def normalize_file(
     ``src`` may also be anything :func:`streamnorm.io.schema_and_batches` reads (a directory,
     glob, CSV / JSON lines file, object-store URI or :class:`~streamnorm.sources.DataSource`),
     all of it going into the one output ``dst`` (a path or URI). ``compression``,
-    ``row_group_size`` and ``float32`` are as in :class:`streamnorm.io.BatchWriter`. ``inf`` is
-    as in :class:`Normalizer` (batch mode): by default statistics holding ±inf are refused
-    before anything is written.
+    ``row_group_size`` are as in :class:`streamnorm.io.BatchWriter`; ``float32=True`` writes
+    the normalized columns as float32 (every other column keeps its type). ``inf`` is as in
+    :class:`Normalizer` (batch mode): by default statistics holding ±inf are refused before
+    anything is written.
 
     Returns a :class:`FileResult`; the statistics used are in the output's schema metadata.
     """
@@ -1089,6 +1110,8 @@ def normalize_file(
         finally:
             bar.close()
     side = _large_grouped_stats(norm)
+    if float32:
+        writer_options["float32"] = norm.normalized_columns(schema)
     rows = 0
     bar = progress_bar("normalize" if passes == 1 else "normalize (pass 2)", total, progress)
     try:
@@ -1159,7 +1182,8 @@ def inverse_file(
     """Undo a batch-mode :func:`normalize_file`: read ``src`` (normalized), write ``dst``.
 
     Uses ``stats`` when given, else the record in ``src``'s schema metadata. Atomic like
-    :func:`normalize_file`; output options as there.
+    :func:`normalize_file`; output options as there (``float32=True`` narrows the restored
+    columns only).
     """
     dst_path = check_destination(src, dst)
     writer_options = _writer_options(dst_path, compression, row_group_size, float32)
@@ -1181,6 +1205,8 @@ def inverse_file(
         norm = Normalizer.from_metadata(location if location is not None else schema,
                                         target=target)
     out_schema = norm._inverse_schema(schema)
+    if float32:
+        writer_options["float32"] = norm.normalized_columns(schema)
     total = count_rows(src) if progress else None
     rows = 0
     bar = progress_bar("inverse", total, progress)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import io as _io
 import itertools
+import json
 import os
 import re
 import secrets
@@ -50,6 +51,7 @@ import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
 import pyarrow.json as pjson
 
+from . import columns as cols
 from . import io
 from .columns import PARTITION_ROLE, ROLE_KEY, is_partition_key
 from .config import json_block_size
@@ -455,6 +457,19 @@ def _first_bad_json_line(fs: pafs.FileSystem, path: str, schema: pa.Schema | Non
     return None
 
 
+def _json_keys(fs: pafs.FileSystem, path: str, block_size: int) -> set[str]:
+    """The top-level keys of the first chunk's lines of a JSON lines file (its columns)."""
+    keys: set[str] = set()
+    for _, line in next(_json_chunks(fs, path, block_size), []):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            keys.update(record)
+    return keys
+
+
 def _json_batches(fs: pafs.FileSystem, path: str, shown: str, opts: _Options,
                   counter: _SkipCounter) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     block_size = json_block_size(opts.block_size)
@@ -539,9 +554,8 @@ def _binary_batches(fs: pafs.FileSystem, path: str, shown: str, columns: list[st
                 shown, (reader.get_batch(i) for i in range(reader.num_record_batches)))
         stream = ipc.open_stream(fs.open_input_stream(path, compression=None))
         return stream.schema, io._guarded(shown, iter(stream))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{shown}: cannot read it ({io._first_line(exc)}); is it complete?"
-                         ) from None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise io.read_error(shown, exc) from None
 
 
 # --------------------------------------------------------------------------- the source
@@ -641,6 +655,8 @@ class DataSource:
             try:
                 dataset = pds.dataset(files, filesystem=fs, format=_dataset_format(formats),
                                       partitioning="hive", partition_base_dir=base)
+            except pa.ArrowNotImplementedError as exc:
+                raise io.read_error(_display(fs, base), exc) from None
             except (pa.ArrowInvalid, OSError) as exc:
                 raise InputError(f"{_display(fs, base)}: cannot read it as a dataset "
                                  f"({io._first_line(exc)}); check its files") from None
@@ -684,13 +700,40 @@ class DataSource:
 
     @property
     def schema(self) -> pa.Schema:
-        """The schema of the first file, partition keys appended (reads one block of CSV/JSON)."""
+        """The unified schema of the files (DESIGN §3): every column of every file in order of
+        first appearance, with the type its files' types widen to (:func:`unify_schemas`) or
+        the one ``schema=`` gives, partition keys appended. Reads each file's footer
+        (Parquet, IPC) or first block (CSV / JSON lines), never its data."""
         if self._schema is None:
-            first, batches = self._open_file(self.parts[0], None)
-            if hasattr(batches, "close"):
-                batches.close()
-            self._schema = self._with_partitions(first)
+            found = []
+            for part in self.parts:
+                file_schema, batches = self._open_file(part, None)
+                if hasattr(batches, "close"):
+                    batches.close()
+                found.append((_display(self.filesystem, part.path), file_schema))
+            self._schema = self._with_partitions(self._unified(found))
         return self._schema
+
+    def _unified(self, found: list[tuple[str, pa.Schema]]) -> pa.Schema:
+        """:func:`unify_schemas` of the files' schemas, checking the names of ``schema=``."""
+        given = self.options.schema
+        if given is not None:
+            present = set()
+            for (shown, file_schema), part in zip(found, self.parts):
+                if (self.options.format or format_of(part.path)) == "json":
+                    # the JSON reader adds every column of an explicit schema: ask the lines
+                    present |= _json_keys(self.filesystem, part.path,
+                                          json_block_size(self.options.block_size))
+                else:
+                    present |= set(file_schema.names)
+            unknown = [name for name in given.names if name not in present]
+            if unknown:
+                names = dict.fromkeys(n for _, file_schema in found for n in file_schema.names)
+                columns = [n for n in names if n in present]
+                raise InputError(f"--schema / schema=: no column {', '.join(map(repr, unknown))} "
+                                 f"in {self.location} (its columns: {', '.join(columns)}); fix "
+                                 "the name")
+        return unify_schemas(found, given)
 
     def _with_partitions(self, schema: pa.Schema) -> pa.Schema:
         fields = [f for f in schema if f.name not in self._partition_schema.names]
@@ -701,46 +744,59 @@ class DataSource:
         fs, shown = self.filesystem, _display(self.filesystem, part.path)
         fmt = self.options.format or format_of(part.path)
         if fmt == "csv":
-            return _csv_batches(fs, part.path, shown, self.options, self._counter)
-        if fmt == "json":
-            return _json_batches(fs, part.path, shown, self.options, self._counter)
-        file_columns = None
-        if columns is not None:
-            file_columns = [c for c in columns if c not in self._partition_schema.names]
-        return _binary_batches(fs, part.path, shown, file_columns)
+            schema, batches = _csv_batches(fs, part.path, shown, self.options, self._counter)
+        elif fmt == "json":
+            schema, batches = _json_batches(fs, part.path, shown, self.options, self._counter)
+        else:
+            file_columns = None
+            if columns is not None:
+                file_columns = [c for c in columns if c not in self._partition_schema.names]
+            schema, batches = _binary_batches(fs, part.path, shown, file_columns)
+        return io.check_unique_names(schema, shown), batches
 
     def file_source(self, index: int) -> DataSource:
-        """File ``index`` alone, with the same options and no partition columns."""
+        """File ``index`` alone, with the same options, no partition columns, and read under
+        this source's unified schema (the columns it lacks are null)."""
         part = self.parts[index]
         twin = object.__new__(DataSource)
         twin.location = _display(self.filesystem, part.path)
         twin.options, twin.partitioning, twin._counter = self.options, None, self._counter
         twin.filesystem, twin.base, twin._single = self.filesystem, self.base, True
         twin.parts = [FilePart(part.path, part.relative, {})]
-        twin._partition_schema, twin._schema = pa.schema([]), None
+        twin._partition_schema = pa.schema([])
+        twin._schema = pa.schema([f for f in self.schema if not is_partition_key(f)],
+                                 metadata=self.schema.metadata)
         return twin
 
     def schema_and_batches(self, columns: list[str] | None = None, batch_size: int | None = None
                            ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        """(schema, batches) over every file in order; see :func:`streamnorm.io.schema_and_batches`."""
-        if self._single and not self._partition_schema:
+        """(schema, batches) over every file in order, every batch with the columns and types
+        of :attr:`schema`; see :func:`streamnorm.io.schema_and_batches`."""
+        if self._single and not self._partition_schema:  # open the file once, not twice
             file_schema, batches = self._open_file(self.parts[0], columns)
-            self._schema = self._schema or file_schema
-            return file_schema, io._rechunk(batches, batch_size)
+            if self._schema is None:
+                self._schema = self._unified([(self.files[0], file_schema)])
+            conformed = self._conformed(batches, self._schema, columns, self.parts[0])
+            return self._schema, io._rechunk(conformed, batch_size)
         schema = self.schema
         return schema, io._rechunk(self._all_batches(schema, columns), batch_size)
 
-    def _all_batches(self, schema: pa.Schema, columns: list[str] | None
-                     ) -> Iterator[pa.RecordBatch]:
+    def _conformed(self, batches: Iterator[pa.RecordBatch], schema: pa.Schema,
+                   columns: list[str] | None, part: FilePart) -> Iterator[pa.RecordBatch]:
+        """The batches of one file with the columns (those read) and types of ``schema``."""
         wanted = schema
         if columns is not None:
             keep = set(columns) | set(self._partition_schema.names)
             wanted = pa.schema([f for f in schema if f.name in keep], metadata=schema.metadata)
+        shown = _display(self.filesystem, part.path)
+        for batch in batches:
+            yield _conform(batch, wanted, part.partition, shown)
+
+    def _all_batches(self, schema: pa.Schema, columns: list[str] | None
+                     ) -> Iterator[pa.RecordBatch]:
         for part in self.parts:
             _, batches = self._open_file(part, columns)
-            shown = _display(self.filesystem, part.path)
-            for batch in batches:
-                yield _conform(batch, wanted, part.partition, shown)
+            yield from self._conformed(batches, schema, columns, part)
 
 
 def _dataset_format(formats: set[str | None]) -> str:
@@ -765,14 +821,65 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, partition: Mapping[str, A
             continue
         column = batch.column(index)
         if column.type != f.type:
-            try:
-                column = column.cast(f.type)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise InputError(f"{shown}: column {f.name!r} is {column.type} here but "
-                                 f"{f.type} in the first file; fix the types with schema= / "
-                                 "--schema") from None
+            column = _cast(column, f.type, f.name, shown)
         arrays.append(column)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _cast(column: pa.Array, to: pa.DataType, name: str, shown: str) -> pa.Array:
+    """``column`` as type ``to``: numbers to a float type round as float64 does (an integer
+    beyond 2**53 loses its last bits, like every value statistics accumulate); other casts
+    (those ``schema=`` asks for) must keep every value, else :class:`InputError`."""
+    rounding = cols.is_numeric(column.type) and pa.types.is_floating(to)
+    try:
+        return column.cast(to, safe=not rounding)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise InputError(f"{shown}: column {name!r} ({column.type}) cannot be read as {to} "
+                         f"({io._first_line(exc)}); read it as another type with --schema "
+                         f"{name}=TYPE / schema= (string keeps any value), or fix the file"
+                         ) from None
+
+
+def unify_schemas(found: Sequence[tuple[str, pa.Schema]],
+                  given: pa.Schema | None = None) -> pa.Schema:
+    """One schema for the files of a dataset, from ``(file, schema)`` pairs (DESIGN §3).
+
+    Every column of every file, in order of first appearance; a column some file lacks is
+    nullable (null there); a column whose type differs between files gets the type they
+    widen to (:func:`streamnorm.columns.common_type`: int32 and float64 give float64). The
+    types in ``given`` (``schema=`` / ``--schema``) win. Two types that cannot be unified (a
+    string and a number) are an :class:`InputError` naming the column, both files and the fix.
+    The metadata is the first file's.
+    """
+    fields: dict[str, pa.Field] = {}
+    first_seen: dict[str, str] = {}
+    seen_in: dict[str, int] = {}
+    for shown, schema in found:
+        for f in schema:
+            seen_in[f.name] = seen_in.get(f.name, 0) + 1
+            known = fields.get(f.name)
+            if known is None:
+                fields[f.name], first_seen[f.name] = f, shown
+                continue
+            if given is not None and f.name in given.names:
+                continue
+            common = cols.common_type(known.type, f.type)
+            if common is None:
+                raise InputError(
+                    f"column {f.name!r} is {known.type} in {first_seen[f.name]} but {f.type} in "
+                    f"{shown}, and these types have no common type; read it as one type with "
+                    f"--schema {f.name}=float64 (numbers) or --schema {f.name}=string (any value) "
+                    "/ schema=, or leave one of the files out")
+            fields[f.name] = known.with_type(common).with_nullable(
+                known.nullable or f.nullable)
+    for name, f in fields.items():
+        if given is not None and name in given.names:
+            f = f.with_type(given.field(name).type)
+        if seen_in[name] < len(found):
+            f = f.with_nullable(True)
+        fields[name] = f
+    metadata = found[0][1].metadata if found else None
+    return pa.schema(list(fields.values()), metadata=metadata)
 
 
 def open_source(
@@ -962,7 +1069,8 @@ def normalize_dataset(
     if keys:
         raise InputError(f"partition key(s) {sorted(keys)} are in the directory names, not in the "
                          "files; normalize them into a single output file instead")
-    options = dict(compression=compression, row_group_size=row_group_size, float32=float32)
+    options = dict(compression=compression, row_group_size=row_group_size,
+                   float32=norm.normalized_columns(source.schema) if float32 else False)
     if is_uri(root):
         for index, destination in enumerate(destinations):
             _write_one(norm, source, index, destination, batch_size, options)

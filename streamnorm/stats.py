@@ -372,10 +372,13 @@ class FeatureStats:
             new_type = schema.field(index).type
             known = self._types.get(name)
             if known is not None and new_type != known:
-                raise SchemaError(
-                    f"column {name!r} changed type from {self._types[name]} to {new_type}; "
-                    "cast the batches to one schema first"
-                )
+                widened = cols.promoted_type(known, new_type)
+                if widened is None:
+                    raise SchemaError(
+                        f"column {name!r} changed type from {known} to {new_type}; cast the "
+                        "batches to one numeric type first"
+                    )
+                self._types[name] = widened
         self._remember_schema(schema)
 
     # ------------------------------------------------------------------ update
@@ -701,6 +704,10 @@ class FeatureStats:
             )
         if other._weighted:
             self._set_weighted()
+        for name, theirs in other._types.items():
+            mine = self._types.get(name)
+            if mine is not None and theirs is not None:
+                self._types[name] = cols.promoted_type(mine, theirs) or mine
         return True
 
     def merge(self, other: FeatureStats) -> FeatureStats:

@@ -190,6 +190,145 @@ def test_output_options_in_file_metadata(tmp_path, wide):
     assert not (tmp_path / "o.arrow").exists()
 
 
+# --------------------------------------------------------------------------- schemas (issue 12)
+
+
+def _mixed_dataset(root: Path) -> Path:
+    """a.parquet {x, y} and b.parquet {z: string, w}: one dataset, two schemas."""
+    root.mkdir()
+    pq.write_table(pa.table({"x": [1.0, 2.0, 4.0], "y": pa.array([1, 2, 3], pa.int32())}),
+                   root / "a.parquet")
+    pq.write_table(pa.table({"z": ["p", "q"], "w": [5.0, 7.0]}), root / "b.parquet")
+    return root
+
+
+def _stats_rows(stdout: str) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split()[1:] for line in stdout.splitlines()[1:]}
+
+
+def test_files_with_different_schemas_are_unified(tmp_path):
+    root = _mixed_dataset(tmp_path / "d")
+    proc = run("stats", root, cwd=tmp_path)
+    assert_ok(proc)
+    rows = _stats_rows(proc.stdout)
+    assert list(rows) == ["x", "y", "w"]
+    assert rows["w"][:2] == ["2", "3"] and rows["x"][:2] == ["3", "2"]  # count, null_count
+    proc = run("inspect", root, cwd=tmp_path)
+    assert_ok(proc)
+    assert [line.split()[:2] for line in proc.stdout.splitlines()[1:]] == [
+        ["x", "double"], ["y", "int32"], ["z", "string"], ["w", "double"]]
+    out = tmp_path / "all.parquet"
+    assert_ok(run("normalize", root / "*.parquet", out, cwd=tmp_path))
+    got = pq.read_table(out)
+    assert got.column_names == ["x", "y", "z", "w"]
+    assert got["w"].to_pylist() == [None, None, None, -1.0, 1.0]
+    assert_ok(run("normalize", root, tmp_path / "outdir", cwd=tmp_path))
+    for name in ("a.parquet", "b.parquet"):
+        assert pq.read_schema(tmp_path / "outdir" / name).names == ["x", "y", "z", "w"]
+    assert pq.read_table(tmp_path / "outdir" / "b.parquet")["w"].to_pylist() == [-1.0, 1.0]
+
+
+def test_types_widen_between_files_in_the_cli(tmp_path):
+    root = tmp_path / "t"
+    root.mkdir()
+    pq.write_table(pa.table({"x": pa.array([1, 2, 3], pa.int32())}), root / "a.parquet")
+    pq.write_table(pa.table({"x": [5.5, 8.5]}), root / "b.parquet")
+    proc = run("stats", root, cwd=tmp_path)
+    assert_ok(proc)
+    assert _stats_rows(proc.stdout)["x"][:4] == ["5", "0", "0", "4"]
+    for out in (tmp_path / "one.parquet", tmp_path / "dir"):
+        assert_ok(run("normalize", root, out, cwd=tmp_path))
+    values = np.array([1, 2, 3, 5.5, 8.5])
+    np.testing.assert_allclose(pq.read_table(tmp_path / "one.parquet")["x"].to_numpy(),
+                               standardized(values), rtol=RTOL)
+    assert pq.read_schema(tmp_path / "dir" / "a.parquet").field("x").type == pa.float64()
+
+
+def test_type_conflict_error_suggests_a_fix_that_works(tmp_path):
+    root = tmp_path / "c"
+    root.mkdir()
+    pq.write_table(pa.table({"x": [1.0, 2.0], "y": [1.0, 3.0]}), root / "a.parquet")
+    pq.write_table(pa.table({"x": ["3.5", "4.5"], "y": [5.0, 7.0]}), root / "b.parquet")
+    for command in (("stats", root), ("normalize", root, tmp_path / "o.parquet")):
+        assert_bad_input(run(*command, cwd=tmp_path), "column 'x'", "a.parquet", "b.parquet",
+                         "--schema x=string", "x=float64")
+    proc = run("stats", root, "--schema", "x=float64", cwd=tmp_path)
+    assert_ok(proc)
+    assert _stats_rows(proc.stdout)["x"][:4] == ["4", "0", "0", "2.75"]
+    assert_ok(run("normalize", root, tmp_path / "o.parquet", "--schema", "x=string",
+                  cwd=tmp_path))
+    got = pq.read_table(tmp_path / "o.parquet")
+    assert got.schema.field("x").type == pa.string() and got["x"].to_pylist()[2:] == ["3.5", "4.5"]
+
+
+def test_schema_option_casts_parquet_and_names_unknown_columns(tmp_path, wide):
+    path, table = wide
+    proc = run("inspect", path, "--schema", "age=float32", cwd=tmp_path)
+    assert_ok(proc)
+    assert ["age", "float"] in [line.split()[:2] for line in proc.stdout.splitlines()]
+    out = tmp_path / "o.parquet"
+    assert_ok(run("normalize", path, out, "-c", "emb_0", "--schema", "age=float32",
+                  cwd=tmp_path))
+    assert pq.read_schema(out).field("age").type == pa.float32()
+    for command in (("stats", path), ("normalize", path, out), ("inspect", path)):
+        assert_bad_input(run(*command, "--schema", "agee=float64", cwd=tmp_path),
+                         "'agee'", "its columns: id, emb_0")
+    csv = tmp_path / "t.csv"
+    csv.write_text("a,b\n1,2\n")
+    assert_bad_input(run("stats", csv, "--schema", "c=int64", cwd=tmp_path), "'c'", "a, b")
+
+
+def test_float32_narrows_only_normalized_columns(tmp_path, wide):
+    path, _ = wide
+    out = tmp_path / "o.parquet"
+    assert_ok(run("normalize", path, out, "-c", "emb_0", "--float32", cwd=tmp_path))
+    schema = pq.read_schema(out)
+    assert schema.field("emb_0").type == pa.float32()
+    assert schema.field("emb_2").type == pa.float64()  # float64, not selected: kept
+    assert schema.field("age").type == pa.int64()
+    assert schema.field("vec").type.value_type == pa.float64()
+    restored = tmp_path / "r.parquet"
+    assert_ok(run("inverse", out, restored, "--float32", cwd=tmp_path))
+    assert pq.read_schema(restored).field("emb_2").type == pa.float64()
+    data = tmp_path / "d"
+    data.mkdir()
+    pq.write_table(pq.read_table(path), data / "p.parquet")
+    assert_ok(run("normalize", data, tmp_path / "od", "-c", "age", "--float32", cwd=tmp_path))
+    schema = pq.read_schema(tmp_path / "od" / "p.parquet")
+    assert schema.field("age").type == pa.float32() and schema.field("emb_0").type == pa.float64()
+
+
+def test_duplicate_column_names_are_one_line(tmp_path):
+    table = pa.Table.from_arrays([pa.array([1.0, 2.0]), pa.array([3.0, 4.0])], names=["x", "x"])
+    pq.write_table(table, tmp_path / "d.parquet")
+    (tmp_path / "d.csv").write_text("x,x,y\n1,2,3\n4,5,6\n")
+    for name in ("d.parquet", "d.csv"):
+        for command in (("stats", name), ("normalize", name, "o.parquet"), ("inspect", name)):
+            assert_bad_input(run(*command, cwd=tmp_path), name, "'x'")
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_polars_int128_is_one_line(tmp_path):
+    pl = pytest.importorskip("polars")
+    frame = pl.DataFrame({"big": pl.Series([1, 2, 3], dtype=pl.Int128), "v": [1.0, 2.0, 3.0]})
+    frame.write_parquet(tmp_path / "i.parquet")
+    frame.write_ipc(tmp_path / "i.arrow")
+    for name in ("i.parquet", "i.arrow"):
+        for command in (("stats", name), ("stats", name, "-c", "big"),
+                        ("normalize", name, "o.parquet"), ("inspect", name)):
+            assert_bad_input(run(*command, cwd=tmp_path), name, "Int128", "Int64 or Float64")
+
+
+def test_dask_gives_the_local_statistics_of_mixed_files(tmp_path):
+    pytest.importorskip("distributed")
+    root = _mixed_dataset(tmp_path / "d")
+    local = run("stats", root, cwd=tmp_path)
+    assert_ok(local)
+    on_dask = run("stats", root, "--dask", cwd=tmp_path)
+    assert_ok(on_dask)
+    assert on_dask.stdout == local.stdout
+
+
 # --------------------------------------------------------------------------- Dask
 
 

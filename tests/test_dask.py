@@ -239,6 +239,26 @@ def test_file_errors_name_the_problem(tmp_path) -> None:
         snd.feature_stats(str(tmp_path / "missing.parquet"))
 
 
+def test_files_with_different_schemas_match_the_local_fit(client, tmp_path) -> None:
+    """a {x: int32, y} and b {z: string, w, x: float64}: the unified schema, as locally."""
+    data = tmp_path / "data"
+    data.mkdir()
+    pq.write_table(pa.table({"x": pa.array([1, 2, 3], pa.int32()), "y": [1.0, 2.0, 4.0]}),
+                   data / "a.parquet")
+    pq.write_table(pa.table({"z": ["p", "q"], "w": [5.0, 7.0], "x": [0.5, 9.5]}),
+                   data / "b.parquet")
+    local = sn.feature_stats(data)
+    got = snd.feature_stats(str(data))
+    assert got.columns == local.columns == ["x", "y", "w"]
+    assert_same_stats(got, local)
+    assert got.null_count.tolist() == [0, 2, 3]
+    written = snd.normalize_files(str(data), tmp_path / "out", float32=True)
+    for path in written:
+        schema = pq.read_schema(path)
+        assert schema.names == ["x", "y", "z", "w"] and schema.field("x").type == pa.float32()
+    assert pq.read_table(written[1])["w"].to_pylist() == [-1.0, 1.0]
+
+
 def test_missing_dask_names_the_extra(monkeypatch, paths) -> None:
     monkeypatch.setitem(sys.modules, "dask", None)
     with pytest.raises(ImportError, match=r"pip install 'streamnorm\[dask\]'"):

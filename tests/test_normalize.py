@@ -189,6 +189,24 @@ def test_chunked_table_gives_table(rng):
     np.testing.assert_allclose(values(out["x"]), ref_batch(x, np.ones(100, bool)), rtol=RTOL)
 
 
+@pytest.mark.parametrize("mode", ["batch", "layer"])
+def test_batches_whose_types_widen_give_one_table(mode):
+    """float32 then float64 batches (DESIGN §3): the table holds the widened float64."""
+    first = pa.record_batch({"x": pa.array([1.0, 2.0, 3.0], pa.float32()), "y": [1.0, 0.0, 2.0],
+                             "s": ["a", "b", "c"]})
+    second = pa.record_batch({"x": [4.0, 5.0], "y": pa.array([1, 7], pa.int32()), "s": ["d", "e"]})
+    norm = sn.Normalizer(mode).fit([first, second])
+    got = norm.transform([first, second])
+    assert got.schema.types == [pa.float64(), pa.float64(), pa.string()]
+    whole = pa.table({"x": [1.0, 2.0, 3.0, 4.0, 5.0], "y": [1.0, 0.0, 2.0, 1.0, 7.0],
+                      "s": list("abcde")})
+    want = sn.Normalizer(mode).fit(whole).transform(whole)
+    np.testing.assert_allclose(got["x"].to_numpy(), want["x"].to_numpy(), rtol=1e-7)
+    with pytest.raises(sn.SchemaError, match="column 'x' changed type from float to string"):
+        sn.Normalizer("layer", columns=["y"]).transform(
+            [first, pa.record_batch({"x": ["q"], "y": [1.0], "s": ["f"]})])
+
+
 def test_transform_batches_one_out_per_in(rng):
     x = rng.normal(0, 1, 1000)
     batches = [pa.record_batch({"x": x[i : i + 100], "s": [str(i)] * 100}) for i in range(0, 1000, 100)]

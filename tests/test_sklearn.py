@@ -109,3 +109,16 @@ def test_near_constant_and_huge_features():
     np.testing.assert_allclose(scaler.inverse_transform(Z), X, rtol=1e-15)
     ref = StandardScaler().fit(X[:, :1])
     assert ref.scale_[0] == 1.0
+
+
+def test_partial_fit_accepts_a_wider_dtype(rng):
+    """float32, then float64, then int batches: promoted, as in FeatureStats.update."""
+    X = rng.normal(size=(30, 2))
+    parts = [X[:10].astype(np.float32), X[10:20], np.round(X[20:] * 10).astype(np.int64)]
+    scaler = StreamScaler()
+    for part in parts:
+        scaler.partial_fit(part)
+    whole = np.vstack([p.astype(np.float64) for p in parts])
+    np.testing.assert_allclose(scaler.mean_, whole.mean(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(scaler.var_, whole.var(axis=0), rtol=1e-13)
+    assert scaler.n_samples_seen_ == 30

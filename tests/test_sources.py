@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import streamnorm as sn
+from streamnorm import columns as cols
 from streamnorm import io, selection, sources
 
 RTOL = 1e-12
@@ -166,6 +167,158 @@ def test_malformed_json_names_the_line(tmp_path):
     assert src.skipped_rows == 1 and "line 3" in str(caught[0].message)
 
 
+# --------------------------------------------------------------------------- schemas (issue 12)
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    """a.parquet {x, y} and b.parquet {z: string, w}: one dataset, two schemas."""
+    root = tmp_path / "mixed"
+    root.mkdir()
+    a = pa.table({"x": [1.0, 2.0, 4.0], "y": pa.array([1, 2, 3], pa.int32())})
+    b = pa.table({"z": ["p", "q"], "w": [5.0, 7.0]})
+    pq.write_table(a, root / "a.parquet")
+    pq.write_table(b, root / "b.parquet")
+    return root, a, b
+
+
+@pytest.mark.parametrize("form", ["dir", "glob", "list"])
+def test_files_with_different_columns_are_unified(mixed, form):
+    root, a, b = mixed
+    location = {"dir": root, "glob": str(root / "*.parquet"),
+                "list": [root / "a.parquet", root / "b.parquet"]}[form]
+    assert sources.open_source(location).schema.names == ["x", "y", "z", "w"]
+    stats = sn.feature_stats(location)
+    assert stats.columns == ["x", "y", "w"]
+    assert stats.count.tolist() == [3, 3, 2]
+    assert stats.null_count.tolist() == [2, 2, 3]  # a column missing from a file is null there
+    np.testing.assert_allclose(stats.mean, [7 / 3, 2.0, 6.0], rtol=RTOL)
+    one = sn.feature_stats(location, columns=["w"])
+    assert one.count.tolist() == [2] and one.null_count.tolist() == [3]
+
+
+def test_normalize_writes_every_column_of_every_file(mixed, tmp_path):
+    root, a, b = mixed
+    out = tmp_path / "all.parquet"
+    sn.normalize_file(root, out)
+    got = pq.read_table(out)
+    assert got.column_names == ["x", "y", "z", "w"]
+    assert got["z"].to_pylist() == [None, None, None, "p", "q"]
+    assert got["w"].to_pylist() == [None, None, None, -1.0, 1.0]
+    written = sources.normalize_dataset(root, tmp_path / "outdir")
+    for path in written:  # each output under the dataset's schema, its missing columns null
+        assert pq.read_schema(path).names == ["x", "y", "z", "w"]
+    assert pq.read_table(tmp_path / "outdir" / "b.parquet")["w"].to_pylist() == [-1.0, 1.0]
+
+
+@pytest.mark.parametrize(("first", "second", "widened"), [
+    (pa.int32(), pa.int64(), pa.int64()),
+    (pa.int64(), pa.float64(), pa.float64()),
+    (pa.float32(), pa.float64(), pa.float64()),
+    (pa.int32(), pa.float32(), pa.float64()),
+    (pa.uint8(), pa.int8(), pa.int16()),
+    (pa.uint64(), pa.int64(), pa.float64()),
+    (pa.float16(), pa.float32(), pa.float64()),
+])
+def test_types_widen_between_files(tmp_path, first, second, widened):
+    data = tmp_path / "data"
+    data.mkdir()
+    pq.write_table(pa.table({"x": pa.array([1, 2, 3], first)}), data / "a.parquet")
+    pq.write_table(pa.table({"x": pa.array([5, 9], second)}), data / "b.parquet")
+    assert sources.open_source(data).schema.field("x").type == widened
+    stats = sn.feature_stats(data)
+    assert stats.count.tolist() == [5] and stats.mean[0] == pytest.approx(4.0, rel=RTOL)
+    out = tmp_path / "out.parquet"
+    sn.normalize_file(str(data / "*.parquet"), out)
+    assert pq.read_table(out)["x"].to_numpy().tolist() == pytest.approx(
+        ((np.array([1, 2, 3, 5, 9]) - 4.0) / np.std([1, 2, 3, 5, 9])).tolist(), rel=1e-12)
+
+
+@pytest.mark.parametrize(("a", "b", "common"), [
+    (pa.null(), pa.int32(), pa.int32()),
+    (pa.string(), pa.large_string(), pa.large_string()),
+    (pa.dictionary(pa.int8(), pa.int32()), pa.int64(), pa.int64()),
+    (pa.string(), pa.float64(), None),
+    (pa.decimal128(38, 0), pa.int64(), None),  # decimal is not promoted silently: --schema
+    (pa.bool_(), pa.int8(), None),
+])
+def test_common_type(a, b, common):
+    assert cols.common_type(a, b) == common and cols.common_type(b, a) == common
+
+
+def test_integers_beyond_two_to_53_round_when_widened(tmp_path):
+    big = 2**53 + 1
+    pq.write_table(pa.table({"x": pa.array([big], pa.int64())}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"x": [0.5]}), tmp_path / "b.parquet")
+    stats = sn.feature_stats(tmp_path)
+    assert stats.max[0] == float(big)
+
+
+def test_type_conflict_names_both_files_and_the_fix_works(tmp_path):
+    pq.write_table(pa.table({"x": [1.0, 2.0]}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"x": ["1.5", "2.5"], "y": [1.0, 3.0]}), tmp_path / "b.parquet")
+    with pytest.raises(sn.InputError, match=r"column 'x' is double in .*a\.parquet but string in "
+                                            r".*b\.parquet.*--schema x=string"):
+        sn.feature_stats(tmp_path)
+    as_numbers = sn.feature_stats(sources.open_source(tmp_path, schema={"x": "float64"}))
+    assert as_numbers.columns == ["x", "y"]
+    np.testing.assert_allclose(as_numbers.mean, [1.75, 2.0], rtol=RTOL)
+    as_text = sources.open_source(tmp_path, schema={"x": "string"})
+    assert sn.feature_stats(as_text).columns == ["y"]
+    pq.write_table(pa.table({"x": ["one"]}), tmp_path / "c.parquet")
+    with pytest.raises(sn.InputError, match=r"c\.parquet: column 'x' \(string\) cannot be read as "
+                                            "double.*--schema x="):
+        sn.feature_stats(sources.open_source(tmp_path, schema={"x": "float64"}))
+
+
+def test_schema_casts_parquet_and_ipc_files(tmp_path):
+    table = pa.table({"x": pa.array([1, 2, 3], pa.int64()), "s": ["a", "b", "c"]})
+    pq.write_table(table, tmp_path / "t.parquet")
+    with pa.OSFile(str(tmp_path / "t.arrow"), "wb") as sink:
+        with pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+    for name in ("t.parquet", "t.arrow"):
+        src = sources.open_source(tmp_path / name, schema={"x": "float32"})
+        schema, batches = io.schema_and_batches(src)
+        assert schema.field("x").type == pa.float32()
+        assert all(batch.schema.field("x").type == pa.float32() for batch in batches)
+
+
+@pytest.mark.parametrize("name", ["t.parquet", "t.csv", "t.jsonl", "dir"])
+def test_unknown_schema_column_is_an_error(tmp_path, name):
+    pq.write_table(pa.table({"x": [1.0], "y": [2.0]}), tmp_path / "t.parquet")
+    (tmp_path / "t.csv").write_text("x,y\n1,2\n")
+    (tmp_path / "t.jsonl").write_text('{"x": 1, "y": 2}\n')
+    location = tmp_path / "dir" if name == "dir" else tmp_path / name
+    if name == "dir":
+        location.mkdir()
+        pq.write_table(pa.table({"x": [1.0], "y": [2.0]}), location / "a.parquet")
+    with pytest.raises(sn.InputError, match=r"no column 'xx' .*\(its columns: x, y\)"):
+        sn.feature_stats(sources.open_source(location, schema={"xx": "float64"}))
+
+
+def test_duplicate_column_names_are_an_error(tmp_path):
+    table = pa.Table.from_arrays([pa.array([1.0]), pa.array([2.0])], names=["x", "x"])
+    pq.write_table(table, tmp_path / "d.parquet")
+    (tmp_path / "d.csv").write_text("x,y,x\n1,2,3\n")
+    for name in ("d.parquet", "d.csv"):
+        with pytest.raises(sn.InputError, match="more than one column is named 'x'"):
+            sn.feature_stats(tmp_path / name)
+        with pytest.raises(sn.InputError, match="more than one column is named 'x'"):
+            selection.inspect(tmp_path / name)
+
+
+def test_polars_int128_is_a_clear_error(tmp_path):
+    pl = pytest.importorskip("polars")
+    frame = pl.DataFrame({"big": pl.Series([1, 2], dtype=pl.Int128), "v": [1.0, 2.0]})
+    frame.write_parquet(tmp_path / "i.parquet")
+    frame.write_ipc(tmp_path / "i.arrow")
+    for source in (tmp_path / "i.parquet", tmp_path / "i.arrow", [tmp_path / "i.parquet"],
+                   frame):
+        with pytest.raises(sn.InputError, match="wider than 64 bits.*Int128"):
+            sn.feature_stats(source)
+
+
 # --------------------------------------------------------------------------- writers
 
 
@@ -198,6 +351,13 @@ def test_ipc_codecs_and_float32(tmp_path):
     assert got.schema.field("i").type == pa.int64()
     with pytest.raises(ValueError, match="zstd or lz4"):
         io.BatchWriter(tmp_path / "p.arrow", table.schema, compression="snappy")
+
+
+def test_float32_narrows_only_the_named_columns():
+    schema = pa.schema([("x", pa.float64()), ("y", pa.float64()), ("i", pa.int64()),
+                        ("v", pa.list_(pa.float64(), 2))])
+    narrowed = io.float32_schema(schema, ["x", "v"])
+    assert narrowed.types == [pa.float32(), pa.float64(), pa.int64(), pa.list_(pa.float32(), 2)]
 
 
 # --------------------------------------------------------------------------- S3 (moto)
