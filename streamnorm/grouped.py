@@ -35,6 +35,7 @@ from .stats import (
     _parse_type,
     _read_metadata,
     _state_fields,
+    valid_and_infinite,
     weights_array,
 )
 
@@ -308,6 +309,10 @@ class GroupedFeatureStats(FeatureStats):
                 )
                 self._null_count[glob, j] += null_c
                 self._nan_count[glob, j] += nan_c
+                if not np.all(np.isfinite(mean)):  # only a piece holding ±inf pays for this
+                    infinite = valid_and_infinite(view)[1]
+                    self._inf_count[glob, j] += np.bincount(
+                        local[: len(infinite)][infinite], minlength=len(glob))
                 self._merge_at((glob, j), wsum, shifts, mean, m2, lo, hi, m3=m3, m4=m4)
 
     # ------------------------------------------------------------------ merge
@@ -370,11 +375,11 @@ class GroupedFeatureStats(FeatureStats):
         return self._index[tuple(_freeze(v) for v in key)]
 
     def summary(self, ddof: int = 0) -> pa.Table:
-        """A readable table: key column(s), column, count, null_count, nan_count, mean, std
-        (with ``ddof``), min, max."""
+        """A readable table: key column(s), column, count, null_count, nan_count, inf_count,
+        mean, std (with ``ddof``), min, max."""
         flat = {
             "count": self.count, "null_count": self.null_count, "nan_count": self.nan_count,
-            "mean": self.mean, "std": self.std(ddof), "min": self.min, "max": self.max,
+            "inf_count": self.inf_count, "mean": self.mean, "std": self.std(ddof), "min": self.min, "max": self.max,
         }
         return self._with_keys({name: np.ravel(v) for name, v in flat.items()})
 

@@ -468,11 +468,7 @@ class FeatureStats:
         ``weights`` (float64, the batch's) routes through the extension kernel.
         """
         x = np.asarray(view.values, dtype=np.float64)
-        valid = np.ones(len(x), dtype=bool)
-        if view.has_validity:
-            bits = np.unpackbits(view.validity, bitorder="little")
-            valid = bits[view.bit_offset: view.bit_offset + len(x)].astype(bool)
-        infinite = valid & np.isinf(x)
+        valid, infinite = valid_and_infinite(view)
         n_inf = int(np.count_nonzero(infinite))
         self._inf_count[j] += n_inf
         validity, bit_offset, has_validity = view.validity, view.bit_offset, view.has_validity
@@ -1015,8 +1011,13 @@ class FeatureStats:
                 raise InputError(f"{name}: cannot read it ({exc}); check the path") from None
             with _naming(name):
                 return cls.from_dict(statsfile.parse_json(text))
-        schema, batches = io.schema_and_batches(_location(path))
-        table = pa.Table.from_batches(list(batches), schema=schema)
+        try:
+            schema, batches = io.schema_and_batches(_location(path))
+            table = pa.Table.from_batches(list(batches), schema=schema)
+        except StatsFileError:
+            raise
+        except InputError as exc:  # unreadable, corrupt, or two fields of one name
+            raise StatsFileError(str(exc)) from None
         with _naming(name):
             return cls.from_arrow(table)
 
@@ -1038,20 +1039,32 @@ class FeatureStats:
         return f"FeatureStats(columns={self.columns}, nan={self.nan!r}{extra})"
 
     def summary(self, ddof: int = 0) -> pa.Table:
-        """A readable table: column, count, null_count, nan_count, mean, std (with ``ddof``),
-        min, max."""
+        """A readable table: column, count, null_count, nan_count, inf_count, mean, std (with
+        ``ddof``), min, max."""
         return pa.table(
             {
                 "column": self.columns,
                 "count": self.count,
                 "null_count": self.null_count,
                 "nan_count": self.nan_count,
+                "inf_count": self.inf_count,
                 "mean": self.mean,
                 "std": self.std(ddof),
                 "min": self.min,
                 "max": self.max,
             }
         )
+
+
+def valid_and_infinite(view: cols.ColumnView) -> tuple[np.ndarray, np.ndarray]:
+    """Two bool masks over the values of ``view``: not null, and not null and ±inf."""
+    x = np.asarray(view.values)
+    valid = np.ones(len(x), dtype=bool)
+    if view.has_validity:
+        bits = np.unpackbits(view.validity, bitorder="little")
+        valid = bits[view.bit_offset: view.bit_offset + len(x)].astype(bool)
+    infinite = valid & np.isinf(x) if x.dtype.kind == "f" else np.zeros(len(x), dtype=bool)
+    return valid, infinite
 
 
 def _first_finite_weighted(view: cols.ColumnView, weights: np.ndarray, kernels: Any) -> float:

@@ -73,12 +73,12 @@ def test_stats_prints_table(tmp_path, data, table):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no progress bar when stderr is not a terminal
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["column", "count", "null_count", "nan_count", "mean", "std(ddof=0)",
-                                "min", "max"]
+    assert lines[0].split() == ["column", "count", "null_count", "nan_count", "inf_count",
+                                "mean", "std(ddof=0)", "min", "max"]
     assert [line.split()[0] for line in lines[1:]] == ["x", "i", "f"]
     x = lines[1].split()
     assert int(x[1]) + int(x[2]) == 2000 and int(x[2]) == table["x"].null_count
-    assert float(x[4]) == pytest.approx(pa.compute.mean(table["x"]).as_py(), rel=1e-9)
+    assert float(x[5]) == pytest.approx(pa.compute.mean(table["x"]).as_py(), rel=1e-9)
 
 
 def test_stats_output_file_reloads(tmp_path, data, table):

@@ -545,3 +545,15 @@ def test_grouped_states_carry_inf_count_and_scale_exponent(tmp_path):
         sn.Normalizer.from_stats(merged).transform(pa.table({"k": ["a"], "x": [1.0]}))
     with pytest.raises(ValueError, match="inf='skip' is not supported with by="):
         sn.FeatureStats(by="k", inf="skip")
+
+
+def test_grouped_statistics_count_infinities_per_key():
+    first = pa.table({"k": ["a", "b", "a", "b"], "x": pa.array([1.0, np.inf, 3.0, None])})
+    second = pa.table({"k": ["b", "c", "a"], "x": [-np.inf, 2.0, 5.0]})
+    whole = sn.FeatureStats(by="k").update(pa.concat_tables([first, second]))
+    merged = sn.FeatureStats(by="k").update(first) + sn.FeatureStats(by="k").update(second)
+    for fs in (whole, merged):
+        summary = fs.summary().to_pydict()
+        assert summary["k"] == ["a", "b", "c"]
+        assert summary["inf_count"] == [0, 2, 0]
+        assert summary["mean"][0] == 3.0 and np.isnan(summary["mean"][1])
