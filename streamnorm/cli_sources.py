@@ -89,15 +89,24 @@ def add_dask_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number >= 1."""
+def _whole_number(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    return _whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    return _whole_number(text, 0)
 
 
 def output_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -298,7 +307,8 @@ def dask_stats(args: argparse.Namespace) -> tuple[FeatureStats, int]:
     columns = resolve_columns(args, dataset, "batch")
     with dask_client(args):
         stats = sn_dask.feature_stats(dataset, columns, batch_size=args.batch_size,
-                                      target=args.target, by=args.by)
+                                      target=args.target, by=args.by,
+                                      inf=getattr(args, "inf", "keep"))
     return stats, len(dataset.files)
 
 
@@ -318,6 +328,7 @@ def dask_normalize(args: argparse.Namespace) -> str:
             dataset, output, mode=args.mode, stats=args.stats, columns=columns, eps=args.eps,
             batch_size=args.batch_size, target=args.target, compression=args.compression,
             row_group_size=args.row_group_size, float32=args.float32,
+            inf=getattr(args, "inf", "error"),
         )
     seconds = time.perf_counter() - start
     return (f"normalized {len(written)} files ({args.mode} mode) into {output} in "

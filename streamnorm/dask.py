@@ -196,16 +196,17 @@ class _FitOptions:
     moments: int = 2
     by: list[str] | None = None
     weights: str | None = None
+    inf: str = "keep"
 
     def empty(self) -> FeatureStats:
         """An empty state of this kind (plain or grouped, 2 or 4 moments)."""
         return FeatureStats(self.columns, nan=self.nan, target=self.target,
-                            moments=self.moments, by=self.by)
+                            moments=self.moments, by=self.by, inf=self.inf)
 
     def fit(self, source: Any) -> FeatureStats:
         return _local_feature_stats(
             source, self.columns, self.batch_size, nan=self.nan, target=self.target,
-            moments=self.moments, by=self.by, weights=self.weights,
+            moments=self.moments, by=self.by, weights=self.weights, inf=self.inf,
         )
 
     def extra_columns(self) -> list[str]:
@@ -284,6 +285,7 @@ def feature_stats(
     moments: int = 2,
     by: str | Sequence[str] | None = None,
     weights: str | None = None,
+    inf: str = "keep",
     split_every: int | None = None,
     task_threads: int | None = 1,
     scheduler: str | None = None,
@@ -299,7 +301,8 @@ def feature_stats(
         as null there: pandas cannot tell them apart).
     columns : the columns to fit; None for every scalar numeric column (group keys and the
         weights column excluded).
-    batch_size, nan, target, moments, by, weights : as in :func:`streamnorm.feature_stats`,
+    batch_size, nan, target, moments, by, weights, inf : as in
+        :func:`streamnorm.feature_stats`,
         applied on the workers: ``moments=4`` adds skewness and kurtosis, ``by=`` gives a
         :class:`~streamnorm.GroupedFeatureStats` (groups found in any file are merged by key),
         ``weights=`` names a column of per-row frequency weights.
@@ -318,6 +321,7 @@ def feature_stats(
     options = _FitOptions(
         _column_list(columns), batch_size, nan, target, moments,
         [by] if isinstance(by, str) else (list(by) if by is not None else None), weights,
+        inf,
     )
     options.empty()  # bad moments= or by= fail here, on the client, before any task runs
     bag = _stats_bag(obj, options, task_threads)
@@ -333,7 +337,7 @@ def feature_stats(
 def _fitted(
     obj: Any, mode: str, stats: FeatureStats | str | os.PathLike | None,
     columns: list[str] | None, batch_size: int | None, nan: NanPolicy, target: str | None,
-    scheduler: str | None, threads: int | None,
+    scheduler: str | None, threads: int | None, inf: str = "error",
 ) -> FeatureStats | None:
     """The statistics batch mode needs: given (object or file, loaded on the client), or
     fitted over ``obj`` on the cluster. None in layer / rms mode."""
@@ -344,7 +348,7 @@ def _fitted(
     if stats is None:
         return feature_stats(
             obj, columns, batch_size=batch_size, nan=nan, target=target, task_threads=threads,
-            scheduler=scheduler,
+            scheduler=scheduler, inf="skip" if inf == "skip" else "keep",
         )
     if isinstance(stats, FeatureStats):
         return stats
@@ -512,6 +516,7 @@ def normalize_files(
     compression: str | None = None,
     row_group_size: int | None = None,
     float32: bool = False,
+    inf: str = "error",
 ) -> list[str]:
     """Normalize each input file into ``out_dir/<stem>.parquet``, one task per file.
 
@@ -522,7 +527,8 @@ def normalize_files(
     The outputs carry the statistics in their schema metadata, like
     :func:`streamnorm.normalize_file`'s. ``task_threads`` and ``scheduler`` are as in
     :func:`feature_stats`; ``compression``, ``row_group_size`` and ``float32`` are the
-    output options of :func:`streamnorm.normalize_file`.
+    output options of :func:`streamnorm.normalize_file`; ``inf`` its non-finite policy, checked
+    on the client before any task runs.
 
     Returns
     -------
@@ -535,9 +541,14 @@ def normalize_files(
     sources.check_output_not_input(paths if isinstance(paths, (str, os.PathLike)) else dataset,
                                    out_dir, outputs)
     fitted = _fitted(
-        dataset, mode, stats, chosen, batch_size, nan, target, scheduler, task_threads
+        dataset, mode, stats, chosen, batch_size, nan, target, scheduler, task_threads, inf
     )
+    if fitted is not None and inf != "skip":
+        from .normalize import check_finite_stats
+
+        check_finite_stats(fitted, chosen)  # refused here, not in one task per file
     options: dict[str, Any] = {"mode": mode, "columns": chosen, "stats": fitted, "eps": eps,
+                               "inf": inf,
                                "batch_size": batch_size, "target": target, "ddof": ddof,
                                "nan": nan, "compression": compression,
                                "row_group_size": row_group_size, "float32": float32}

@@ -259,6 +259,23 @@ def test_files_with_different_schemas_match_the_local_fit(client, tmp_path) -> N
     assert pq.read_table(written[1])["w"].to_pylist() == [-1.0, 1.0]
 
 
+def test_infinities_are_refused_or_skipped_as_locally(client, tmp_path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    pq.write_table(pa.table({"x": [1.0, np.inf, 3.0]}), data / "a.parquet")
+    pq.write_table(pa.table({"x": [-np.inf, 5.0]}), data / "b.parquet")
+    kept = snd.feature_stats(str(data))
+    assert kept.inf_count.tolist() == [2] and np.isnan(kept.mean[0])
+    skipped = snd.feature_stats(str(data), inf="skip")
+    assert_same_stats(skipped, sn.feature_stats(data, inf="skip"))
+    with pytest.raises(sn.NonFiniteError, match="'x'"):
+        snd.normalize_files(str(data), tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    written = snd.normalize_files(str(data), tmp_path / "out", inf="skip")
+    x = pq.read_table(written[1])["x"].to_pylist()
+    assert x[0] == -np.inf and x[1] == pytest.approx((5.0 - 3.0) / np.sqrt(8.0 / 3.0), rel=1e-15)
+
+
 def test_missing_dask_names_the_extra(monkeypatch, paths) -> None:
     monkeypatch.setitem(sys.modules, "dask", None)
     with pytest.raises(ImportError, match=r"pip install 'streamnorm\[dask\]'"):
