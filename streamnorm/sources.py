@@ -254,7 +254,10 @@ class _BadRows:
             return "skip"
         if self.first is None:
             self.first = row
-        return "error"
+        # Not "error": a handler that returns it makes pyarrow (26) abort the process at exit
+        # ("terminate called without an active exception", exit 134) some time after the
+        # error was handled. The reader skips the row and the caller raises on seeing `first`.
+        return "skip"
 
 
 def _lines(fs: pafs.FileSystem, path: str, limit: int | None = None
@@ -330,6 +333,36 @@ class _SkipCounter:
         return sum(self.by_file.values())
 
 
+def _close_all(*resources: Any) -> None:
+    """Close each of ``resources`` that is not None (readers first, then their streams)."""
+    for resource in resources:
+        if resource is not None:
+            resource.close()
+
+
+class _Closing:
+    """The batches of a pyarrow CSV / JSON streaming reader, whose ``close()`` closes the
+    reader and its stream even when iteration never started (``DataSource.schema`` opens a
+    file only for its first block). A reader left to the interpreter's teardown with a
+    read-ahead block in flight aborts the process ("terminate called without an active
+    exception", exit 134)."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch], *resources: Any) -> None:
+        self._batches = batches
+        self._resources = resources
+
+    def __iter__(self) -> _Closing:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        return next(self._batches)
+
+    def close(self) -> None:
+        """Stop reading: close the batches, then the reader and its stream."""
+        self._batches.close()  # type: ignore[attr-defined]
+        _close_all(*self._resources)
+
+
 def _csv_batches(fs: pafs.FileSystem, path: str, shown: str, opts: _Options,
                  counter: _SkipCounter) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     delimiter = opts.delimiter or ("\t" if ".tsv" in path.lower() else ",")
@@ -339,23 +372,36 @@ def _csv_batches(fs: pafs.FileSystem, path: str, shown: str, opts: _Options,
     types = {f.name: f.type for f in opts.schema} if opts.schema is not None else None
     convert = pcsv.ConvertOptions(column_types=types)
     stream = fs.open_input_stream(path)
+    reader = None
     try:
         reader = pcsv.open_csv(stream, read, parse, convert)
+        if bad.first is not None:
+            raise pa.ArrowInvalid("a malformed row")
     except (pa.ArrowInvalid, OSError) as exc:
-        stream.close()
+        _close_all(reader, stream)
+        reader = None  # see _Closing: the traceback keeps this frame alive until a gc pass
         raise _csv_error(fs, path, shown, exc, bad, (read, parse, convert), None) from None
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
-            yield from reader
+            for batch in reader:
+                if bad.first is not None:  # a malformed row, skipped by the reader: refuse it
+                    raise pa.ArrowInvalid("a malformed row")
+                yield batch
+            if bad.first is not None:
+                raise pa.ArrowInvalid("a malformed row")
         except (pa.ArrowInvalid, OSError) as exc:
             raise _csv_error(fs, path, shown, exc, bad, (read, parse, convert),
                              reader.schema) from None
         finally:
-            stream.close()
+            _close_all(reader, stream)
+            # Options that hold a Python handler and outlive the interpreter's teardown (in a
+            # reference cycle through a traceback) abort the process when freed there
+            # ("terminate called without an active exception", exit 134): drop the handler.
+            parse.invalid_row_handler = None
         _report_skipped(shown, bad.skipped, bad.examples, counter)
 
-    return reader.schema, batches()
+    return reader.schema, _Closing(batches(), reader, stream)
 
 
 def _csv_error(fs: pafs.FileSystem, path: str, shown: str, exc: BaseException, bad: _BadRows,
@@ -490,9 +536,9 @@ def _json_batches(fs: pafs.FileSystem, path: str, shown: str, opts: _Options,
         except (pa.ArrowInvalid, OSError) as exc:
             raise _json_error(fs, path, shown, exc, reader.schema, True, block_size) from None
         finally:
-            stream.close()
+            _close_all(reader, stream)
 
-    return reader.schema, batches()
+    return reader.schema, _Closing(batches(), reader, stream)
 
 
 def _json_error(fs: pafs.FileSystem, path: str, shown: str, exc: BaseException,
