@@ -288,7 +288,7 @@ def check_unique_names(schema: pa.Schema, where: object) -> pa.Schema:
     repeated = ", ".join(repr(n) for n in dict.fromkeys(
         n for i, n in enumerate(names) if n in names[:i]))
     raise InputError(f"{where}: more than one column is named {repeated}; give every column "
-                     "its own name (rename them where the file is written)")
+                     "its own name (rename them where the data is written)")
 
 
 def _guarded(path: object, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -322,6 +322,16 @@ def schema_and_batches(
     """
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    schema, batches = _open_any(source, columns, batch_size)
+    if schema is not None and not is_path(source):  # files are checked as they are opened
+        check_unique_names(schema, f"this {type(source).__name__}")
+    return schema, batches
+
+
+def _open_any(
+    source: Source, columns: list[str] | None, batch_size: int | None
+) -> tuple[pa.Schema | None, Iterator[pa.RecordBatch]]:
+    """:func:`schema_and_batches` before the check of the column names."""
     from . import sources  # sources builds on this module
 
     if is_path(source) and sources.is_local_file(source):

@@ -739,3 +739,11 @@ def test_any_batching_of_extreme_values_gives_the_same_accurate_state(values, cu
         assert abs(fs.std()[0] - std) <= 1e-13 * std + 1e-14 * spread + 1e-150
         assert fs.min[0] == min(finite_values) and fs.max[0] == max(finite_values)
     assert sn.FeatureStats.from_dict(merged.to_dict()) == merged
+
+
+def test_in_memory_data_with_duplicate_column_names_is_one_clear_error():
+    table = pa.Table.from_arrays([pa.array([1.0]), pa.array([2.0])], names=["x", "x"])
+    for fit in (lambda: sn.FeatureStats().update(table), lambda: sn.Normalizer().fit(table),
+                lambda: sn.Normalizer("layer").transform(table)):
+        with pytest.raises(sn.InputError, match="more than one column is named 'x'"):
+            fit()
