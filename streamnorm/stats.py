@@ -1074,11 +1074,8 @@ def _first_finite_weighted(view: cols.ColumnView, weights: np.ndarray, kernels: 
                                      view.has_validity)
         return 0.0 if math.isnan(shift) else float(shift)
     x = view.values.astype(np.float64)  # runs once per column, until it has a finite value
-    ok = (weights[: len(x)] > 0) & np.isfinite(x)
-    if view.has_validity:
-        bits = np.unpackbits(view.validity, bitorder="little")
-        ok &= bits[view.bit_offset: view.bit_offset + len(x)].astype(bool)
-    first = np.flatnonzero(ok)
+    valid, _ = valid_and_infinite(view)
+    first = np.flatnonzero(valid & (weights[: len(x)] > 0) & np.isfinite(x))
     return float(x[first[0]]) if len(first) else 0.0
 
 
