@@ -215,7 +215,7 @@ def _arrow_cases(table: pa.Table) -> dict[str, pa.Table]:
 
 @pytest.mark.parametrize("suffix", [".arrow", ".parquet"])
 @pytest.mark.parametrize("kind", ["plain", "grouped"])
-def test_arrow_and_parquet_statistics_with_wrong_columns(tmp_path, rng, suffix, kind):
+def test_arrow_and_parquet_statistics_with_wrong_columns_are_clear_errors(tmp_path, rng, suffix, kind):
     table = _states(rng)[kind].to_arrow()
     for name, bad in _arrow_cases(table).items():
         path = tmp_path / f"{name.replace(' ', '-')}{suffix}"
@@ -239,7 +239,7 @@ def test_arrow_statistics_of_other_widths_load(rng):
     assert sn.FeatureStats.from_arrow(wide) == stats
 
 
-def test_grouped_statistics_corruptions(rng):
+def test_grouped_statistics_corruptions_are_clear_errors(rng):
     stats = _states(rng)["grouped"]
     doc = stats.to_dict()
     with pytest.raises(StatsFileError, match="appears twice"):
@@ -256,7 +256,7 @@ def test_grouped_statistics_corruptions(rng):
         sn.FeatureStats.from_dict({**doc, "key_types": ["string", "string"]})
 
 
-def test_normalizer_from_stats_and_metadata_records(tmp_path, rng):
+def test_normalizer_refuses_corrupt_statistics_files_and_records(tmp_path, rng):
     table = _table(rng).drop_columns(["k"])
     path = tmp_path / "s.json"
     doc = sn.feature_stats(table, ["x"]).to_dict()

@@ -1,0 +1,271 @@
+"""The one Python merge of moment states (Chan's formula for two moments, Pébay's for four),
+and :class:`Moments`, the arrays a statistics state is made of.
+
+A state is (count, shift, shifted_mean, m2[, m3, m4]) per entry: ``shift`` the first finite
+value the entry saw, ``shifted_mean`` the mean of ``x - shift`` and m2..m4 the sums of the
+powers of the deviations from the mean (DESIGN §4). Every merge of the package goes through
+:func:`merge_moment_arrays`: batches into a column, partial states of threads, files or workers,
+and the dtype groups of per-row statistics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: The exponent of a scaled state: values are multiplied by 2**-BIG_EXPONENT before their
+#: moments are taken, so that float64 data of any magnitude (< 2**1024) gives deviations
+#: below 2**425 and sums of squares far from overflow. Used only for a column whose plain
+#: moments overflow; a power of two, so the scaling itself is exact (values below 2**-474
+#: round, far below the resolution of a column that holds values beyond 1e150).
+BIG_EXPONENT = 600
+
+#: The arrays of a state, one entry per column (or per key and column).
+STATE_ARRAYS = ("count", "null_count", "nan_count", "shift", "shifted_mean", "m2", "min", "max",
+                "inf_count", "scale_exp")
+#: The extra arrays of a ``moments=4`` state.
+HIGHER_ARRAYS = ("m3", "m4")
+#: The value of each array for an entry that has seen nothing.
+EMPTY_VALUES = {"count": 0, "null_count": 0, "nan_count": 0, "shift": np.nan,
+                "shifted_mean": 0.0, "m2": 0.0, "min": np.nan, "max": np.nan, "m3": 0.0,
+                "m4": 0.0, "inf_count": 0, "scale_exp": 0}
+
+
+def _merge_same_exponent(
+    a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, ...]:
+    """:func:`merge_moment_arrays` of two states in the same units (same scale exponent)."""
+    n_a, k_a, mean_a, m2_a = a[:4]
+    n_b, k_b, mean_b, m2_b = b[:4]
+    na = np.asarray(n_a, dtype=np.float64)
+    nb = np.asarray(n_b, dtype=np.float64)
+    empty_a, empty_b = na == 0, nb == 0
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        mb = mean_b + (k_b - k_a)
+        n = na + nb
+        delta = mb - mean_a
+        mean = mean_a + delta * (nb / n)
+        merged = [m2_a + (m2_b + delta * delta * (na * nb / n))]
+        if len(a) == 6:
+            m3_a, m4_a = a[4:]
+            m3_b, m4_b = b[4:]
+            d_n = delta / n
+            ab = na * nb
+            merged.append(m3_a + m3_b + delta * d_n * d_n * ab * (na - nb)
+                          + 3.0 * d_n * (na * m2_b - nb * m2_a))
+            merged.append(m4_a + m4_b + delta * d_n**3 * ab * (na * na - ab + nb * nb)
+                          + 6.0 * d_n * d_n * (na * na * m2_b + nb * nb * m2_a)
+                          + 4.0 * d_n * (na * m3_b - nb * m3_a))
+        infinite = ~(np.isfinite(mb) & np.isfinite(mean_a))
+        mean = np.where(infinite, mean_a + mb, mean)
+    merged = [np.where(infinite, np.nan, moment) for moment in merged]
+
+    def pick(x_a: np.ndarray, x_b: np.ndarray, x_merged: np.ndarray) -> np.ndarray:
+        return np.where(empty_b, x_a, np.where(empty_a, x_b, x_merged))
+
+    return (
+        n_a + n_b,
+        pick(k_a, k_b, k_a),  # an empty side never sets the shift
+        pick(mean_a, mean_b, mean),
+        *(pick(x_a, x_b, x) for x_a, x_b, x in zip(a[3:], b[3:], merged)),
+    )
+
+
+def rescale_state(
+    state: tuple[np.ndarray, ...], exponent: Any, to: Any
+) -> tuple[np.ndarray, ...]:
+    """A moment state ``(count, shift, shifted_mean, m2[, m3, m4])`` in units of
+    ``2**exponent`` re-expressed in units of ``2**to`` (m_k by ``2**(k*(exponent - to))``).
+
+    Exact (a power-of-two scaling) unless a value underflows; the identity where the
+    exponents are equal.
+    """
+    step = np.asarray(exponent, dtype=np.int64) - np.asarray(to, dtype=np.int64)
+    if not np.any(step):
+        return state
+    count, shift, mean, *moments = state
+    return (count, np.ldexp(shift, step), np.ldexp(mean, step),
+            *(np.ldexp(m, (k + 2) * step) for k, m in enumerate(moments)))
+
+
+def merge_moment_arrays(
+    a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...], exponent_a: Any = 0,
+    exponent_b: Any = 0,
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Vectorised merge of moment states ``(count, shift, shifted_mean, m2[, m3, m4])``.
+
+    Chan's formula for two moments, Pébay's for four (both sides give the same number of
+    moments). Each side holds equal-shape arrays with its own shifts; the result keeps a's
+    shift where a has data, else b's (b's mean is re-expressed in a's shift:
+    ``mean_b + (K_b - K_a)``). m2..m4 are shift-invariant, so only the mean needs re-expressing.
+    Counts may be int or float. An empty side leaves the other as it is. With ±inf among the
+    values Chan's delta would make inf + finite a NaN whatever the order, so, like numpy, the
+    mean is then the sum of the infinities and m2..m4 are NaN.
+
+    ``exponent_a``/``exponent_b`` (int arrays or scalars): each side's scale exponent (see
+    :data:`BIG_EXPONENT`); the result is in the larger one's units. Where two finite states
+    overflow when merged (huge values of both signs), they are merged again in units of
+    ``2**BIG_EXPONENT``, so finite data never gives an overflowed mean or m2.
+
+    Returns ``(merged state, exponent int64 array)``.
+    """
+    exp_a = np.asarray(exponent_a, dtype=np.int64)
+    exp_b = np.asarray(exponent_b, dtype=np.int64)
+    shape = np.shape(a[2])
+    if not (exp_a.any() or exp_b.any()):  # the common case: plain float64 units on both sides
+        exponent = np.zeros(shape, dtype=np.int64)
+        merged = _merge_same_exponent(a, b)
+    else:
+        empty_a, empty_b = np.asarray(a[0]) == 0, np.asarray(b[0]) == 0
+        exponent = np.where(empty_a, exp_b, np.where(empty_b, exp_a, np.maximum(exp_a, exp_b)))
+        exponent = np.broadcast_to(exponent, shape).astype(np.int64)
+        merged = _merge_same_exponent(rescale_state(a, exp_a, exponent),
+                                      rescale_state(b, exp_b, exponent))
+    if np.isfinite(merged[2]).all() and np.isfinite(merged[3]).all():
+        return merged, exponent
+    # Redo, at the big exponent, the merges of two finite non-empty states that overflowed.
+    finite_sides = np.isfinite(a[2]) & np.isfinite(a[3]) & np.isfinite(b[2]) & np.isfinite(b[3])
+    redo = (~(np.isfinite(merged[2]) & np.isfinite(merged[3])) & finite_sides
+            & (np.asarray(a[0]) != 0) & (np.asarray(b[0]) != 0) & (exponent < BIG_EXPONENT))
+    if np.any(redo):
+        exponent = np.where(redo, BIG_EXPONENT, exponent)
+        merged = _merge_same_exponent(rescale_state(a, exp_a, exponent),
+                                      rescale_state(b, exp_b, exponent))
+    return merged, exponent
+
+
+def merge_row_moments(
+    a: tuple[np.ndarray, np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge per-row states ``(count int64, mean, m2)`` (arrays of one length, no shift):
+    :func:`merge_moment_arrays` with both shifts 0. NaN mean and m2 where the merged count is
+    0, as the row kernels give them."""
+    zero = np.zeros(np.shape(a[1]))
+    (count, _, mean, m2), _ = merge_moment_arrays((a[0], zero, a[1], a[2]),
+                                                  (b[0], zero, b[1], b[2]))
+    empty = count == 0
+    return count, np.where(empty, np.nan, mean), np.where(empty, np.nan, m2)
+
+
+class Moments:
+    """The state arrays of statistics, all of one shape (``(k,)`` per column, ``(g, k)`` per
+    key and column), as public attributes named by :data:`STATE_ARRAYS` (and m3, m4 when
+    ``moments == 4``): ``count`` (int64; float64 once weighted), ``null_count``,
+    ``nan_count``, ``inf_count`` (int64), ``shift``, ``shifted_mean``, ``m2``, ``min``,
+    ``max`` (float64) and ``scale_exp`` (int64: shift and shifted_mean in units of
+    ``2**scale_exp``, m_k of ``2**(k*scale_exp)``; see :data:`BIG_EXPONENT`).
+    """
+
+    count: np.ndarray
+    null_count: np.ndarray
+    nan_count: np.ndarray
+    shift: np.ndarray
+    shifted_mean: np.ndarray
+    m2: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    inf_count: np.ndarray
+    scale_exp: np.ndarray
+    m3: np.ndarray
+    m4: np.ndarray
+
+    def __init__(self, shape: int | tuple[int, ...] = 0, moments: int = 2,
+                 weighted: bool = False) -> None:
+        self.moments = moments
+        self.weighted = weighted
+        self.allocate(shape)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names of the arrays this state holds."""
+        return STATE_ARRAYS + (HIGHER_ARRAYS if self.moments == 4 else ())
+
+    def allocate(self, shape: int | tuple[int, ...]) -> None:
+        """Empty arrays of ``shape`` (every entry has seen nothing)."""
+        for name in self.names:
+            setattr(self, name, self._empty(name, shape))
+
+    def _empty(self, name: str, shape: int | tuple[int, ...]) -> np.ndarray:
+        value = EMPTY_VALUES[name]
+        if name == "count":
+            dtype: Any = np.float64 if self.weighted else np.int64
+        else:
+            dtype = np.int64 if isinstance(value, int) else np.float64
+        return np.full(shape, value, dtype=dtype)
+
+    def add_rows(self, n: int) -> None:
+        """Append ``n`` empty rows to 2-D arrays (new keys of grouped statistics)."""
+        if n:
+            for name in self.names:
+                old = getattr(self, name)
+                rows = np.full((n, old.shape[1]), EMPTY_VALUES[name], dtype=old.dtype)
+                setattr(self, name, np.concatenate([old, rows]))
+
+    def set_weighted(self) -> None:
+        """From now on counts are sums of weights (float64)."""
+        if not self.weighted:
+            self.weighted = True
+            self.count = self.count.astype(np.float64)
+
+    def copy(self) -> Moments:
+        """An independent copy."""
+        twin = Moments.__new__(Moments)
+        twin.moments, twin.weighted = self.moments, self.weighted
+        for name in self.names:
+            setattr(twin, name, getattr(self, name).copy())
+        return twin
+
+    def equals(self, other: Moments, rows: Any = slice(None)) -> bool:
+        """Whether every array equals ``other``'s (its ``rows``), NaN equal to NaN."""
+        return all(np.array_equal(getattr(self, name), getattr(other, name)[rows], equal_nan=True)
+                   for name in self.names)
+
+    def merge_at(
+        self, idx: Any, count: np.ndarray, shift: np.ndarray, mean: np.ndarray,
+        m2: np.ndarray, lo: np.ndarray, hi: np.ndarray, m3: np.ndarray | None = None,
+        m4: np.ndarray | None = None, exponent: np.ndarray | None = None,
+    ) -> None:
+        """Merge partial states, each with its own shift, into the entries ``idx`` (distinct
+        entries; ``m3``/``m4`` are read for four-moment states only).
+
+        The arguments are arrays shaped like ``self.count[idx]``: counts (int or float),
+        shifts, shifted means, m2 (m3, m4) and min/max of the partial states; ``exponent`` their
+        scale exponents (default 0: plain float64 units). Null, NaN and inf counts are the
+        caller's.
+        """
+        mine = (self.count[idx], self.shift[idx], self.shifted_mean[idx], self.m2[idx])
+        theirs = (count, shift, mean, m2)
+        if self.moments == 4:
+            mine += (self.m3[idx], self.m4[idx])
+            theirs += (m3, m4)
+        merged, self.scale_exp[idx] = merge_moment_arrays(
+            mine, theirs, self.scale_exp[idx], 0 if exponent is None else exponent
+        )
+        self.count[idx], self.shift[idx], self.shifted_mean[idx], self.m2[idx] = merged[:4]
+        if self.moments == 4:
+            self.m3[idx], self.m4[idx] = merged[4:]
+        self.min[idx] = np.fmin(self.min[idx], lo)
+        self.max[idx] = np.fmax(self.max[idx], hi)
+
+    def merge(self, other: Moments, idx: Any = slice(None)) -> None:
+        """Merge the whole of ``other`` (same moments) into the entries ``idx``."""
+        if other.weighted:
+            self.set_weighted()
+        self.null_count[idx] += other.null_count
+        self.nan_count[idx] += other.nan_count
+        self.inf_count[idx] += other.inf_count
+        self.merge_at(idx, other.count, other.shift, other.shifted_mean, other.m2, other.min,
+                      other.max, m3=getattr(other, "m3", None), m4=getattr(other, "m4", None),
+                      exponent=other.scale_exp)
+
+
+#: The moment orders a state can carry.
+MOMENTS = (2, 4)
+
+
+def check_moments(moments: int) -> int:
+    """``moments`` as an int; a ``ValueError`` unless it is 2 or 4."""
+    if moments not in MOMENTS:
+        raise ValueError(f"moments must be 2 or 4, got {moments!r}")
+    return int(moments)
