@@ -1,7 +1,9 @@
 """Normalization of Arrow data: per feature (BatchNorm-style) or per sample (LayerNorm / RMSNorm).
 
-:class:`Normalizer` works on record batches and tables in memory; :func:`normalize_file`
-streams a whole Arrow IPC or Parquet file through it into another, atomically.
+:class:`Normalizer` works on record batches and tables in memory (its column plan in
+:mod:`.plan`, one mapper per mode in :mod:`.mappers`, the record it leaves in output metadata
+in :mod:`.record`); :func:`~streamnorm.normalize_file` streams a whole file through it into
+another, atomically.
 
 Modes (DESIGN §3, §4):
 
