@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ._version import __version__
 from .errors import InputError, NonFiniteError, SchemaError, StatsFileError, StreamnormError
-from .normalize import Normalizer, inverse_file, normalize_file
+from .normalize import Normalizer
+from .pipeline import inverse_file, normalize_file
 from .grouped import GroupedFeatureStats
 from .running import RunningStats
 from .selection import inspect, select_columns

@@ -35,15 +35,8 @@ from ._version import __version__
 from .config import TARGETS
 from .errors import InputError, StreamnormError
 from .kernels import backend
-from .normalize import (
-    MODES,
-    Normalizer,
-    check_batch_columns,
-    check_destination,
-    count_rows,
-    inverse_file,
-    normalize_file,
-)
+from .normalize import MODES, Normalizer, check_batch_columns
+from .pipeline import check_destination, count_rows, inverse_file, normalize_file
 from .progress import progress_bar
 from .stats import FeatureStats
 

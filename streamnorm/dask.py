@@ -489,8 +489,8 @@ def _destinations(paths: list[str], out_dir: Path) -> list[str]:
 
 def _normalize_one(pair: tuple[DataSource, str], threads: int | None, **options: Any) -> str:
     """Normalize one file into one Parquet file, on the worker, atomically (temporary file
-    renamed into place by :func:`streamnorm.normalize.normalize_file`); returns its path."""
-    from .normalize import normalize_file
+    renamed into place by :func:`streamnorm.normalize_file`); returns its path."""
+    from .pipeline import normalize_file
 
     src, dst = pair
     Path(dst).parent.mkdir(parents=True, exist_ok=True)

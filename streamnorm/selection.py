@@ -20,9 +20,8 @@ import pyarrow as pa
 from . import columns as cols
 from . import io
 from .errors import SchemaError
+from .normalize.plan import MODES
 from .sources import is_partition_key
-
-MODES = ("batch", "layer", "rms")
 
 
 def _is_glob(text: str) -> bool:

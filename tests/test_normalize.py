@@ -18,7 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import streamnorm as sn
-from streamnorm.normalize import METADATA_KEY, output_type
+from streamnorm.normalize.plan import output_type
+from streamnorm.normalize.record import METADATA_KEY, STATS_FILE_SUFFIX
 
 RTOL = 1e-12
 
@@ -147,7 +148,7 @@ def test_non_numeric_columns_pass_through_and_order_is_kept(rng):
     assert out.schema.field("y").type == pa.float32()
 
 
-def test_chosen_columns_only(rng):
+def test_only_the_chosen_columns_change(rng):
     table = pa.table({"a": [1.0, 2.0, 3.0], "b": [5, 6, 9]})
     out = sn.Normalizer(columns=["b"]).fit(table).transform(table)
     assert out["a"].equals(table["a"])
@@ -163,7 +164,7 @@ def test_constant_column_becomes_zero_not_nan():
 
 @pytest.mark.parametrize("eps", [0.0, 0.5, 10.0])
 @pytest.mark.parametrize("ddof", [0, 1])
-def test_eps_and_ddof(rng, eps, ddof):
+def test_eps_and_ddof_match_the_reference(rng, eps, ddof):
     x = rng.normal(1, 2, 200)
     table = pa.table({"x": x})
     out = sn.Normalizer(eps=eps, ddof=ddof).fit(table).transform(table)
@@ -171,7 +172,7 @@ def test_eps_and_ddof(rng, eps, ddof):
     np.testing.assert_allclose(values(out["x"]), want, rtol=RTOL)
 
 
-def test_nan_skip_and_propagate():
+def test_nan_is_skipped_or_poisons_its_column():
     table = pa.table({"x": [1.0, np.nan, 3.0]})
     skip = sn.Normalizer().fit(table).transform(table)["x"].to_pylist()
     assert skip[0] == -1.0 and np.isnan(skip[1]) and skip[2] == 1.0
@@ -216,7 +217,7 @@ def test_transform_batches_one_out_per_in(rng):
     assert len(list(norm.transform_batches(pa.Table.from_batches(batches), batch_size=30))) == 40
 
 
-def test_polars_dataframe_source(rng):
+def test_polars_dataframe_normalizes_into_a_table(rng):
     pl = pytest.importorskip("polars")
     df = pl.DataFrame({"x": rng.normal(5, 2, 300), "s": ["a"] * 300})
     out = sn.Normalizer().fit(df).transform(df)
@@ -224,7 +225,7 @@ def test_polars_dataframe_source(rng):
     assert out["x"].to_numpy().mean() == pytest.approx(0, abs=1e-14)
 
 
-def test_errors():
+def test_unfitted_use_bad_columns_and_bad_settings_are_refused():
     table = pa.table({"x": [1.0, 2.0], "s": ["a", "b"]})
     with pytest.raises(RuntimeError, match="not fitted"):
         sn.Normalizer().transform(table)
@@ -248,7 +249,7 @@ def test_errors():
 # --------------------------------------------------------------------------- stats & metadata
 
 
-def test_from_stats_object_and_files(tmp_path, rng):
+def test_from_stats_object_or_saved_file_equals_fitting(tmp_path, rng):
     table = pa.table({"a": rng.normal(2, 3, 400), "b": rng.integers(0, 9, 400)})
     fitted = sn.Normalizer().fit(table)
     expected = fitted.transform(table)
@@ -264,7 +265,7 @@ def test_from_stats_object_and_files(tmp_path, rng):
         sn.Normalizer.from_stats(stats, columns=["zz"])
 
 
-def test_metadata_record_round_trip(rng):
+def test_metadata_record_rebuilds_the_normalizer_and_inverts(rng):
     table = pa.table({"a": rng.normal(2, 3, 100), "s": ["x"] * 100})
     norm = sn.Normalizer(eps=0.25, ddof=1).fit(table)
     out = norm.transform(table)
@@ -280,7 +281,7 @@ def test_metadata_record_round_trip(rng):
         sn.Normalizer.from_metadata(table)
 
 
-def test_layer_record_in_metadata():
+def test_row_mode_record_holds_mode_and_eps_but_no_stats():
     out = sn.Normalizer("rms").transform(pa.table({"a": [1.0], "b": [2.0]}))
     record = json.loads(out.schema.metadata[METADATA_KEY])
     assert record["mode"] == "rms" and record["eps"] == 1e-5 and "stats" not in record
@@ -296,7 +297,7 @@ finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, width=64)
     cut=st.integers(min_value=0, max_value=60),
     null_every=st.integers(min_value=0, max_value=5),
 )
-def test_normalize_inverse_round_trip(data, offset, cut, null_every):
+def test_inverse_restores_the_values_at_any_batching(data, offset, cut, null_every):
     x = np.array(data) + offset
     mask = np.zeros(len(x), bool) if null_every == 0 else (np.arange(len(x)) % null_every == 1)
     arr = pa.array(x, mask=mask)
@@ -317,7 +318,7 @@ def test_normalize_inverse_round_trip(data, offset, cut, null_every):
 
 @pytest.mark.parametrize("mode, ref", [("layer", ref_layer), ("rms", ref_rms)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32])
-def test_row_modes_on_scalar_columns(rng, mode, ref, dtype):
+def test_row_modes_on_scalar_columns_match_torch(rng, mode, ref, dtype):
     m = rng.normal(4, 3, (700, 5)).astype(dtype)
     table = pa.table({f"c{j}": m[:, j] for j in range(5)} | {"tag": ["t"] * 700})
     out = sn.Normalizer(mode).transform(table)
@@ -330,7 +331,7 @@ def test_row_modes_on_scalar_columns(rng, mode, ref, dtype):
 
 @pytest.mark.parametrize("mode, ref", [("layer", ref_layer), ("rms", ref_rms)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_row_modes_on_vector_column(rng, mode, ref, dtype):
+def test_row_modes_on_vector_column_match_torch(rng, mode, ref, dtype):
     m = rng.normal(-2, 5, (300, 16)).astype(dtype)
     vec = pa.FixedSizeListArray.from_arrays(pa.array(m.ravel()), 16)
     batch = pa.record_batch({"id": np.arange(300), "vec": vec})
@@ -341,7 +342,7 @@ def test_row_modes_on_vector_column(rng, mode, ref, dtype):
     assert_float_close(got, ref(m), out_dtype)
 
 
-def test_layer_scalars_and_vectors_at_once(rng):
+def test_layer_normalizes_scalars_together_and_each_vector_alone(rng):
     m = rng.normal(0, 1, (50, 3))
     v = rng.normal(9, 2, (50, 4))
     table = pa.table(
@@ -366,7 +367,7 @@ def test_layer_nulls_skipped_per_row_and_kept():
     assert [out["b"][1].as_py(), out["c"][1].as_py()] == pytest.approx(row1, rel=RTOL)
 
 
-def test_vector_null_rows_and_null_values(rng):
+def test_vector_null_rows_and_null_values_stay_null(rng):
     vec = pa.array([[1.0, 2.0, 3.0], None, [4.0, None, 8.0]], pa.list_(pa.float32(), 3))
     out = sn.Normalizer("rms", eps=0.0).transform(pa.table({"v": vec}))
     got = out["v"].to_pylist()
@@ -378,7 +379,7 @@ def test_vector_null_rows_and_null_values(rng):
     assert out.schema.field("v").type == pa.list_(pa.float32(), 3)
 
 
-def test_row_modes_constant_row_and_eps_default():
+def test_row_modes_default_eps_and_constant_row_becomes_zero():
     table = pa.table({"a": [2.0, 1.0], "b": [2.0, 3.0]})
     assert sn.Normalizer("layer").eps == 1e-5 and sn.Normalizer("rms").eps == 1e-5
     assert sn.Normalizer().eps == 0.0
@@ -388,7 +389,7 @@ def test_row_modes_constant_row_and_eps_default():
     assert zeros["a"].to_pylist() == [0.0]
 
 
-def test_row_nan_skip_and_propagate():
+def test_row_nan_is_skipped_or_poisons_its_row():
     table = pa.table({"a": [1.0, np.nan], "b": [3.0, 5.0], "c": [5.0, 7.0]})
     skip = sn.Normalizer("layer", eps=0.0).transform(table)
     assert skip["b"][1].as_py() == pytest.approx(-1.0) and np.isnan(skip["a"][1].as_py())
@@ -409,7 +410,7 @@ def write_parquet(path, table, row_group_size=None):
     return path
 
 
-def test_normalize_file_formats_and_metadata(tmp_path, rng):
+def test_normalize_file_writes_every_format_with_its_record(tmp_path, rng):
     table = pa.table({"x": rng.normal(5, 2, 1000), "s": ["a"] * 1000,
                       "f": rng.normal(0, 1, 1000).astype(np.float32)})
     src = write_parquet(tmp_path / "in.parquet", table, row_group_size=256)
@@ -447,7 +448,7 @@ def test_normalize_file_with_stats_reads_once(tmp_path, rng):
 
 
 @pytest.mark.parametrize("mode", ["batch", "layer", "rms"])
-def test_normalize_file_empty_input(tmp_path, mode):
+def test_normalize_file_of_empty_input_writes_empty_output(tmp_path, mode):
     schema = pa.schema([("x", pa.int32()), ("s", pa.string())])
     src = tmp_path / "empty.arrow"
     with ipc.new_file(src, schema):
@@ -469,7 +470,7 @@ def test_normalize_file_refuses_bad_destinations(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
 
 
-def test_failed_run_leaves_nothing(tmp_path):
+def test_failed_normalize_file_keeps_the_old_destination(tmp_path):
     src = write_parquet(tmp_path / "in.parquet", pa.table({"x": [1.0, 2.0]}))
     dst = tmp_path / "out.parquet"
     dst.write_bytes(b"keep me")
@@ -491,7 +492,7 @@ def test_many_keys_keep_the_output_small_and_invertible(tmp_path, rng, monkeypat
     src = write_parquet(tmp_path / "in.parquet", table, row_group_size=50_000)
     dst = tmp_path / "out.parquet"
     sn.normalize_file(src, dst, by="k")
-    side = tmp_path / ("out.parquet" + sn.normalize.STATS_FILE_SUFFIX)
+    side = tmp_path / ("out.parquet" + STATS_FILE_SUFFIX)
     assert side.is_file()
     out = pq.read_table(dst)  # default thrift limits
     assert len(out.schema.metadata[METADATA_KEY]) < 1000

@@ -1,0 +1,420 @@
+"""Normalization of Arrow data: per feature (BatchNorm-style) or per sample (LayerNorm / RMSNorm).
+
+:class:`Normalizer` works on record batches and tables in memory (its column plan in
+:mod:`.plan`, one mapper per mode in :mod:`.mappers`, the record it leaves in output metadata
+in :mod:`.record`); :func:`~streamnorm.normalize_file` streams a whole file through it into
+another, atomically.
+
+Modes (DESIGN §3, §4):
+
+``"batch"``
+    each chosen column ``x`` becomes ``(x - mean) / sqrt(var + eps)`` with the column's mean
+    and variance (``ddof``) over the data given to :meth:`Normalizer.fit`; ``eps`` defaults to
+    0 and a constant or near-constant column (scikit-learn's rule, see
+    :meth:`FeatureStats.scale`) is scaled by 1, so constants become 0, not NaN. The scale is
+    computed without overflow, so finite data of any magnitude normalizes to finite values.
+    Statistics holding ±inf are refused (:class:`~streamnorm.errors.NonFiniteError`) unless
+    ``inf="skip"``, which leaves ±inf out of the statistics and passes them through as ±inf.
+``"layer"``
+    each row becomes ``(x - mean_r) / sqrt(var_r + eps)`` with its own mean and variance
+    (``ddof``, default 0 as in ``torch.nn.functional.layer_norm``) over the numeric scalar
+    columns taken together; each FixedSizeList column is normalized within itself, vector by
+    vector. ``eps`` defaults to 1e-5.
+``"rms"``
+    as ``"layer"`` but ``x / sqrt(mean_r(x²) + eps)`` (``torch.nn.functional.rms_norm``
+    without weight; note torch's own default ``eps`` is the dtype's machine epsilon, ours is
+    1e-5 as for layer norm).
+
+Whatever the mode: computation in float64, float32 columns stay float32 (rounded once),
+every other numeric column becomes float64; nulls stay null (the validity bitmap is reused);
+non-numeric and unchosen columns pass through unchanged; the schema order is kept; and the
+output schema carries, under the metadata key ``streamnorm``, a JSON record of the mode, eps,
+ddof, columns and (batch mode) the full statistics, so :meth:`Normalizer.from_metadata` can
+undo a normalized file without the statistics file. NaN values are skipped by the statistics
+(``nan="skip"``) and stay NaN; with ``nan="propagate"`` a NaN poisons its column (batch) or
+its row (layer / rms). In every mode a zero scale (a constant row with ``eps=0``) is replaced
+by 1, and statistics that are NaN (no valid value, or ``count <= ddof``) give NaN outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from .. import io
+from ..errors import InputError
+from ..kernels import backend
+from ..progress import Progress
+from ..stats import FeatureStats
+from . import mappers, plan, record
+from .plan import Mode
+
+_DEFAULT_EPS = {"batch": 0.0, "layer": 1e-5, "rms": 1e-5}
+
+
+def _map_batches(
+    data: io.Source,
+    per_batch: Callable[[pa.RecordBatch], pa.RecordBatch],
+    schema_of: Callable[[pa.Schema], pa.Schema],
+    verb: str,
+) -> pa.RecordBatch | pa.Table:
+    """Apply ``per_batch`` to every batch of ``data``: a RecordBatch gives a RecordBatch,
+    anything else a Table whose schema is ``schema_of(input schema)``."""
+    if isinstance(data, pa.RecordBatch):
+        return per_batch(data)
+    schema, batches = io.schema_and_batches(data)
+    out = [per_batch(batch) for batch in batches]
+    if schema is None:
+        raise ValueError(f"cannot {verb} an empty iterable: it has no schema")
+    out_schema = plan.widened(schema_of(schema), out)
+    return pa.Table.from_batches(
+        [b if b.schema.equals(out_schema) else b.cast(out_schema) for b in out], schema=out_schema
+    )
+
+
+class Normalizer:
+    """Normalize numeric columns of Arrow data per feature (batch) or per sample (layer / rms).
+
+    Parameters
+    ----------
+    mode : ``"batch"`` (BatchNorm / StandardScaler), ``"layer"`` (LayerNorm) or ``"rms"``
+        (RMSNorm); see the module docstring for the exact formulas.
+    columns : columns to normalize; None for every numeric scalar column (batch mode), or
+        every numeric scalar column plus every FixedSizeList column (layer / rms).
+    eps : added to the variance (mean square for rms) under the square root; default 0 for
+        batch, 1e-5 for layer and rms.
+    ddof : delta degrees of freedom of the variance (batch and layer; rms ignores it).
+    nan : ``"skip"`` (NaN ignored by the statistics, stays NaN) or ``"propagate"``.
+    inf : ``"error"`` (default): batch mode refuses statistics that hold ±inf (they would make
+        every value of the column NaN) with a :class:`~streamnorm.errors.NonFiniteError`
+        naming the columns; ``"skip"``: the statistics skip ±inf like NaN (counted in
+        ``stats.inf_count``) and ±inf values pass through the transform unchanged.
+    target : ``"cpu"`` or ``"cuda"``; default ``$STREAMNORM_TARGET`` or ``"cpu"``.
+    by : key column(s), batch mode only: fit one set of statistics per key
+        (``FeatureStats(by=...)``) and normalize each row with its key's; rows whose key
+        was not seen in ``fit`` come out null.
+
+    Examples
+    --------
+    >>> import pyarrow as pa, streamnorm as sn
+    >>> t = pa.table({"x": [1.0, 2.0, 3.0, None], "tag": ["a", "b", "c", "d"]})
+    >>> norm = sn.Normalizer().fit(t)
+    >>> out = norm.transform(t)
+    >>> [round(v, 6) if v is not None else None for v in out["x"].to_pylist()]
+    [-1.224745, 0.0, 1.224745, None]
+    >>> norm.inverse_transform(out)["x"].to_pylist()
+    [1.0, 2.0, 3.0, None]
+    >>> rows = pa.table({"a": [1.0, 4.0], "b": [3.0, 4.0]})
+    >>> sn.Normalizer("layer", eps=0).transform(rows).to_pydict()
+    {'a': [-1.0, 0.0], 'b': [1.0, 0.0]}
+    """
+
+    def __init__(
+        self,
+        mode: Mode = "batch",
+        columns: Sequence[str] | None = None,
+        eps: float | None = None,
+        ddof: int = 0,
+        nan: Literal["skip", "propagate"] = "skip",
+        target: str | None = None,
+        by: str | Sequence[str] | None = None,
+        inf: Literal["error", "skip"] = "error",
+    ) -> None:
+        self.mode = plan.check_mode(mode)
+        self.by = [by] if isinstance(by, str) else (list(by) if by is not None else None)
+        if self.by is not None and self.mode != "batch":
+            raise ValueError(f"by= (per-key statistics) needs mode='batch', not {mode!r}")
+        if isinstance(columns, str):
+            columns = [columns]
+        self.columns = list(columns) if columns is not None else None
+        self.eps = float(_DEFAULT_EPS[mode] if eps is None else eps)
+        if not self.eps >= 0.0:
+            raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+        self.ddof = int(ddof)
+        if nan not in ("skip", "propagate"):
+            raise ValueError(f"nan must be 'skip' or 'propagate', got {nan!r}")
+        self.nan = nan
+        if inf not in ("error", "skip"):
+            raise ValueError(f"inf must be 'error' or 'skip', got {inf!r}")
+        if inf == "skip" and self.by is not None:
+            raise ValueError("inf='skip' is not supported with by= yet; remove the infinities "
+                             "or drop by=")
+        self.inf = inf
+        self.target = target
+        self._stats: FeatureStats | None = None
+        self._record_json: str | None = None
+        self._stats_file: str | None = None
+        self._schema_cache: tuple[pa.Schema, pa.Schema, Any] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Normalizer(mode={self.mode!r}, columns={self.columns}, eps={self.eps}, "
+            f"ddof={self.ddof}, nan={self.nan!r})"
+        )
+
+    # ------------------------------------------------------------------ fitting
+    @property
+    def stats(self) -> FeatureStats | None:
+        """The per-column statistics used in batch mode (None in layer / rms mode).
+
+        Raises ``RuntimeError`` in batch mode before :meth:`fit` / :meth:`from_stats`.
+        """
+        if self.mode != "batch":
+            return None
+        return self._require_stats()
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether :meth:`transform` can run (always True in layer / rms mode)."""
+        return self.mode != "batch" or self._stats is not None
+
+    def _require_stats(self) -> FeatureStats:
+        if self._stats is None:
+            raise RuntimeError(
+                "this batch-mode Normalizer is not fitted: call fit(source) first, or build it "
+                "with Normalizer.from_stats(...)"
+            )
+        return self._stats
+
+    def _set_stats(self, stats: FeatureStats) -> None:
+        self._stats = stats
+        self._record_json = None
+        self._schema_cache = None
+
+    def fit(
+        self, source: io.Source, batch_size: int | None = None, *, progress: Progress | None = None
+    ) -> Normalizer:
+        """Stream ``source`` once into the per-column statistics (batch mode); returns self.
+
+        ``source`` is a path or any in-memory source (:mod:`streamnorm.io`). Layer and rms
+        modes need no statistics: ``fit`` does nothing there. ``progress`` (optional) is told
+        the rows and bytes of each batch. Statistics holding ±inf (with ``inf="error"``) are
+        a :class:`~streamnorm.errors.NonFiniteError` naming the columns.
+        """
+        self._fit(source, batch_size, progress=progress)
+        if self.mode == "batch":
+            mappers.check_finite_stats(self._require_stats(), self.columns)
+        return self
+
+    def _fit(
+        self, source: io.Source, batch_size: int | None = None, *, progress: Progress | None = None
+    ) -> Normalizer:
+        """:meth:`fit` without refusing non-finite statistics (``streamnorm stats`` reports
+        them as they are)."""
+        if self.mode != "batch":
+            return self
+        extra: dict[str, Any] = {"inf": "skip"} if self.inf == "skip" else {}
+        stats = FeatureStats(self.columns, nan=self.nan, target=self.target, by=self.by, **extra)
+        read = None if self.columns is None else [*self.columns, *(self.by or [])]
+        schema, batches = io.schema_and_batches(source, read, batch_size)
+        if schema is not None and self.columns is not None:
+            plan.check_batch_columns(schema, self.columns)
+        seen = False
+        for batch in batches:
+            stats.update(batch)
+            seen = True
+            if progress is not None:
+                progress.update(batch.num_rows, batch.nbytes)
+        if not seen and schema is not None:
+            stats.update(plan.empty_batch(schema))  # fixes the columns of a source without rows
+        self._set_stats(stats)
+        return self
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_stats(
+        cls,
+        stats: FeatureStats | str | os.PathLike,
+        *,
+        columns: Sequence[str] | None = None,
+        eps: float | None = None,
+        ddof: int | None = None,
+        target: str | None = None,
+    ) -> Normalizer:
+        """A fitted batch-mode Normalizer from statistics computed elsewhere.
+
+        ``stats`` is a :class:`FeatureStats`, a saved statistics file (``.json``, ``.arrow``,
+        ``.parquet``), or a file this library normalized (its schema metadata holds the
+        statistics: then ``eps``/``ddof``/``columns`` default to the ones it was made with).
+        ``columns`` restricts normalization to some of the statistics' columns.
+        """
+        if not isinstance(stats, FeatureStats):
+            path = record.stats_location(stats)
+            if record.holds_record(stats):
+                made = cls.from_metadata(path, target=target)
+                if made.mode != "batch":
+                    raise InputError(
+                        f"{path}: was normalized in {made.mode} mode, which has no "
+                        "per-column statistics; give a batch-mode file or a stats file"
+                    )
+                eps = made.eps if eps is None else eps
+                ddof = made.ddof if ddof is None else ddof
+                columns = made.columns if columns is None else columns
+                stats = made._require_stats()
+            else:
+                stats = FeatureStats.load(path)
+        if columns is not None:
+            columns = [columns] if isinstance(columns, str) else list(columns)
+            plan.check_stats_columns(columns, stats)
+        norm = cls(
+            "batch", columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target,
+            inf="skip" if stats.inf == "skip" else "error",
+            by=getattr(stats, "by", None),
+        )
+        norm._set_stats(stats)
+        return norm
+
+    @classmethod
+    def from_metadata(
+        cls, source: pa.Schema | pa.RecordBatch | pa.Table | str | os.PathLike,
+        *, target: str | None = None,
+    ) -> Normalizer:
+        """The Normalizer recorded in the schema metadata of normalized data (or a file).
+
+        Raises :class:`InputError` when the schema carries no ``streamnorm`` record.
+        """
+        found, where, location = record.locate_record(source)
+        norm = cls(
+            found["mode"], columns=found.get("columns"), eps=found["eps"],
+            ddof=found.get("ddof", 0), nan=found.get("nan", "skip"), target=target,
+            inf=found.get("inf", "error"),
+            by=found.get("by"),
+        )
+        if found["mode"] == "batch":
+            norm._set_stats(record.recorded_stats(found, where, location))
+        return norm
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-ready record written to output metadata: mode, eps, ddof, nan, columns,
+        and (batch mode) the statistics: as :meth:`FeatureStats.to_dict` gives them, or for
+        grouped statistics as Arrow IPC (``stats_arrow``, base64; much smaller than JSON) or,
+        in a file written by :func:`~streamnorm.normalize_file` when they are large, the name
+        of the statistics file beside it (``stats_file``)."""
+        stats = self._require_stats() if self.mode == "batch" else None
+        return record.make_record(self.mode, self.eps, self.ddof, self.nan, self.columns,
+                                  self.inf, self.by, stats, self._stats_file)
+
+    @property
+    def stats_file(self) -> str | None:
+        """The name of a statistics file beside the output that the record names instead of
+        holding (grouped) statistics inline; None (the default): inline. Set by
+        :func:`~streamnorm.normalize_file` while it writes an output with large grouped
+        statistics."""
+        return self._stats_file
+
+    @stats_file.setter
+    def stats_file(self, name: str | None) -> None:
+        self._stats_file = name
+        self._record_json = self._schema_cache = None
+
+    def _record_text(self) -> str:
+        if self._record_json is None:
+            self._record_json = json.dumps(self.record())
+        return self._record_json
+
+    # ------------------------------------------------------------------ planning
+    def normalized_columns(self, schema: pa.Schema) -> list[str]:
+        """The columns of ``schema`` this Normalizer changes, in schema order."""
+        if self.mode == "batch":
+            chosen = plan.batch_columns(schema, self.columns, self._require_stats())
+        else:
+            scalars, vectors = plan.row_columns(schema, self.columns)
+            chosen = [*scalars, *vectors]
+        return plan.in_schema_order(schema, chosen)
+
+    def output_schema(self, schema: pa.Schema) -> pa.Schema:
+        """The schema of transformed data: normalized columns retyped, metadata recorded."""
+        return self._plan(schema)[0]
+
+    def _plan(self, schema: pa.Schema) -> tuple[pa.Schema, Any]:
+        """(output schema, what the mode's mapper needs), cached for the last schema seen."""
+        cached = self._schema_cache
+        if cached is not None and cached[0].equals(schema, check_metadata=True):
+            return cached[1], cached[2]
+        chosen = self.normalized_columns(schema)
+        out_schema = plan.output_schema(schema, chosen, record.METADATA_KEY,
+                                        self._record_text().encode())
+        if self.mode == "batch" and self.by is not None:
+            mappers.check_finite_stats(self._require_stats(), chosen)
+            how: Any = {n: None for n in chosen}  # per key, per row
+        elif self.mode == "batch":
+            how = mappers.batch_center_scale(self._require_stats(), chosen, self.eps, self.ddof)
+        else:
+            how = plan.row_columns(schema, self.columns)
+        self._schema_cache = (schema, out_schema, how)
+        return out_schema, how
+
+    # ------------------------------------------------------------------ transform
+    def transform(self, data: io.Source) -> pa.RecordBatch | pa.Table:
+        """Normalize ``data``: a RecordBatch gives a RecordBatch, anything else a Table.
+
+        Same columns in the same order; normalized columns become float64 (float32 stays
+        float32); nulls stay null; other columns pass through unchanged.
+        """
+        return _map_batches(data, self._transform_batch, self.output_schema, "transform")
+
+    def transform_batches(
+        self, source: io.Source, batch_size: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """Normalize ``source`` lazily, one output batch per input batch (bounded memory)."""
+        _, batches = io.schema_and_batches(source, batch_size=batch_size)
+        for batch in batches:
+            yield self._transform_batch(batch)
+
+    def _transform_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if not self.is_fitted:
+            self._require_stats()
+        out_schema, how = self._plan(batch.schema)
+        kernels = backend(self.target)
+        if self.mode == "batch" and self.by is not None:
+            arrays = mappers.map_grouped_batch(self._require_stats(), batch, out_schema,
+                                               list(how), self.eps, self.ddof, inverse=False)
+        elif self.mode == "batch":
+            arrays = mappers.map_batch(batch, out_schema, how, kernels, inverse=False)
+        else:
+            rule = mappers.RowRule(self.mode, self.eps, self.ddof, self.nan)
+            arrays = mappers.map_rows(batch, out_schema, how, kernels, rule)
+        return pa.RecordBatch.from_arrays(arrays, schema=out_schema)
+
+    # ------------------------------------------------------------------ inverse
+    def inverse_transform(self, data: io.Source) -> pa.RecordBatch | pa.Table:
+        """Undo a batch-mode :meth:`transform`: ``x = y * scale + mean`` per column.
+
+        A RecordBatch gives a RecordBatch, anything else a Table. Restored columns are float64
+        (float32 stays float32); the ``streamnorm`` metadata record is dropped. Layer and rms
+        modes cannot be undone (the per-row statistics are not kept): ``ValueError``.
+        """
+        return _map_batches(data, self._inverse_batch, self._inverse_schema, "inverse-transform")
+
+    def inverse_transform_batches(
+        self, source: io.Source, batch_size: int | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """:meth:`inverse_transform` lazily, one output batch per input batch."""
+        _, batches = io.schema_and_batches(source, batch_size=batch_size)
+        for batch in batches:
+            yield self._inverse_batch(batch)
+
+    def _inverse_schema(self, schema: pa.Schema) -> pa.Schema:
+        if self.mode != "batch":
+            raise ValueError(
+                f"mode {self.mode!r} cannot be inverted: each row's statistics are not kept; "
+                "only batch-mode normalization has an inverse"
+            )
+        chosen = plan.batch_columns(schema, self.columns, self._require_stats())
+        return plan.inverse_schema(schema, chosen, record.METADATA_KEY)
+
+    def _inverse_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        out_schema = self._inverse_schema(batch.schema)
+        names = self.normalized_columns(batch.schema)
+        if self.by is not None:
+            arrays = mappers.map_grouped_batch(self._require_stats(), batch, out_schema, names,
+                                               self.eps, self.ddof, inverse=True)
+            return pa.RecordBatch.from_arrays(arrays, schema=out_schema)
+        centers = mappers.batch_center_scale(self._require_stats(), names, self.eps, self.ddof)
+        arrays = mappers.map_batch(batch, out_schema, centers, backend(self.target),
+                                   inverse=True)
+        return pa.RecordBatch.from_arrays(arrays, schema=out_schema)

@@ -1,0 +1,203 @@
+"""The normalization record: what a normalized output's schema metadata says about how it was
+made (mode, eps, ddof, nan, inf, columns, by and, in batch mode, the statistics), so that
+:meth:`Normalizer.from_metadata` can undo the output without the statistics file.
+
+The statistics go inline as JSON (``stats``), as base64 Arrow IPC for grouped statistics
+(``stats_arrow``), or, when grouped statistics are larger than :data:`INLINE_STATS_BYTES`,
+into a statistics file beside the output whose name the record holds (``stats_file``).
+This module writes the record's JSON and reads records back; it also finds statistics given
+as a file (a statistics file or a normalized file).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from .. import io, sources, statsfile
+from ..errors import InputError, StatsFileError
+from ..stats import FeatureStats, _naming
+from .plan import MODES
+
+#: Schema metadata key under which the normalization record is stored.
+METADATA_KEY = b"streamnorm"
+RECORD_VERSION = 1
+#: Grouped (``by=``) statistics go into an output file's metadata (Arrow IPC, base64) up to
+#: this many bytes of state; larger ones into a statistics file beside the output, which the
+#: metadata names. Parquet keeps schema metadata twice (key-value and in ARROW:schema), so an
+#: inline state costs about 3x this in the file.
+INLINE_STATS_BYTES = 256 * 1024
+#: Suffix of the statistics file written beside a normalized output: ``out.parquet.stats.arrow``.
+STATS_FILE_SUFFIX = ".stats.arrow"
+_FIX_RECORD = "normalize the data again, or give the statistics with --stats"
+
+
+def file_schema(path: str | os.PathLike) -> pa.Schema:
+    """The Arrow schema of an IPC or Parquet file (or any source a path names), without
+    reading its data."""
+    schema, batches = io.schema_and_batches(path)
+    if hasattr(batches, "close"):
+        batches.close()
+    assert schema is not None
+    return schema
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def make_record(
+    mode: str, eps: float, ddof: int, nan: str, columns: Sequence[str] | None, inf: str,
+    by: Sequence[str] | None, stats: FeatureStats | None, stats_file: str | None,
+) -> dict[str, Any]:
+    """The JSON-ready record of a Normalizer so configured. ``stats`` (batch mode) go in as
+    :meth:`FeatureStats.to_dict` gives them, or for grouped statistics as Arrow IPC
+    (``stats_arrow``, base64; much smaller than JSON) or, when ``stats_file`` is given, as the
+    name of the statistics file beside the output (``stats_file``)."""
+    record: dict[str, Any] = {
+        "version": RECORD_VERSION, "kind": "Normalizer", "mode": mode,
+        "eps": eps, "ddof": ddof, "nan": nan, "columns": columns,
+    }
+    if inf != "error":
+        record["inf"] = inf
+    if by is not None:
+        record["by"] = by
+    if mode != "batch":
+        return record
+    assert stats is not None
+    if by is None:
+        record["stats"] = stats.to_dict()
+    elif stats_file:
+        record["stats_file"] = stats_file
+    else:  # compact, and keeps keys JSON cannot (dates, binary)
+        blob = statsfile.encode_ipc(stats.to_arrow())
+        record["stats_arrow"] = base64.b64encode(blob).decode("ascii")
+    return record
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def is_record(metadata: dict[bytes, bytes] | None) -> bool:
+    """Whether schema metadata holds a Normalizer record (not a FeatureStats table's)."""
+    if not metadata or METADATA_KEY not in metadata:
+        return False
+    try:
+        return json.loads(metadata[METADATA_KEY]).get("kind") == "Normalizer"
+    except (ValueError, AttributeError, RecursionError):
+        return False
+
+
+def read_record(schema: pa.Schema, where: str) -> dict[str, Any]:
+    """The checked normalization record of ``schema`` (whose metadata :func:`is_record`
+    accepted): a :class:`StatsFileError` naming ``where`` and the field when it is not one
+    streamnorm wrote."""
+    with _naming(where):
+        record = statsfile.parse_json(schema.metadata[METADATA_KEY], "its normalization record")
+    version = record.get("version", RECORD_VERSION)
+    if not statsfile.is_int(version) or version > RECORD_VERSION:
+        raise InputError(f"{where}: normalized by a newer streamnorm; upgrade streamnorm")
+    problem = record_problem(record)
+    if problem is not None:
+        raise StatsFileError(f"{where}: its normalization record: {problem}; {_FIX_RECORD}")
+    return record
+
+
+def record_problem(record: dict[str, Any]) -> str | None:
+    """What is wrong with the fields of a normalization record; None if nothing."""
+    show = statsfile.show
+    eps, ddof, mode, nan = (record.get("eps"), record.get("ddof", 0), record.get("mode"),
+                            record.get("nan", "skip"))
+    if mode not in MODES:
+        return f"field 'mode' is {show(mode)}, not one of {MODES}"
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < float("inf"):
+        return f"field 'eps' is {show(eps)}, not a finite number >= 0"
+    if not statsfile.is_int(ddof) or ddof < 0:
+        return f"field 'ddof' is {show(ddof)}, not a whole number >= 0"
+    if nan not in ("skip", "propagate"):
+        return f"field 'nan' is {show(nan)}, not 'skip' or 'propagate'"
+    if record.get("inf", "error") not in ("error", "skip"):
+        return f"field 'inf' is {show(record.get('inf'))}, not 'error' or 'skip'"
+    if mode == "batch" and not {"stats", "stats_arrow", "stats_file"} & set(record):
+        return "it holds no statistics"
+    return (statsfile.names_problem(record, "columns")
+            or statsfile.names_problem(record, "by", empty=False))
+
+
+def locate_record(
+    source: pa.Schema | pa.RecordBatch | pa.Table | str | os.PathLike,
+) -> tuple[dict[str, Any], str, str | None]:
+    """The checked record of normalized data or a normalized file, with the name errors use
+    for it and the file's location (None for data in memory). :class:`InputError` when the
+    schema carries no record."""
+    location = None
+    if isinstance(source, (str, os.PathLike)):
+        schema = file_schema(source)
+        where = str(source)
+        location = os.fspath(source)
+    else:
+        schema = source if isinstance(source, pa.Schema) else source.schema
+        where = "the data"
+    if not is_record(schema.metadata):
+        raise InputError(
+            f"{where}: has no streamnorm normalization record in its schema metadata; "
+            "give the statistics with --stats / Normalizer.from_stats"
+        )
+    return read_record(schema, where), where, location
+
+
+def stats_file_beside(location: Any, name: str) -> Any:
+    """The statistics file ``name`` in the directory of ``location`` (a path or URI)."""
+    if isinstance(location, str) and sources.is_uri(location):
+        return location.rsplit("/", 1)[0] + "/" + name
+    return Path(location).parent / name
+
+
+def recorded_stats(record: dict[str, Any], where: str, location: Any) -> FeatureStats:
+    """The statistics of a batch-mode record: inline JSON (``stats``), inline Arrow IPC
+    (``stats_arrow``, base64) or a statistics file beside the normalized file (``stats_file``,
+    found from ``location``, the normalized file's path; None when only a schema is known)."""
+    with _naming(f"{where}: its normalization record"):
+        if "stats" in record:
+            return FeatureStats.from_dict(record["stats"])
+        if "stats_arrow" in record:
+            text = record["stats_arrow"]
+            try:
+                blob = base64.b64decode(text.encode("ascii"), validate=True)
+            except (AttributeError, UnicodeEncodeError, binascii.Error):
+                raise StatsFileError(f"field 'stats_arrow' is not base64 text; {_FIX_RECORD}"
+                                     ) from None
+            return FeatureStats.from_arrow(statsfile.decode_ipc(blob))
+    name = record["stats_file"]
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
+        raise StatsFileError(f"{where}: its normalization record: field 'stats_file' is "
+                             f"{statsfile.show(name)}, not a file name; {_FIX_RECORD}")
+    if location is None:
+        raise InputError(f"{where}: its statistics are in the file {name} beside it; give the "
+                         "normalized file's path (Normalizer.from_metadata(path)) or --stats")
+    path = stats_file_beside(location, name)
+    if isinstance(path, Path) and not path.is_file():
+        raise InputError(f"{where}: its statistics file {path} is missing; keep it beside the "
+                         "normalized file, or give the statistics with --stats")
+    return FeatureStats.load(path)
+
+
+def stats_location(stats: str | os.PathLike) -> Any:
+    """Where statistics given as a file are: a ``Path``, or the string of an object-store URI
+    (``Path()`` would break ``s3://``)."""
+    text = os.fspath(stats)
+    return text if sources.is_uri(text) else Path(text)
+
+
+def holds_record(stats: str | os.PathLike) -> bool:
+    """Whether the file ``stats`` is normalized data carrying a record rather than a statistics
+    file; a ``.json`` file is never opened for this."""
+    if os.fspath(stats).lower().endswith(".json"):
+        return False
+    return is_record(file_schema(stats_location(stats)).metadata)

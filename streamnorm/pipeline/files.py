@@ -1,0 +1,286 @@
+"""One source into one output file: :func:`normalize_file` and :func:`inverse_file`.
+
+Both stream with bounded memory and write atomically: the output goes to a temporary file
+beside the destination, renamed into place only on success, so an error or interrupt leaves
+no output and an existing destination untouched. The destination and the writer options are
+checked before any reading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from .. import io, sources
+from ..errors import InputError, SchemaError
+from ..kernels import backend
+from ..normalize import plan, record
+from ..normalize.normalizer import Normalizer
+from ..normalize.plan import Mode
+from ..progress import Progress, progress_bar
+from ..stats import FeatureStats
+
+
+def count_rows(path: Any) -> int | None:
+    """Rows in a local Parquet or IPC file from its metadata; None for an IPC stream, and for
+    anything but a local file (directory, glob, CSV / JSON lines, URI, DataSource): unknown."""
+    if not sources.is_local_file(path):
+        return None
+    fmt = io.file_format(path)
+    try:
+        if fmt == "parquet":
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        if fmt == "ipc-file":
+            with pa.memory_map(str(path)) as source:
+                reader = ipc.open_file(source)
+                return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
+        return None
+    return None
+
+
+def check_destination(
+    src: Any, dst: str | os.PathLike, *, check_format: bool = True
+) -> Any:
+    """Check ``dst`` can receive output from ``src``: a known data suffix (unless
+    ``check_format`` is False), not an input nor where a later reading of ``src`` would find
+    it (:func:`streamnorm.sources.check_output_not_input`), not a directory, in an existing
+    directory.
+    Raises :class:`InputError` naming the way out. Returns ``dst`` as a ``Path``, or as the
+    string it is for an object-store URI (``s3://…``; only its suffix is checked)."""
+    if sources.is_uri(os.fspath(dst)):
+        if check_format:
+            io.output_format(os.fspath(dst))
+        return os.fspath(dst)
+    dst_path = Path(dst)
+    if check_format:
+        io.output_format(dst_path)
+    sources.check_output_not_input(src, dst_path)
+    if dst_path.is_dir():
+        raise InputError(f"{dst_path}: is a directory; give an output file name")
+    parent = dst_path.parent if str(dst_path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(
+            f"{dst_path}: cannot write there: {parent} is not an existing directory; create it "
+            "or choose another output"
+        )
+    return dst_path
+
+
+def _writer_options(
+    dst: Any, compression: str | None, row_group_size: int | None, float32: bool
+) -> dict[str, Any]:
+    """:class:`io.BatchWriter` options, checked against the output format before any reading:
+    a mismatch (``row_group_size`` for Arrow IPC, a codec the format lacks) is an
+    :class:`InputError` naming the way out."""
+    fmt = io.output_format(dst)
+    try:
+        io._check_codec(fmt, compression)
+    except ValueError as exc:
+        raise InputError(f"{dst}: {exc}; choose another compression") from None
+    if row_group_size is not None:
+        if fmt != "parquet":
+            raise InputError(f"{dst}: row groups exist in Parquet only; drop the row group "
+                             "size or write .parquet")
+        if row_group_size < 1:
+            raise InputError(f"row group size must be at least 1, got {row_group_size}")
+    return {"compression": compression, "row_group_size": row_group_size, "float32": float32}
+
+
+@dataclass
+class FileResult:
+    """What :func:`normalize_file` did: rows written, passes over the input, the Normalizer."""
+
+    rows: int
+    passes: int
+    normalizer: Normalizer
+    columns: list[str] = field(default_factory=list)
+
+
+def _tracked(batches: Iterable[pa.RecordBatch], bar: Progress) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        yield batch
+        bar.update(batch.num_rows, batch.nbytes)
+
+
+def normalize_file(
+    src: Any,
+    dst: str | os.PathLike,
+    mode: Mode = "batch",
+    columns: Sequence[str] | None = None,
+    stats: FeatureStats | str | os.PathLike | None = None,
+    batch_size: int | None = None,
+    eps: float | None = None,
+    target: str | None = None,
+    progress: bool = False,
+    *,
+    ddof: int = 0,
+    nan: Literal["skip", "propagate"] = "skip",
+    by: str | Sequence[str] | None = None,
+    inf: Literal["error", "skip"] = "error",
+    compression: str | None = None,
+    row_group_size: int | None = None,
+    float32: bool = False,
+) -> FileResult:
+    """Normalize an Arrow IPC / Parquet file into another, streaming with bounded memory.
+
+    Batch mode reads ``src`` twice (fit, then transform) unless ``stats`` (a
+    :class:`FeatureStats` or a statistics file) is given; layer / rms read it once. Formats
+    follow the suffixes (DESIGN §3). The output is written to a temporary file beside ``dst``
+    and renamed into place only on success, so an error or interrupt leaves no output and an
+    existing ``dst`` untouched. An input without rows gives an output without rows and the
+    output schema. ``progress=True`` draws a bar per pass on stderr.
+
+    ``src`` may also be anything :func:`streamnorm.io.schema_and_batches` reads (a directory,
+    glob, CSV / JSON lines file, object-store URI or :class:`~streamnorm.sources.DataSource`),
+    all of it going into the one output ``dst`` (a path or URI). ``compression``,
+    ``row_group_size`` are as in :class:`streamnorm.io.BatchWriter`; ``float32=True`` writes
+    the normalized columns as float32 (every other column keeps its type). ``inf`` is as in
+    :class:`Normalizer` (batch mode): by default statistics holding ±inf are refused before
+    anything is written.
+
+    Returns a :class:`FileResult`; the statistics used are in the output's schema metadata.
+    """
+    dst_path = check_destination(src, dst)
+    writer_options = _writer_options(dst_path, compression, row_group_size, float32)
+    schema = record.file_schema(src)
+    total = count_rows(src) if progress else None
+    if mode == "batch" and stats is not None:
+        norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target)
+        passes = 1
+    else:
+        if stats is not None:
+            raise ValueError(f"stats apply to mode='batch' only, not mode={mode!r}")
+        norm = Normalizer(mode, columns=columns, eps=eps, ddof=ddof, nan=nan, target=target,
+                          by=by, inf=inf)
+        passes = 2 if mode == "batch" else 1
+    backend(target)  # fail early on an unusable target
+    if norm.is_fitted:
+        norm.normalized_columns(schema)  # bad columns fail before any reading
+    if norm.mode == "batch" and stats is None:
+        bar = progress_bar("fit", total, progress)
+        try:
+            norm.fit(src, batch_size=batch_size, progress=bar)
+        finally:
+            bar.close()
+    side = _large_grouped_stats(norm)
+    if float32:
+        writer_options["float32"] = norm.normalized_columns(schema)
+    rows = 0
+    bar = progress_bar("normalize" if passes == 1 else "normalize (pass 2)", total, progress)
+    try:
+        with io.atomic_path(dst_path) as tmp, _stats_beside(norm, side, dst_path):
+            out_schema = norm.output_schema(schema)
+            with io.BatchWriter(tmp, out_schema, io.output_format(dst_path), **writer_options
+                                ) as writer:
+                _, batches = io.schema_and_batches(src, batch_size=batch_size)
+                for batch in _tracked(batches, bar):
+                    out = norm.transform(batch)
+                    if not out.schema.equals(out_schema, check_metadata=False):
+                        raise SchemaError(
+                            f"{src}: a batch has schema {batch.schema} unlike the file's; "
+                            "re-create the file"
+                        )
+                    writer.write(out)
+                    rows += out.num_rows
+    finally:
+        bar.close()
+    return FileResult(rows, passes, norm, norm.normalized_columns(schema))
+
+
+def _large_grouped_stats(norm: Normalizer) -> pa.Table | None:
+    """The grouped statistics of ``norm`` as a table when too large for an output's metadata
+    (see :data:`~streamnorm.normalize.record.INLINE_STATS_BYTES`); None when they go inline
+    (or there are none)."""
+    if norm.mode != "batch" or norm.by is None:
+        return None
+    table = norm.stats.to_arrow()  # type: ignore[union-attr]
+    return table if table.nbytes > record.INLINE_STATS_BYTES else None
+
+
+@contextlib.contextmanager
+def _stats_beside(norm: Normalizer, table: pa.Table | None, dst: Any) -> Iterator[None]:
+    """With ``table`` (large grouped statistics): write it to ``dst`` + ``STATS_FILE_SUFFIX``
+    atomically, and have ``norm``'s record name that file while the output is written. Inside
+    the output's own :func:`io.atomic_path`, so the statistics file is in place just before
+    the output, and neither is left behind when writing fails."""
+    if table is None:
+        yield
+        return
+    side = f"{os.fspath(dst)}{record.STATS_FILE_SUFFIX}"
+    side_path: Any = side if sources.is_uri(side) else Path(side)
+    with io.atomic_path(side_path) as tmp:
+        with io.BatchWriter(tmp, table.schema, "ipc-file", compression="zstd") as writer:
+            for batch in table.to_batches():
+                writer.write(batch)
+        norm.stats_file = side_path.name if isinstance(side_path, Path) else side.rsplit("/")[-1]
+        try:
+            yield
+        finally:
+            norm.stats_file = None  # later in-memory transforms record the statistics inline
+
+
+def inverse_file(
+    src: Any,
+    dst: str | os.PathLike,
+    stats: FeatureStats | str | os.PathLike | None = None,
+    batch_size: int | None = None,
+    target: str | None = None,
+    progress: bool = False,
+    *,
+    compression: str | None = None,
+    row_group_size: int | None = None,
+    float32: bool = False,
+) -> FileResult:
+    """Undo a batch-mode :func:`normalize_file`: read ``src`` (normalized), write ``dst``.
+
+    Uses ``stats`` when given, else the record in ``src``'s schema metadata. Atomic like
+    :func:`normalize_file`; output options as there (``float32=True`` narrows the restored
+    columns only).
+    """
+    dst_path = check_destination(src, dst)
+    writer_options = _writer_options(dst_path, compression, row_group_size, float32)
+    schema = record.file_schema(src)
+    if record.is_record(schema.metadata):
+        recorded = record.read_record(schema, str(src))
+        if recorded["mode"] != "batch":
+            raise InputError(
+                f"{src}: was normalized in {recorded['mode']} mode, which cannot be inverted: "
+                "each row's own statistics are not kept; keep the original data (only batch "
+                "mode has an inverse)"
+            )
+    if stats is not None:
+        norm = Normalizer.from_stats(stats, target=target)
+        if record.is_record(schema.metadata):
+            norm.eps, norm.ddof = recorded["eps"], recorded.get("ddof", 0)
+    else:
+        location = os.fspath(src) if isinstance(src, (str, os.PathLike)) else None
+        norm = Normalizer.from_metadata(location if location is not None else schema,
+                                        target=target)
+    # norm is batch mode here (from_stats, or a batch-mode record): it has an inverse
+    out_schema = plan.inverse_schema(schema, norm.normalized_columns(schema), record.METADATA_KEY)
+    if float32:
+        writer_options["float32"] = norm.normalized_columns(schema)
+    total = count_rows(src) if progress else None
+    rows = 0
+    bar = progress_bar("inverse", total, progress)
+    try:
+        with io.atomic_path(dst_path) as tmp:
+            with io.BatchWriter(tmp, out_schema, io.output_format(dst_path), **writer_options
+                                ) as writer:
+                _, batches = io.schema_and_batches(src, batch_size=batch_size)
+                for batch in _tracked(batches, bar):
+                    out = norm.inverse_transform(batch)
+                    writer.write(out)
+                    rows += out.num_rows
+    finally:
+        bar.close()
+    return FileResult(rows, 1, norm, norm.normalized_columns(schema))
