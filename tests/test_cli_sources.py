@@ -404,7 +404,7 @@ def test_dask_client_keeps_dask_logging_off_stderr(capfd):
     pytest.importorskip("distributed")
     from dask_tasks import log_error_and_print
 
-    from streamnorm.cli_sources import dask_client
+    from streamnorm.cli.cluster import dask_client
 
     logger = logging.getLogger("distributed")
     level_before = logger.level
