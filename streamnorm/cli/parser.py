@@ -30,6 +30,19 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
+def _add_reading_options(parser: argparse.ArgumentParser, command: str, *,
+                         output: bool = False) -> None:
+    """The options ``stats`` and ``normalize`` share, in their --help order: ``--inf``, the
+    common ones, source and column selection, (output files,) ``--by`` and Dask."""
+    add_inf_option(parser, command)
+    add_common_options(parser)
+    add_selection_options(parser)
+    if output:
+        add_output_options(parser)
+    add_by_option(parser)
+    add_dask_options(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``streamnorm`` command."""
     parser = _Parser(
@@ -53,11 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the printed std divides by count - N (default 0, numpy's; 1 for pandas'). A "
         "saved state keeps m2, so it serves any ddof",
     )
-    add_inf_option(stats, "stats")
-    add_common_options(stats)
-    add_selection_options(stats)
-    add_by_option(stats)
-    add_dask_options(stats)
+    _add_reading_options(stats, "stats")
 
     norm = sub.add_parser(
         "normalize", help="normalize a file into another (batch, layer or rms mode)",
@@ -82,12 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--eps", type=non_negative_float, metavar="E",
         help="added to the variance under the square root (default 0 batch, 1e-5 layer/rms)",
     )
-    add_inf_option(norm, "normalize")
-    add_common_options(norm)
-    add_selection_options(norm)
-    add_output_options(norm)
-    add_by_option(norm)
-    add_dask_options(norm)
+    _add_reading_options(norm, "normalize", output=True)
 
     inverse = sub.add_parser(
         "inverse", help="undo a batch-mode normalization",
