@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+
+from helpers import run_python
 
 from streamnorm import bench
 
@@ -23,11 +23,8 @@ def test_bench_quick_runs_every_target(tmp_path, capsys):
 
 
 def test_bench_file_target_and_module_entry_point(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "streamnorm.bench", "--quick", "--targets", "file",
-         "--file-rows", "3000", "--cols", "3", "--workdir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
-    )
+    done = run_python("-m", "streamnorm.bench", "--quick", "--targets", "file",
+                      "--file-rows", "3000", "--cols", "3", "--workdir", tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "streamnorm normalize (command line)" in done.stdout
     assert list(tmp_path.iterdir()) == []  # its Parquet files are cleaned up

@@ -25,12 +25,12 @@ import streamnorm as sn  # noqa: E402
 import streamnorm.dask as snd  # noqa: E402
 
 from dask_tasks import kill_worker_once  # noqa: E402  (tests/ is on the workers' sys.path)
+from helpers import assert_same_stats  # noqa: E402
 
 # The workers cannot import this test module: ship its helper functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 N_FILES = 8
-RTOL = 1e-15
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -88,24 +88,6 @@ def client():
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def assert_same_stats(got: sn.FeatureStats, want: sn.FeatureStats, *, nulls_as_nan=False) -> None:
-    """Counts, min and max exactly equal; mean and m2 to RTOL of the column's magnitude."""
-    assert got.columns == want.columns
-    assert got.nan == want.nan
-    np.testing.assert_array_equal(got.count, want.count)
-    if nulls_as_nan:  # pandas numpy columns cannot tell NaN from null
-        np.testing.assert_array_equal(got.null_count + got.nan_count,
-                                      want.null_count + want.nan_count)
-    else:
-        np.testing.assert_array_equal(got.null_count, want.null_count)
-        np.testing.assert_array_equal(got.nan_count, want.nan_count)
-    np.testing.assert_array_equal(got.min, want.min)
-    np.testing.assert_array_equal(got.max, want.max)
-    scale = np.maximum(np.abs(want.min), np.abs(want.max))
-    assert np.all(np.abs(got.mean - want.mean) <= RTOL * scale), got.mean - want.mean
-    assert np.all(np.abs(got.m2 - want.m2) <= RTOL * np.abs(want.m2)), got.m2 / want.m2 - 1
 
 
 def assert_same_values(got, want, name: str = "") -> None:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_python
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 @pytest.mark.parametrize("script", ["normalize_parquet.py", "pipeline_batches.py"])
 def test_example_runs(tmp_path, script):
-    proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), "20000"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
+    proc = run_python(EXAMPLES / script, "20000", cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stdout.strip()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from fractions import Fraction
 
 import numpy as np
 import polars as pl
@@ -12,27 +11,11 @@ import pytest
 import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from helpers import assert_bad_input, run_cli
+from references import exact_moments, rel_err
 
 import streamnorm as sn
 from streamnorm.kernels.cpu import BLOCK, CHUNK
-
-
-def exact_moments(values: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
-    """Exact (fractions) weighted count, mean, m2, m3, m4, skew and Fisher kurtosis."""
-    xs = [Fraction(float(v)) for v in values]
-    ws = [Fraction(1)] * len(xs) if weights is None else [Fraction(float(w)) for w in weights]
-    n = sum(ws, Fraction(0))
-    mean = sum((w * x for w, x in zip(ws, xs)), Fraction(0)) / n
-    m = {k: sum((w * (x - mean) ** k for w, x in zip(ws, xs)), Fraction(0)) for k in (2, 3, 4)}
-    m2, m3, m4 = (float(m[k]) for k in (2, 3, 4))
-    skew = float(m[3] / n) / float(m[2] / n) ** 1.5
-    kurt = float(m[4] * n / (m[2] * m[2])) - 3.0
-    return {"n": float(n), "mean": float(mean), "m2": m2, "m3": m3, "m4": m4, "skew": skew,
-            "kurt": kurt}
-
-
-def rel(got: float, want: float) -> float:
-    return abs(got - want) / abs(want)
 
 
 # --------------------------------------------------------------------------- moments=4
@@ -46,10 +29,10 @@ def test_skew_kurtosis_exact_at_offset_1e9_for_any_batching(rng):
         fs = sn.FeatureStats(moments=4)
         for batch in table.to_batches(max_chunksize=batch_size):
             fs.update(batch)
-        assert rel(fs.skew()[0], want["skew"]) < 1e-10
-        assert rel(fs.kurtosis()[0], want["kurt"]) < 1e-10
-        assert rel(fs.kurtosis(fisher=False)[0], want["kurt"] + 3) < 1e-10
-        assert rel(fs.var()[0], want["m2"] / want["n"]) < 1e-13
+        assert rel_err(fs.skew()[0], want["skew"]) < 1e-10
+        assert rel_err(fs.kurtosis()[0], want["kurt"]) < 1e-10
+        assert rel_err(fs.kurtosis(fisher=False)[0], want["kurt"] + 3) < 1e-10
+        assert rel_err(fs.var()[0], want["m2"] / want["n"]) < 1e-13
 
 
 def test_skew_kurtosis_match_scipy_across_blocks_chunks_and_nulls(rng):
@@ -160,9 +143,9 @@ def test_integer_weights_equal_repeated_rows_and_offset_accuracy(rng):
     assert weighted.count[0] == repeated.count[0] == want["n"]
     assert weighted.nan_count[0] == (w[~keep] > 0).sum()  # rows, not weights
     assert repeated.nan_count[0] == w[~keep].sum()
-    assert rel(weighted.var()[0], want["m2"] / want["n"]) < 1e-13
-    assert rel(weighted.skew()[0], want["skew"]) < 1e-10
-    assert rel(weighted.kurtosis()[0], want["kurt"]) < 1e-10
+    assert rel_err(weighted.var()[0], want["m2"] / want["n"]) < 1e-13
+    assert rel_err(weighted.skew()[0], want["skew"]) < 1e-10
+    assert rel_err(weighted.kurtosis()[0], want["kurt"]) < 1e-10
     np.testing.assert_allclose(weighted.var(), repeated.var(), rtol=1e-13)
 
 
@@ -287,8 +270,8 @@ def test_grouped_accuracy_at_offset_1e9_matches_ungrouped(rng):
         values = x[keys == key]
         want = exact_moments(values)
         ungrouped = sn.FeatureStats().update(pa.table({"x": values}).to_batches(300))
-        assert rel(fs.var()[g, 0], want["m2"] / want["n"]) < 1e-13
-        assert rel(ungrouped.var()[0], want["m2"] / want["n"]) < 1e-13
+        assert rel_err(fs.var()[g, 0], want["m2"] / want["n"]) < 1e-13
+        assert rel_err(ungrouped.var()[0], want["m2"] / want["n"]) < 1e-13
         assert fs.mean[g, 0] == want["mean"]
 
 
@@ -309,9 +292,9 @@ def test_grouped_weighted_moments4_match_exact_per_key_and_merge(rng):
         want = exact_moments(table.column("x").to_numpy()[rows], w[rows])
         g = fs.group_index(key)
         assert fs.count[g, 0] == want["n"]
-        assert rel(fs.var()[g, 0], want["m2"] / want["n"]) < 1e-12
-        assert rel(fs.skew()[g, 0], want["skew"]) < 1e-10
-        assert rel(fs.kurtosis()[g, 0], want["kurt"]) < 1e-10
+        assert rel_err(fs.var()[g, 0], want["m2"] / want["n"]) < 1e-12
+        assert rel_err(fs.skew()[g, 0], want["skew"]) < 1e-10
+        assert rel_err(fs.kurtosis()[g, 0], want["kurt"]) < 1e-10
     a = sn.FeatureStats(by="k").update(table.slice(0, 5))
     b = sn.FeatureStats(by="k").update(table.slice(5))
     merged, whole = a + b, sn.FeatureStats(by="k").update(table)
@@ -401,27 +384,20 @@ def test_normalizer_by_key_uses_each_rows_group(rng):
 
 
 def test_cli_stats_and_normalize_by_key_work_per_key(tmp_path):
-    import subprocess
-    import sys
-
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"k": ["a", "b", "a", "b"], "x": [1.0, 10.0, 3.0, 30.0]}),
                    tmp_path / "in.parquet")
 
-    def run(*args):
-        return subprocess.run([sys.executable, "-m", "streamnorm", *args, "--no-progress"],
-                              cwd=tmp_path, capture_output=True, text=True)
-
-    done = run("stats", "in.parquet", "--by", "k", "-o", "s.arrow")
+    done = run_cli("stats", "in.parquet", "--by", "k", "-o", "s.arrow", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     stats = sn.FeatureStats.load(tmp_path / "s.arrow")
     assert stats.by == ["k"] and stats.mean[:, 0].tolist() == [2.0, 20.0]
-    done = run("normalize", "in.parquet", "out.parquet", "--by", "k")
+    done = run_cli("normalize", "in.parquet", "out.parquet", "--by", "k", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert pq.read_table(tmp_path / "out.parquet")["x"].to_pylist() == [-1.0, -1.0, 1.0, 1.0]
-    done = run("normalize", "in.parquet", "o.parquet", "--by", "k", "--mode", "rms")
-    assert done.returncode == 2 and "--by" in done.stderr
+    assert_bad_input(run_cli("normalize", "in.parquet", "o.parquet", "--by", "k", "--mode", "rms",
+                             cwd=tmp_path), "--by", absent=[tmp_path / "o.parquet"])
 
 
 def _key_frames() -> dict[str, object]:
@@ -477,9 +453,6 @@ def test_integer_and_mixed_width_string_keys_match_by_value(tmp_path):
 
 
 def test_cli_by_on_parquet_written_by_polars_and_pandas(tmp_path):
-    import subprocess
-    import sys
-
     import pandas as pd
     import pyarrow.parquet as pq
 
@@ -490,21 +463,19 @@ def test_cli_by_on_parquet_written_by_polars_and_pandas(tmp_path):
     pd.DataFrame({"k": pd.Categorical(keys), "x": [1.0, 10.0, 3.0, 30.0]}).to_parquet(
         tmp_path / "pd.parquet")
 
-    def run(*args):
-        return subprocess.run([sys.executable, "-m", "streamnorm", *args, "--no-progress"],
-                              cwd=tmp_path, capture_output=True, text=True)
-
     for name in ("pl", "plcat", "pd"):
-        done = run("stats", f"{name}.parquet", "--by", "k", "-o", f"{name}.json")
+        done = run_cli("stats", f"{name}.parquet", "--by", "k", "-o", f"{name}.json",
+                       cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         stats = sn.FeatureStats.load(tmp_path / f"{name}.json")
         assert stats.keys.column("k").to_pylist() == ["b", "a"]
         assert stats.mean[:, 0].tolist() == [2.0, 20.0]
-        done = run("normalize", f"{name}.parquet", f"{name}-out.parquet", "--by", "k")
+        done = run_cli("normalize", f"{name}.parquet", f"{name}-out.parquet", "--by", "k",
+                       cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         out = pq.read_table(tmp_path / f"{name}-out.parquet")
         assert out["x"].to_pylist() == [-1.0, -1.0, 1.0, 1.0]
-        done = run("inverse", f"{name}-out.parquet", f"{name}-back.parquet")
+        done = run_cli("inverse", f"{name}-out.parquet", f"{name}-back.parquet", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert pq.read_table(tmp_path / f"{name}-back.parquet")["x"].to_pylist() == [
             1.0, 10.0, 3.0, 30.0]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import math
-from fractions import Fraction
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from references import exact_mean_var, rel_err
+from references import exact_mean_std, exact_mean_var, rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -604,17 +603,6 @@ def test_row_stats_refuse_ambiguous_or_non_numeric_columns():
 # float64 moments would overflow).
 
 
-def _exact_mean_std(values: list[float]) -> tuple[float, float]:
-    """Exact mean and population std of finite floats (fractions; the std rounded once from
-    the exact variance, whose square root is taken in a range where float64 cannot overflow)."""
-    xs = [Fraction(v) for v in values]
-    mean = sum(xs, Fraction(0)) / len(xs)
-    var = sum(((x - mean) ** 2 for x in xs), Fraction(0)) / len(xs)
-    # sqrt(var) = sqrt(var / 4**k) * 2**k, exact scaling by a power of four
-    k = max(0, (var.numerator.bit_length() - var.denominator.bit_length()) // 2 - 500)
-    return float(mean), math.ldexp(math.sqrt(float(var / 4**k)), k)
-
-
 @pytest.mark.parametrize("values", [
     [1.7e308, -1.7e308],
     [1e200, 1e200, 3e200, 1e200, 2e200],
@@ -625,7 +613,7 @@ def _exact_mean_std(values: list[float]) -> tuple[float, float]:
 @pytest.mark.parametrize("batch", [1, 2, 1000])
 def test_finite_huge_values_never_overflow(values, batch):
     fs = sn.FeatureStats().update(pa.table({"x": values}).to_batches(max_chunksize=batch))
-    mean, std = _exact_mean_std(values)
+    mean, std = exact_mean_std(values)
     spread = max(abs(v) for v in values)
     assert np.isfinite(fs.mean[0]) and np.isfinite(fs.std()[0])
     assert abs(fs.mean[0] - mean) <= 1e-15 * spread
@@ -646,7 +634,7 @@ def test_huge_states_merge_save_and_load_exactly(tmp_path):
     b = sn.FeatureStats().update(pa.table({"x": [-1e154, 3.0]}))
     assert a.to_arrow()["scale_exponent"].to_pylist() == [0]  # no overflow on either side
     merged = a + b  # d*d overflows in Chan's merge: merged again at the big exponent
-    mean, std = _exact_mean_std([1e154, 2.0, -1e154, 3.0])
+    mean, std = exact_mean_std([1e154, 2.0, -1e154, 3.0])
     assert abs(merged.mean[0] - mean) <= 1e-15 * 1e154
     assert rel_err(merged.std()[0], std) <= 1e-14
     assert merged.to_arrow()["scale_exponent"].to_pylist() == [BIG_EXPONENT]
@@ -732,7 +720,7 @@ def test_any_batching_of_extreme_values_gives_the_same_accurate_state(values, cu
         if not finite_values:
             assert np.isnan(fs.mean[0])
             continue
-        mean, std = _exact_mean_std(finite_values)
+        mean, std = exact_mean_std(finite_values)
         spread = max(abs(v) for v in finite_values)
         # plus one subnormal step: [5e-324, 0.0] has the exact mean 2.5e-324, which no float
         # holds (it rounds to 0.0; shift + shifted_mean gives 5e-324)

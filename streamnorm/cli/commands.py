@@ -1,0 +1,190 @@
+"""The commands ``stats``, ``normalize``, ``inverse`` and ``inspect``: parsed arguments in,
+files and lines of text out, an exit code back."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from .. import io, selection, sources
+from ..errors import InputError
+from ..kernels import backend
+from ..normalize import Normalizer, check_batch_columns
+from ..pipeline import check_destination, count_rows, inverse_file, normalize_file
+from ..progress import progress_bar
+from ..stats import FeatureStats
+from .cluster import dask_normalize, dask_stats, uses_dask
+from .exits import EXIT_OK, UsageError
+from .options import (
+    is_dataset,
+    open_input,
+    output_options,
+    reporting_skips,
+    resolve_columns,
+    show_progress,
+    source_schema,
+    wants_directory,
+)
+from .tables import format_table, summary_table
+
+_STATS_SUFFIXES = (".json", *io.IPC_SUFFIXES, *io.PARQUET_SUFFIXES)
+
+
+def check_target(target: str | None) -> None:
+    """An unknown or unavailable ``--target`` is an :class:`InputError` (exit code 2)."""
+    try:
+        backend(target)
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(str(exc)) from None
+
+
+def _check_stats_output(src: str, dst: str) -> None:
+    if Path(dst).suffix.lower() not in _STATS_SUFFIXES:
+        raise InputError(
+            f"{dst}: unknown statistics format {Path(dst).suffix or '(no suffix)'}; use .json, "
+            ".arrow or .parquet"
+        )
+    check_destination(src, dst, check_format=False)
+
+
+class _RowCounter:
+    """A progress sink that counts rows and forwards to a bar."""
+
+    def __init__(self, bar: object) -> None:
+        self.bar = bar
+        self.rows = 0
+
+    def update(self, rows: int, nbytes: int) -> None:
+        self.rows += rows
+        self.bar.update(rows, nbytes)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.bar.close()  # type: ignore[attr-defined]
+
+
+def compute_stats(
+    path: object, columns: list[str] | None, batch_size: int | None, target: str | None,
+    progress: bool, by: list[str] | None = None, inf: str = "keep",
+) -> tuple[FeatureStats, int]:
+    """Stream a source (a path, or a DataSource) once into FeatureStats; (stats, rows read).
+
+    ``inf`` is ``stats --inf``: ``keep`` counts ±inf as values, ``skip`` leaves them out.
+    """
+    if columns is not None:
+        check_batch_columns(source_schema(path), columns)
+    bar = progress_bar("stats", count_rows(path) if progress else None, progress)
+    rows = _RowCounter(bar)
+    try:
+        norm = Normalizer("batch", columns=columns, target=target, by=by,
+                          inf="skip" if inf == "skip" else "error")
+        norm._fit(path, batch_size=batch_size, progress=rows)  # type: ignore[arg-type]
+    finally:
+        bar.close()
+    stats = norm.stats
+    assert stats is not None
+    return stats, rows.rows
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """``streamnorm stats IN [-c COL ...] [-o STATS]``."""
+    check_target(args.target)
+    if args.output:
+        _check_stats_output(args.input, args.output)
+    if uses_dask(args):
+        stats, files = dask_stats(args)
+        over = f"{files} file{'s' if files != 1 else ''}"
+    else:
+        source = open_input(args)
+        with reporting_skips(source, args.input):
+            columns = resolve_columns(args, source, "batch")
+            stats, rows = compute_stats(
+                source, columns, args.batch_size, args.target, show_progress(args), by=args.by,
+                inf=args.inf,
+            )
+        over = f"{rows:,} rows"
+    if args.output:
+        stats.save(args.output)
+        print(f"wrote statistics of {len(stats.columns)} columns over {over} to "
+              f"{args.output}")
+    else:
+        print(format_table(summary_table(stats, args.ddof)))
+    return EXIT_OK
+
+
+def _normalize_directory(args: argparse.Namespace, source: object,
+                         columns: list[str] | None) -> list[str]:
+    """``normalize DIR OUT_DIR``: one output file per input file, the layout mirrored."""
+    if args.by:
+        raise UsageError("--by needs a single output file: give OUT a .parquet or .arrow name")
+    output = args.output
+    if not sources.is_uri(output) and os.path.exists(output) and not os.path.isdir(output):
+        raise InputError(f"{output}: exists and is not a directory; give a directory for the "
+                         "outputs of a directory or glob input")
+    dataset = source if isinstance(source, sources.DataSource) else sources.open_source(source)
+    return sources.normalize_dataset(
+        dataset, output, mode=args.mode, columns=columns, stats=args.stats,
+        batch_size=args.batch_size, eps=args.eps, target=args.target, inf=args.inf,
+        **output_options(args),
+    )
+
+
+def cmd_normalize(args: argparse.Namespace) -> int:
+    """``streamnorm normalize IN OUT [--mode M] [-c COL ...] [--stats FILE] [--eps E] ...``."""
+    if args.stats is not None and args.mode != "batch":
+        raise UsageError(
+            f"--stats applies to --mode batch only (got --mode {args.mode}); drop --stats"
+        )
+    if args.by and (args.mode != "batch" or args.stats is not None):
+        raise UsageError("--by applies to --mode batch without --stats; drop --by")
+    check_target(args.target)
+    if uses_dask(args):
+        print(dask_normalize(args))
+        return EXIT_OK
+    start = time.perf_counter()
+    source = open_input(args)
+    with reporting_skips(source, args.input):
+        columns = resolve_columns(args, source, args.mode)
+        if is_dataset(args.input) and wants_directory(args.output):
+            written = _normalize_directory(args, source, columns)
+            print(f"normalized {len(written)} file{'s' if len(written) != 1 else ''} "
+                  f"({args.mode} mode) into {args.output} in "
+                  f"{time.perf_counter() - start:.2f} s")
+            return EXIT_OK
+        result = normalize_file(
+            source, args.output, mode=args.mode, columns=columns, stats=args.stats,
+            batch_size=args.batch_size, eps=args.eps, target=args.target,
+            progress=show_progress(args), by=args.by, inf=args.inf, **output_options(args),
+        )
+    seconds = time.perf_counter() - start
+    norm = result.normalizer
+    print(
+        f"normalized {result.rows:,} rows of {len(result.columns)} columns "
+        f"({norm.mode} mode, eps={norm.eps:g}, {result.passes} pass"
+        f"{'es' if result.passes > 1 else ''}) into {args.output} in {seconds:.2f} s"
+    )
+    return EXIT_OK
+
+
+def cmd_inverse(args: argparse.Namespace) -> int:
+    """``streamnorm inverse IN OUT [--stats FILE]``."""
+    check_target(args.target)
+    start = time.perf_counter()
+    result = inverse_file(
+        args.input, args.output, stats=args.stats, batch_size=args.batch_size,
+        target=args.target, progress=show_progress(args), **output_options(args),
+    )
+    seconds = time.perf_counter() - start
+    print(
+        f"restored {result.rows:,} rows of {len(result.columns)} columns into {args.output} "
+        f"in {seconds:.2f} s"
+    )
+    return EXIT_OK
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """``streamnorm inspect IN [-c COL ...] [--exclude COL ...] [--schema ...]``."""
+    source = open_input(args)
+    print(selection.inspect(source, args.columns, args.exclude))
+    return EXIT_OK

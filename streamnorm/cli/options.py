@@ -1,0 +1,263 @@
+"""The command's options and what they turn into.
+
+The options every reading command shares (``-c``, ``--batch-size``, ``--no-progress``,
+``--target``, ``--by``, ``--inf``), those for sources and column selection (``--exclude``,
+``--schema``, ``--skip-bad-rows``), output files (``--compression``, ``--row-group-size``,
+``--float32``) and Dask (``--scheduler`` / ``--dask``); their argparse types; and how the
+parsed options become a source, a column list and writer keywords.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from .. import io, selection, sources
+from ..config import TARGETS
+from ..errors import InputError
+from .exits import UsageError
+
+_GLOB_CHARS = frozenset("*?[")
+_DATA_FILE_SUFFIXES = (*io.PARQUET_SUFFIXES, *io.IPC_SUFFIXES, ".arrows")
+IN_HELP = "file, directory, glob, CSV/JSON lines or s3:// URI"
+COLUMN_HELP = "a column name or glob such as 'emb_*' (repeat); default: every numeric column"
+
+# --inf per command: (choices, default, help). stats keeps ±inf as values by default, as numpy
+# does; normalize refuses them by default, since their statistics are not finite.
+_INF_OPTIONS = {
+    "stats": (
+        ("keep", "skip"), "keep",
+        "keep (default): ±inf are values, as in numpy (mean ±inf, std NaN); skip: skip them "
+        "like NaN (counted as inf_count), as `normalize --inf skip` needs",
+    ),
+    "normalize": (
+        ("error", "skip"), "error",
+        "batch mode: error (default) refuses columns holding ±inf, whose statistics are not "
+        "finite; skip: compute statistics without ±inf, which pass through unchanged",
+    ),
+}
+
+
+# --------------------------------------------------------------------------- argparse types
+
+
+def _whole_number(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    return _whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    return _whole_number(text, 0)
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value >= 0.0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return value
+
+
+# --------------------------------------------------------------------------- options
+
+
+def add_column_option(parser: argparse.ArgumentParser) -> None:
+    """``-c / --column COL`` (repeatable), stored as ``args.columns``."""
+    parser.add_argument("-c", "--column", dest="columns", action="append", metavar="COL",
+                        help=COLUMN_HELP)
+
+
+def add_common_options(parser: argparse.ArgumentParser, *, columns: bool = True) -> None:
+    """``-c`` (when ``columns``), ``--batch-size``, ``--no-progress`` and ``--target``."""
+    if columns:
+        add_column_option(parser)
+    parser.add_argument(
+        "--batch-size", type=positive_int, metavar="N",
+        help="rows per batch at most (default: one IPC batch or Parquet row group)",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (also off when not a TTY)"
+    )
+    parser.add_argument(
+        "--target", choices=TARGETS, default=None,
+        help="compute target (default: $STREAMNORM_TARGET, else cpu)",
+    )
+
+
+def add_by_option(parser: argparse.ArgumentParser) -> None:
+    """``--by KEY`` (repeatable): statistics per key."""
+    parser.add_argument(
+        "--by", action="append", metavar="KEY",
+        help="a key column: statistics per key (repeat for several key columns)",
+    )
+
+
+def add_inf_option(parser: argparse.ArgumentParser, command: str) -> None:
+    """``--inf``, with the choices and default of ``command`` (``stats`` or ``normalize``)."""
+    choices, default, help_text = _INF_OPTIONS[command]
+    parser.add_argument("--inf", choices=choices, default=default, help=help_text)
+
+
+def add_selection_options(parser: argparse.ArgumentParser, *, reading: bool = True) -> None:
+    """``--exclude`` and ``--schema`` (and, when ``reading``, ``--skip-bad-rows``)."""
+    parser.add_argument(
+        "--exclude", action="append", metavar="COL",
+        help="leave this column out: a name or glob (repeat)",
+    )
+    parser.add_argument(
+        "--schema", metavar="NAME=TYPE,...",
+        help="read these columns as these types, e.g. price=float64,qty=int64: CSV/JSON lines "
+        "are parsed so (instead of inferring types from the first block), other files cast",
+    )
+    if reading:
+        parser.add_argument(
+            "--skip-bad-rows", action="store_true",
+            help="CSV/JSON lines: skip malformed rows and report how many, instead of failing",
+        )
+    else:
+        parser.set_defaults(skip_bad_rows=False)
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """``--compression``, ``--row-group-size`` and ``--float32``."""
+    parser.add_argument(
+        "--compression", choices=io.PARQUET_CODECS, metavar="CODEC",
+        help="zstd (Parquet default), lz4, snappy, gzip, brotli or none (Arrow IPC: zstd, lz4 "
+        "or none, default none)",
+    )
+    parser.add_argument(
+        "--row-group-size", type=positive_int, metavar="N",
+        help="Parquet output: rows per row group (default: one per input batch)",
+    )
+    parser.add_argument(
+        "--float32", action="store_true",
+        help="write the normalized columns as float32 (half the size); other columns keep their "
+        "type"
+    )
+
+
+def add_dask_options(parser: argparse.ArgumentParser) -> None:
+    """``--scheduler ADDRESS`` or ``--dask`` (mutually exclusive)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="run on this Dask scheduler (e.g. tcp://host:8786); IN is then a file, a "
+        "directory or a quoted glob, and normalize's OUT a directory (one OUT/<name>.parquet "
+        "per input)",
+    )
+    group.add_argument(
+        "--dask", action="store_true",
+        help="like --scheduler, on a local Dask cluster (one single-threaded worker per core)",
+    )
+
+
+# --------------------------------------------------------------------------- what they mean
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Whether to draw progress bars: not ``--no-progress``, and stderr is a terminal."""
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def output_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The writer keyword arguments given on the command line."""
+    return {"compression": args.compression, "row_group_size": args.row_group_size,
+            "float32": args.float32}
+
+
+def schema_option(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--schema`` as ``{name: type}``, or None."""
+    return sources.parse_schema_text(args.schema) if args.schema is not None else None
+
+
+def open_input(args: argparse.Namespace) -> str | sources.DataSource:
+    """IN as given, or a :class:`~streamnorm.sources.DataSource` when ``--schema`` or
+    ``--skip-bad-rows`` asks for reading options."""
+    schema = schema_option(args)
+    if schema is None and not args.skip_bad_rows:
+        return args.input
+    return sources.open_source(args.input, skip_bad_rows=args.skip_bad_rows, schema=schema)
+
+
+@contextmanager
+def reporting_skips(source: object, shown: str) -> Iterator[None]:
+    """Silence :class:`~streamnorm.sources.SkippedRowsWarning` inside; afterwards, print
+    ``streamnorm: skipped N bad row(s) in IN`` on stderr if rows were skipped."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sources.SkippedRowsWarning)
+        yield
+    skipped = source.skipped_rows if isinstance(source, sources.DataSource) else 0
+    if skipped:
+        print(f"streamnorm: skipped {skipped} bad row(s) in {shown}", file=sys.stderr)
+
+
+def source_schema(source: object) -> Any:
+    """The schema of a source (reading only its first block)."""
+    if isinstance(source, sources.DataSource):
+        return source.schema
+    schema, batches = io.schema_and_batches(source)  # type: ignore[arg-type]
+    if hasattr(batches, "close"):
+        batches.close()
+    if schema is None:  # pragma: no cover - paths always have a schema
+        raise InputError(f"{source}: no schema; give a file with data")
+    return schema
+
+
+def _has_glob(names: list[str] | None) -> bool:
+    return any(_GLOB_CHARS & set(name) for name in names or ())
+
+
+def resolve_columns(args: argparse.Namespace, source: object, mode: str) -> list[str] | None:
+    """The columns to use: ``-c`` as given when it holds plain names and there is no
+    ``--exclude``; else ``-c`` globs expanded and ``--exclude`` removed against IN's schema
+    (``--by`` keys are never features)."""
+    if not _has_glob(args.columns) and not args.exclude:
+        return args.columns
+    chosen = selection.select_columns(source_schema(source), args.columns,
+                                      [*(args.exclude or []), *(args.by or [])], mode)
+    if not chosen:
+        raise UsageError("no column is left once --exclude is applied; exclude fewer columns")
+    return chosen
+
+
+def is_dataset(location: str) -> bool:
+    """Whether IN names several files: a glob, or a directory (local or object store)."""
+    if _GLOB_CHARS & set(location):
+        return True
+    if not sources.is_uri(location):
+        return os.path.isdir(location)
+    fs, path = sources.resolve(location)
+    try:
+        return bool(fs.get_file_info(path).type == pafs.FileType.Directory)
+    except OSError:
+        return False
+
+
+def wants_directory(output: str) -> bool:
+    """Whether OUT is a directory for a dataset input: an existing directory, or a name
+    without a data-file suffix (``out.parquet`` means one file holding everything)."""
+    if not sources.is_uri(output) and os.path.isdir(output):
+        return True
+    return os.path.splitext(output.rstrip("/"))[1].lower() not in _DATA_FILE_SUFFIXES

@@ -1,0 +1,130 @@
+"""The argument parser of the ``streamnorm`` command: its subcommands and their options."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from .._version import __version__
+from ..normalize import MODES
+from .exits import PROG, UsageError
+from .options import (
+    IN_HELP,
+    add_by_option,
+    add_column_option,
+    add_common_options,
+    add_dask_options,
+    add_inf_option,
+    add_output_options,
+    add_selection_options,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line and do not exit (main() reports them)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _add_reading_options(parser: argparse.ArgumentParser, command: str, *,
+                         output: bool = False) -> None:
+    """The options ``stats`` and ``normalize`` share, in their --help order: ``--inf``, the
+    common ones, source and column selection, (output files,) ``--by`` and Dask."""
+    add_inf_option(parser, command)
+    add_common_options(parser)
+    add_selection_options(parser)
+    if output:
+        add_output_options(parser)
+    add_by_option(parser)
+    add_dask_options(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``streamnorm`` command."""
+    parser = _Parser(
+        prog=PROG,
+        description="Streaming normalization statistics and normalization of Arrow IPC and "
+        "Parquet files, with bounded memory.",
+        epilog="Exit codes: 0 ok, 2 bad usage or input, 130 interrupted, 143 terminated.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    stats = sub.add_parser(
+        "stats", help="per-column count, nulls, NaN, mean, std, min, max of a file",
+        description="Compute per-column statistics in one streaming pass. Prints a table, or "
+        "saves the exact mergeable state with -o (.json, .arrow or .parquet).",
+    )
+    stats.add_argument("input", metavar="IN", help=IN_HELP)
+    stats.add_argument("-o", "--output", metavar="STATS", help="save the statistics here")
+    stats.add_argument(
+        "--ddof", type=non_negative_int, default=0, metavar="N",
+        help="the printed std divides by count - N (default 0, numpy's; 1 for pandas'). A "
+        "saved state keeps m2, so it serves any ddof",
+    )
+    _add_reading_options(stats, "stats")
+
+    norm = sub.add_parser(
+        "normalize", help="normalize a file into another (batch, layer or rms mode)",
+        description="Normalize IN into OUT (formats by suffix). Batch mode reads IN twice "
+        "(fit, then transform) unless --stats is given; layer and rms read it once. OUT is "
+        "written to a temporary file and renamed into place only on success. When IN is a "
+        "directory or a glob and OUT a directory (existing, or a name without a data suffix), "
+        "each input file gets its own output file at the same relative path, so hive "
+        "partitions (year=2024/) are kept; with a .parquet/.arrow OUT, everything goes into "
+        "that one file.",
+    )
+    norm.add_argument("input", metavar="IN", help=IN_HELP)
+    norm.add_argument("output", metavar="OUT",
+                      help=".parquet, .arrow/.feather/.ipc or .arrows; or a directory")
+    norm.add_argument("--mode", choices=MODES, default="batch", help="default: batch")
+    norm.add_argument(
+        "--stats", metavar="FILE",
+        help="batch mode: use these statistics (a stats file, or a file normalized before) "
+        "instead of a fitting pass",
+    )
+    norm.add_argument(
+        "--eps", type=non_negative_float, metavar="E",
+        help="added to the variance under the square root (default 0 batch, 1e-5 layer/rms)",
+    )
+    _add_reading_options(norm, "normalize", output=True)
+
+    inverse = sub.add_parser(
+        "inverse", help="undo a batch-mode normalization",
+        description="Restore the original values of a file made by `streamnorm normalize` in "
+        "batch mode, from the statistics recorded in its metadata (or --stats).",
+    )
+    inverse.add_argument("input", metavar="IN", help="a normalized Arrow IPC or Parquet file")
+    inverse.add_argument("output", metavar="OUT", help="where to write the restored data")
+    inverse.add_argument("--stats", metavar="FILE", help="statistics to use instead")
+    add_common_options(inverse, columns=False)
+    add_output_options(inverse)
+
+    inspect = sub.add_parser(
+        "inspect", help="print the schema and which columns each mode would normalize",
+        description="Print IN's columns and types (reading only its first block) and, for "
+        "batch, layer and rms mode, whether each column would be normalized and why not.",
+    )
+    inspect.add_argument("input", metavar="IN", help=IN_HELP)
+    add_column_option(inspect)
+    inspect.add_argument(
+        "--no-progress", action="store_true",
+        help="accepted like the other commands (inspect reads one block and draws no bar)",
+    )
+    add_selection_options(inspect, reading=False)
+
+    demo = sub.add_parser(
+        "demo", help="generate a sample Parquet file and run stats, normalize and inverse on it",
+        description="Generate a seeded sample Parquet file, then run stats, normalize (batch "
+        "and layer) and inverse on it end to end, printing each step.",
+    )
+    demo.add_argument("--rows", type=positive_int, default=300_000, metavar="N",
+                      help="rows to generate (default 300000)")
+    demo.add_argument("--dir", default="streamnorm-demo", metavar="D",
+                      help="directory for the files (default ./streamnorm-demo)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser

@@ -1,0 +1,50 @@
+"""Tables as text: :func:`format_table`, and the statistics table ``streamnorm stats`` prints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+
+from ..stats import FeatureStats
+
+
+def _format_number(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def format_table(table: pa.Table) -> str:
+    """A table as aligned text: a header line, then one line per row (numbers right-aligned).
+
+    >>> print(format_table(pa.table({"column": ["a"], "mean": [1.5]})))
+    column  mean
+    a        1.5
+    """
+    header = table.column_names
+    rows = [[_format_number(v) for v in row.values()] for row in table.to_pylist()]
+    widths = [max([len(h)] + [len(r[j]) for r in rows]) for j, h in enumerate(header)]
+    text_columns = {
+        j for j, f in enumerate(table.schema) if pa.types.is_string(f.type)
+    }
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            c.ljust(w) if j in text_columns else c.rjust(w)
+            for j, (c, w) in enumerate(zip(cells, widths))
+        ]
+        return "  ".join(parts).rstrip()
+
+    first = "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()
+    return "\n".join([first, *(line(r) for r in rows)])
+
+
+def summary_table(stats: FeatureStats, ddof: int = 0) -> pa.Table:
+    """``stats.summary(ddof)`` with the std column named after its ddof: ``std(ddof=0)``."""
+    table = stats.summary(ddof=ddof)
+    return table.rename_columns(
+        [f"std(ddof={ddof})" if name == "std" else name for name in table.column_names]
+    )

@@ -1,0 +1,90 @@
+"""What the test files share: the command in a subprocess, the bad-input contract it keeps,
+and two statistics states compared.
+
+Exact and float64 references live in :mod:`references`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import streamnorm as sn
+
+CLI = (sys.executable, "-m", "streamnorm")
+"""The command line that runs ``streamnorm`` with this interpreter (and its PYTHONPATH)."""
+
+
+def run_python(*args: str | Path, cwd: str | Path | None = None, timeout: float = 180,
+               **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``python ARGS`` (this interpreter) in ``cwd``; stdout and stderr captured as text.
+
+    Extra keywords go to :func:`subprocess.run` (``env``, ``umask``, ...).
+    """
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, **kwargs)
+
+
+def run_cli(*args: str | Path, cwd: str | Path, timeout: float = 180,
+            **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``streamnorm ARGS`` in a subprocess in ``cwd`` (see :func:`run_python`)."""
+    return run_python("-m", "streamnorm", *args, cwd=cwd, timeout=timeout, **kwargs)
+
+
+def start_cli(*args: str | Path, cwd: str | Path, text: bool = False) -> subprocess.Popen:
+    """Start ``streamnorm ARGS`` without waiting (to signal it, or close its pipe); stdout
+    and stderr are pipes."""
+    return subprocess.Popen([*CLI, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=text)
+
+
+def assert_ok(proc: subprocess.CompletedProcess[str]) -> None:
+    """Exit code 0 and no traceback on stderr."""
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def assert_bad_input(proc: subprocess.CompletedProcess[str], *needles: str,
+                     absent: Iterable[str | Path] = ()) -> None:
+    """The command's contract for bad usage or input: exit code 2, exactly one line on stderr,
+    ``streamnorm: error: ...`` holding every one of ``needles``, no traceback, and none of the
+    ``absent`` paths (outputs it must not have left) on disk."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("streamnorm: error:"), lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    for path in absent:
+        assert not Path(path).exists(), f"{path} was left behind"
+
+
+def assert_same_stats(got: sn.FeatureStats, want: sn.FeatureStats, *, rtol: float = 1e-15,
+                      nulls_as_nan: bool = False) -> None:
+    """Two states of the same data (other batchings, merge orders or machines).
+
+    Columns, NaN policy, counts, min and max exactly equal (``nulls_as_nan``: only nulls +
+    NaN together, for sources such as pandas' numpy columns that cannot tell them apart);
+    mean within ``rtol`` of the column's magnitude (max |min|, |max|), m2 within ``rtol`` of
+    itself. Works for plain and grouped (``by=``) states, whose arrays are (groups, columns).
+    """
+    assert got.columns == want.columns
+    assert got.nan == want.nan
+    np.testing.assert_array_equal(got.count, want.count)
+    if nulls_as_nan:
+        np.testing.assert_array_equal(got.null_count + got.nan_count,
+                                      want.null_count + want.nan_count)
+    else:
+        np.testing.assert_array_equal(got.null_count, want.null_count)
+        np.testing.assert_array_equal(got.nan_count, want.nan_count)
+    np.testing.assert_array_equal(got.min, want.min)
+    np.testing.assert_array_equal(got.max, want.max)
+    scale = np.maximum(np.abs(want.min), np.abs(want.max))
+    assert np.all(np.abs(got.mean - want.mean) <= rtol * scale), got.mean - want.mean
+    assert np.all(np.abs(got.m2 - want.m2) <= rtol * np.abs(want.m2)), got.m2 / want.m2 - 1
