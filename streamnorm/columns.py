@@ -8,17 +8,14 @@ whose values buffer is not aligned for its dtype.
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.types as pat
-from numba import njit
 
 from .errors import SchemaError
-from .kernels.cpu import array_at
 
 _EMPTY_BITMAP = np.zeros(0, dtype=np.uint8)
 
@@ -225,7 +222,7 @@ class BatchPlan:
 class BufferGroup:
     """Same-dtype numeric columns of one batch, located by buffer address (k columns).
 
-    For the kernels that take addresses (``kernels.cpu.columns_moments_at``): locating the
+    For the kernels that take addresses (``Backend.columns_moments_at``): locating the
     columns of a batch this way costs a few microseconds, against about 1.5 µs per column for
     numpy views and typed Lists.
 
@@ -277,54 +274,21 @@ def locate_columns(batch: pa.RecordBatch, plan: BatchPlan) -> list[BufferGroup] 
     wrapping each column in Python. None when a values buffer is absent or not aligned for
     its dtype: use :func:`column_views` then.
     """
-    _, exported = batch.__arrow_c_array__()
-    struct = _capsule_pointer(exported, b"arrow_array")
+    # Reading raw addresses is the kernels' unsafe memory module; loaded on first use so that
+    # ``import streamnorm`` loads no numba code (the invariants are written there).
+    from .kernels import memory
+
+    _, exported = batch.__arrow_c_array__()  # referenced until the structs have been read
+    struct = memory.arrow_array_struct(exported)
     groups = []
     for like, positions, children in plan.groups:
-        located = _locate_children(struct, children, like.itemsize)
+        located = memory.locate_children(struct, children, like.itemsize)
         addresses, lengths, validity_addresses, bit_offsets, has_validity, usable = located
         if not usable:
             return None
         groups.append(BufferGroup(positions, like, addresses, lengths, validity_addresses,
                                   bit_offsets, has_validity, batch))
     return groups
-
-
-_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-_capsule_pointer.restype = ctypes.c_void_p
-_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-
-# struct ArrowArray of the C Data Interface: the int64-sized fields this module reads.
-_LENGTH, _NULL_COUNT, _OFFSET, _N_BUFFERS, _N_CHILDREN, _BUFFERS, _CHILDREN = range(7)
-_ARROW_ARRAY_WORDS = 10
-
-
-@njit(cache=True)
-def _locate_children(struct, children, itemsize):
-    """(addresses, lengths, validity addresses, bit offsets, has_validity, usable) of the
-    ``children`` of the exported struct ArrowArray at address ``struct``."""
-    words = np.empty(0, dtype=np.int64)
-    top = array_at(struct, _ARROW_ARRAY_WORDS, words)
-    child_structs = array_at(top[_CHILDREN], top[_N_CHILDREN], words)
-    k = children.shape[0]
-    addresses = np.zeros(k, dtype=np.int64)
-    lengths = np.full(k, top[_LENGTH], dtype=np.int64)
-    validity_addresses = np.zeros(k, dtype=np.int64)
-    bit_offsets = np.zeros(k, dtype=np.int64)
-    has_validity = np.zeros(k, dtype=np.bool_)
-    for j in range(k):
-        child = array_at(child_structs[children[j]], _ARROW_ARRAY_WORDS, words)
-        buffers = array_at(child[_BUFFERS], child[_N_BUFFERS], words)
-        first = child[_OFFSET] + top[_OFFSET]  # a struct's offset applies to its children
-        if top[_LENGTH] > 0 and (buffers[1] == 0 or buffers[1] % itemsize):
-            return addresses, lengths, validity_addresses, bit_offsets, has_validity, False
-        addresses[j] = buffers[1] + first * itemsize
-        # null_count -1 means "not computed": read the bitmap then, if there is one
-        if buffers[0] != 0 and child[_NULL_COUNT] != 0:
-            validity_addresses[j] = buffers[0]
-            bit_offsets[j] = first
-            has_validity[j] = True
-    return addresses, lengths, validity_addresses, bit_offsets, has_validity, True
 
 
 @dataclass(frozen=True)
