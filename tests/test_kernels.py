@@ -542,6 +542,15 @@ def test_multi_column_kernels_take_any_sequence_of_arrays():
     assert all(same_bits(a, b) for a, b in zip(got, want))
     with pytest.raises(ValueError, match="one dtype"):
         cpu.columns_moments([cols[0], cols[1].astype(np.float64)], [EMPTY] * 2, *args)
+    # the kernels read by address: a shape that would make them read past an array's end is
+    # refused before any kernel runs
+    with pytest.raises(ValueError, match="rows"):
+        cpu.row_moments_columns([cols[0], cols[1][:-1]], [EMPTY] * 2, *args[:2])
+    with pytest.raises(ValueError, match="shorter"):
+        cpu.columns_moments(cols, [EMPTY, np.zeros(3, np.uint8), EMPTY], args[0],
+                            np.array([False, True, False]), args[2])
+    with pytest.raises(ValueError, match="as long"):
+        cpu.normalize_columns(cols, np.zeros(3), np.ones(3), [np.empty(5)] * 3)
 
 
 def _run_python(code: str, **env: str) -> str:

@@ -48,13 +48,28 @@ def _like(arrays: Sequence[np.ndarray], default: np.dtype = np.dtype(np.float64)
     return np.empty(0, dtype=arrays[0].dtype if len(arrays) else default)
 
 
-def _validity_addresses(validities: Sequence[np.ndarray], has_validity: np.ndarray) -> tuple[
+def _validity_addresses(validities: Sequence[np.ndarray], has_validity: np.ndarray,
+                        bit_offsets: np.ndarray, lengths: np.ndarray) -> tuple[
         list[np.ndarray], np.ndarray]:
-    """(keep, address int64[k]) of the validity bitmaps (0 where a column has none)."""
+    """(keep, address int64[k]) of the validity bitmaps (0 where a column has none).
+
+    Raises ``ValueError`` when a bitmap read is shorter than its column's bits (the kernel
+    would read past its end)."""
     keep = [np.ascontiguousarray(v, dtype=np.uint8) for v in validities]
-    addresses = np.array([v.ctypes.data if has else 0 for v, has in zip(keep, has_validity)],
-                         dtype=np.int64)
+    addresses = np.zeros(len(lengths), dtype=np.int64)
+    for j, has in enumerate(np.asarray(has_validity, dtype=np.bool_).tolist()):
+        if has:
+            if keep[j].shape[0] < (int(bit_offsets[j]) + int(lengths[j]) + 7) // 8:
+                raise ValueError(f"validity bitmap {j} is shorter than its column")
+            addresses[j] = keep[j].ctypes.data
     return keep, addresses
+
+
+def _check_rows(lengths: np.ndarray, n_rows: int, what: str) -> None:
+    """The per-row kernels read ``n_rows`` values of every column: refuse shorter ones
+    (reading past their end) rather than trust the caller."""
+    if (lengths != n_rows).any():
+        raise ValueError(f"{what} must all hold {n_rows} rows, got lengths {lengths.tolist()}")
 
 
 def column_moments(values: np.ndarray, validity: np.ndarray, bit_offset: int,
@@ -97,7 +112,8 @@ def columns_moments(columns: Sequence[np.ndarray], validities: Sequence[np.ndarr
     maximum[k])``.
     """
     keep, addresses, lengths = addresses_of(columns)
-    bitmaps, validity_addresses = _validity_addresses(validities, has_validity)
+    bitmaps, validity_addresses = _validity_addresses(validities, has_validity, bit_offsets,
+                                                      lengths)
     result = columns_moments_at(
         _like(keep), addresses, lengths, validity_addresses,
         np.asarray(bit_offsets, dtype=np.int64), np.asarray(has_validity, dtype=np.bool_),
@@ -116,8 +132,10 @@ def row_moments_columns(columns: Sequence[np.ndarray], validities: Sequence[np.n
     (mean/m2 NaN where count is 0); independent of the thread count.
     """
     keep, addresses, lengths = addresses_of(columns)
-    bitmaps, validity_addresses = _validity_addresses(validities, has_validity)
     n_rows = int(lengths[0]) if len(lengths) else 0
+    _check_rows(lengths, n_rows, "columns")
+    bitmaps, validity_addresses = _validity_addresses(validities, has_validity, bit_offsets,
+                                                      lengths)
     result = cpu_rows.row_moments_columns_at(
         _like(keep), addresses, n_rows, validity_addresses,
         np.asarray(bit_offsets, dtype=np.int64), np.asarray(has_validity, dtype=np.bool_),
@@ -130,10 +148,14 @@ def normalize_rows_columns(columns: Sequence[np.ndarray], center: np.ndarray,
                            scale: np.ndarray, outs: Sequence[np.ndarray]) -> None:
     """Row-wise ``outs[k][r] = (columns[k][r] - center[r]) / scale[r]`` across same-dtype
     columns of ``len(center)`` values, into contiguous arrays ``outs`` of one dtype."""
-    keep, addresses, _ = addresses_of(columns)
-    out_keep, out_addresses, _ = addresses_of(outs, writable=True)
+    keep, addresses, lengths = addresses_of(columns)
+    out_keep, out_addresses, out_lengths = addresses_of(outs, writable=True)
     if not len(keep):
         return
+    if len(out_keep) < len(keep):
+        raise ValueError("one output per column is needed")
+    _check_rows(lengths, len(center), "columns")
+    _check_rows(out_lengths[: len(keep)], len(center), "outs")
     cpu_rows.normalize_rows_columns_at(
         _like(keep), addresses, np.asarray(center, dtype=np.float64),
         np.asarray(scale, dtype=np.float64), _like(out_keep), out_addresses,
@@ -152,8 +174,12 @@ def layer_norm_columns(columns: Sequence[np.ndarray], validities: Sequence[np.nd
     """
     if not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
-    keep, addresses, _ = addresses_of(columns)
-    bitmaps, validity_addresses = _validity_addresses(validities, has_validity)
+    keep, addresses, lengths = addresses_of(columns)
+    if out.ndim != 2 or out.shape[0] != len(keep):
+        raise ValueError(f"out must have shape ({len(keep)}, n_rows), got {out.shape}")
+    _check_rows(lengths, out.shape[1], "columns")
+    bitmaps, validity_addresses = _validity_addresses(validities, has_validity, bit_offsets,
+                                                      lengths)
     cpu_rows.layer_norm_columns_at(
         _like(keep), addresses, validity_addresses, np.asarray(bit_offsets, dtype=np.int64),
         np.asarray(has_validity, dtype=np.bool_), bool(rms), float(eps), int(ddof),
@@ -168,7 +194,7 @@ def _map_columns(columns: Sequence[np.ndarray], centers: np.ndarray, scales: np.
     out_keep, out_addresses, out_lengths = addresses_of(outs, writable=True)
     if not len(keep):
         return
-    if (out_lengths < lengths).any():
+    if len(out_keep) < len(keep) or (out_lengths[: len(keep)] < lengths).any():
         raise ValueError("each output must be as long as its column")
     kernel = (cpu_map.map_columns_serial_at if int(lengths.sum()) <= CHUNK
               else cpu_map.map_columns_parallel_at)
