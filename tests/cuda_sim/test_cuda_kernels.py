@@ -226,7 +226,7 @@ def _columns_case(rng, n_rows, n_cols, dtype):
         values = _data(rng, n_rows + offset, dtype)
         mask = rng.random(n_rows + offset) < (0.25 if k % 2 == 0 else 0.0)
         arrays.append(pa.array(values, mask=mask).slice(offset))
-    views = [cols._primitive_view(a) for a in arrays]
+    views = [cols.primitive_view(a) for a in arrays]
     return (
         list([v.values for v in views]),
         list([v.validity for v in views]),
