@@ -17,7 +17,6 @@ from fractions import Fraction
 import numba
 import numpy as np
 import pytest
-from numba.typed import List
 
 from streamnorm.kernels import cpu
 
@@ -224,7 +223,7 @@ def test_columns_moments_equals_column_moments_bitwise():
         offsets.append(3 if has else 0)
         flags.append(has)
         shifts.append(float(values[0]) if n and not np.isnan(values[0]) else 0.0)
-    got = cpu.columns_moments(List(cols), List(bitmaps), np.array(offsets, dtype=np.int64),
+    got = cpu.columns_moments(list(cols), list(bitmaps), np.array(offsets, dtype=np.int64),
                               np.array(flags), np.array(shifts))
     for j in range(len(sizes)):
         one = cpu.column_moments(cols[j], bitmaps[j], offsets[j], flags[j], shifts[j])
@@ -241,7 +240,7 @@ def address_args(cols: list[np.ndarray], bitmaps: list[np.ndarray]) -> tuple[np.
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int8, np.uint64])
 def test_columns_moments_at_equals_columns_moments_bitwise(dtype):
-    """The address kernel reads the same memory as the typed-List kernel: the same bits, and
+    """The address kernel reads the same memory as the sequence wrapper: the same bits, and
     a NaN shift becomes the column's first valid finite value (0 when it has none)."""
     rng = np.random.default_rng(3)
     sizes = [0, 1, 5, BLOCK + 3, CHUNK + 1, 2 * CHUNK + 77]
@@ -266,17 +265,16 @@ def test_columns_moments_at_equals_columns_moments_bitwise(dtype):
         want_shifts.append(0.0 if np.isnan(first) else first)
     assert same_bits(shift_used, np.array(want_shifts))
     assert want_shifts[0] == 0.0 and want_shifts[-1] != 0.0
-    want = cpu.columns_moments(List(cols), List(bitmaps), offsets, flags, np.array(want_shifts))
+    want = cpu.columns_moments(list(cols), list(bitmaps), offsets, flags, np.array(want_shifts))
     for field_got, field_want in zip(got, want):
         assert same_bits(field_got, field_want)
-    empty = cpu.columns_moments(List.empty_list(numba.types.Array(numba.from_dtype(np.dtype(
-        dtype)), 1, "C")), List([EMPTY]), offsets[:0], flags[:0], np.zeros(0))
+    empty = cpu.columns_moments([], [], offsets[:0], flags[:0], np.zeros(0))
     assert [len(field) for field in empty] == [0] * 6
     given = np.array([7.0] * len(cols))  # a shift already known is used as it is
     *again, kept = cpu.columns_moments_at(like, addresses, lengths, validity_addresses, offsets,
                                           flags, given)
     assert same_bits(kept, given)
-    want = cpu.columns_moments(List(cols), List(bitmaps), offsets, flags, given)
+    want = cpu.columns_moments(list(cols), list(bitmaps), offsets, flags, given)
     assert all(same_bits(a, b) for a, b in zip(again, want))
 
 
@@ -289,8 +287,8 @@ def test_column_kernels_thread_count_independent(dtype, threads):
     for validity, has in [(EMPTY, False), (bitmap, True)]:
         one, many = threads(lambda: cpu.column_moments(values, validity, 3, has, shift))
         assert all(same_bits(a, b) for a, b in zip(one, many))
-    lst = List([values, values[5:]])
-    args = (List([bitmap, bitmap]), np.array([3, 8]), np.array([True, False]),
+    lst = list([values, values[5:]])
+    args = (list([bitmap, bitmap]), np.array([3, 8]), np.array([True, False]),
             np.array([shift, shift]))
     one, many = threads(lambda: cpu.columns_moments(lst, *args))
     assert all(same_bits(a, b) for a, b in zip(one, many))
@@ -345,7 +343,7 @@ def test_row_moments_matrix_and_columns(dtype, n_rows, with_nulls):
         bitmaps.append(np.packbits(bits, bitorder="little") if with_nulls else col_bitmap)
     if n_rows == 0:
         return
-    got = cpu.row_moments_columns(List(cols), List(bitmaps), np.full(width, 3, np.int64),
+    got = cpu.row_moments_columns(list(cols), list(bitmaps), np.full(width, 3, np.int64),
                                   np.full(width, with_nulls))
     assert_rows(got, want)
 
@@ -355,8 +353,8 @@ def test_row_kernels_thread_count_independent(threads):
     matrix = rng.normal(5, 2, (5 * cpu.ROW_BLOCK + 7, 64)).astype(np.float32)
     one, many = threads(lambda: cpu.row_moments_matrix(matrix, EMPTY, 0, False))
     assert all(same_bits(a, b) for a, b in zip(one, many))
-    cols = List([np.ascontiguousarray(matrix[:, j]) for j in range(64)])
-    args = (List([EMPTY] * 64), np.zeros(64, np.int64), np.zeros(64, np.bool_))
+    cols = list([np.ascontiguousarray(matrix[:, j]) for j in range(64)])
+    args = (list([EMPTY] * 64), np.zeros(64, np.int64), np.zeros(64, np.bool_))
     one, many = threads(lambda: cpu.row_moments_columns(cols, *args))
     assert all(same_bits(a, b) for a, b in zip(one, many))
 
@@ -375,8 +373,8 @@ def test_normalize_column_and_columns(dtype, out_dtype, n):
     cpu.normalize_column(values, 3.5, 1.25, out)
     np.testing.assert_array_equal(out, want)
     other = values[: n // 2]
-    outs = List([np.empty(n, dtype=out_dtype), np.empty(n // 2, dtype=out_dtype)])
-    cpu.normalize_columns(List([values, other]), np.array([3.5, -1.0]), np.array([1.25, 2.0]),
+    outs = list([np.empty(n, dtype=out_dtype), np.empty(n // 2, dtype=out_dtype)])
+    cpu.normalize_columns(list([values, other]), np.array([3.5, -1.0]), np.array([1.25, 2.0]),
                           outs)
     np.testing.assert_array_equal(outs[0], want)
     np.testing.assert_array_equal(outs[1], ((other.astype(np.float64) + 1.0) / 2.0).astype(out_dtype))
@@ -394,8 +392,8 @@ def test_normalize_rows(dtype):
     out = np.empty((n_rows, width), dtype=out_dtype)
     cpu.normalize_rows_matrix(matrix, center, scale, out)
     np.testing.assert_array_equal(out, want)
-    cols = List([np.ascontiguousarray(matrix[:, j]) for j in range(width)])
-    outs = List([np.empty(n_rows, dtype=out_dtype) for _ in range(width)])
+    cols = list([np.ascontiguousarray(matrix[:, j]) for j in range(width)])
+    outs = list([np.empty(n_rows, dtype=out_dtype) for _ in range(width)])
     cpu.normalize_rows_columns(cols, center, scale, outs)
     np.testing.assert_array_equal(np.stack(list(outs), axis=1), want)
 
@@ -404,15 +402,15 @@ def _layer_reference(cols, bitmaps, offsets, has_validity, rms, eps, ddof, propa
     """row_moments_columns, normalize._row_center_scale and normalize_rows_columns, unfused."""
     from streamnorm.normalize import _row_center_scale
 
-    count, mean, m2 = cpu.row_moments_columns(List(cols), List(bitmaps), offsets, has_validity)
+    count, mean, m2 = cpu.row_moments_columns(list(cols), list(bitmaps), offsets, has_validity)
     center, scale = _row_center_scale("rms" if rms else "layer", count, mean, m2, eps, ddof)
     if propagate:
         for col, bitmap, offset, has in zip(cols, bitmaps, offsets, has_validity):
             valid = (np.unpackbits(bitmap, bitorder="little")[offset : offset + len(col)] == 1
                      if has else np.ones(len(col), bool))
             center[np.isnan(col.astype(np.float64)) & valid] = np.nan
-    outs = List([np.empty(len(cols[0]), out_dtype) for _ in cols])
-    cpu.normalize_rows_columns(List(cols), center, scale, outs)
+    outs = list([np.empty(len(cols[0]), out_dtype) for _ in cols])
+    cpu.normalize_rows_columns(list(cols), center, scale, outs)
     return np.stack(list(outs))
 
 
@@ -443,7 +441,7 @@ def test_layer_norm_columns_equals_the_unfused_kernels(dtype, n_rows, nulls, rms
     want = _layer_reference(cols, bitmaps, offsets, has_validity, rms, 1e-5, ddof, propagate,
                             out_dtype)
     out = np.empty((width, n_rows), out_dtype)
-    cpu.layer_norm_columns(List(cols), List(bitmaps), offsets, has_validity, rms, 1e-5, ddof,
+    cpu.layer_norm_columns(list(cols), list(bitmaps), offsets, has_validity, rms, 1e-5, ddof,
                            propagate, out)
     if out_dtype == np.float64:
         assert same_bits(out, want)
@@ -456,8 +454,8 @@ def test_layer_norm_columns_equals_the_unfused_kernels(dtype, n_rows, nulls, rms
 
 def test_layer_norm_columns_thread_count_independent(threads):
     rng = np.random.default_rng(6)
-    cols = List([rng.normal(3, 2, 5_003).astype(np.float32) for _ in range(300)])
-    args = (List([EMPTY] * 300), np.zeros(300, np.int64), np.zeros(300, np.bool_), False, 1e-5,
+    cols = list([rng.normal(3, 2, 5_003).astype(np.float32) for _ in range(300)])
+    args = (list([EMPTY] * 300), np.zeros(300, np.int64), np.zeros(300, np.bool_), False, 1e-5,
             0, False)
 
     def run():
@@ -472,36 +470,144 @@ def test_layer_norm_columns_thread_count_independent(threads):
 # --------------------------------------------------------------------------- JIT cache
 
 
-def test_warm_cache_process_compiles_nothing(tmp_path):
-    """DESIGN §5: with a warm cache, a fresh process loads every kernel and compiles nothing."""
-    script = textwrap.dedent(
-        """
-        import numpy as np
-        from numba.typed import List
-        from streamnorm.kernels import cpu
-        e = np.zeros(0, np.uint8)
-        x = np.arange(100000, dtype=np.float64)
-        cpu.first_finite(x, e, 0, False)
-        cpu.column_moments(x, e, 0, False, 0.0)
-        cpu.columns_moments(List([x]), List([e]), np.zeros(1, np.int64), np.zeros(1, np.bool_),
-                            np.zeros(1))
-        cpu.columns_moments_at(x[:0], np.array([x.ctypes.data]), np.array([x.size]),
+WARM_CACHE_SCRIPT = """
+import numpy as np
+from streamnorm.kernels import backend, cpu, memory
+kernels = backend("cpu")
+e = np.zeros(0, np.uint8)
+bits = np.full(20000, 0xFF, np.uint8)
+for n in (1000, 3 * cpu.CHUNK):  # serial and parallel paths of every dispatching wrapper
+    x = np.arange(n, dtype=np.float64)
+    x32 = x.astype(np.float32)
+    kernels.first_finite(x, e, 0, False)
+    kernels.column_moments(x, e, 0, False, 0.0)
+    kernels.column_moments(x, bits, 3, True, 0.0)
+    kernels.columns_moments([x, x[:7]], [e, bits], np.array([0, 3]), np.array([False, True]),
+                            np.zeros(2))
+    kernels.columns_moments_at(x[:0], np.array([x.ctypes.data]), np.array([x.size]),
                                np.zeros(1, np.int64), np.zeros(1, np.int64),
                                np.zeros(1, np.bool_), np.full(1, np.nan))
-        m = x.reshape(-1, 100).astype(np.float32)
-        c, mu, q = cpu.row_moments_matrix(m, e, 0, False)
-        cpu.normalize_rows_matrix(m, mu, np.ones_like(mu), np.empty_like(m))
-        cpu.normalize_column(x, 1.0, 2.0, np.empty_like(x))
-        cpu.layer_norm_columns(List([x, x]), List([e, e]), np.zeros(2, np.int64),
-                               np.zeros(2, np.bool_), False, 1e-5, 0, False,
-                               np.empty((2, x.size)))
-        misses = {name: sum(f.stats.cache_misses.values())
-                  for name, f in vars(cpu).items() if hasattr(f, "stats")}
-        print(sum(misses.values()), [n for n, v in misses.items() if v])
-        """
-    )
+    kernels.column_moments_ext(x, e, 0, False, np.ones(n), True, True, 0.0)
+    kernels.grouped_moments(x, e, 0, False, np.arange(n) % 3, np.full(3, np.nan),
+                            np.zeros(0), False, True)
+    m = x[: n // 8 * 8].reshape(-1, 8).astype(np.float32)
+    c, mu, q = kernels.row_moments_matrix(m, e, 0, False)
+    kernels.normalize_rows_matrix(m, mu, np.ones_like(mu), np.empty_like(m))
+    c, mu, q = kernels.row_moments_columns([x, x], [e, e], np.zeros(2, np.int64),
+                                           np.zeros(2, np.bool_))
+    kernels.normalize_rows_columns([x, x], mu, np.ones_like(mu), [np.empty(n), np.empty(n)])
+    for out_dtype in (np.float32, np.float64):
+        out = np.empty(n, out_dtype)
+        kernels.normalize_column(x, 1.0, 2.0, out)
+        kernels.denormalize_column(x32, 1.0, 2.0, out)
+        kernels.normalize_columns([x, x[:5]], np.ones(2), np.ones(2),
+                                  [out, np.empty(5, out_dtype)])
+        kernels.denormalize_columns([x32], np.ones(1), np.ones(1), [out])
+        kernels.layer_norm_columns([x, x], [e, bits], np.zeros(2, np.int64),
+                                   np.array([False, True]), False, 1e-5, 0, True,
+                                   np.empty((2, n), out_dtype))
+misses = {f"{module.__name__}.{name}": sum(f.stats.cache_misses.values())
+          for module in (*cpu.KERNEL_MODULES, memory)
+          for name, f in vars(module).items() if hasattr(f, "stats")}
+print(sum(misses.values()), [n for n, v in misses.items() if v])
+"""
+
+
+def test_warm_cache_process_loads_every_kernel_and_compiles_nothing():
+    """DESIGN §5: with a warm cache, a fresh process loads every public kernel of the CPU
+    backend (serial and parallel paths), runs it without crashing (numba issue 8578: a cached
+    function calling a parallel one segfaulted on a warm cache) and compiles nothing."""
     env = dict(os.environ)
     for _ in range(2):  # the first run may fill the cache; the second must only load it
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                                env=env, timeout=600, check=True)
+        result = subprocess.run([sys.executable, "-c", WARM_CACHE_SCRIPT], capture_output=True,
+                                text=True, env=env, timeout=1200)
+        assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[0] == "0", result.stdout
+
+
+def test_multi_column_kernels_take_any_sequence_of_arrays():
+    """A list, a tuple and a numba typed List give the same bits; strided columns are read
+    through a contiguous copy; mixed dtypes are refused rather than misread."""
+    from numba.typed import List
+
+    rng = np.random.default_rng(11)
+    cols = [make_values(CHUNK + 9, np.float32, rng) for _ in range(3)]
+    args = (np.zeros(3, np.int64), np.zeros(3, np.bool_), np.zeros(3))
+    want = cpu.columns_moments(cols, [EMPTY] * 3, *args)
+    for sequence in (tuple, List):
+        got = cpu.columns_moments(sequence(cols), sequence([EMPTY] * 3), *args)
+        assert all(same_bits(a, b) for a, b in zip(got, want))
+    strided = np.repeat(cols[0], 2)[::2]
+    got = cpu.columns_moments([strided, cols[1], cols[2]], [EMPTY] * 3, *args)
+    assert all(same_bits(a, b) for a, b in zip(got, want))
+    with pytest.raises(ValueError, match="one dtype"):
+        cpu.columns_moments([cols[0], cols[1].astype(np.float64)], [EMPTY] * 2, *args)
+    # the kernels read by address: a shape that would make them read past an array's end is
+    # refused before any kernel runs
+    with pytest.raises(ValueError, match="rows"):
+        cpu.row_moments_columns([cols[0], cols[1][:-1]], [EMPTY] * 2, *args[:2])
+    with pytest.raises(ValueError, match="shorter"):
+        cpu.columns_moments(cols, [EMPTY, np.zeros(3, np.uint8), EMPTY], args[0],
+                            np.array([False, True, False]), args[2])
+    with pytest.raises(ValueError, match="as long"):
+        cpu.normalize_columns(cols, np.zeros(3), np.ones(3), [np.empty(5)] * 3)
+
+
+def _run_python(code: str, **env: str) -> str:
+    environ = {k: v for k, v in os.environ.items()
+               if k not in ("STREAMNORM_NUM_THREADS", "NUMBA_NUM_THREADS", "OMP_WAIT_POLICY")}
+    environ.update(env)
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, env=environ, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("numba_first", [False, True])
+def test_streamnorm_num_threads_is_honoured_by_the_library(numba_first):
+    """STREAMNORM_NUM_THREADS=1 takes effect through the library API, whether numba was
+    loaded before streamnorm or not, and OMP_WAIT_POLICY defaults to PASSIVE."""
+    out = _run_python(f"""
+        import os
+        if {numba_first}:
+            import numba
+        import pyarrow as pa
+        import streamnorm as sn
+        stats = sn.FeatureStats().update(pa.table({{"a": [1.0, 2.0, 4.0]}}))
+        import numba
+        print(numba.get_num_threads(), os.environ["OMP_WAIT_POLICY"], stats.count.tolist())
+        """, STREAMNORM_NUM_THREADS="1")
+    assert out == "1 PASSIVE [3]"
+
+
+def test_a_bad_streamnorm_num_threads_is_a_clear_error():
+    out = _run_python("""
+        import pyarrow as pa
+        import streamnorm as sn
+        try:
+            sn.FeatureStats().update(pa.table({"a": [1.0]}))
+        except ValueError as exc:
+            print(exc)
+        """, STREAMNORM_NUM_THREADS="lots")
+    assert "STREAMNORM_NUM_THREADS" in out and "out of range" in out
+
+
+def test_import_loads_no_kernel_and_ctypes_is_left_alone():
+    """``import streamnorm`` loads neither numba nor a kernel module; locating columns by
+    address does not change ctypes.pythonapi's PyCapsule_GetPointer for the process."""
+    out = _run_python("""
+        import ctypes, sys
+        import streamnorm
+        print(sorted(m for m in sys.modules if m.startswith(("numba", "streamnorm.kernels."))))
+        before = (ctypes.pythonapi.PyCapsule_GetPointer.restype,
+                  ctypes.pythonapi.PyCapsule_GetPointer.argtypes)
+        import pyarrow as pa
+        from streamnorm import columns as cols
+        batch = pa.record_batch({"a": [1.0, None, 3.0]})
+        plan = cols.plan_batches(batch.schema, ["a"])
+        group = cols.locate_columns(batch, plan)[0]
+        after = (ctypes.pythonapi.PyCapsule_GetPointer.restype,
+                 ctypes.pythonapi.PyCapsule_GetPointer.argtypes)
+        print(before == after, group.lengths.tolist(), group.has_validity.tolist())
+        """)
+    assert out.splitlines() == ["['streamnorm.kernels.api']", "True [3] [True]"]

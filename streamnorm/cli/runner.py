@@ -67,11 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     0 on success, 2 on bad usage or input (one line on stderr), 130 on Ctrl-C, 143 on SIGTERM.
     """
-    # The commands stream files: Arrow's decoding / encoding threads and the kernels share the
-    # cores, and OpenMP workers spinning after each kernel launch (libgomp's default) take
-    # their CPU (4M x 32 Parquet normalize: 4.4 s -> 3.6 s). Read when numba starts its
-    # threads, so set first; an OMP_WAIT_POLICY already in the environment wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # OMP_WAIT_POLICY and the thread count: streamnorm.config, applied by streamnorm.kernels.
     parser = build_parser()
     try:
         with _sigterm_raises():

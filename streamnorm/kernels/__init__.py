@@ -1,28 +1,34 @@
-"""Compute kernels, one module per target; :func:`backend` picks one.
+"""Compute kernels, one backend per target; :func:`backend` picks one.
 
-Both modules expose the same functions (``column_moments``, ``first_finite``,
-``row_moments_matrix``, ``row_moments_columns``, ``normalize_column``,
-``normalize_rows_matrix``, ``normalize_rows_columns``) on host numpy arrays, so the layers above
-never know where they run (DESIGN §2).
+Every backend provides the functions of :class:`.api.Backend` on host numpy arrays, so the
+layers above never know where they run (DESIGN §2). :mod:`.memory` holds all the unsafe
+pointer code. Importing this package loads no kernel: the backend modules (and numba) load
+on first use, after :func:`streamnorm.config.prepare_numba` has set numba's environment.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+from ..config import apply_thread_count, prepare_numba, resolve_target
+from .api import Backend
 
-from ..config import resolve_target
+prepare_numba()  # before any module of this package imports numba
+
+__all__ = ["Backend", "backend"]
 
 
-def backend(target: str | None = None) -> ModuleType:
-    """The kernel module for ``target`` (``"cpu"``/``"cuda"``/None for the configured default).
+def backend(target: str | None = None) -> Backend:
+    """The kernel backend for ``target`` (``"cpu"``/``"cuda"``/None for the configured default).
 
-    Raises ``RuntimeError`` with the way out when the CUDA target is asked for but unusable.
+    The first call applies ``$STREAMNORM_NUM_THREADS``. Raises ``RuntimeError`` with the way
+    out when the CUDA target is asked for but unusable, ``ValueError`` for an unknown target
+    or a bad thread count.
     """
     chosen = resolve_target(target)
+    apply_thread_count()
     if chosen == "cpu":
         from . import cpu
 
-        return cpu
+        return cpu  # type: ignore[return-value]  # a module satisfying the protocol
     try:
         from . import cuda
     except ImportError as exc:  # numba-cuda not installed, or the module not built
@@ -31,4 +37,4 @@ def backend(target: str | None = None) -> ModuleType:
             "GPU, or use target='cpu'"
         ) from None
     cuda.require_device()
-    return cuda
+    return cuda  # type: ignore[return-value]

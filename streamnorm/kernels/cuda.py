@@ -48,7 +48,26 @@ import numpy as np
 from numba import cuda, float64, njit
 from numba.cuda.core import config as _cuda_config
 
-from . import cpu
+from . import memory
+from .cpu_ext import column_moments_ext, grouped_moments
+from .cpu_moments import chan_formula, chan_merge
+from .cpu_moments import first_finite as _cpu_first_finite
+
+__all__ = [
+    "CPU_ONLY", "FUSED_ROW_NORM", "SIMULATOR", "TARGET", "column_moments", "column_moments_ext",
+    "columns_moments", "columns_moments_at", "denormalize_column", "denormalize_columns",
+    "first_finite", "grouped_moments", "layer_norm_columns", "normalize_column",
+    "normalize_columns", "normalize_rows_columns", "normalize_rows_matrix", "require_device",
+    "row_moments_columns", "row_moments_matrix",
+]
+
+#: This backend's target name (see :class:`.api.Backend`).
+TARGET = "cuda"
+#: No fused per-row LayerNorm / RMSNorm here: :func:`layer_norm_columns` raises.
+FUSED_ROW_NORM = False
+
+#: CPU-only kernels, run on the host on this target too (re-exported from :mod:`.cpu_ext`).
+CPU_ONLY = ("column_moments_ext", "grouped_moments")
 
 #: True when numba.cuda runs on the CPU simulator rather than a GPU.
 SIMULATOR = bool(_cuda_config.ENABLE_CUDASIM)
@@ -105,27 +124,9 @@ def require_device() -> None:
 # --------------------------------------------------------------------------- device helpers
 
 
-def _chan(n_a, mean_a, m2_a, n_b, mean_b, m2_b):  # compiled twice below: device and host
-    """Chan et al. merge of two (count, mean, m2) states with the same shift.
-
-    A side whose mean is ±inf or NaN (it saw an ±inf value) gives the numpy result: mean
-    ``mean_a + mean_b`` (inf, or NaN for inf − inf) and m2 NaN, whatever the merge order.
-    """
-    if n_b == 0.0:
-        return n_a, mean_a, m2_a
-    if n_a == 0.0:
-        return n_b, mean_b, m2_b
-    n = n_a + n_b
-    if not (math.isfinite(mean_a) and math.isfinite(mean_b)):
-        return n, mean_a + mean_b, math.nan
-    delta = mean_b - mean_a
-    mean = mean_a + delta * (n_b / n)
-    m2 = m2_a + m2_b + delta * delta * (n_a * n_b / n)
-    return n, mean, m2
-
-
-_chan_device = cuda.jit(device=True)(_chan)
-_chan_host = njit(cache=True)(_chan)
+#: The kernels' one Chan merge (:func:`.cpu_moments.chan_formula`) as a device function; the
+#: host merges the block partials with its CPU twin, :data:`.cpu_moments.chan_merge`.
+_chan_device = cuda.jit(device=True)(chan_formula)
 
 
 @cuda.jit(device=True)
@@ -273,7 +274,7 @@ def _merge_partials(partials):
     for b in range(partials.shape[1]):
         nan_count += partials[_NAN, b]
         if partials[_COUNT, b] > 0.0:
-            count, mean, m2 = _chan_host(
+            count, mean, m2 = chan_merge(
                 count, mean, m2, partials[_COUNT, b], partials[_MEAN, b], partials[_M2, b]
             )
             lo = min(lo, partials[_MIN, b])
@@ -391,7 +392,32 @@ def first_finite(
     Runs on the host: it usually stops at the first value, which is far cheaper than the
     device copy a GPU scan would need (``column_moments`` copies the column once, after).
     """
-    return cpu.first_finite(values, validity, bit_offset, has_validity)
+    return _cpu_first_finite(values, validity, bit_offset, has_validity)
+
+
+def columns_moments_at(
+    like: np.ndarray, addresses: np.ndarray, lengths: np.ndarray,
+    validity_addresses: np.ndarray, bit_offsets: np.ndarray, has_validity: np.ndarray,
+    shifts: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """:func:`columns_moments` of columns given by host buffer address (see
+    :class:`streamnorm.kernels.api.Backend`): each address becomes a host view (the caller
+    keeps the memory alive), a NaN shift the column's first finite value (0 if none).
+
+    Returns the six arrays of :func:`columns_moments` and ``shift_used`` float64[k].
+    """
+    values, bitmaps = [], []
+    for j in range(len(addresses)):
+        n = int(lengths[j])
+        values.append(memory.host_view(int(addresses[j]), n, like.dtype))
+        n_bytes = (int(bit_offsets[j]) + n + 7) // 8 if has_validity[j] else 0
+        bitmaps.append(memory.host_view(int(validity_addresses[j]), n_bytes, np.uint8))
+    shift_used = np.array(shifts, dtype=np.float64, copy=True)
+    for j in np.flatnonzero(np.isnan(shift_used)):
+        found = first_finite(values[j], bitmaps[j], int(bit_offsets[j]), bool(has_validity[j]))
+        shift_used[j] = 0.0 if math.isnan(found) else found
+    result = columns_moments(values, bitmaps, bit_offsets, has_validity, shift_used)
+    return (*result, shift_used)
 
 
 # --------------------------------------------------------------------------- row moments
@@ -696,3 +722,16 @@ def normalize_rows_columns(
     )
     for k in range(n_cols):
         d_out[k].copy_to_host(outs[k])
+
+
+def layer_norm_columns(
+    columns: Sequence[np.ndarray], validities: Sequence[np.ndarray], bit_offsets: np.ndarray,
+    has_validity: np.ndarray, rms: bool, eps: float, ddof: int, propagate: bool,
+    out: np.ndarray,
+) -> None:
+    """Not on this target (``FUSED_ROW_NORM`` is False): raises ``NotImplementedError``. Use
+    :func:`row_moments_columns` then :func:`normalize_rows_columns`."""
+    raise NotImplementedError(
+        "layer_norm_columns is CPU-only (FUSED_ROW_NORM is False on the cuda backend): use "
+        "row_moments_columns and normalize_rows_columns"
+    )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +19,7 @@ import pyarrow.types as pat
 
 from .. import columns as cols
 from ..errors import NonFiniteError
+from ..kernels import Backend
 from ..grouped import map_grouped
 from ..stats import FeatureStats, scalar_row_moments, vector_row_moments
 
@@ -175,15 +175,12 @@ def vector_nan_mask(column: pa.Array) -> np.ndarray:
 
 def map_columns(
     columns: dict[str, pa.Array], plan: dict[str, tuple[float, float]],
-    types: dict[str, pa.DataType], kernels: Any, inverse: bool,
+    types: dict[str, pa.DataType], kernels: Backend, inverse: bool,
 ) -> dict[str, pa.Array]:
     """``(x - center) / scale`` (``x * scale + center`` if ``inverse``) per scalar column, nulls
     kept. Columns sharing (input dtype, output type) go through one ``normalize_columns`` call
-    when the backend has it, else through ``normalize_column`` one by one."""
-    from numba.typed import List
-
-    many = getattr(kernels, "denormalize_columns" if inverse else "normalize_columns", None)
-    one = kernels.denormalize_column if inverse else kernels.normalize_column
+    (columns of one input dtype and output type share one kernel call)."""
+    many = kernels.denormalize_columns if inverse else kernels.normalize_columns
     result: dict[str, pa.Array] = {}
     groups: dict[tuple[np.dtype, pa.DataType], list[tuple[str, cols.ColumnView]]] = {}
     for name, column in columns.items():
@@ -205,11 +202,7 @@ def map_columns(
         outs = [np.empty(len(v), dtype=arrow_type.to_pandas_dtype()) for _, v in members]
         centers = np.array([plan[name][0] for name, _ in members], dtype=np.float64)
         scales = np.array([plan[name][1] for name, _ in members], dtype=np.float64)
-        if many is not None:
-            many(List([v.values for _, v in members]), centers, scales, List(outs))
-        else:
-            for (_, v), out, center, scale in zip(members, outs, centers, scales):
-                one(v.values, float(center), float(scale), out)
+        many([v.values for _, v in members], centers, scales, outs)
         for (name, v), out in zip(members, outs):
             result[name] = float_array(out, arrow_type, v.validity, v.bit_offset, v.null_count)
     return result
@@ -228,7 +221,7 @@ def map_halved(values: np.ndarray, center: float, scale: float, inverse: bool) -
 
 def map_batch(
     batch: pa.RecordBatch, out_schema: pa.Schema, plan: dict[str, tuple[float, float]],
-    kernels: Any, inverse: bool,
+    kernels: Backend, inverse: bool,
 ) -> list[pa.Array]:
     """Batch mode: the arrays of ``out_schema`` for ``batch``, each planned column mapped with
     its ``(center, scale)``, one kernel call per (input, output) dtype pair."""
@@ -257,7 +250,7 @@ def map_grouped_batch(
 
 def map_rows(
     batch: pa.RecordBatch, out_schema: pa.Schema, plan: tuple[list[str], list[str]],
-    kernels: Any, rule: RowRule,
+    kernels: Backend, rule: RowRule,
 ) -> list[pa.Array]:
     """Layer / rms mode: the arrays of ``out_schema`` for ``batch``; ``plan`` is (scalar
     columns normalized together per row, vector columns normalized vector by vector)."""
@@ -281,11 +274,9 @@ def map_rows(
 
 
 def _row_scalars(
-    batch: pa.RecordBatch, names: list[str], out_schema: pa.Schema, kernels: Any, rule: RowRule
+    batch: pa.RecordBatch, names: list[str], out_schema: pa.Schema, kernels: Backend, rule: RowRule
 ) -> dict[str, pa.Array]:
     """Normalize scalar columns ``names`` of a batch together, row by row."""
-    from numba.typed import List
-
     fused = _row_scalars_fused(batch, names, out_schema, kernels, rule)
     if fused is not None:
         return fused
@@ -302,9 +293,7 @@ def _row_scalars(
     result = {}
     for (_, arrow_type), group in groups.items():
         outs = [np.empty(batch.num_rows, dtype=arrow_type.to_pandas_dtype()) for _ in group]
-        kernels.normalize_rows_columns(
-            List([views[n].values for n in group]), center, scale, List(outs)
-        )
+        kernels.normalize_rows_columns([views[n].values for n in group], center, scale, outs)
         for name, out in zip(group, outs):
             v = views[name]
             result[name] = float_array(out, arrow_type, v.validity, v.bit_offset, v.null_count)
@@ -312,31 +301,29 @@ def _row_scalars(
 
 
 def _row_scalars_fused(
-    batch: pa.RecordBatch, names: list[str], out_schema: pa.Schema, kernels: Any, rule: RowRule
+    batch: pa.RecordBatch, names: list[str], out_schema: pa.Schema, kernels: Backend, rule: RowRule
 ) -> dict[str, pa.Array] | None:
     """:func:`_row_scalars` in one fused kernel call (statistics and output per row tile,
     one read of the data) when the columns share one dtype and the backend has the
     kernel; None otherwise. The outputs share one 2-D allocation (huge pages, few faults)."""
-    from numba.typed import List
-
-    fused = getattr(kernels, "layer_norm_columns", None)
     out_types = {out_schema.field(name).type for name in names}
-    if fused is None or len(out_types) != 1:
+    if not kernels.FUSED_ROW_NORM or len(out_types) != 1:
         return None
     views = [next(cols.column_views(batch.column(name))) for name in names]
     if len({v.values.dtype for v in views}) != 1:
         return None
     arrow_type = out_types.pop()
     out = np.empty((len(names), batch.num_rows), dtype=arrow_type.to_pandas_dtype())
-    fused(List([v.values for v in views]), List([v.validity for v in views]),
-          np.array([v.bit_offset for v in views], dtype=np.int64),
-          np.array([v.has_validity for v in views], dtype=np.bool_),
-          rule.mode == "rms", rule.eps, rule.ddof, rule.nan == "propagate", out)
+    kernels.layer_norm_columns(
+        [v.values for v in views], [v.validity for v in views],
+        np.array([v.bit_offset for v in views], dtype=np.int64),
+        np.array([v.has_validity for v in views], dtype=np.bool_),
+        rule.mode == "rms", rule.eps, rule.ddof, rule.nan == "propagate", out)
     return {name: float_array(out[k], arrow_type, v.validity, v.bit_offset, v.null_count)
             for k, (name, v) in enumerate(zip(names, views))}
 
 
-def _row_vector(column: pa.Array, out_type: pa.DataType, kernels: Any, rule: RowRule
+def _row_vector(column: pa.Array, out_type: pa.DataType, kernels: Backend, rule: RowRule
                 ) -> pa.Array:
     """Normalize each vector of a FixedSizeList array within itself."""
     count, mean, m2 = vector_row_moments(column, kernels)

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import columns as cols
+from ..kernels import Backend
 from .merge import BIG_EXPONENT, Moments
 
 
@@ -62,7 +63,7 @@ def valid_and_infinite(view: cols.ColumnView) -> tuple[np.ndarray, np.ndarray]:
     return valid, infinite
 
 
-def first_finite_weighted(view: cols.ColumnView, weights: np.ndarray, kernels: Any) -> float:
+def first_finite_weighted(view: cols.ColumnView, weights: np.ndarray, kernels: Backend) -> float:
     """The first valid finite value of positive weight (0.0 if none): a new column's shift.
     An empty ``weights`` means unweighted."""
     if not len(weights):
@@ -85,7 +86,7 @@ def finite_results(count: np.ndarray, *results: np.ndarray) -> np.ndarray:
 
 def add_batch(
     state: Moments, batch: pa.RecordBatch, names: Sequence[str], plan: cols.BatchPlan | None,
-    kernels: Any, inf: str, weights: str | None = None,
+    kernels: Backend, inf: str, weights: str | None = None,
 ) -> None:
     """Add the columns ``names`` of ``batch`` (checked against the state's schema) to
     ``state``, entry j for ``names[j]``, by the path that fits (see the module docstring).
@@ -96,8 +97,7 @@ def add_batch(
     if weights is not None or state.moments == 4:
         add_extended(state, batch, names, weights, kernels, inf)
         return
-    if (hasattr(kernels, "columns_moments_at") and plan is not None
-            and isinstance(batch, pa.RecordBatch)):
+    if plan is not None and isinstance(batch, pa.RecordBatch):
         groups = cols.locate_columns(batch, plan)
         if groups is not None:
             redo: list[int] = []
@@ -114,7 +114,7 @@ def add_batch(
         add_careful(state, batch, names, add_views(state, views, kernels), kernels, inf)
 
 
-def add_located(state: Moments, group: cols.BufferGroup, kernels: Any) -> list[int]:
+def add_located(state: Moments, group: cols.BufferGroup, kernels: Backend) -> list[int]:
     """Same-dtype columns of a batch, located by address, in one parallel launch.
 
     Returns the columns whose result is not finite, left for :func:`add_careful`.
@@ -138,7 +138,7 @@ def add_located(state: Moments, group: cols.BufferGroup, kernels: Any) -> list[i
     return [int(j) for j in np.asarray(idx)[~ok]]
 
 
-def add_views(state: Moments, views: list[tuple[int, cols.ColumnView]], kernels: Any) -> list[int]:
+def add_views(state: Moments, views: list[tuple[int, cols.ColumnView]], kernels: Backend) -> list[int]:
     """Column pieces ``(entry, view)`` of a batch in one ``columns_moments`` launch per values
     dtype (their null counts are the caller's).
 
@@ -149,8 +149,6 @@ def add_views(state: Moments, views: list[tuple[int, cols.ColumnView]], kernels:
     per column; merging in column-then-chunk order gives the same bits as ``column_moments``
     one piece at a time.
     """
-    from numba.typed import List
-
     shifts: dict[int, float] = {}
     for j, view in views:  # each column's shift: its state's, else its first finite value
         if j in shifts:
@@ -169,8 +167,8 @@ def add_views(state: Moments, views: list[tuple[int, cols.ColumnView]], kernels:
     for members in by_dtype.values():
         pieces = [views[i] for i in members]
         fields = kernels.columns_moments(
-            List([v.values for _, v in pieces]),
-            List([v.validity for _, v in pieces]),
+            [v.values for _, v in pieces],
+            [v.validity for _, v in pieces],
             np.array([v.bit_offset for _, v in pieces], dtype=np.int64),
             np.array([v.has_validity for _, v in pieces], dtype=np.bool_),
             np.array([shifts.get(j, 0.0) for j, _ in pieces]),
@@ -204,11 +202,10 @@ def add_views(state: Moments, views: list[tuple[int, cols.ColumnView]], kernels:
 
 def add_extended(
     state: Moments, batch: pa.RecordBatch, names: Sequence[str], weights: str | None,
-    kernels: Any, inf: str,
+    kernels: Backend, inf: str,
 ) -> None:
-    """Weighted and/or higher-moment update (the extension kernel, CPU only)."""
-    from ..kernels import cpu
-
+    """Weighted and/or higher-moment update (the extension kernel; the CUDA backend runs the
+    CPU one)."""
     w = weights_array(batch, weights) if weights is not None else np.zeros(0)
     if weights is not None:
         state.set_weighted()
@@ -220,7 +217,7 @@ def add_extended(
             shift = state.shift[j]
             if math.isnan(shift):
                 shift = first_finite_weighted(view, w, kernels)
-            wsum, nan_c, null_c, mean, m2, m3, m4, lo, hi = cpu.column_moments_ext(
+            wsum, nan_c, null_c, mean, m2, m3, m4, lo, hi = kernels.column_moments_ext(
                 view.values, view.validity, view.bit_offset, view.has_validity, w,
                 weights is not None, state.moments == 4, shift,
             )
@@ -238,7 +235,7 @@ def add_extended(
 
 
 def add_careful(
-    state: Moments, batch: pa.RecordBatch, names: Sequence[str], redo: list[int], kernels: Any,
+    state: Moments, batch: pa.RecordBatch, names: Sequence[str], redo: list[int], kernels: Backend,
     inf: str,
 ) -> None:
     """Merge the columns ``redo`` (entries of ``names``) of ``batch`` through
@@ -249,7 +246,7 @@ def add_careful(
 
 
 def add_view_careful(
-    state: Moments, j: int, view: cols.ColumnView, kernels: Any, inf: str,
+    state: Moments, j: int, view: cols.ColumnView, kernels: Backend, inf: str,
     weights: np.ndarray | None = None,
 ) -> None:
     """Moments of one column piece whose fast result was not finite, merged into entry ``j``
@@ -291,19 +288,17 @@ def add_view_careful(
 
 
 def piece_moments(
-    view: cols.ColumnView, shift: float, weights: np.ndarray | None, moments: int, kernels: Any,
+    view: cols.ColumnView, shift: float, weights: np.ndarray | None, moments: int, kernels: Backend,
 ) -> tuple[Any, ...]:
     """(count, shift, shifted_mean, m2, min, max[, m3, m4]) of a float64 view; a NaN
     ``shift`` becomes the first valid finite value (of positive weight), else 0."""
     x, validity, bit_offset, has_validity = (view.values, view.validity, view.bit_offset,
                                              view.has_validity)
     if weights is not None or moments == 4:
-        from ..kernels import cpu
-
         w = weights if weights is not None else np.zeros(0)
         if math.isnan(shift):
             shift = first_finite_weighted(view, w, kernels)
-        wsum, _, _, mean, m2, m3, m4, lo, hi = cpu.column_moments_ext(
+        wsum, _, _, mean, m2, m3, m4, lo, hi = kernels.column_moments_ext(
             x, validity, bit_offset, has_validity, w, weights is not None, moments == 4, shift,
         )
         return wsum, shift, mean, m2, lo, hi, m3, m4

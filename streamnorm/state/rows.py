@@ -8,14 +8,12 @@ FixedSizeList column; :func:`choose_row_columns` is the one place that picks whi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
 import numpy as np
 import pyarrow as pa
 
 from .. import columns as cols
 from .. import io
-from ..kernels import backend
+from ..kernels import Backend, backend
 from .merge import merge_row_moments
 
 #: The schema of :func:`row_stats` results.
@@ -67,7 +65,7 @@ def _single_view(column: pa.Array | pa.ChunkedArray) -> cols.ColumnView:
 
 
 def scalar_row_moments(
-    batch: pa.RecordBatch, names: Sequence[str], kernels: Any
+    batch: pa.RecordBatch, names: Sequence[str], kernels: Backend
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-row (count int64, mean, m2) across scalar columns ``names`` of one batch, each of
     shape (batch.num_rows,).
@@ -76,8 +74,6 @@ def scalar_row_moments(
     (:func:`~streamnorm.state.merge.merge_row_moments`). Rows with no valid value get count 0
     and NaN mean/m2.
     """
-    from numba.typed import List
-
     groups: dict[np.dtype, list[cols.ColumnView]] = {}
     for name in names:
         view = _single_view(batch.column(name))
@@ -85,8 +81,8 @@ def scalar_row_moments(
     merged: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     for group in groups.values():
         moments = kernels.row_moments_columns(
-            List([v.values for v in group]),
-            List([v.validity for v in group]),
+            [v.values for v in group],
+            [v.validity for v in group],
             np.array([v.bit_offset for v in group], dtype=np.int64),
             np.array([v.has_validity for v in group], dtype=np.bool_),
         )
@@ -96,7 +92,7 @@ def scalar_row_moments(
 
 
 def vector_row_moments(
-    column: pa.Array | pa.ChunkedArray, kernels: Any
+    column: pa.Array | pa.ChunkedArray, kernels: Backend
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-row (count int64, mean, m2) within a FixedSizeList column; null rows count 0."""
     counts, means, m2s = [], [], []
@@ -117,7 +113,7 @@ def vector_row_moments(
 
 
 def _row_stats_batch(
-    batch: pa.RecordBatch, scalars: list[str], vector: str | None, kernels: Any
+    batch: pa.RecordBatch, scalars: list[str], vector: str | None, kernels: Backend
 ) -> pa.RecordBatch:
     if vector is not None:
         count, mean, m2 = vector_row_moments(batch.column(vector), kernels)

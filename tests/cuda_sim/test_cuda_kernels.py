@@ -18,7 +18,6 @@ import math
 import numpy as np
 import pyarrow as pa
 import pytest
-from numba.typed import List
 from references import exact_mean_var, rel_err
 
 import streamnorm as sn
@@ -227,10 +226,10 @@ def _columns_case(rng, n_rows, n_cols, dtype):
         values = _data(rng, n_rows + offset, dtype)
         mask = rng.random(n_rows + offset) < (0.25 if k % 2 == 0 else 0.0)
         arrays.append(pa.array(values, mask=mask).slice(offset))
-    views = [cols._primitive_view(a) for a in arrays]
+    views = [cols.primitive_view(a) for a in arrays]
     return (
-        List([v.values for v in views]),
-        List([v.validity for v in views]),
+        list([v.values for v in views]),
+        list([v.validity for v in views]),
         np.array([v.bit_offset for v in views], dtype=np.int64),
         np.array([v.has_validity for v in views], dtype=np.bool_),
     )
@@ -281,10 +280,10 @@ def test_normalize_rows_matrix_matches_cpu_exactly(rng, n_rows, width):
 
 @pytest.mark.parametrize("n_rows, n_cols", [(1, 1), (1, 3), (130, 2)])
 def test_normalize_rows_columns_matches_cpu_exactly(rng, n_rows, n_cols):
-    columns = List([_data(rng, n_rows, np.int64) for _ in range(n_cols)])
+    columns = list([_data(rng, n_rows, np.int64) for _ in range(n_cols)])
     center, scale = rng.normal(size=n_rows), rng.random(n_rows) + 0.5
-    got = List([np.empty(n_rows) for _ in range(n_cols)])
-    want = List([np.empty(n_rows) for _ in range(n_cols)])
+    got = list([np.empty(n_rows) for _ in range(n_cols)])
+    want = list([np.empty(n_rows) for _ in range(n_cols)])
     gpu.normalize_rows_columns(columns, center, scale, got)
     cpu.normalize_rows_columns(columns, center, scale, want)
     for g, w in zip(got, want):
@@ -398,7 +397,7 @@ def test_the_multi_column_helpers_match_cpu(rng):
     ]
     views = [_view(a) for a in arrays]
     args = (
-        List([v.values for v in views]), List([v.validity for v in views]),
+        list([v.values for v in views]), list([v.validity for v in views]),
         np.array([v.bit_offset for v in views], dtype=np.int64),
         np.array([v.has_validity for v in views]), np.array([v.values[0] for v in views]),
     )
@@ -406,12 +405,49 @@ def test_the_multi_column_helpers_match_cpu(rng):
         np.testing.assert_allclose(got, want, rtol=RTOL)
     centers, scales = np.array([0.5, -2.0]), np.array([3.0, 0.25])
     for name in ("normalize_columns", "denormalize_columns"):
-        got = List([np.empty(len(v), np.float32) for v in views])
-        want = List([np.empty(len(v), np.float32) for v in views])
+        got = list([np.empty(len(v), np.float32) for v in views])
+        want = list([np.empty(len(v), np.float32) for v in views])
         getattr(gpu, name)(args[0], centers, scales, got)
         getattr(cpu, name)(args[0], centers, scales, want)
         for g, w in zip(got, want):
             np.testing.assert_array_equal(g, w)
+
+
+def test_both_backends_provide_the_whole_protocol():
+    """Callers never probe: every member of the Backend protocol exists on both targets, the
+    CPU-only ones stated by a flag or run on the host."""
+    from streamnorm.kernels.api import Backend
+
+    members = [name for name in vars(Backend) if not name.startswith("_")]
+    members += list(Backend.__annotations__)
+    for module in (cpu, gpu):
+        missing = [name for name in members if not hasattr(module, name)]
+        assert not missing, (module.__name__, missing)
+    assert (cpu.TARGET, gpu.TARGET, cpu.FUSED_ROW_NORM, gpu.FUSED_ROW_NORM) == (
+        "cpu", "cuda", True, False)
+    assert gpu.column_moments_ext is cpu.column_moments_ext
+    assert gpu.grouped_moments is cpu.grouped_moments
+    with pytest.raises(NotImplementedError, match="FUSED_ROW_NORM"):
+        gpu.layer_norm_columns([], [], np.zeros(0, np.int64), np.zeros(0, bool), False, 1e-5, 0,
+                               False, np.empty((0, 0)))
+
+
+def test_columns_moments_at_matches_cpu(rng):
+    """The CUDA backend reads columns located by address as the CPU one does."""
+    batch = pa.record_batch({
+        "a": pa.array(_data(rng, 300, np.float64), mask=rng.random(300) < 0.2),
+        "b": pa.array(np.r_[np.nan, _data(rng, 299, np.float64)]),
+    }).slice(3)
+    plan = cols.plan_batches(batch.schema, ["a", "b"])
+    (group,) = cols.locate_columns(batch, plan)
+    args = (group.like, group.addresses, group.lengths, group.validity_addresses,
+            group.bit_offsets, group.has_validity)
+    for shifts in (np.full(2, np.nan), np.array([1.0, 2.0])):
+        got = gpu.columns_moments_at(*args, shifts)
+        want = cpu.columns_moments_at(*args, shifts)
+        np.testing.assert_array_equal(got[-1], want[-1])
+        for g, w in zip(got[:-1], want[:-1]):
+            np.testing.assert_allclose(g, w, rtol=RTOL)
 
 
 def test_feature_stats_inf_and_huge_values_on_cuda_match_cpu():

@@ -3,22 +3,18 @@
 Each Arrow chunk becomes a :class:`ColumnView`: the values buffer as a numpy array and the
 packed validity bitmap with its bit offset. Only three cases copy: dictionary-encoded columns
 (decoded), float16 (numba has no CPU float16; widened to float32, which is exact) and chunks
-whose values buffer is not aligned for its dtype.
+whose values buffer is not aligned for its dtype. :func:`locate_columns` finds the buffers of
+a whole batch by address instead (for the kernels that take addresses).
 """
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.types as pat
-from numba import njit
-
-from .errors import SchemaError
-from .kernels.cpu import array_at
 
 _EMPTY_BITMAP = np.zeros(0, dtype=np.uint8)
 
@@ -48,128 +44,8 @@ class ColumnView:
         return int(self.values.shape[0])
 
 
-def is_numeric(arrow_type: pa.DataType) -> bool:
-    """Whether streamnorm normalizes this type: ints, uints, floats (bool, decimal, … are not)."""
-    if pat.is_dictionary(arrow_type):
-        return is_numeric(arrow_type.value_type)
-    return pat.is_integer(arrow_type) or pat.is_floating(arrow_type)
-
-
-def is_vector(arrow_type: pa.DataType) -> bool:
-    """Whether the type is a FixedSizeList of numeric values (one vector per row)."""
-    return pat.is_fixed_size_list(arrow_type) and is_numeric(arrow_type.value_type)
-
-
-def _plain(arrow_type: pa.DataType) -> pa.DataType:
-    return arrow_type.value_type if pat.is_dictionary(arrow_type) else arrow_type
-
-
-def promoted_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
-    """The type two numeric types widen to (DESIGN §3), or None when one is not numeric.
-
-    Integers widen to the narrowest integer type holding both (int8 and uint8 give int16);
-    uint64 with a signed type, and any mix involving a float of another width, give float64
-    (statistics accumulate in float64 anyway). Dictionary columns count as their values.
-
-    >>> promoted_type(pa.int32(), pa.int64()), promoted_type(pa.int64(), pa.float64())
-    (DataType(int64), DataType(double))
-    >>> promoted_type(pa.int8(), pa.uint8()), promoted_type(pa.float32(), pa.float16())
-    (DataType(int16), DataType(double))
-    """
-    if not (is_numeric(a) and is_numeric(b)):
-        return None
-    a, b = _plain(a), _plain(b)
-    if a == b:
-        return a
-    if pat.is_integer(a) and pat.is_integer(b):
-        if pat.is_signed_integer(a) == pat.is_signed_integer(b):
-            return a if a.bit_width >= b.bit_width else b
-        signed, unsigned = (a, b) if pat.is_signed_integer(a) else (b, a)
-        if signed.bit_width > unsigned.bit_width:
-            return signed
-        if unsigned.bit_width < 64:
-            return pa.from_numpy_dtype(np.dtype(f"int{2 * unsigned.bit_width}"))
-    return pa.float64()
-
-
-def common_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
-    """The type a column has when its type is ``a`` in one place and ``b`` in another: the
-    same type; an all-null column takes the other type; :func:`promoted_type` when one is a
-    number (so a number and a string or a decimal have none); Arrow's permissive unification
-    for the rest (string and large_string give large_string). None when there is none."""
-    if a == b or pat.is_null(b):
-        return a
-    if pat.is_null(a):
-        return b
-    if is_numeric(a) or is_numeric(b):
-        return promoted_type(a, b)
-    try:
-        unified = pa.unify_schemas([pa.schema([("c", a)]), pa.schema([("c", b)])],
-                                   promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return None
-    return unified.field(0).type
-
-
-def why_not_numeric(name: str, arrow_type: pa.DataType) -> str:
-    """A one-line explanation for a column that cannot be normalized, with the way out."""
-    if pat.is_decimal(arrow_type):
-        hint = "cast it to float64 first (e.g. pyarrow.compute.cast)"
-    elif pat.is_boolean(arrow_type):
-        hint = "bool is not numeric here; cast it to int8 or float if you mean 0/1"
-    else:
-        hint = "choose numeric columns with columns=[...] / -c"
-    return f"column {name!r} has type {arrow_type}, which cannot be normalized: {hint}"
-
-
-def field_type(
-    schema: pa.Schema,
-    name: str,
-    *,
-    role: str = "column",
-    of: str = "",
-    fix: str = "fix columns=[...] / -c",
-) -> pa.DataType:
-    """The type of column ``name`` of ``schema``.
-
-    Raises :class:`SchemaError` naming the missing column (``role``, ``name``, ``of``), the
-    columns the data does have and the way out (``fix``).
-    """
-    index = schema.get_field_index(name)
-    if index < 0:
-        raise SchemaError(
-            f"{role} {name!r}{of} is not in the data (its columns: "
-            f"{', '.join(schema.names) or 'none'}); {fix}"
-        )
-    return schema.field(index).type
-
-
-def check_numeric(name: str, arrow_type: pa.DataType) -> None:
-    """Raise ``TypeError`` naming the column unless its type is numeric."""
-    if not is_numeric(arrow_type):
-        raise TypeError(why_not_numeric(name, arrow_type))
-
-
-#: Field metadata key and value that mark a dataset partition key column (``year`` of
-#: ``year=2024/``), set by streamnorm.sources.
-ROLE_KEY = b"streamnorm.role"
-PARTITION_ROLE = b"partition"
-
-
-def is_partition_key(field: pa.Field) -> bool:
-    """Whether ``field`` is a partition key (``year=2024/``) added when reading a dataset."""
-    return bool(field.metadata) and field.metadata.get(ROLE_KEY) == PARTITION_ROLE
-
-
-def numeric_column_names(schema: pa.Schema) -> list[str]:
-    """Names of the scalar numeric columns of a schema, in schema order.
-
-    Partition keys are skipped: they are normalized only when named explicitly.
-    """
-    return [f.name for f in schema if is_numeric(f.type) and not is_partition_key(f)]
-
-
-def _primitive_view(arr: pa.Array) -> ColumnView:
+def primitive_view(arr: pa.Array) -> ColumnView:
+    """A zero-copy :class:`ColumnView` of one numeric Arrow array (copies only as said above)."""
     if pat.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     if pat.is_float16(arr.type):
@@ -198,7 +74,7 @@ def column_views(column: pa.Array | pa.ChunkedArray) -> Iterator[ColumnView]:
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
     for chunk in chunks:
         if len(chunk):
-            yield _primitive_view(chunk)
+            yield primitive_view(chunk)
 
 
 #: numpy dtype of each Arrow type whose values buffer the kernels read as it is.
@@ -225,7 +101,7 @@ class BatchPlan:
 class BufferGroup:
     """Same-dtype numeric columns of one batch, located by buffer address (k columns).
 
-    For the kernels that take addresses (``kernels.cpu.columns_moments_at``): locating the
+    For the kernels that take addresses (``Backend.columns_moments_at``): locating the
     columns of a batch this way costs a few microseconds, against about 1.5 µs per column for
     numpy views and typed Lists.
 
@@ -277,54 +153,21 @@ def locate_columns(batch: pa.RecordBatch, plan: BatchPlan) -> list[BufferGroup] 
     wrapping each column in Python. None when a values buffer is absent or not aligned for
     its dtype: use :func:`column_views` then.
     """
-    _, exported = batch.__arrow_c_array__()
-    struct = _capsule_pointer(exported, b"arrow_array")
+    # Reading raw addresses is the kernels' unsafe memory module; loaded on first use so that
+    # ``import streamnorm`` loads no numba code (the invariants are written there).
+    from ..kernels import memory
+
+    _, exported = batch.__arrow_c_array__()  # referenced until the structs have been read
+    struct = memory.arrow_array_struct(exported)
     groups = []
     for like, positions, children in plan.groups:
-        located = _locate_children(struct, children, like.itemsize)
+        located = memory.locate_children(struct, children, like.itemsize)
         addresses, lengths, validity_addresses, bit_offsets, has_validity, usable = located
         if not usable:
             return None
         groups.append(BufferGroup(positions, like, addresses, lengths, validity_addresses,
                                   bit_offsets, has_validity, batch))
     return groups
-
-
-_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-_capsule_pointer.restype = ctypes.c_void_p
-_capsule_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-
-# struct ArrowArray of the C Data Interface: the int64-sized fields this module reads.
-_LENGTH, _NULL_COUNT, _OFFSET, _N_BUFFERS, _N_CHILDREN, _BUFFERS, _CHILDREN = range(7)
-_ARROW_ARRAY_WORDS = 10
-
-
-@njit(cache=True)
-def _locate_children(struct, children, itemsize):
-    """(addresses, lengths, validity addresses, bit offsets, has_validity, usable) of the
-    ``children`` of the exported struct ArrowArray at address ``struct``."""
-    words = np.empty(0, dtype=np.int64)
-    top = array_at(struct, _ARROW_ARRAY_WORDS, words)
-    child_structs = array_at(top[_CHILDREN], top[_N_CHILDREN], words)
-    k = children.shape[0]
-    addresses = np.zeros(k, dtype=np.int64)
-    lengths = np.full(k, top[_LENGTH], dtype=np.int64)
-    validity_addresses = np.zeros(k, dtype=np.int64)
-    bit_offsets = np.zeros(k, dtype=np.int64)
-    has_validity = np.zeros(k, dtype=np.bool_)
-    for j in range(k):
-        child = array_at(child_structs[children[j]], _ARROW_ARRAY_WORDS, words)
-        buffers = array_at(child[_BUFFERS], child[_N_BUFFERS], words)
-        first = child[_OFFSET] + top[_OFFSET]  # a struct's offset applies to its children
-        if top[_LENGTH] > 0 and (buffers[1] == 0 or buffers[1] % itemsize):
-            return addresses, lengths, validity_addresses, bit_offsets, has_validity, False
-        addresses[j] = buffers[1] + first * itemsize
-        # null_count -1 means "not computed": read the bitmap then, if there is one
-        if buffers[0] != 0 and child[_NULL_COUNT] != 0:
-            validity_addresses[j] = buffers[0]
-            bit_offsets[j] = first
-            has_validity[j] = True
-    return addresses, lengths, validity_addresses, bit_offsets, has_validity, True
 
 
 @dataclass(frozen=True)
@@ -355,7 +198,7 @@ def vector_views(column: pa.Array | pa.ChunkedArray) -> Iterator[VectorView]:
             continue
         width = chunk.type.list_size
         child = chunk.values.slice(chunk.offset * width, len(chunk) * width)
-        flat = _primitive_view(child)
+        flat = primitive_view(child)
         matrix = flat.values.reshape(len(chunk), width)
         if chunk.null_count:
             row_valid = chunk.is_valid().to_numpy(zero_copy_only=False)

@@ -1,0 +1,40 @@
+"""Columns: Arrow types streamnorm normalizes (:mod:`.types`) and the views and buffer
+addresses the kernels read (:mod:`.views`). ``from . import columns as cols`` then
+``cols.xxx`` reaches every name below."""
+
+from __future__ import annotations
+
+from .types import (
+    PARTITION_ROLE,
+    ROLE_KEY,
+    check_numeric,
+    common_type,
+    field_type,
+    is_numeric,
+    is_partition_key,
+    is_vector,
+    numeric_column_names,
+    plain_type,
+    promoted_type,
+    why_not_numeric,
+)
+from .views import (
+    BatchPlan,
+    BufferGroup,
+    ColumnView,
+    VectorView,
+    column_views,
+    locate_columns,
+    plan_batches,
+    primitive_view,
+    vector_views,
+)
+
+# Temporary re-exports for the issue-13 merge; removed when the layers are joined.
+
+__all__ = [
+    "PARTITION_ROLE", "ROLE_KEY", "BatchPlan", "BufferGroup", "ColumnView", "VectorView",
+    "check_numeric", "column_views", "common_type", "field_type", "is_numeric",
+    "is_partition_key", "is_vector", "locate_columns", "numeric_column_names", "plain_type",
+    "plan_batches", "primitive_view", "promoted_type", "vector_views", "why_not_numeric",
+]
