@@ -21,10 +21,11 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from . import io, selection, sources
+from .arrow.locations import has_glob
 from .errors import InputError
+from .pipeline import normalize_dataset
 from .stats import FeatureStats
 
-_GLOB_CHARS = frozenset("*?[")
 _DATA_FILE_SUFFIXES = (*io.PARQUET_SUFFIXES, *io.IPC_SUFFIXES, ".arrows")
 _DASK_HINT = "--scheduler / --dask need Dask: pip install 'streamnorm[dask]'"
 _DASK_LOG_ENV = "DASK_LOGGING__DISTRIBUTED"  # read by each spawned worker
@@ -160,7 +161,7 @@ def source_schema(source: object) -> Any:
 
 
 def _has_glob(names: list[str] | None) -> bool:
-    return any(_GLOB_CHARS & set(name) for name in names or ())
+    return any(has_glob(name) for name in names or ())
 
 
 def resolve_columns(args: argparse.Namespace, source: object, mode: str) -> list[str] | None:
@@ -180,7 +181,7 @@ def resolve_columns(args: argparse.Namespace, source: object, mode: str) -> list
 
 def is_dataset(location: str) -> bool:
     """Whether IN names several files: a glob, or a directory (local or object store)."""
-    if _GLOB_CHARS & set(location):
+    if has_glob(location):
         return True
     if not sources.is_uri(location):
         return os.path.isdir(location)
@@ -212,7 +213,7 @@ def normalize_directory(args: argparse.Namespace, source: object,
         raise InputError(f"{output}: exists and is not a directory; give a directory for the "
                          "outputs of a directory or glob input")
     dataset = source if isinstance(source, sources.DataSource) else sources.open_source(source)
-    return sources.normalize_dataset(
+    return normalize_dataset(
         dataset, output, mode=args.mode, columns=columns, stats=args.stats,
         batch_size=args.batch_size, eps=args.eps, target=args.target,
         inf=getattr(args, "inf", "error"), **output_options(args),

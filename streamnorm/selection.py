@@ -19,14 +19,11 @@ import pyarrow as pa
 
 from . import columns as cols
 from . import io
+from .arrow.locations import has_glob as _is_glob
 from .errors import SchemaError
 from .sources import is_partition_key
 
 MODES = ("batch", "layer", "rms")
-
-
-def _is_glob(text: str) -> bool:
-    return any(ch in text for ch in "*?[")
 
 
 def _matches(names: Sequence[str], pattern: str) -> list[str]:
