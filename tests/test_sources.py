@@ -344,7 +344,8 @@ def test_ipc_codecs_and_float32(tmp_path):
         [[1.0, 2.0]] * 100, pa.list_(pa.float64(), 2)), "i": np.arange(100)})
     path = tmp_path / "o.arrow"
     with arrow.atomic_path(path) as tmp:
-        with arrow.BatchWriter(tmp, table.schema, "ipc-file", compression="lz4", float32=True) as writer:
+        with arrow.BatchWriter(tmp, table.schema, "ipc-file", compression="lz4",
+                               float32=True) as writer:
             writer.write(table.to_batches()[0])
     got = arrow.read_table(path)
     assert got.schema.field("x").type == pa.float32()

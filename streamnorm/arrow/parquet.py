@@ -14,24 +14,19 @@ import pyarrow.parquet as pq
 
 from .failures import Failure, corrupt_row_group
 
-
 #: Rows per batch read from a Parquet row group when the caller sets no batch size.
 PARQUET_BATCH_ROWS = 65_536
-
-
 #: Bytes each Parquet column reader buffers from the file (no pre-buffering, see below).
 PARQUET_BUFFER_BYTES = 1 << 18
-
-
 #: Parquet data (uncompressed bytes of the columns read) below which one thread decodes it all.
 PARQUET_PARALLEL_BYTES = 16 << 20
-
-
 #: Batches each Parquet decoding thread may have ready ahead of the consumer.
 PARQUET_READ_AHEAD = 1
 
 
 def open_parquet(path: Any) -> pq.ParquetFile:
+    """A ``pq.ParquetFile`` over ``path`` (a path or an open file) that reads in bounded
+    memory and verifies page checksums."""
     # No memory map (its touched pages count as resident: RSS would grow with the file) and
     # no pre-buffering (it holds a whole row group's column chunks): memory is bounded by the
     # batch and the per-column reader state, not by the row group or the file. Pages that

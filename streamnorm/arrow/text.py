@@ -22,10 +22,7 @@ from ..errors import InputError
 from .failures import first_line
 from .locations import display
 
-
 _JSON_CHUNK_BYTES = 1 << 20
-
-
 _BAD_ROW_EXAMPLES = 5
 
 
@@ -159,6 +156,10 @@ def _line_of_value(fs: pafs.FileSystem, path: str, options: Any, column: int, va
 
 def csv_batches(fs: pafs.FileSystem, path: str, shown: str, opts: SourceOptions,
                  counter: SkipCounter) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """(schema, batches) of CSV file ``path`` of ``fs``, one block at a time, types inferred
+    from the first block or given by ``opts.schema``; a malformed row is an
+    :class:`InputError` naming its line, or skipped and counted in ``counter``
+    (``opts.skip_bad_rows``). The batches' ``close()`` closes the reader."""
     delimiter = opts.delimiter or ("\t" if ".tsv" in path.lower() else ",")
     bad = _BadRows(opts.skip_bad_rows)
     read = pcsv.ReadOptions(block_size=opts.block_size) if opts.block_size else pcsv.ReadOptions()
@@ -309,6 +310,8 @@ def json_keys(fs: pafs.FileSystem, path: str, block_size: int) -> set[str]:
 
 def json_batches(fs: pafs.FileSystem, path: str, shown: str, opts: SourceOptions,
                   counter: SkipCounter) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """(schema, batches) of JSON lines file ``path`` of ``fs``, as :func:`csv_batches`; a
+    line longer than the block size is an :class:`InputError`."""
     block_size = json_block_size(opts.block_size)
     if opts.skip_bad_rows:
         return _json_batches_skipping(fs, path, shown, opts, counter, block_size)
