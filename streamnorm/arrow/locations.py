@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -48,7 +49,7 @@ def is_local_file(source: object) -> bool:
     if not isinstance(source, (str, os.PathLike)):
         return False
     text = os.fspath(source)
-    return (not is_uri(text) and not has_glob(text) and not os.path.isdir(text)
+    return (not is_uri(text) and not has_glob(text) and not Path(text).is_dir()
             and format_of(text) not in ("csv", "json"))
 
 
