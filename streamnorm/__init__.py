@@ -7,13 +7,13 @@ per-sample (LayerNorm-style) statistics with :func:`row_stats`.
 from __future__ import annotations
 
 from ._version import __version__
+from .arrow import DataSource, open_source
 from .errors import InputError, NonFiniteError, SchemaError, StatsFileError, StreamnormError
 from .normalize import Normalizer
-from .pipeline import inverse_file, normalize_file
+from .pipeline import inverse_file, normalize_dataset, normalize_file
 from .grouped import GroupedFeatureStats
 from .running import RunningStats
 from .selection import inspect, select_columns
-from .sources import DataSource, normalize_dataset, open_source
 from .stats import FeatureStats, feature_stats, row_stats
 
 

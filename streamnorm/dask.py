@@ -10,7 +10,7 @@ code here: whatever scheduler is active runs the graph (a ``distributed.Client``
 created, else Dask's default local scheduler; or pass ``scheduler=``).
 
 Inputs: a Dask DataFrame (e.g. ``dask.dataframe.read_parquet(...)``), or files named by a list
-of paths, a glob pattern or a directory (its top-level Arrow IPC / Parquet files). With files,
+of paths, a glob pattern or a directory (its Arrow IPC / Parquet files, at any depth). With files,
 each task opens its own file, so no data travels through the client; the paths must be readable
 from the workers (a shared filesystem). The files are read under one unified schema, as
 locally (:attr:`streamnorm.sources.DataSource.schema`: a column a file lacks is null there,
@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from . import columns as cols
 from . import io, sources
+from .arrow.locations import has_glob, list_directory
 from .errors import InputError, SchemaError
 from .sources import DataSource, SchemaLike
 from .stats import FeatureStats, NanPolicy
@@ -57,7 +58,6 @@ FileSet = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
 
 _INSTALL_HINT = "pip install 'streamnorm[dask]'"
 _DATA_SUFFIXES = io.IPC_SUFFIXES + io.PARQUET_SUFFIXES
-_GLOB_CHARS = frozenset("*?[")
 
 
 # --------------------------------------------------------------------------- dask, lazily
@@ -94,8 +94,8 @@ def resolve_paths(obj: FileSet) -> list[str]:
     """The files named by ``obj``, resolved on the client.
 
     ``obj`` is a list of paths (kept in order), a glob pattern (``**`` recurses; sorted), a
-    directory (its top-level ``.parquet``/``.arrow``/… files, sorted, hidden and ``_``-prefixed
-    ones skipped) or a single file. Raises :class:`~streamnorm.InputError` when nothing matches.
+    directory (its ``.parquet``/``.arrow``/… files at any depth, sorted, hidden and
+    ``_``-prefixed ones and directories skipped) or a single file. Raises :class:`~streamnorm.InputError` when nothing matches.
     """
     if isinstance(obj, (str, os.PathLike)):
         paths = _expand_one(os.fspath(obj))
@@ -113,14 +113,9 @@ def resolve_paths(obj: FileSet) -> list[str]:
 
 def _expand_one(text: str) -> list[str]:
     if os.path.isdir(text):
-        return sorted(
-            str(p)
-            for p in Path(text).iterdir()
-            if p.is_file()
-            and p.suffix.lower() in _DATA_SUFFIXES
-            and not p.name.startswith((".", "_"))
-        )
-    if _GLOB_CHARS & set(text):
+        return [p for p in list_directory(text)
+                if os.path.splitext(p)[1].lower() in _DATA_SUFFIXES]
+    if has_glob(text):
         matches = sorted(p for p in glob.glob(text, recursive=True) if os.path.isfile(p))
         if not matches:
             raise InputError(f"{text}: the pattern matches no file; check the glob")

@@ -19,13 +19,10 @@ import pyarrow as pa
 
 from . import columns as cols
 from . import io
+from .arrow.locations import has_glob as _is_glob
 from .errors import SchemaError
 from .normalize.plan import MODES
 from .sources import is_partition_key
-
-
-def _is_glob(text: str) -> bool:
-    return any(ch in text for ch in "*?[")
 
 
 def _matches(names: Sequence[str], pattern: str) -> list[str]:

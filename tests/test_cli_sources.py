@@ -15,6 +15,7 @@ import pytest
 from helpers import assert_bad_input, assert_ok, assert_same_stats, run_cli
 
 import streamnorm as sn
+from streamnorm.pipeline import dataset as pipeline_dataset
 
 RTOL = 1e-12
 
@@ -454,11 +455,11 @@ def test_library_refuses_an_output_that_is_an_input(tmp_path):
     with pytest.raises(sn.InputError, match="inside the input directory"):
         sn.normalize_file(str(d), d / "all.parquet", mode="layer")
     with pytest.raises(sn.InputError, match="input directory"):
-        sn.sources.normalize_dataset(d, d / "out", mode="layer")
+        sn.normalize_dataset(d, d / "out", mode="layer")
     with pytest.raises(sn.InputError, match="refusing to overwrite the input"):
-        sn.sources.normalize_dataset(files, d, mode="layer")
+        sn.normalize_dataset(files, d, mode="layer")
     with pytest.raises(ValueError):  # InputError is a ValueError
-        sn.inverse_file(sn.sources.open_source(d), d / "a.parquet")
+        sn.inverse_file(sn.open_source(d), d / "a.parquet")
     assert _tree(d) == before
 
 
@@ -522,7 +523,7 @@ def test_directory_to_directory_success_merges_and_keeps_modes(tmp_path):
 def test_interrupted_directory_to_directory_leaves_no_staging(tmp_path, monkeypatch):
     d = tmp_path / "d"
     _parts(d)
-    real = sn.sources._write_one
+    real = pipeline_dataset.write_one
     calls = []
 
     def interrupted_at_the_third(*args, **kwargs):
@@ -531,7 +532,7 @@ def test_interrupted_directory_to_directory_leaves_no_staging(tmp_path, monkeypa
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sn.sources, "_write_one", interrupted_at_the_third)
+    monkeypatch.setattr(pipeline_dataset, "write_one", interrupted_at_the_third)
     with pytest.raises(KeyboardInterrupt):
-        sn.sources.normalize_dataset(d, tmp_path / "a" / "out", mode="layer")
+        sn.normalize_dataset(d, tmp_path / "a" / "out", mode="layer")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]

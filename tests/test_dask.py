@@ -124,6 +124,25 @@ def test_files_fit_equals_single_process(client, data_dir, paths, reference, for
     assert got.columns == ["x", "n", "f", "w"]
 
 
+def test_directory_files_are_found_at_any_depth_as_locally(tmp_path) -> None:
+    """A directory's data files in subdirectories too, as the local reader lists them
+    (``_``- and ``.``-prefixed ones skipped): one directory expansion for both."""
+    data = tmp_path / "data"
+    (data / "sub" / "deeper").mkdir(parents=True)
+    (data / "_logs").mkdir()
+    pq.write_table(pa.table({"x": [1.0, 2.0]}), data / "a.parquet")
+    pq.write_table(pa.table({"x": [4.0]}), data / "sub" / "b.parquet")
+    pq.write_table(pa.table({"x": [8.0, 16.0]}), data / "sub" / "deeper" / "c.parquet")
+    pq.write_table(pa.table({"x": [99.0]}), data / "_logs" / "d.parquet")
+    (data / "sub" / "notes.txt").write_text("not data")
+    expected = [str(data / "a.parquet"), str(data / "sub" / "b.parquet"),
+                str(data / "sub" / "deeper" / "c.parquet")]
+    assert snd.resolve_paths(str(data)) == expected
+    got = snd.feature_stats(str(data), scheduler="sync")
+    assert got.count.tolist() == [5]
+    assert_same_stats(got, sn.feature_stats(expected))
+
+
 def test_files_fit_columns_and_fan_in(client, paths) -> None:
     want = sn.FeatureStats(["w", "x"])
     for path in paths:

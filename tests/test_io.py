@@ -1,4 +1,4 @@
-"""streamnorm.io: the parallel Parquet reader and the background-thread writer.
+"""streamnorm.arrow: the parallel Parquet reader and the background-thread writer.
 
 Files here are small, so the parallel reader is forced on by lowering its size threshold; its
 batches must equal one reader's exactly (values, schema with metadata, order).
@@ -15,15 +15,16 @@ import pyarrow.parquet as pq
 import pytest
 
 import streamnorm as sn
-from streamnorm import io
+from streamnorm import arrow
+from streamnorm.arrow import parquet, sinks
 from streamnorm.errors import InputError
 
 
 @pytest.fixture
 def parallel(monkeypatch):
     """Every Parquet file large enough for parallel decoding, on at least 3 threads."""
-    monkeypatch.setattr(io, "PARQUET_PARALLEL_BYTES", 0)
-    monkeypatch.setattr(io, "_reader_threads", lambda: 3)
+    monkeypatch.setattr(parquet, "PARQUET_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(parquet, "reader_threads", lambda: 3)
 
 
 def _same(a: pa.RecordBatch, b: pa.RecordBatch) -> bool:
@@ -33,7 +34,7 @@ def _same(a: pa.RecordBatch, b: pa.RecordBatch) -> bool:
     )
 
 
-def _serial_batches(path, columns=None, rows=io.PARQUET_BATCH_ROWS):
+def _serial_batches(path, columns=None, rows=parquet.PARQUET_BATCH_ROWS):
     parquet = pq.ParquetFile(path)
     out = []
     for i in range(parquet.num_row_groups):
@@ -64,8 +65,8 @@ def mixed(tmp_path, rng):
 @pytest.mark.parametrize("batch_size", [None, 512, 1_300])
 def test_parallel_reader_gives_the_serial_batches(parallel, mixed, columns, batch_size):
     path, _ = mixed
-    got = list(io.iter_batches(path, columns=columns, batch_size=batch_size))
-    want = _serial_batches(path, columns, batch_size or io.PARQUET_BATCH_ROWS)
+    got = list(arrow.iter_batches(path, columns=columns, batch_size=batch_size))
+    want = _serial_batches(path, columns, batch_size or parquet.PARQUET_BATCH_ROWS)
     assert len(got) == len(want)
     for g, w in zip(got, want):
         assert g.schema.equals(w.schema, check_metadata=True)
@@ -74,28 +75,28 @@ def test_parallel_reader_gives_the_serial_batches(parallel, mixed, columns, batc
 
 def test_parallel_reader_splits_the_columns(mixed):
     path, _ = mixed
-    groups = io._parquet_column_groups(pq.ParquetFile(path), None, 2)
+    groups = parquet.parquet_column_groups(pq.ParquetFile(path), None, 2)
     assert groups is None  # below the size threshold: one thread
-    io_threshold = io.PARQUET_PARALLEL_BYTES
+    io_threshold = parquet.PARQUET_PARALLEL_BYTES
     try:
-        io.PARQUET_PARALLEL_BYTES = 0
-        groups = io._parquet_column_groups(pq.ParquetFile(path), None, 2)
+        parquet.PARQUET_PARALLEL_BYTES = 0
+        groups = parquet.parquet_column_groups(pq.ParquetFile(path), None, 2)
         assert sorted(sum(groups, [])) == sorted(pq.ParquetFile(path).schema_arrow.names)
         assert len(groups) == 2 and all(groups)
-        assert io._parquet_column_groups(pq.ParquetFile(path), ["a"], 2) is None
-        assert io._parquet_column_groups(pq.ParquetFile(path), ["a", "zz"], 2) is None
-        assert io._parquet_column_groups(pq.ParquetFile(path), None, 1) is None
+        assert parquet.parquet_column_groups(pq.ParquetFile(path), ["a"], 2) is None
+        assert parquet.parquet_column_groups(pq.ParquetFile(path), ["a", "zz"], 2) is None
+        assert parquet.parquet_column_groups(pq.ParquetFile(path), None, 1) is None
     finally:
-        io.PARQUET_PARALLEL_BYTES = io_threshold
+        parquet.PARQUET_PARALLEL_BYTES = io_threshold
 
 
 def test_parallel_stats_and_normalize_match_serial(parallel, mixed, monkeypatch, tmp_path):
     path, table = mixed
     fast = sn.feature_stats(path)
-    monkeypatch.setattr(io, "_reader_threads", lambda: 1)
+    monkeypatch.setattr(parquet, "reader_threads", lambda: 1)
     slow = sn.feature_stats(path)
     assert fast.to_arrow().equals(slow.to_arrow())
-    monkeypatch.setattr(io, "_reader_threads", lambda: 3)
+    monkeypatch.setattr(parquet, "reader_threads", lambda: 3)
     sn.normalize_file(path, tmp_path / "out.parquet")
     sn.normalize_file(table, tmp_path / "ref.parquet", stats=fast)
     out, ref = (pq.read_table(tmp_path / n).combine_chunks().to_batches()[0]
@@ -106,7 +107,7 @@ def test_parallel_stats_and_normalize_match_serial(parallel, mixed, monkeypatch,
 def test_parallel_reader_stops_its_threads_when_closed_early(parallel, mixed):
     path, _ = mixed
     before = threading.active_count()
-    batches = io.iter_batches(path, batch_size=100)
+    batches = arrow.iter_batches(path, batch_size=100)
     next(batches)
     assert threading.active_count() > before
     batches.close()
@@ -122,7 +123,7 @@ def test_parallel_reader_reports_a_corrupt_file(parallel, mixed, tmp_path):
     bad.write_bytes(bytes(data))
     before = threading.active_count()
     with pytest.raises(InputError, match="truncated or corrupt"):
-        for _ in io.iter_batches(bad):
+        for _ in arrow.iter_batches(bad):
             pass
     assert threading.active_count() == before
 
@@ -131,12 +132,12 @@ def test_writer_thread_writes_every_batch_in_order(tmp_path, rng):
     table = pa.table({"x": rng.normal(size=10_000), "y": np.arange(10_000)})
     for name, options in [("a.parquet", {}), ("b.parquet", {"row_group_size": 3_000}),
                           ("c.arrow", {}), ("d.arrows", {"float32": True})]:
-        with io.atomic_path(tmp_path / name) as tmp:
-            with io.BatchWriter(tmp, table.schema, io.output_format(tmp_path / name),
+        with sinks.atomic_path(tmp_path / name) as tmp:
+            with sinks.BatchWriter(tmp, table.schema, arrow.output_format(tmp_path / name),
                                 **options) as writer:
                 for batch in table.to_batches(max_chunksize=700):
                     writer.write(batch)
-        back = io.read_table(tmp_path / name)
+        back = sinks.read_table(tmp_path / name)
         assert back.num_rows == table.num_rows
         assert np.array_equal(back["y"].to_numpy(), table["y"].to_numpy())
 
@@ -153,11 +154,11 @@ def test_writer_thread_error_is_raised_and_leaves_no_file(tmp_path, monkeypatch)
         calls.append(batch.num_rows)
         raise _Boom("disk full")
 
-    monkeypatch.setattr(io.BatchWriter, "_write_now", failing)
+    monkeypatch.setattr(sinks.BatchWriter, "_write_now", failing)
     dst = tmp_path / "out.parquet"
     with pytest.raises(_Boom, match="disk full"):
-        with io.atomic_path(dst) as tmp:
-            with io.BatchWriter(tmp, table.schema, "parquet") as writer:
+        with sinks.atomic_path(dst) as tmp:
+            with sinks.BatchWriter(tmp, table.schema, "parquet") as writer:
                 for _ in range(5):
                     writer.write(table.to_batches()[0])
     assert not list(tmp_path.iterdir())
@@ -168,8 +169,8 @@ def test_writer_abort_on_an_exception_in_the_caller(tmp_path):
     table = pa.table({"x": np.arange(10.0)})
     dst = tmp_path / "out.parquet"
     with pytest.raises(KeyError):
-        with io.atomic_path(dst) as tmp:
-            with io.BatchWriter(tmp, table.schema, "parquet") as writer:
+        with sinks.atomic_path(dst) as tmp:
+            with sinks.BatchWriter(tmp, table.schema, "parquet") as writer:
                 writer.write(table.to_batches()[0])
                 raise KeyError("caller failed")
     assert not list(tmp_path.iterdir())
@@ -188,7 +189,7 @@ def test_outputs_get_the_umask_permissions(tmp_path, umask, mask, mode):
     umask(mask)
     table = pa.table({"x": np.arange(10.0)})
     for name in ("t.parquet", "t.arrow", "t.arrows"):
-        io.write_table(table, tmp_path / name)
+        sinks.write_table(table, tmp_path / name)
         assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
     stats = sn.feature_stats(table)
     for name in ("s.json", "s.arrow", "s.parquet"):
@@ -205,7 +206,7 @@ def test_overwriting_keeps_the_file_mode(tmp_path, umask):
         if name.endswith(".json"):
             sn.feature_stats(table).save(dst)
         else:
-            io.write_table(table, dst)
+            sinks.write_table(table, dst)
         assert dst.stat().st_mode & 0o777 == mode, name
         assert dst.read_bytes() != b"previous"
 
@@ -226,9 +227,9 @@ def test_interrupt_right_after_the_temporary_file_is_created_leaves_nothing(
             fired.append(fd)
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(io.os, "close", close_then_interrupt)
+    monkeypatch.setattr(sinks.os, "close", close_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        with io.atomic_path(dst):
+        with sinks.atomic_path(dst):
             pass
     monkeypatch.undo()
     assert fired
@@ -249,19 +250,19 @@ def _flip_page_bytes(path, row_group: int, column: int, at: float = 0.5, count: 
 @pytest.mark.parametrize("threads", ["serial", "parallel"])
 def test_page_checksums_are_written_and_verified(tmp_path, rng, monkeypatch, threads):
     if threads == "parallel":
-        monkeypatch.setattr(io, "PARQUET_PARALLEL_BYTES", 0)
-        monkeypatch.setattr(io, "_reader_threads", lambda: 3)
+        monkeypatch.setattr(parquet, "PARQUET_PARALLEL_BYTES", 0)
+        monkeypatch.setattr(parquet, "reader_threads", lambda: 3)
     table = pa.table({"x": rng.normal(size=4_000), "y": rng.normal(size=4_000)})
     path = tmp_path / "t.parquet"
-    with io.atomic_path(path) as tmp:
-        with io.BatchWriter(tmp, table.schema, "parquet", compression="none") as writer:
+    with sinks.atomic_path(path) as tmp:
+        with sinks.BatchWriter(tmp, table.schema, "parquet", compression="none") as writer:
             for batch in table.to_batches(max_chunksize=1_000):
                 writer.write(batch)
-    assert io.read_table(path).equals(table)
+    assert sinks.read_table(path).equals(table)
     _flip_page_bytes(path, row_group=2, column=1)
     # without verification the flipped bytes are just other numbers
     assert not pq.read_table(path).equals(table)
     with pytest.raises(InputError, match=r"t\.parquet: row group 2 is truncated or corrupt "
                                          r"\(.*CRC"):
-        for _ in io.iter_batches(path):
+        for _ in arrow.iter_batches(path):
             pass

@@ -20,7 +20,8 @@ from helpers import assert_bad_input, run_cli
 
 import streamnorm as sn
 from streamnorm import columns as cols
-from streamnorm import io, selection, sources
+from streamnorm import arrow, selection
+from streamnorm.pipeline import normalize_dataset
 
 RTOL = 1e-12
 
@@ -57,9 +58,9 @@ def hive(tmp_path):
 
 def test_hive_directory_glob_and_list(hive):
     root, table = hive
-    src = sources.DataSource(root)
+    src = arrow.DataSource(root)
     assert src.partition_columns == ["year", "month"]
-    assert all(sources.is_partition_key(src.schema.field(n)) for n in ("year", "month"))
+    assert all(cols.is_partition_key(src.schema.field(n)) for n in ("year", "month"))
     _check(sn.feature_stats(root, columns=["a", "b"]), table, ["a", "b"])
     _check(sn.feature_stats(str(root / "**" / "*.parquet"), columns=["a", "b"]), table,
            ["a", "b"])
@@ -67,7 +68,7 @@ def test_hive_directory_glob_and_list(hive):
     _check(sn.feature_stats(files, columns=["a", "b"]), table, ["a", "b"])
     one_year = sn.feature_stats(str(root / "year=2023" / "*" / "*.parquet"), columns=["a"])
     assert one_year.count.tolist() == [1000]
-    years = pa.Table.from_batches(list(io.iter_batches(root))).column("year").to_pylist()
+    years = pa.Table.from_batches(list(arrow.iter_batches(root))).column("year").to_pylist()
     assert sorted(set(years)) == [2023, 2024] and len(years) == 2000
 
 
@@ -79,7 +80,7 @@ def test_partition_keys_are_not_features_by_default(hive):
 def test_normalize_dataset_keeps_layout(hive, tmp_path):
     root, table = hive
     out = tmp_path / "out"
-    written = sources.normalize_dataset(root, out, columns=["a", "b"], float32=True)
+    written = normalize_dataset(root, out, columns=["a", "b"], float32=True)
     rel = sorted(os.path.relpath(p, out) for p in written)
     assert rel == sorted(str(p.relative_to(root)) for p in root.rglob("*.parquet"))
     got = pa.concat_tables([pq.read_table(p, partitioning=None) for p in written])
@@ -128,7 +129,7 @@ def test_text_sources_match_numpy(tmp_path, name):
     path = tmp_path / name
     path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
     table = pa.table(data)
-    _check(sn.feature_stats(sources.open_source(path, block_size=4096)), table, ["x", "k"])
+    _check(sn.feature_stats(arrow.open_source(path, block_size=4096)), table, ["x", "k"])
     norm = sn.Normalizer("batch").fit(path)
     out = pa.Table.from_batches(list(norm.transform_batches(path)))
     x = data["x"]
@@ -140,8 +141,8 @@ def test_malformed_csv_names_the_line(tmp_path):
     path.write_text("a,b,c\n1,2,x\n3,4,y\n5,6\n7,8,z\n")
     with pytest.raises(sn.InputError, match=r"line 4 has 2 fields instead of 3"):
         sn.feature_stats(path)
-    src = sources.open_source(path, skip_bad_rows=True)
-    with pytest.warns(sources.SkippedRowsWarning, match="skipped 1 bad row"):
+    src = arrow.open_source(path, skip_bad_rows=True)
+    with pytest.warns(arrow.SkippedRowsWarning, match="skipped 1 bad row"):
         stats = sn.feature_stats(src)
     assert stats.count.tolist() == [3, 3] and src.skipped_rows == 1
 
@@ -150,8 +151,8 @@ def test_csv_type_from_first_block_and_schema(tmp_path):
     path = tmp_path / "conv.csv"
     path.write_text("a,b\n" + "1,2\n" * 200 + "3,2.5\n")
     with pytest.raises(sn.InputError, match=r"line 202, column 'b'.*--schema b=float64"):
-        sn.feature_stats(sources.open_source(path, block_size=256))
-    fixed = sn.feature_stats(sources.open_source(path, block_size=256, schema={"b": "float64"}))
+        sn.feature_stats(arrow.open_source(path, block_size=256))
+    fixed = sn.feature_stats(arrow.open_source(path, block_size=256, schema={"b": "float64"}))
     np.testing.assert_allclose(fixed.mean[1], (2 * 200 + 2.5) / 201, rtol=RTOL)
 
 
@@ -160,7 +161,7 @@ def test_malformed_json_names_the_line(tmp_path):
     path.write_text('{"a": 1, "b": 2}\n{"a": 3, "b": 4}\n{"a": 5, "b\n{"a": 7, "b": 8}\n')
     with pytest.raises(sn.InputError, match="line 3: JSON parse error"):
         sn.feature_stats(path)
-    src = sources.open_source(path, skip_bad_rows=True)
+    src = arrow.open_source(path, skip_bad_rows=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         stats = sn.feature_stats(src)
@@ -188,7 +189,7 @@ def test_files_with_different_columns_are_unified(mixed, form):
     root, a, b = mixed
     location = {"dir": root, "glob": str(root / "*.parquet"),
                 "list": [root / "a.parquet", root / "b.parquet"]}[form]
-    assert sources.open_source(location).schema.names == ["x", "y", "z", "w"]
+    assert arrow.open_source(location).schema.names == ["x", "y", "z", "w"]
     stats = sn.feature_stats(location)
     assert stats.columns == ["x", "y", "w"]
     assert stats.count.tolist() == [3, 3, 2]
@@ -206,7 +207,7 @@ def test_normalize_writes_every_column_of_every_file(mixed, tmp_path):
     assert got.column_names == ["x", "y", "z", "w"]
     assert got["z"].to_pylist() == [None, None, None, "p", "q"]
     assert got["w"].to_pylist() == [None, None, None, -1.0, 1.0]
-    written = sources.normalize_dataset(root, tmp_path / "outdir")
+    written = normalize_dataset(root, tmp_path / "outdir")
     for path in written:  # each output under the dataset's schema, its missing columns null
         assert pq.read_schema(path).names == ["x", "y", "z", "w"]
     assert pq.read_table(tmp_path / "outdir" / "b.parquet")["w"].to_pylist() == [-1.0, 1.0]
@@ -226,7 +227,7 @@ def test_types_widen_between_files(tmp_path, first, second, widened):
     data.mkdir()
     pq.write_table(pa.table({"x": pa.array([1, 2, 3], first)}), data / "a.parquet")
     pq.write_table(pa.table({"x": pa.array([5, 9], second)}), data / "b.parquet")
-    assert sources.open_source(data).schema.field("x").type == widened
+    assert arrow.open_source(data).schema.field("x").type == widened
     stats = sn.feature_stats(data)
     assert stats.count.tolist() == [5] and stats.mean[0] == pytest.approx(4.0, rel=RTOL)
     out = tmp_path / "out.parquet"
@@ -261,15 +262,15 @@ def test_type_conflict_names_both_files_and_the_fix_works(tmp_path):
     with pytest.raises(sn.InputError, match=r"column 'x' is double in .*a\.parquet but string in "
                                             r".*b\.parquet.*--schema x=string"):
         sn.feature_stats(tmp_path)
-    as_numbers = sn.feature_stats(sources.open_source(tmp_path, schema={"x": "float64"}))
+    as_numbers = sn.feature_stats(arrow.open_source(tmp_path, schema={"x": "float64"}))
     assert as_numbers.columns == ["x", "y"]
     np.testing.assert_allclose(as_numbers.mean, [1.75, 2.0], rtol=RTOL)
-    as_text = sources.open_source(tmp_path, schema={"x": "string"})
+    as_text = arrow.open_source(tmp_path, schema={"x": "string"})
     assert sn.feature_stats(as_text).columns == ["y"]
     pq.write_table(pa.table({"x": ["one"]}), tmp_path / "c.parquet")
     with pytest.raises(sn.InputError, match=r"c\.parquet: column 'x' \(string\) cannot be read as "
                                             "double.*--schema x="):
-        sn.feature_stats(sources.open_source(tmp_path, schema={"x": "float64"}))
+        sn.feature_stats(arrow.open_source(tmp_path, schema={"x": "float64"}))
 
 
 def test_schema_casts_parquet_and_ipc_files(tmp_path):
@@ -279,8 +280,8 @@ def test_schema_casts_parquet_and_ipc_files(tmp_path):
         with pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
     for name in ("t.parquet", "t.arrow"):
-        src = sources.open_source(tmp_path / name, schema={"x": "float32"})
-        schema, batches = io.schema_and_batches(src)
+        src = arrow.open_source(tmp_path / name, schema={"x": "float32"})
+        schema, batches = arrow.schema_and_batches(src)
         assert schema.field("x").type == pa.float32()
         assert all(batch.schema.field("x").type == pa.float32() for batch in batches)
 
@@ -295,7 +296,7 @@ def test_unknown_schema_column_is_an_error(tmp_path, name):
         location.mkdir()
         pq.write_table(pa.table({"x": [1.0], "y": [2.0]}), location / "a.parquet")
     with pytest.raises(sn.InputError, match=r"no column 'xx' .*\(its columns: x, y\)"):
-        sn.feature_stats(sources.open_source(location, schema={"xx": "float64"}))
+        sn.feature_stats(arrow.open_source(location, schema={"xx": "float64"}))
 
 
 def test_duplicate_column_names_are_an_error(tmp_path):
@@ -327,8 +328,8 @@ def test_polars_int128_is_a_clear_error(tmp_path):
 def test_parquet_compression_and_row_groups(tmp_path, codec):
     table = pa.table({"x": np.arange(1000.0)})
     path = tmp_path / "o.parquet"
-    with io.atomic_path(path) as tmp:
-        with io.BatchWriter(tmp, table.schema, "parquet", compression=codec,
+    with arrow.atomic_path(path) as tmp:
+        with arrow.BatchWriter(tmp, table.schema, "parquet", compression=codec,
                             row_group_size=300) as writer:
             for batch in table.to_batches(max_chunksize=70):
                 writer.write(batch)
@@ -343,21 +344,22 @@ def test_ipc_codecs_and_float32(tmp_path):
     table = pa.table({"x": np.linspace(0, 1, 100), "v": pa.array(
         [[1.0, 2.0]] * 100, pa.list_(pa.float64(), 2)), "i": np.arange(100)})
     path = tmp_path / "o.arrow"
-    with io.atomic_path(path) as tmp:
-        with io.BatchWriter(tmp, table.schema, "ipc-file", compression="lz4", float32=True) as writer:
+    with arrow.atomic_path(path) as tmp:
+        with arrow.BatchWriter(tmp, table.schema, "ipc-file", compression="lz4",
+                               float32=True) as writer:
             writer.write(table.to_batches()[0])
-    got = io.read_table(path)
+    got = arrow.read_table(path)
     assert got.schema.field("x").type == pa.float32()
     assert got.schema.field("v").type.value_type == pa.float32()
     assert got.schema.field("i").type == pa.int64()
     with pytest.raises(ValueError, match="zstd or lz4"):
-        io.BatchWriter(tmp_path / "p.arrow", table.schema, compression="snappy")
+        arrow.BatchWriter(tmp_path / "p.arrow", table.schema, compression="snappy")
 
 
 def test_float32_narrows_only_the_named_columns():
     schema = pa.schema([("x", pa.float64()), ("y", pa.float64()), ("i", pa.int64()),
                         ("v", pa.list_(pa.float64(), 2))])
-    narrowed = io.float32_schema(schema, ["x", "v"])
+    narrowed = arrow.float32_schema(schema, ["x", "v"])
     assert narrowed.types == [pa.float32(), pa.float64(), pa.int64(), pa.list_(pa.float32(), 2)]
 
 
@@ -407,10 +409,10 @@ def test_s3_read_write_and_datasets(s3_bucket, hive):
             out.write(part.read_bytes())
     stats = sn.feature_stats("s3://bucket/in", columns=["a", "b"])
     _check(stats, table, ["a", "b"])
-    assert sources.DataSource("s3://bucket/in").partition_columns == ["year", "month"]
-    io.write_table(pa.table({"z": [1.0, 2.0, 4.0]}), "s3://bucket/one.parquet")
+    assert arrow.DataSource("s3://bucket/in").partition_columns == ["year", "month"]
+    arrow.write_table(pa.table({"z": [1.0, 2.0, 4.0]}), "s3://bucket/one.parquet")
     assert sn.feature_stats("s3://bucket/one.parquet").mean[0] == pytest.approx(7 / 3, rel=RTOL)
-    written = sources.normalize_dataset("s3://bucket/in", "s3://bucket/out", columns=["a"])
+    written = normalize_dataset("s3://bucket/in", "s3://bucket/out", columns=["a"])
     assert len(written) == 4 and all(w.startswith("s3://bucket/out/year=") for w in written)
     out = sn.feature_stats("s3://bucket/out", columns=["a"])
     assert abs(out.mean[0]) < 1e-12 and out.var()[0] == pytest.approx(1.0, rel=1e-12)
@@ -418,8 +420,8 @@ def test_s3_read_write_and_datasets(s3_bucket, hive):
 
 def test_s3_failed_write_leaves_nothing(s3_bucket):
     with pytest.raises(RuntimeError):
-        with io.atomic_path("s3://bucket/fail.parquet") as tmp:
-            with io.BatchWriter(tmp, pa.schema([("x", pa.float64())]), "parquet") as writer:
+        with arrow.atomic_path("s3://bucket/fail.parquet") as tmp:
+            with arrow.BatchWriter(tmp, pa.schema([("x", pa.float64())]), "parquet") as writer:
                 writer.write(pa.record_batch({"x": [1.0]}))
                 raise RuntimeError("boom")
     import pyarrow.fs as pafs
@@ -489,7 +491,7 @@ def test_json_without_line_breaks_fails_in_bounded_memory(tmp_path, monkeypatch,
     try:
         with pytest.raises(sn.InputError, match=r"line 1 is longer than 65,536 bytes.*"
                                                 r"STREAMNORM_JSON_BLOCK_SIZE") as info:
-            sn.feature_stats(sources.open_source(path, skip_bad_rows=skip))
+            sn.feature_stats(arrow.open_source(path, skip_bad_rows=skip))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -503,7 +505,7 @@ def test_json_line_limit_is_the_block_size(tmp_path, monkeypatch):
     path.write_text(json.dumps({"v": values, "x": 1.5}) + "\n" + json.dumps({"x": 2.5}) + "\n")
     with pytest.raises(sn.InputError, match=r"line 1 is longer than 1,048,576 bytes"):
         sn.feature_stats(path)
-    assert sn.feature_stats(sources.open_source(path, block_size=8 << 20)).count.tolist() == [2]
+    assert sn.feature_stats(arrow.open_source(path, block_size=8 << 20)).count.tolist() == [2]
     monkeypatch.setenv("STREAMNORM_JSON_BLOCK_SIZE", str(8 << 20))
     assert sn.feature_stats(path).mean.tolist() == [2.0]
     monkeypatch.setenv("STREAMNORM_JSON_BLOCK_SIZE", "lots")

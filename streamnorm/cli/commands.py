@@ -12,7 +12,8 @@ from .. import io, selection, sources
 from ..errors import InputError
 from ..kernels import backend
 from ..normalize import Normalizer, check_batch_columns
-from ..pipeline import check_destination, count_rows, inverse_file, normalize_file
+from ..pipeline import (check_destination, count_rows, inverse_file, normalize_dataset,
+                        normalize_file)
 from ..progress import progress_bar
 from ..stats import FeatureStats
 from .cluster import dask_normalize, dask_stats, uses_dask
@@ -123,7 +124,7 @@ def _normalize_directory(args: argparse.Namespace, source: object,
         raise InputError(f"{output}: exists and is not a directory; give a directory for the "
                          "outputs of a directory or glob input")
     dataset = source if isinstance(source, sources.DataSource) else sources.open_source(source)
-    return sources.normalize_dataset(
+    return normalize_dataset(
         dataset, output, mode=args.mode, columns=columns, stats=args.stats,
         batch_size=args.batch_size, eps=args.eps, target=args.target, inf=args.inf,
         **output_options(args),

@@ -21,11 +21,11 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from .. import io, selection, sources
+from ..arrow.locations import has_glob
 from ..config import TARGETS
 from ..errors import InputError
 from .exits import UsageError
 
-_GLOB_CHARS = frozenset("*?[")
 _DATA_FILE_SUFFIXES = (*io.PARQUET_SUFFIXES, *io.IPC_SUFFIXES, ".arrows")
 IN_HELP = "file, directory, glob, CSV/JSON lines or s3:// URI"
 COLUMN_HELP = "a column name or glob such as 'emb_*' (repeat); default: every numeric column"
@@ -226,7 +226,7 @@ def source_schema(source: object) -> Any:
 
 
 def _has_glob(names: list[str] | None) -> bool:
-    return any(_GLOB_CHARS & set(name) for name in names or ())
+    return any(has_glob(name) for name in names or ())
 
 
 def resolve_columns(args: argparse.Namespace, source: object, mode: str) -> list[str] | None:
@@ -244,7 +244,7 @@ def resolve_columns(args: argparse.Namespace, source: object, mode: str) -> list
 
 def is_dataset(location: str) -> bool:
     """Whether IN names several files: a glob, or a directory (local or object store)."""
-    if _GLOB_CHARS & set(location):
+    if has_glob(location):
         return True
     if not sources.is_uri(location):
         return os.path.isdir(location)

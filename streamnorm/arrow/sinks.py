@@ -1,0 +1,296 @@
+"""Writing: Arrow IPC (file / stream) and Parquet, local or on an object store, always through
+a temporary file moved into place (:func:`atomic_path`), encoded on a background thread
+(:class:`BatchWriter`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import secrets
+import stat
+import threading
+import uuid
+from collections.abc import Collection, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from ..errors import InputError
+from .failures import Failure
+from .files import file_batches, guarded
+from .formats import check_codec, output_format
+from .locations import is_uri, resolve
+from .schemas import float32_schema
+
+
+def _is_uri(destination: object) -> bool:
+    return isinstance(destination, str) and is_uri(destination)
+
+
+@contextlib.contextmanager
+def atomic_path(destination: str | os.PathLike) -> Iterator[Any]:
+    """Yield a temporary path beside ``destination``; move it there on success.
+
+    Local files: a hidden temporary file in the same directory, ``os.replace``d into place.
+    Object stores (``s3://``, ``gs://``, …; ``destination`` a URI string): a hidden temporary
+    object beside the destination, written completely, then moved into place with the
+    filesystem's own move (on S3 a server-side copy, so the destination key appears whole or
+    not at all; a plain S3 PUT / multipart upload is itself atomic, but pyarrow completes an
+    upload even when writing fails, hence the temporary object). On any exception
+    (KeyboardInterrupt included) the temporary file or object is removed and an existing
+    destination is left untouched. The yielded value is a ``Path`` for local files and a URI
+    string for object stores; :class:`BatchWriter` takes either. A local file gets the
+    permissions of any file the user creates (0666 less the umask: 0644 under umask 022), or
+    keeps those of the file it replaces.
+    """
+    if _is_uri(destination):
+        with _atomic_uri(str(destination)) as tmp_uri:
+            yield tmp_uri
+        return
+    destination = Path(destination)
+    directory = destination.parent if str(destination.parent) else Path(".")
+    if not directory.is_dir():
+        raise InputError(f"{destination}: the directory {directory} does not exist; create it")
+    tmp: Path | None = None
+    try:
+        # The name is bound before the file exists, inside the try: a Ctrl-C or SIGTERM
+        # landing anywhere after the file is created still removes it.
+        while tmp is None:
+            tmp = directory / f".{destination.name}.{secrets.token_hex(6)}.tmp"
+            if not _create_output_file(tmp, destination):
+                tmp = None  # the name was taken: not ours to remove
+        yield tmp
+        os.replace(tmp, destination)
+    except BaseException:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+
+
+def _create_output_file(path: Path, destination: Path) -> bool:
+    """Create the empty file ``path`` (False if the name exists) with the permissions of any
+    file the user creates (0666 less the umask), or those of ``destination`` if it exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return False
+    except PermissionError:
+        raise InputError(
+            f"{destination}: cannot write in {path.parent} (permission denied); choose another "
+            "destination"
+        ) from None
+    os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(path, stat.S_IMODE(os.stat(destination).st_mode))
+    return True
+
+
+@contextlib.contextmanager
+def _atomic_uri(destination: str) -> Iterator[str]:
+    """:func:`atomic_path` for an object-store URI."""
+    fs, path = resolve(destination)
+    parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
+    tmp_path = f"{parent}/.{name}.{uuid.uuid4().hex[:12]}.tmp" if parent else f".{name}.tmp"
+    scheme = destination.split("://", 1)[0]
+    query = destination.split("?", 1)[1] if "?" in destination else ""
+    tmp_uri = f"{scheme}://{tmp_path}" + (f"?{query}" if query else "")
+    try:
+        yield tmp_uri
+        fs.move(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError, pa.ArrowException):
+            fs.delete_file(tmp_path)
+        raise
+
+
+def _open_sink(path: Any) -> Any:
+    """A local path string, or an output stream for an object-store URI."""
+    if _is_uri(path):
+        fs, inner = resolve(path)
+        return fs.open_output_stream(inner, compression=None)
+    return str(path)
+
+
+def _is_float_like(arrow_type: pa.DataType) -> bool:
+    """Floating point, or a list of floating point (the columns normalization writes)."""
+    if pa.types.is_fixed_size_list(arrow_type) or pa.types.is_list(arrow_type):
+        return _is_float_like(arrow_type.value_type)
+    return pa.types.is_floating(arrow_type)
+
+
+#: Batches :class:`BatchWriter` may hold queued for its writing thread.
+WRITE_AHEAD = 1
+
+
+class BatchWriter:
+    """Writes record batches to an Arrow IPC (file/stream) or Parquet file chosen by suffix.
+
+    Use as a context manager together with :func:`atomic_path`; ``write`` takes batches of the
+    schema given at construction. ``path`` is a local path or an object-store URI.
+
+    Parameters
+    ----------
+    compression : ``"zstd"`` (Parquet default), ``"lz4"``, ``"snappy"``, ``"gzip"``,
+        ``"brotli"`` or ``"none"``; Arrow IPC takes ``"zstd"``, ``"lz4"`` or ``"none"`` (default).
+    row_group_size : rows per Parquet row group; batches are buffered up to it (None: one row
+        group per written batch).
+    float32 : write float64 columns (and float64 vectors) as float32, rounding once: True for
+        every one, or a collection of column names for those only (the normalized columns).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        schema: pa.Schema,
+        fmt: str | None = None,
+        *,
+        compression: str | None = None,
+        row_group_size: int | None = None,
+        float32: bool | Collection[str] = False,
+    ):
+        self.format = fmt or output_format(path)
+        codec = check_codec(self.format, compression)
+        if row_group_size is not None and (self.format != "parquet" or row_group_size < 1):
+            raise ValueError("row_group_size must be a positive number of rows, for Parquet "
+                             f"output only (got {row_group_size} for {self.format})")
+        self.row_group_size = row_group_size
+        self.input_schema = schema
+        if float32 is True:
+            self.schema = float32_schema(schema)
+        elif float32:
+            self.schema = float32_schema(schema, set(float32))
+        else:
+            self.schema = schema
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=WRITE_AHEAD)
+        self._thread: threading.Thread | None = None
+        self._failure: Failure | None = None
+        self._abort = False
+        self._closed = False
+        self._sink = _open_sink(path)
+        if self.format == "parquet":
+            # Dictionary-encoding random floats costs ~4x in the writer and saves nothing.
+            dictionary_columns = [f.name for f in self.schema if not _is_float_like(f.type)]
+            self._writer: Any = pq.ParquetWriter(
+                self._sink, self.schema, compression=codec,
+                use_dictionary=dictionary_columns or False, write_page_checksum=True,
+            )
+        else:
+            options = ipc.IpcWriteOptions(compression=codec)
+            opener = ipc.new_stream if self.format == "ipc-stream" else ipc.new_file
+            self._writer = opener(self._sink, self.schema, options=options)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Write one batch (cast to float32 first when asked).
+
+        The encoding and writing happen on a background thread (Arrow releases the GIL), so
+        the caller computes the next batch meanwhile; at most :data:`WRITE_AHEAD` batches wait
+        for it. An error there is raised by the next ``write`` or by ``close``.
+        """
+        self._raise_failure()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name="streamnorm-writer")
+            self._thread.start()
+        self._queue.put(batch)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._failure is not None or self._abort:
+                continue  # drop the rest after a failure or an abort; keep draining
+            try:
+                self._write_now(batch)
+            except BaseException as exc:
+                self._failure = Failure(exc)
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            self._abort = True
+            raise failure.exc
+
+    def _write_now(self, batch: pa.RecordBatch) -> None:
+        if self.schema is not self.input_schema:
+            batch = batch.cast(self.schema)
+        if self.row_group_size is None:
+            self._writer.write_batch(batch)
+            return
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        if self._pending_rows >= self.row_group_size:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        """Write the buffered rows as whole row groups (and the rest too when ``final``)."""
+        size = self.row_group_size
+        assert size is not None
+        table = pa.Table.from_batches(self._pending, schema=self.schema)
+        full = table.num_rows if final else table.num_rows // size * size
+        if full:
+            self._writer.write_table(table.slice(0, full), row_group_size=size)
+        rest = table.slice(full)
+        self._pending = rest.to_batches() if rest.num_rows else []
+        self._pending_rows = rest.num_rows
+
+    def _join(self) -> None:
+        """Wait for the background thread to finish what was queued (all of it unless
+        aborting) and stop."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def close(self) -> None:
+        """Write what is queued and the file's footer; raises a write error not yet raised."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._join()
+            self._raise_failure()
+            if self._pending_rows and not self._abort:
+                self._flush(final=True)
+        finally:
+            self._writer.close()
+            if not isinstance(self._sink, str):
+                self._sink.close()
+
+    def abort(self) -> None:
+        """Stop without writing what is still queued (the file is left incomplete: the
+        caller discards it, as :func:`atomic_path` does); never raises a write error."""
+        self._abort = True
+        with contextlib.suppress(Exception):
+            self._failure = None
+            self.close()
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_table(table: pa.Table, path: str | os.PathLike) -> None:
+    """Write a whole (small) table atomically, format by suffix."""
+    with atomic_path(path) as tmp:
+        with BatchWriter(tmp, table.schema, output_format(path)) as writer:
+            for batch in table.to_batches():
+                writer.write(batch)
+
+
+def read_table(path: str | os.PathLike) -> pa.Table:
+    """Read a whole (small) Arrow IPC or Parquet file."""
+    schema, batches = file_batches(path, None)
+    return pa.Table.from_batches(list(guarded(path, batches)), schema=schema)
