@@ -8,14 +8,20 @@ from __future__ import annotations
 
 from ._version import __version__
 from .arrow import DataSource, open_source
-from .errors import InputError, NonFiniteError, SchemaError, StatsFileError, StreamnormError
+from .errors import (
+    InputError,
+    NonFiniteError,
+    SchemaError,
+    StatsFileError,
+    StreamnormError,
+)
 from .normalize import Normalizer
 from .pipeline import inverse_file, normalize_dataset, normalize_file
-from .grouped import GroupedFeatureStats
-from .running import RunningStats
 from .selection import inspect, select_columns
-from .stats import FeatureStats, feature_stats, row_stats
-
+from .state.features import FeatureStats, feature_stats
+from .state.grouped import GroupedFeatureStats
+from .state.rows import row_stats
+from .state.running import RunningStats
 
 __all__ = [
     "DataSource",

@@ -39,12 +39,14 @@ from typing import TYPE_CHECKING, Any, Union
 import pyarrow as pa
 
 from . import columns as cols
-from . import io, sources
+from .arrow.dataset import DataSource
+from .arrow.formats import IPC_SUFFIXES, PARQUET_SUFFIXES
 from .arrow.locations import has_glob, list_directory
+from .arrow.outputs import check_output_not_input
+from .arrow.schemas import SchemaLike
 from .errors import InputError, SchemaError
-from .sources import DataSource, SchemaLike
-from .stats import FeatureStats, NanPolicy
-from .stats import feature_stats as _local_feature_stats
+from .state.features import FeatureStats, NanPolicy
+from .state.features import feature_stats as _local_feature_stats
 
 if TYPE_CHECKING:
     import dask.bag
@@ -57,7 +59,7 @@ __all__ = ["feature_stats", "normalize", "normalize_files", "open_files", "resol
 FileSet = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
 
 _INSTALL_HINT = "pip install 'streamnorm[dask]'"
-_DATA_SUFFIXES = io.IPC_SUFFIXES + io.PARQUET_SUFFIXES
+_DATA_SUFFIXES = IPC_SUFFIXES + PARQUET_SUFFIXES
 
 
 # --------------------------------------------------------------------------- dask, lazily
@@ -533,7 +535,7 @@ def normalize_files(
     chosen = _column_list(columns)
     dataset = open_files(paths)
     outputs = _destinations(dataset.files, Path(out_dir))
-    sources.check_output_not_input(paths if isinstance(paths, (str, os.PathLike)) else dataset,
+    check_output_not_input(paths if isinstance(paths, (str, os.PathLike)) else dataset,
                                    out_dir, outputs)
     fitted = _fitted(
         dataset, mode, stats, chosen, batch_size, nan, target, scheduler, task_threads, inf

@@ -18,15 +18,15 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from . import columns as cols
-from . import io
-from .arrow.locations import has_glob as _is_glob
+from .arrow.locations import has_glob
+from .arrow.open import Source, schema_and_batches
+from .columns import is_partition_key
 from .errors import SchemaError
 from .normalize.plan import MODES
-from .sources import is_partition_key
 
 
 def _matches(names: Sequence[str], pattern: str) -> list[str]:
-    if not _is_glob(pattern):
+    if not has_glob(pattern):
         return [pattern] if pattern in names else []
     return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
 
@@ -68,7 +68,7 @@ def select_columns(
         chosen = set()
         for pattern in include:
             found = _matches(names, pattern)
-            if _is_glob(pattern):
+            if has_glob(pattern):
                 found = [n for n in found if not _eligible_reason_blocks(schema.field(n), mode)]
             if not found:
                 raise SchemaError(f"-c / columns: {pattern!r} matches no column (the columns: "
@@ -108,7 +108,7 @@ class Inspection:
 
 
 def inspect(
-    source: io.Source,
+    source: Source,
     include: Sequence[str] | str | None = None,
     exclude: Sequence[str] | str | None = None,
 ) -> Inspection:
@@ -122,7 +122,7 @@ def inspect(
     >>> found.table.column("batch").to_pylist(), found.table.column("layer").to_pylist()
     ([True, False, False], [True, False, True])
     """
-    schema, batches = io.schema_and_batches(source)
+    schema, batches = schema_and_batches(source)
     if hasattr(batches, "close"):
         batches.close()
     if schema is None:

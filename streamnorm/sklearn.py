@@ -16,9 +16,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
-from .stats import FeatureStats
+from .state.features import FeatureStats
 
 _WEIGHT_COLUMN = "__streamnorm_sample_weight__"
 

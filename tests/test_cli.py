@@ -76,7 +76,7 @@ def test_inverse_restores_what_normalize_wrote(tmp_path, data, table):
     proc = run_cli("normalize", data, "out.arrow", "--no-progress", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "2,000 rows of 3 columns (batch mode" in proc.stdout
-    out = sn.io.read_table(tmp_path / "out.arrow")
+    out = sn.arrow.read_table(tmp_path / "out.arrow")
     assert out.column_names == table.column_names
     assert out["vec"].equals(table["vec"]) and out["name"].equals(table["name"])
     assert abs(np.nanmean(out["x"].to_numpy(zero_copy_only=False))) < 1e-12
@@ -106,7 +106,7 @@ def test_normalize_with_a_stats_file_takes_one_pass_and_records_eps(tmp_path, da
 def test_row_modes_match_the_library_and_pass_other_columns_through(tmp_path, data, table, mode):
     proc = run_cli("normalize", data, "out.arrows", "--mode", mode, "-c", "vec", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    got = sn.io.read_table(tmp_path / "out.arrows")
+    got = sn.arrow.read_table(tmp_path / "out.arrows")
     expected = sn.Normalizer(mode, columns=["vec"]).transform(table)
     assert got["vec"].combine_chunks().equals(expected["vec"].combine_chunks())
     assert got["x"].equals(table["x"])

@@ -399,11 +399,11 @@ def test_normalize_rows(dtype):
 
 
 def _layer_reference(cols, bitmaps, offsets, has_validity, rms, eps, ddof, propagate, out_dtype):
-    """row_moments_columns, normalize._row_center_scale and normalize_rows_columns, unfused."""
-    from streamnorm.normalize import _row_center_scale
+    """row_moments_columns, mappers.row_center_scale and normalize_rows_columns, unfused."""
+    from streamnorm.normalize.mappers import row_center_scale
 
     count, mean, m2 = cpu.row_moments_columns(list(cols), list(bitmaps), offsets, has_validity)
-    center, scale = _row_center_scale("rms" if rms else "layer", count, mean, m2, eps, ddof)
+    center, scale = row_center_scale("rms" if rms else "layer", count, mean, m2, eps, ddof)
     if propagate:
         for col, bitmap, offset, has in zip(cols, bitmaps, offsets, has_validity):
             valid = (np.unpackbits(bitmap, bitorder="little")[offset : offset + len(col)] == 1

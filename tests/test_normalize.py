@@ -418,7 +418,7 @@ def test_normalize_file_writes_every_format_with_its_record(tmp_path, rng):
     for name in ("out.parquet", "out.arrow", "out.arrows"):
         result = sn.normalize_file(src, tmp_path / name, batch_size=100)
         assert result.rows == 1000 and result.passes == 2 and result.columns == ["x", "f"]
-        got = sn.io.read_table(tmp_path / name).cast(expected.schema)
+        got = sn.arrow.read_table(tmp_path / name).cast(expected.schema)
         # fit over 100-row batches vs the whole table: the statistics round differently on
         # different CPUs (vector widths), so only a few ulps are guaranteed, not the bits
         assert got.schema.equals(expected.schema) and got["s"].equals(expected["s"])
@@ -526,7 +526,7 @@ def test_few_keys_stay_inline_as_arrow(tmp_path, rng):
     src = write_parquet(tmp_path / "in.parquet", table)
     sn.normalize_file(src, tmp_path / "out.arrow", by="d")  # date keys: JSON cannot hold them
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "out.arrow"]
-    out = sn.io.read_table(tmp_path / "out.arrow")
+    out = sn.arrow.read_table(tmp_path / "out.arrow")
     record = json.loads(out.schema.metadata[METADATA_KEY])
     assert "stats_arrow" in record and "stats" not in record
     again = sn.Normalizer.from_metadata(out.schema)

@@ -222,7 +222,7 @@ def test_arrow_and_parquet_statistics_with_wrong_columns_are_clear_errors(tmp_pa
         if name == "duplicate field" and suffix == ".parquet":
             pq.write_table(bad, path)
         else:
-            sn.io.write_table(bad, path)
+            sn.arrow.write_table(bad, path)
         with pytest.raises(StatsFileError) as info:
             sn.FeatureStats.load(path)
         assert str(info.value).startswith(f"{path}: "), (name, str(info.value))

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 
 import streamnorm as sn
-from streamnorm import io as sn_io
+from streamnorm.arrow.open import iter_batches
 
 from .common import parquet_file, require
 
@@ -28,7 +28,7 @@ class ParquetFiles:
 
     def time_read_batches(self, rows):
         """Decoding alone (one thread per column group)."""
-        for _ in sn_io.iter_batches(self.src):
+        for _ in iter_batches(self.src):
             pass
 
     def time_feature_stats(self, rows):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from numba.typed import List
 
 from streamnorm.kernels import cpu
 
@@ -21,7 +20,7 @@ class ColumnMoments:
         self.shift = float(self.values[0])
         rng = np.random.default_rng(3)
         self.validity = np.packbits(rng.random(rows + 3) < 0.9, bitorder="little")
-        self.columns = List([values(rows, dtype, seed=j) for j in range(N_COLS)])
+        self.columns = [values(rows, dtype, seed=j) for j in range(N_COLS)]
         self.validities = List([EMPTY] * N_COLS)
         self.offsets = np.zeros(N_COLS, dtype=np.int64)
         self.flags = np.zeros(N_COLS, dtype=np.bool_)
@@ -58,7 +57,7 @@ class RowMoments:
 
     def setup(self, rows, dtype):
         self.matrix = row_matrix(rows, dtype)
-        self.columns = List([np.ascontiguousarray(self.matrix[:, j]) for j in range(WIDTH)])
+        self.columns = [np.ascontiguousarray(self.matrix[:, j] for j in range(WIDTH)])
         self.validities = List([EMPTY] * WIDTH)
         self.offsets = np.zeros(WIDTH, dtype=np.int64)
         self.flags = np.zeros(WIDTH, dtype=np.bool_)
@@ -86,8 +85,8 @@ class Normalize:
         self.matrix_out = np.empty_like(self.matrix)
         self.center = self.matrix.mean(axis=1, dtype=np.float64)
         self.scale = self.matrix.std(axis=1, dtype=np.float64) + 1.0
-        self.columns = List([np.ascontiguousarray(self.matrix[:, j]) for j in range(WIDTH)])
-        self.outs = List([np.empty(n_rows, dtype=dtype) for _ in range(WIDTH)])
+        self.columns = [np.ascontiguousarray(self.matrix[:, j] for j in range(WIDTH)])
+        self.outs = [np.empty(n_rows, dtype=dtype) for _ in range(WIDTH)]
         self.time_normalize_column(rows, dtype)
         self.time_normalize_rows_matrix(rows, dtype)
         self.time_normalize_rows_columns(rows, dtype)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import InputError
-from ..stats import FeatureStats
+from ..state.features import FeatureStats
 from .exits import UsageError
 from .options import resolve_columns, schema_option
 

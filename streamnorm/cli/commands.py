@@ -8,14 +8,22 @@ import os
 import time
 from pathlib import Path
 
-from .. import io, selection, sources
+from .. import selection
+from ..arrow.dataset import DataSource, open_source
+from ..arrow.formats import IPC_SUFFIXES, PARQUET_SUFFIXES
+from ..arrow.locations import is_uri
 from ..errors import InputError
 from ..kernels import backend
 from ..normalize import Normalizer, check_batch_columns
-from ..pipeline import (check_destination, count_rows, inverse_file, normalize_dataset,
-                        normalize_file)
+from ..pipeline import (
+    check_destination,
+    count_rows,
+    inverse_file,
+    normalize_dataset,
+    normalize_file,
+)
 from ..progress import progress_bar
-from ..stats import FeatureStats
+from ..state.features import FeatureStats
 from .cluster import dask_normalize, dask_stats, uses_dask
 from .exits import EXIT_OK, UsageError
 from .options import (
@@ -30,7 +38,7 @@ from .options import (
 )
 from .tables import format_table, summary_table
 
-_STATS_SUFFIXES = (".json", *io.IPC_SUFFIXES, *io.PARQUET_SUFFIXES)
+_STATS_SUFFIXES = (".json", *IPC_SUFFIXES, *PARQUET_SUFFIXES)
 
 
 def check_target(target: str | None) -> None:
@@ -80,7 +88,8 @@ def compute_stats(
     try:
         norm = Normalizer("batch", columns=columns, target=target, by=by,
                           inf="skip" if inf == "skip" else "error")
-        norm._fit(path, batch_size=batch_size, progress=rows)  # type: ignore[arg-type]
+        norm.fit(path, batch_size=batch_size, progress=rows,  # type: ignore[arg-type]
+                 check_finite=False)
     finally:
         bar.close()
     stats = norm.stats
@@ -120,10 +129,10 @@ def _normalize_directory(args: argparse.Namespace, source: object,
     if args.by:
         raise UsageError("--by needs a single output file: give OUT a .parquet or .arrow name")
     output = args.output
-    if not sources.is_uri(output) and os.path.exists(output) and not os.path.isdir(output):
+    if not is_uri(output) and os.path.exists(output) and not os.path.isdir(output):
         raise InputError(f"{output}: exists and is not a directory; give a directory for the "
                          "outputs of a directory or glob input")
-    dataset = source if isinstance(source, sources.DataSource) else sources.open_source(source)
+    dataset = source if isinstance(source, DataSource) else open_source(source)
     return normalize_dataset(
         dataset, output, mode=args.mode, columns=columns, stats=args.stats,
         batch_size=args.batch_size, eps=args.eps, target=args.target, inf=args.inf,

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import io
+from ..arrow.sinks import atomic_path
 from ..errors import InputError
 from ..pipeline import inverse_file, normalize_file
 from .commands import compute_stats
@@ -68,7 +68,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     progress = show_progress(args)
     data = directory / "demo.parquet"
     schema = next(demo_table(1)).schema
-    with io.atomic_path(data) as tmp:
+    with atomic_path(data) as tmp:
         with pq.ParquetWriter(tmp, schema, compression="zstd",
                               write_page_checksum=True) as writer:
             for batch in demo_table(args.rows):

@@ -20,13 +20,18 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from .. import io, selection, sources
-from ..arrow.locations import has_glob
+from .. import selection
+from ..arrow.dataset import DataSource, open_source
+from ..arrow.formats import IPC_SUFFIXES, PARQUET_CODECS, PARQUET_SUFFIXES
+from ..arrow.locations import has_glob, is_uri, resolve
+from ..arrow.open import schema_and_batches
+from ..arrow.schemas import parse_schema_text
+from ..arrow.text import SkippedRowsWarning
 from ..config import TARGETS
 from ..errors import InputError
 from .exits import UsageError
 
-_DATA_FILE_SUFFIXES = (*io.PARQUET_SUFFIXES, *io.IPC_SUFFIXES, ".arrows")
+_DATA_FILE_SUFFIXES = (*PARQUET_SUFFIXES, *IPC_SUFFIXES, ".arrows")
 IN_HELP = "file, directory, glob, CSV/JSON lines or s3:// URI"
 COLUMN_HELP = "a column name or glob such as 'emb_*' (repeat); default: every numeric column"
 
@@ -143,7 +148,7 @@ def add_selection_options(parser: argparse.ArgumentParser, *, reading: bool = Tr
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     """``--compression``, ``--row-group-size`` and ``--float32``."""
     parser.add_argument(
-        "--compression", choices=io.PARQUET_CODECS, metavar="CODEC",
+        "--compression", choices=PARQUET_CODECS, metavar="CODEC",
         help="zstd (Parquet default), lz4, snappy, gzip, brotli or none (Arrow IPC: zstd, lz4 "
         "or none, default none)",
     )
@@ -189,16 +194,16 @@ def output_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def schema_option(args: argparse.Namespace) -> dict[str, Any] | None:
     """``--schema`` as ``{name: type}``, or None."""
-    return sources.parse_schema_text(args.schema) if args.schema is not None else None
+    return parse_schema_text(args.schema) if args.schema is not None else None
 
 
-def open_input(args: argparse.Namespace) -> str | sources.DataSource:
+def open_input(args: argparse.Namespace) -> str | DataSource:
     """IN as given, or a :class:`~streamnorm.sources.DataSource` when ``--schema`` or
     ``--skip-bad-rows`` asks for reading options."""
     schema = schema_option(args)
     if schema is None and not args.skip_bad_rows:
         return args.input
-    return sources.open_source(args.input, skip_bad_rows=args.skip_bad_rows, schema=schema)
+    return open_source(args.input, skip_bad_rows=args.skip_bad_rows, schema=schema)
 
 
 @contextmanager
@@ -206,18 +211,18 @@ def reporting_skips(source: object, shown: str) -> Iterator[None]:
     """Silence :class:`~streamnorm.sources.SkippedRowsWarning` inside; afterwards, print
     ``streamnorm: skipped N bad row(s) in IN`` on stderr if rows were skipped."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", sources.SkippedRowsWarning)
+        warnings.simplefilter("ignore", SkippedRowsWarning)
         yield
-    skipped = source.skipped_rows if isinstance(source, sources.DataSource) else 0
+    skipped = source.skipped_rows if isinstance(source, DataSource) else 0
     if skipped:
         print(f"streamnorm: skipped {skipped} bad row(s) in {shown}", file=sys.stderr)
 
 
 def source_schema(source: object) -> Any:
     """The schema of a source (reading only its first block)."""
-    if isinstance(source, sources.DataSource):
+    if isinstance(source, DataSource):
         return source.schema
-    schema, batches = io.schema_and_batches(source)  # type: ignore[arg-type]
+    schema, batches = schema_and_batches(source)  # type: ignore[arg-type]
     if hasattr(batches, "close"):
         batches.close()
     if schema is None:  # pragma: no cover - paths always have a schema
@@ -246,9 +251,9 @@ def is_dataset(location: str) -> bool:
     """Whether IN names several files: a glob, or a directory (local or object store)."""
     if has_glob(location):
         return True
-    if not sources.is_uri(location):
+    if not is_uri(location):
         return os.path.isdir(location)
-    fs, path = sources.resolve(location)
+    fs, path = resolve(location)
     try:
         return bool(fs.get_file_info(path).type == pafs.FileType.Directory)
     except OSError:
@@ -258,6 +263,6 @@ def is_dataset(location: str) -> bool:
 def wants_directory(output: str) -> bool:
     """Whether OUT is a directory for a dataset input: an existing directory, or a name
     without a data-file suffix (``out.parquet`` means one file holding everything)."""
-    if not sources.is_uri(output) and os.path.isdir(output):
+    if not is_uri(output) and os.path.isdir(output):
         return True
     return os.path.splitext(output.rstrip("/"))[1].lower() not in _DATA_FILE_SUFFIXES

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-from ..stats import FeatureStats
+from ..state.features import FeatureStats
 
 
 def _format_number(value: object) -> str:

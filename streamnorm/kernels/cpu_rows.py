@@ -206,7 +206,7 @@ def _accumulate_rows_dense(col, total):
 
 @njit(cache=True)
 def _tile_center_scale(count, mean, m2, rms, eps, ddof, center, scale):
-    """normalize._row_center_scale, value for value, on one tile's rows."""
+    """normalize.mappers.row_center_scale, value for value, on one tile's rows."""
     for i in range(count.shape[0]):
         if count[i] == 0:
             m2[i] = np.nan

@@ -10,8 +10,6 @@ from .normalizer import Normalizer
 from .plan import MODES, Mode, check_batch_columns, output_type
 from .record import INLINE_STATS_BYTES, METADATA_KEY, STATS_FILE_SUFFIX
 
-# Temporary re-exports for the issue-13 merge; removed when the layers are joined.
-from .mappers import row_center_scale as _row_center_scale  # tests/test_kernels.py
 
 __all__ = [
     "INLINE_STATS_BYTES",

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.types as pat
 
 from .. import columns as cols
 from ..errors import NonFiniteError
 from ..kernels import Backend
-from ..grouped import map_grouped
-from ..stats import FeatureStats, scalar_row_moments, vector_row_moments
+from ..state.features import FeatureStats
+from ..state.grouped import GroupedFeatureStats
+from ..state.rows import scalar_row_moments, vector_row_moments
 
 #: Centers or scales beyond this may make ``x - center`` (``y * scale``) overflow for values
 #: of the fitted data: std >= max|x - mean| / sqrt(n), so with n < 2**64 such an overflow
@@ -233,15 +235,36 @@ def map_batch(
 
 
 def map_grouped_batch(
-    stats: FeatureStats, batch: pa.RecordBatch, out_schema: pa.Schema, names: list[str],
+    stats: GroupedFeatureStats, batch: pa.RecordBatch, out_schema: pa.Schema, names: list[str],
     eps: float, ddof: int, inverse: bool,
 ) -> list[pa.Array]:
     """Batch mode with ``by=``: the arrays of ``out_schema`` for ``batch``, each row of the
-    columns ``names`` mapped with its key's statistics (grouped ``stats``)."""
-    mapped = map_grouped(
-        stats, batch,  # type: ignore[arg-type]
-        {name: out_schema.field(name).type for name in names}, eps, ddof, inverse,
-    )
+    columns ``names`` mapped with its own key's statistics.
+
+    ``(x - mean[key]) / sqrt(var[key] + eps)`` (a zero variance is scaled by 1), or
+    ``x * scale + mean`` when ``inverse``; computed in float64 and rounded once to the output
+    type. Nulls stay null, and so do the rows whose key the statistics never saw (no statistics
+    to normalize them with).
+    """
+    n = batch.num_rows
+    rows = stats.key_rows(batch) if n else np.zeros(0, dtype=np.int64)
+    unseen = rows < 0
+    rows = np.where(unseen, 0, rows)
+    mean = stats.mean
+    scale = stats.scale(ddof, eps)
+    index = {name: j for j, name in enumerate(stats.columns)}
+    mapped: dict[str, pa.Array] = {}
+    for name in names:
+        out_type = out_schema.field(name).type
+        column = batch.column(name)
+        x = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+        if stats.group_count:
+            center, spread = mean[rows, index[name]], scale[rows, index[name]]
+        else:
+            center, spread = np.zeros(n), np.ones(n)
+        y = x * spread + center if inverse else (x - center) / spread
+        mask = unseen | column.is_null().to_numpy(zero_copy_only=False)
+        mapped[name] = pa.array(y.astype(out_type.to_pandas_dtype()), type=out_type, mask=mask)
     return [mapped.get(f.name, column) for f, column in zip(out_schema, batch.columns)]
 
 

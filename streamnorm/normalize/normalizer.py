@@ -45,11 +45,11 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from .. import io
+from ..arrow.open import Source, schema_and_batches
 from ..errors import InputError
 from ..kernels import backend
 from ..progress import Progress
-from ..stats import FeatureStats
+from ..state.features import FeatureStats
 from . import mappers, plan, record
 from .plan import Mode
 
@@ -57,7 +57,7 @@ _DEFAULT_EPS = {"batch": 0.0, "layer": 1e-5, "rms": 1e-5}
 
 
 def _map_batches(
-    data: io.Source,
+    data: Source,
     per_batch: Callable[[pa.RecordBatch], pa.RecordBatch],
     schema_of: Callable[[pa.Schema], pa.Schema],
     verb: str,
@@ -66,7 +66,7 @@ def _map_batches(
     anything else a Table whose schema is ``schema_of(input schema)``."""
     if isinstance(data, pa.RecordBatch):
         return per_batch(data)
-    schema, batches = io.schema_and_batches(data)
+    schema, batches = schema_and_batches(data)
     out = [per_batch(batch) for batch in batches]
     if schema is None:
         raise ValueError(f"cannot {verb} an empty iterable: it has no schema")
@@ -186,31 +186,24 @@ class Normalizer:
         self._schema_cache = None
 
     def fit(
-        self, source: io.Source, batch_size: int | None = None, *, progress: Progress | None = None
+        self, source: Source, batch_size: int | None = None, *, progress: Progress | None = None,
+        check_finite: bool = True,
     ) -> Normalizer:
         """Stream ``source`` once into the per-column statistics (batch mode); returns self.
 
-        ``source`` is a path or any in-memory source (:mod:`streamnorm.io`). Layer and rms
-        modes need no statistics: ``fit`` does nothing there. ``progress`` (optional) is told
-        the rows and bytes of each batch. Statistics holding ±inf (with ``inf="error"``) are
-        a :class:`~streamnorm.errors.NonFiniteError` naming the columns.
+        ``source`` is a path or any in-memory source (:mod:`streamnorm.arrow.open`). Layer and
+        rms modes need no statistics: ``fit`` does nothing there. ``progress`` (optional) is
+        told the rows and bytes of each batch. Statistics holding ±inf (with ``inf="error"``)
+        are a :class:`~streamnorm.errors.NonFiniteError` naming the columns, unless
+        ``check_finite=False`` (``streamnorm stats`` reports them as they are; the check then
+        comes when the statistics are used to normalize).
         """
-        self._fit(source, batch_size, progress=progress)
-        if self.mode == "batch":
-            mappers.check_finite_stats(self._require_stats(), self.columns)
-        return self
-
-    def _fit(
-        self, source: io.Source, batch_size: int | None = None, *, progress: Progress | None = None
-    ) -> Normalizer:
-        """:meth:`fit` without refusing non-finite statistics (``streamnorm stats`` reports
-        them as they are)."""
         if self.mode != "batch":
             return self
         extra: dict[str, Any] = {"inf": "skip"} if self.inf == "skip" else {}
         stats = FeatureStats(self.columns, nan=self.nan, target=self.target, by=self.by, **extra)
         read = None if self.columns is None else [*self.columns, *(self.by or [])]
-        schema, batches = io.schema_and_batches(source, read, batch_size)
+        schema, batches = schema_and_batches(source, read, batch_size)
         if schema is not None and self.columns is not None:
             plan.check_batch_columns(schema, self.columns)
         seen = False
@@ -222,6 +215,8 @@ class Normalizer:
         if not seen and schema is not None:
             stats.update(plan.empty_batch(schema))  # fixes the columns of a source without rows
         self._set_stats(stats)
+        if check_finite:
+            mappers.check_finite_stats(stats, self.columns)
         return self
 
     # ------------------------------------------------------------------ construction
@@ -349,7 +344,7 @@ class Normalizer:
         return out_schema, how
 
     # ------------------------------------------------------------------ transform
-    def transform(self, data: io.Source) -> pa.RecordBatch | pa.Table:
+    def transform(self, data: Source) -> pa.RecordBatch | pa.Table:
         """Normalize ``data``: a RecordBatch gives a RecordBatch, anything else a Table.
 
         Same columns in the same order; normalized columns become float64 (float32 stays
@@ -358,10 +353,10 @@ class Normalizer:
         return _map_batches(data, self._transform_batch, self.output_schema, "transform")
 
     def transform_batches(
-        self, source: io.Source, batch_size: int | None = None
+        self, source: Source, batch_size: int | None = None
     ) -> Iterator[pa.RecordBatch]:
         """Normalize ``source`` lazily, one output batch per input batch (bounded memory)."""
-        _, batches = io.schema_and_batches(source, batch_size=batch_size)
+        _, batches = schema_and_batches(source, batch_size=batch_size)
         for batch in batches:
             yield self._transform_batch(batch)
 
@@ -381,7 +376,7 @@ class Normalizer:
         return pa.RecordBatch.from_arrays(arrays, schema=out_schema)
 
     # ------------------------------------------------------------------ inverse
-    def inverse_transform(self, data: io.Source) -> pa.RecordBatch | pa.Table:
+    def inverse_transform(self, data: Source) -> pa.RecordBatch | pa.Table:
         """Undo a batch-mode :meth:`transform`: ``x = y * scale + mean`` per column.
 
         A RecordBatch gives a RecordBatch, anything else a Table. Restored columns are float64
@@ -391,10 +386,10 @@ class Normalizer:
         return _map_batches(data, self._inverse_batch, self._inverse_schema, "inverse-transform")
 
     def inverse_transform_batches(
-        self, source: io.Source, batch_size: int | None = None
+        self, source: Source, batch_size: int | None = None
     ) -> Iterator[pa.RecordBatch]:
         """:meth:`inverse_transform` lazily, one output batch per input batch."""
-        _, batches = io.schema_and_batches(source, batch_size=batch_size)
+        _, batches = schema_and_batches(source, batch_size=batch_size)
         for batch in batches:
             yield self._inverse_batch(batch)
 

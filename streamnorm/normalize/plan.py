@@ -14,7 +14,7 @@ import pyarrow.types as pat
 
 from .. import columns as cols
 from ..errors import SchemaError
-from ..stats import FeatureStats
+from ..state.features import FeatureStats
 
 Mode = Literal["batch", "layer", "rms"]
 #: The normalization modes, in the order the CLI and ``inspect`` show them.

@@ -21,9 +21,19 @@ from typing import Any
 
 import pyarrow as pa
 
-from .. import io, sources, statsfile
+from ..arrow.locations import is_uri
+from ..arrow.open import schema_and_batches
 from ..errors import InputError, StatsFileError
-from ..stats import FeatureStats, _naming
+from ..state.features import FeatureStats
+from ..state.persist import naming
+from ..state.statsfile import (
+    decode_ipc,
+    encode_ipc,
+    is_int,
+    names_problem,
+    parse_json,
+    show,
+)
 from .plan import MODES
 
 #: Schema metadata key under which the normalization record is stored.
@@ -42,7 +52,7 @@ _FIX_RECORD = "normalize the data again, or give the statistics with --stats"
 def file_schema(path: str | os.PathLike) -> pa.Schema:
     """The Arrow schema of an IPC or Parquet file (or any source a path names), without
     reading its data."""
-    schema, batches = io.schema_and_batches(path)
+    schema, batches = schema_and_batches(path)
     if hasattr(batches, "close"):
         batches.close()
     assert schema is not None
@@ -76,7 +86,7 @@ def make_record(
     elif stats_file:
         record["stats_file"] = stats_file
     else:  # compact, and keeps keys JSON cannot (dates, binary)
-        blob = statsfile.encode_ipc(stats.to_arrow())
+        blob = encode_ipc(stats.to_arrow())
         record["stats_arrow"] = base64.b64encode(blob).decode("ascii")
     return record
 
@@ -98,10 +108,10 @@ def read_record(schema: pa.Schema, where: str) -> dict[str, Any]:
     """The checked normalization record of ``schema`` (whose metadata :func:`is_record`
     accepted): a :class:`StatsFileError` naming ``where`` and the field when it is not one
     streamnorm wrote."""
-    with _naming(where):
-        record = statsfile.parse_json(schema.metadata[METADATA_KEY], "its normalization record")
+    with naming(where):
+        record = parse_json(schema.metadata[METADATA_KEY], "its normalization record")
     version = record.get("version", RECORD_VERSION)
-    if not statsfile.is_int(version) or version > RECORD_VERSION:
+    if not is_int(version) or version > RECORD_VERSION:
         raise InputError(f"{where}: normalized by a newer streamnorm; upgrade streamnorm")
     problem = record_problem(record)
     if problem is not None:
@@ -111,14 +121,13 @@ def read_record(schema: pa.Schema, where: str) -> dict[str, Any]:
 
 def record_problem(record: dict[str, Any]) -> str | None:
     """What is wrong with the fields of a normalization record; None if nothing."""
-    show = statsfile.show
     eps, ddof, mode, nan = (record.get("eps"), record.get("ddof", 0), record.get("mode"),
                             record.get("nan", "skip"))
     if mode not in MODES:
         return f"field 'mode' is {show(mode)}, not one of {MODES}"
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < float("inf"):
         return f"field 'eps' is {show(eps)}, not a finite number >= 0"
-    if not statsfile.is_int(ddof) or ddof < 0:
+    if not is_int(ddof) or ddof < 0:
         return f"field 'ddof' is {show(ddof)}, not a whole number >= 0"
     if nan not in ("skip", "propagate"):
         return f"field 'nan' is {show(nan)}, not 'skip' or 'propagate'"
@@ -126,8 +135,8 @@ def record_problem(record: dict[str, Any]) -> str | None:
         return f"field 'inf' is {show(record.get('inf'))}, not 'error' or 'skip'"
     if mode == "batch" and not {"stats", "stats_arrow", "stats_file"} & set(record):
         return "it holds no statistics"
-    return (statsfile.names_problem(record, "columns")
-            or statsfile.names_problem(record, "by", empty=False))
+    return (names_problem(record, "columns")
+            or names_problem(record, "by", empty=False))
 
 
 def locate_record(
@@ -154,7 +163,7 @@ def locate_record(
 
 def stats_file_beside(location: Any, name: str) -> Any:
     """The statistics file ``name`` in the directory of ``location`` (a path or URI)."""
-    if isinstance(location, str) and sources.is_uri(location):
+    if isinstance(location, str) and is_uri(location):
         return location.rsplit("/", 1)[0] + "/" + name
     return Path(location).parent / name
 
@@ -163,7 +172,7 @@ def recorded_stats(record: dict[str, Any], where: str, location: Any) -> Feature
     """The statistics of a batch-mode record: inline JSON (``stats``), inline Arrow IPC
     (``stats_arrow``, base64) or a statistics file beside the normalized file (``stats_file``,
     found from ``location``, the normalized file's path; None when only a schema is known)."""
-    with _naming(f"{where}: its normalization record"):
+    with naming(f"{where}: its normalization record"):
         if "stats" in record:
             return FeatureStats.from_dict(record["stats"])
         if "stats_arrow" in record:
@@ -173,11 +182,11 @@ def recorded_stats(record: dict[str, Any], where: str, location: Any) -> Feature
             except (AttributeError, UnicodeEncodeError, binascii.Error):
                 raise StatsFileError(f"field 'stats_arrow' is not base64 text; {_FIX_RECORD}"
                                      ) from None
-            return FeatureStats.from_arrow(statsfile.decode_ipc(blob))
+            return FeatureStats.from_arrow(decode_ipc(blob))
     name = record["stats_file"]
     if not isinstance(name, str) or not name or "/" in name or "\\" in name:
         raise StatsFileError(f"{where}: its normalization record: field 'stats_file' is "
-                             f"{statsfile.show(name)}, not a file name; {_FIX_RECORD}")
+                             f"{show(name)}, not a file name; {_FIX_RECORD}")
     if location is None:
         raise InputError(f"{where}: its statistics are in the file {name} beside it; give the "
                          "normalized file's path (Normalizer.from_metadata(path)) or --stats")
@@ -192,7 +201,7 @@ def stats_location(stats: str | os.PathLike) -> Any:
     """Where statistics given as a file are: a ``Path``, or the string of an object-store URI
     (``Path()`` would break ``s3://``)."""
     text = os.fspath(stats)
-    return text if sources.is_uri(text) else Path(text)
+    return text if is_uri(text) else Path(text)
 
 
 def holds_record(stats: str | os.PathLike) -> bool:

@@ -19,22 +19,26 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from .. import io, sources
+from ..arrow.formats import check_codec, file_format, output_format
+from ..arrow.locations import is_local_file, is_uri
+from ..arrow.open import schema_and_batches
+from ..arrow.outputs import check_output_not_input
+from ..arrow.sinks import BatchWriter, atomic_path
 from ..errors import InputError, SchemaError
 from ..kernels import backend
 from ..normalize import plan, record
 from ..normalize.normalizer import Normalizer
 from ..normalize.plan import Mode
 from ..progress import Progress, progress_bar
-from ..stats import FeatureStats
+from ..state.features import FeatureStats
 
 
 def count_rows(path: Any) -> int | None:
     """Rows in a local Parquet or IPC file from its metadata; None for an IPC stream, and for
     anything but a local file (directory, glob, CSV / JSON lines, URI, DataSource): unknown."""
-    if not sources.is_local_file(path):
+    if not is_local_file(path):
         return None
-    fmt = io.file_format(path)
+    fmt = file_format(path)
     try:
         if fmt == "parquet":
             return int(pq.ParquetFile(path).metadata.num_rows)
@@ -56,14 +60,14 @@ def check_destination(
     directory.
     Raises :class:`InputError` naming the way out. Returns ``dst`` as a ``Path``, or as the
     string it is for an object-store URI (``s3://…``; only its suffix is checked)."""
-    if sources.is_uri(os.fspath(dst)):
+    if is_uri(os.fspath(dst)):
         if check_format:
-            io.output_format(os.fspath(dst))
+            output_format(os.fspath(dst))
         return os.fspath(dst)
     dst_path = Path(dst)
     if check_format:
-        io.output_format(dst_path)
-    sources.check_output_not_input(src, dst_path)
+        output_format(dst_path)
+    check_output_not_input(src, dst_path)
     if dst_path.is_dir():
         raise InputError(f"{dst_path}: is a directory; give an output file name")
     parent = dst_path.parent if str(dst_path.parent) else Path(".")
@@ -78,12 +82,12 @@ def check_destination(
 def _writer_options(
     dst: Any, compression: str | None, row_group_size: int | None, float32: bool
 ) -> dict[str, Any]:
-    """:class:`io.BatchWriter` options, checked against the output format before any reading:
+    """:class:`BatchWriter` options, checked against the output format before any reading:
     a mismatch (``row_group_size`` for Arrow IPC, a codec the format lacks) is an
     :class:`InputError` naming the way out."""
-    fmt = io.output_format(dst)
+    fmt = output_format(dst)
     try:
-        io._check_codec(fmt, compression)
+        check_codec(fmt, compression)
     except ValueError as exc:
         raise InputError(f"{dst}: {exc}; choose another compression") from None
     if row_group_size is not None:
@@ -177,11 +181,11 @@ def normalize_file(
     rows = 0
     bar = progress_bar("normalize" if passes == 1 else "normalize (pass 2)", total, progress)
     try:
-        with io.atomic_path(dst_path) as tmp, _stats_beside(norm, side, dst_path):
+        with atomic_path(dst_path) as tmp, _stats_beside(norm, side, dst_path):
             out_schema = norm.output_schema(schema)
-            with io.BatchWriter(tmp, out_schema, io.output_format(dst_path), **writer_options
+            with BatchWriter(tmp, out_schema, output_format(dst_path), **writer_options
                                 ) as writer:
-                _, batches = io.schema_and_batches(src, batch_size=batch_size)
+                _, batches = schema_and_batches(src, batch_size=batch_size)
                 for batch in _tracked(batches, bar):
                     out = norm.transform(batch)
                     if not out.schema.equals(out_schema, check_metadata=False):
@@ -210,15 +214,15 @@ def _large_grouped_stats(norm: Normalizer) -> pa.Table | None:
 def _stats_beside(norm: Normalizer, table: pa.Table | None, dst: Any) -> Iterator[None]:
     """With ``table`` (large grouped statistics): write it to ``dst`` + ``STATS_FILE_SUFFIX``
     atomically, and have ``norm``'s record name that file while the output is written. Inside
-    the output's own :func:`io.atomic_path`, so the statistics file is in place just before
+    the output's own :func:`atomic_path`, so the statistics file is in place just before
     the output, and neither is left behind when writing fails."""
     if table is None:
         yield
         return
     side = f"{os.fspath(dst)}{record.STATS_FILE_SUFFIX}"
-    side_path: Any = side if sources.is_uri(side) else Path(side)
-    with io.atomic_path(side_path) as tmp:
-        with io.BatchWriter(tmp, table.schema, "ipc-file", compression="zstd") as writer:
+    side_path: Any = side if is_uri(side) else Path(side)
+    with atomic_path(side_path) as tmp:
+        with BatchWriter(tmp, table.schema, "ipc-file", compression="zstd") as writer:
             for batch in table.to_batches():
                 writer.write(batch)
         norm.stats_file = side_path.name if isinstance(side_path, Path) else side.rsplit("/")[-1]
@@ -273,10 +277,10 @@ def inverse_file(
     rows = 0
     bar = progress_bar("inverse", total, progress)
     try:
-        with io.atomic_path(dst_path) as tmp:
-            with io.BatchWriter(tmp, out_schema, io.output_format(dst_path), **writer_options
+        with atomic_path(dst_path) as tmp:
+            with BatchWriter(tmp, out_schema, output_format(dst_path), **writer_options
                                 ) as writer:
-                _, batches = io.schema_and_batches(src, batch_size=batch_size)
+                _, batches = schema_and_batches(src, batch_size=batch_size)
                 for batch in _tracked(batches, bar):
                     out = norm.inverse_transform(batch)
                     writer.write(out)

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import columns as cols
-from .. import io
+from ..arrow.open import Source, schema_and_batches
 from ..errors import SchemaError
 from ..kernels import backend
 from . import ingest, persist, statsfile
@@ -209,7 +209,7 @@ class FeatureStats:
         self._remember_schema(schema)
 
     # ------------------------------------------------------------------ update
-    def update(self, data: io.Source, weights: str | None = None) -> FeatureStats:
+    def update(self, data: Source, weights: str | None = None) -> FeatureStats:
         """Add the rows of ``data`` (any source, see :mod:`streamnorm.io`); returns self.
 
         ``weights`` names a column of per-row frequency weights (see the class docstring).
@@ -217,7 +217,7 @@ class FeatureStats:
         return self._update_from(data, None, weights)
 
     def _update_from(
-        self, data: io.Source, batch_size: int | None, weights: str | None = None
+        self, data: Source, batch_size: int | None, weights: str | None = None
     ) -> FeatureStats:
         if weights is not None:
             if weights not in self._not_features():
@@ -228,7 +228,7 @@ class FeatureStats:
                     "columns=[...] or weight from the first update on"
                 )
         wanted = None if self._requested is None else [*self._requested, *self._not_features()]
-        schema, batches = io.schema_and_batches(data, wanted, batch_size)
+        schema, batches = schema_and_batches(data, wanted, batch_size)
         if self._columns is None and schema is not None:
             self._bind(schema)  # so a source without rows still fixes the columns
         for batch in batches:
@@ -557,7 +557,7 @@ class FeatureStats:
 
 
 def feature_stats(
-    source: io.Source,
+    source: Source,
     columns: Sequence[str] | None = None,
     batch_size: int | None = None,
     *,

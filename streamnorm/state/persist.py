@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .. import io, sources
+from ..arrow.locations import is_uri, resolve
+from ..arrow.open import schema_and_batches
+from ..arrow.sinks import atomic_path, write_table
 from ..errors import InputError, StatsFileError
 from . import statsfile
 from .merge import Moments, check_moments
@@ -164,7 +166,7 @@ def naming(where: str) -> Iterator[None]:
 def location(path: str | os.PathLike) -> str | Path:
     """A URI stays a string (``Path`` would fold ``s3://`` into ``s3:/``); a path is a Path."""
     name = os.fspath(path)
-    return name if sources.is_uri(name) else Path(name)
+    return name if is_uri(name) else Path(name)
 
 
 def save_state(path: str | os.PathLike, to_dict: Callable[[], dict[str, Any]],
@@ -174,12 +176,12 @@ def save_state(path: str | os.PathLike, to_dict: Callable[[], dict[str, Any]],
     where = location(path)
     if os.fspath(path).lower().endswith(".json"):
         data = (json.dumps(to_dict(), indent=1) + "\n").encode()
-        with io.atomic_path(where) as tmp:
-            filesystem, inner = sources.resolve(tmp)
+        with atomic_path(where) as tmp:
+            filesystem, inner = resolve(tmp)
             with filesystem.open_output_stream(inner, compression=None) as out:
                 out.write(data)
     else:
-        io.write_table(to_arrow(), where)
+        write_table(to_arrow(), where)
 
 
 def load_state(path: str | os.PathLike, from_dict: Callable[[dict[str, Any]], Any],
@@ -190,7 +192,7 @@ def load_state(path: str | os.PathLike, from_dict: Callable[[dict[str, Any]], An
     name = os.fspath(path)
     if name.lower().endswith(".json"):
         try:
-            filesystem, inner = sources.resolve(name)
+            filesystem, inner = resolve(name)
             with filesystem.open_input_stream(inner, compression=None) as raw:
                 text = raw.read()
         except FileNotFoundError:
@@ -200,7 +202,7 @@ def load_state(path: str | os.PathLike, from_dict: Callable[[dict[str, Any]], An
         with naming(name):
             return from_dict(statsfile.parse_json(text))
     try:
-        schema, batches = io.schema_and_batches(location(path))
+        schema, batches = schema_and_batches(location(path))
         table = pa.Table.from_batches(list(batches), schema=schema)
     except StatsFileError:
         raise

@@ -8,11 +8,12 @@ FixedSizeList column; :func:`choose_row_columns` is the one place that picks whi
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import numpy as np
 import pyarrow as pa
 
 from .. import columns as cols
-from .. import io
+from ..arrow.open import Source, schema_and_batches
 from ..kernels import Backend, backend
 from .merge import merge_row_moments
 
@@ -133,7 +134,7 @@ def _row_stats_batch(
 
 
 def row_stats(
-    data: io.Source,
+    data: Source,
     columns: Sequence[str] | None = None,
     *,
     target: str | None = None,
@@ -157,7 +158,7 @@ def row_stats(
     if isinstance(columns, str):
         columns = [columns]
     kernels = backend(target)
-    schema, batches = io.schema_and_batches(data)
+    schema, batches = schema_and_batches(data)
     out: list[pa.RecordBatch] = []
     chosen: tuple[list[str], str | None] | None = None
     for batch in batches:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from .. import io
+from ..arrow.open import Source, iter_batches
 from .features import FeatureStats, NanPolicy
 
 
@@ -73,15 +73,15 @@ class RunningStats:
         self.updates = np.zeros(0, dtype=np.int64)
         self.num_batches_tracked = 0
 
-    def update(self, batch: io.Source) -> RunningStats:
+    def update(self, batch: Source) -> RunningStats:
         """Update the running statistics with one batch (any source, taken as a whole)."""
         stats = FeatureStats(self._columns or self._requested, nan=self.nan).update(batch)
         self._apply(stats)
         return self
 
-    def update_batches(self, source: io.Source, batch_size: int | None = None) -> RunningStats:
+    def update_batches(self, source: Source, batch_size: int | None = None) -> RunningStats:
         """One update per record batch of ``source`` (``batch_size`` caps the rows per batch)."""
-        for batch in io.iter_batches(source, None, batch_size):
+        for batch in iter_batches(source, None, batch_size):
             self.update(batch)
         return self
 
