@@ -21,7 +21,7 @@ class ColumnMoments:
         rng = np.random.default_rng(3)
         self.validity = np.packbits(rng.random(rows + 3) < 0.9, bitorder="little")
         self.columns = [values(rows, dtype, seed=j) for j in range(N_COLS)]
-        self.validities = List([EMPTY] * N_COLS)
+        self.validities = [EMPTY] * N_COLS
         self.offsets = np.zeros(N_COLS, dtype=np.int64)
         self.flags = np.zeros(N_COLS, dtype=np.bool_)
         self.shifts = np.array([float(c[0]) for c in self.columns])
@@ -57,8 +57,8 @@ class RowMoments:
 
     def setup(self, rows, dtype):
         self.matrix = row_matrix(rows, dtype)
-        self.columns = [np.ascontiguousarray(self.matrix[:, j] for j in range(WIDTH)])
-        self.validities = List([EMPTY] * WIDTH)
+        self.columns = [np.ascontiguousarray(self.matrix[:, j]) for j in range(WIDTH)]
+        self.validities = [EMPTY] * WIDTH
         self.offsets = np.zeros(WIDTH, dtype=np.int64)
         self.flags = np.zeros(WIDTH, dtype=np.bool_)
         self.time_row_moments_matrix(rows, dtype)
@@ -85,13 +85,13 @@ class Normalize:
         self.matrix_out = np.empty_like(self.matrix)
         self.center = self.matrix.mean(axis=1, dtype=np.float64)
         self.scale = self.matrix.std(axis=1, dtype=np.float64) + 1.0
-        self.columns = [np.ascontiguousarray(self.matrix[:, j] for j in range(WIDTH)])
+        self.columns = [np.ascontiguousarray(self.matrix[:, j]) for j in range(WIDTH)]
         self.outs = [np.empty(n_rows, dtype=dtype) for _ in range(WIDTH)]
         self.time_normalize_column(rows, dtype)
         self.time_normalize_rows_matrix(rows, dtype)
         self.time_normalize_rows_columns(rows, dtype)
         self.stacked_out = np.empty((WIDTH, n_rows), dtype=dtype)
-        self.validities = List([EMPTY] * WIDTH)
+        self.validities = [EMPTY] * WIDTH
         self.offsets = np.zeros(WIDTH, dtype=np.int64)
         self.flags = np.zeros(WIDTH, dtype=np.bool_)
         self.time_layer_norm_columns(rows, dtype)
