@@ -1,4 +1,4 @@
-"""Configuration read from the environment, in one place (DESIGN §2).
+"""Configuration read from the environment, in one place (docs/design.md §2).
 
 ``STREAMNORM_TARGET``: default compute target, ``cpu`` (default) or ``cuda``.
 ``STREAMNORM_NUM_THREADS``: threads for the CPU kernels (default: numba's default, all cores).

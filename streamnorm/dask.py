@@ -13,7 +13,7 @@ Inputs: a Dask DataFrame (e.g. ``dask.dataframe.read_parquet(...)``), or files n
 of paths, a glob pattern or a directory (its Arrow IPC / Parquet files, at any depth). With files,
 each task opens its own file, so no data travels through the client; the paths must be readable
 from the workers (a shared filesystem). The files are read under one unified schema, as
-locally (:attr:`streamnorm.sources.DataSource.schema`: a column a file lacks is null there,
+locally (:attr:`streamnorm.arrow.dataset.DataSource.schema`: a column a file lacks is null there,
 types widen), which the client finds from the files' footers.
 
 Examples
@@ -130,7 +130,7 @@ def _expand_one(text: str) -> list[str]:
 def open_files(obj: FileSet | DataSource, *, schema: SchemaLike | None = None) -> DataSource:
     """The files named by ``obj`` (see :func:`resolve_paths`) as one source, whose unified
     schema (read from the files' footers on the client) every task reads its file under;
-    ``schema`` gives columns their types as in :class:`~streamnorm.sources.DataSource`."""
+    ``schema`` gives columns their types as in :class:`~streamnorm.arrow.dataset.DataSource`."""
     if isinstance(obj, DataSource):
         return obj
     return DataSource(resolve_paths(obj), partitioning=None, schema=schema)

@@ -194,7 +194,7 @@ def test_signed_zero_and_extremes_min_max():
 
 
 def test_offset_data_exact_to_1e13():
-    """DESIGN §4: variance within 1e-13 of the exact value at an offset 1e9 times the spread."""
+    """docs/design.md §4: variance within 1e-13 of the exact value at an offset 1e9 times the spread."""
     rng = np.random.default_rng(11)
     values = 1e9 + rng.normal(0, 1, 3 * CHUNK + 123)
     _, _, mean, m2, _, _ = moments(values)
@@ -514,7 +514,7 @@ print(sum(misses.values()), [n for n, v in misses.items() if v])
 
 
 def test_warm_cache_process_loads_every_kernel_and_compiles_nothing():
-    """DESIGN §5: with a warm cache, a fresh process loads every public kernel of the CPU
+    """docs/design.md §5: with a warm cache, a fresh process loads every public kernel of the CPU
     backend (serial and parallel paths), runs it without crashing (numba issue 8578: a cached
     function calling a parallel one segfaulted on a warm cache) and compiles nothing."""
     env = dict(os.environ)

@@ -192,7 +192,7 @@ def test_chunked_table_gives_table(rng):
 
 @pytest.mark.parametrize("mode", ["batch", "layer"])
 def test_batches_whose_types_widen_give_one_table(mode):
-    """float32 then float64 batches (DESIGN §3): the table holds the widened float64."""
+    """float32 then float64 batches (docs/design.md §3): the table holds the widened float64."""
     first = pa.record_batch({"x": pa.array([1.0, 2.0, 3.0], pa.float32()), "y": [1.0, 0.0, 2.0],
                              "s": ["a", "b", "c"]})
     second = pa.record_batch({"x": [4.0, 5.0], "y": pa.array([1, 7], pa.int32()), "s": ["d", "e"]})

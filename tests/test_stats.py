@@ -366,7 +366,7 @@ def test_schema_changes_are_clear_errors():
     (pa.uint8(), pa.float16(), pa.int64()),
 ])
 def test_column_types_widen_between_batches(types):
-    """A column's type may change between batches (DESIGN §3): the state accumulates in
+    """A column's type may change between batches (docs/design.md §3): the state accumulates in
     float64 whatever the type, and records the widened type."""
     values = [[1, 2, 3], [10, 20], [7]]
     fs = sn.FeatureStats()

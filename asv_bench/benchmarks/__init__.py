@@ -1,1 +1,1 @@
-"""asv benchmarks for streamnorm, grouped as kernels, stats, normalize and io (DESIGN §6)."""
+"""asv benchmarks for streamnorm, grouped as kernels, stats, normalize and io (docs/design.md §7)."""

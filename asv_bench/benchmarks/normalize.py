@@ -1,4 +1,4 @@
-"""Normalizer (batch / layer / rms) transform through the public API (DESIGN §3)."""
+"""Normalizer (batch / layer / rms) transform through the public API (docs/design.md §3)."""
 
 from __future__ import annotations
 

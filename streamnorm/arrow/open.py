@@ -1,6 +1,6 @@
 """THE one entry from anything to (schema, record batches).
 
-Sources (DESIGN §3): a path (Arrow IPC file or stream, Parquet, CSV / JSON lines), a directory,
+Sources (docs/design.md §3): a path (Arrow IPC file or stream, Parquet, CSV / JSON lines), a directory,
 a glob, a list of paths, an object-store URI, a :class:`~streamnorm.arrow.dataset.DataSource`,
 a ``pa.RecordBatch``, ``pa.Table``, ``pa.RecordBatchReader``, an iterable of record batches, a
 2-D numpy array (columns named "0", "1", …), or any object exporting ``__arrow_c_stream__`` /

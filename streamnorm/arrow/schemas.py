@@ -57,7 +57,7 @@ def check_unique_names(schema: pa.Schema, where: object) -> pa.Schema:
 
 def unify_schemas(found: Sequence[tuple[str, pa.Schema]],
                   given: pa.Schema | None = None) -> pa.Schema:
-    """One schema for the files of a dataset, from ``(file, schema)`` pairs (DESIGN §3).
+    """One schema for the files of a dataset, from ``(file, schema)`` pairs (docs/design.md §3).
 
     Every column of every file, in order of first appearance; a column some file lacks is
     nullable (null there); a column whose type differs between files gets the type they

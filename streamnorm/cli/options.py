@@ -198,7 +198,7 @@ def schema_option(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def open_input(args: argparse.Namespace) -> str | DataSource:
-    """IN as given, or a :class:`~streamnorm.sources.DataSource` when ``--schema`` or
+    """IN as given, or a :class:`~streamnorm.arrow.dataset.DataSource` when ``--schema`` or
     ``--skip-bad-rows`` asks for reading options."""
     schema = schema_option(args)
     if schema is None and not args.skip_bad_rows:
@@ -208,7 +208,7 @@ def open_input(args: argparse.Namespace) -> str | DataSource:
 
 @contextmanager
 def reporting_skips(source: object, shown: str) -> Iterator[None]:
-    """Silence :class:`~streamnorm.sources.SkippedRowsWarning` inside; afterwards, print
+    """Silence :class:`~streamnorm.arrow.text.SkippedRowsWarning` inside; afterwards, print
     ``streamnorm: skipped N bad row(s) in IN`` on stderr if rows were skipped."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedRowsWarning)

@@ -1,6 +1,6 @@
 """Which Arrow types streamnorm normalizes, and the type a column takes across sources.
 
-No numpy views and no kernels here: only type rules and schema lookups (DESIGN §3).
+No numpy views and no kernels here: only type rules and schema lookups (docs/design.md §3).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def plain_type(arrow_type: pa.DataType) -> pa.DataType:
 
 
 def promoted_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
-    """The type two numeric types widen to (DESIGN §3), or None when one is not numeric.
+    """The type two numeric types widen to (docs/design.md §3), or None when one is not numeric.
 
     Integers widen to the narrowest integer type holding both (int8 and uint8 give int16);
     uint64 with a signed type, and any mix involving a float of another width, give float64
@@ -116,7 +116,7 @@ def check_numeric(name: str, arrow_type: pa.DataType) -> None:
 
 
 #: Field metadata key and value that mark a dataset partition key column (``year`` of
-#: ``year=2024/``), set by streamnorm.sources.
+#: ``year=2024/``), set by streamnorm.arrow.dataset.
 ROLE_KEY = b"streamnorm.role"
 PARTITION_ROLE = b"partition"
 

@@ -1,7 +1,7 @@
 """Compute kernels, one backend per target; :func:`backend` picks one.
 
 Every backend provides the functions of :class:`.api.Backend` on host numpy arrays, so the
-layers above never know where they run (DESIGN §2). :mod:`.memory` holds all the unsafe
+layers above never know where they run (docs/design.md §2). :mod:`.memory` holds all the unsafe
 pointer code. Importing this package loads no kernel: the backend modules (and numba) load
 on first use, after :func:`streamnorm.config.prepare_numba` has set numba's environment.
 """

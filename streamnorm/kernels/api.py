@@ -10,7 +10,7 @@ its module docstring). Conventions:
   value, read only where ``has_validity`` is true;
 * "several columns" is any sequence (list, tuple) of such arrays of ONE dtype; outputs are
   C-contiguous float32 or float64 arrays the kernel writes into;
-* moments accumulate in float64, with a per-column ``shift`` subtracted first (DESIGN §4);
+* moments accumulate in float64, with a per-column ``shift`` subtracted first (docs/design.md §4);
   results do not depend on the thread count.
 
 Which target runs what

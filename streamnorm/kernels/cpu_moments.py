@@ -1,11 +1,11 @@
 """Numba CPU kernels for per-feature moments: one column, or many columns by address.
 
-No Arrow objects and no classes here (DESIGN §2). Every kernel accumulates in float64
+No Arrow objects and no classes here (docs/design.md §2). Every kernel accumulates in float64
 whatever the input dtype. Validity is passed as Arrow's packed bitmap (LSB first) plus the
 bit offset of the first value, so null bitmaps are read in place and never unpacked into a
 filled copy of the column.
 
-Per-feature moments (DESIGN §4): each value is shifted by ``shift`` (the column's first
+Per-feature moments (docs/design.md §4): each value is shifted by ``shift`` (the column's first
 finite value), then processed in blocks of ``BLOCK`` values with a two-pass (block mean, then
 sum of squared deviations). Blocks merge into fixed chunks of ``CHUNK`` values with Chan's
 formula; chunks are processed in parallel with ``prange`` and merged serially in chunk order,
@@ -35,7 +35,7 @@ BLOCK = 2048
 CHUNK = 16 * BLOCK
 
 # Only the flags that reorder a block-local sum (no compensation lives there) are allowed:
-# never nnan/ninf, which would break NaN and inf handling (DESIGN §4).
+# never nnan/ninf, which would break NaN and inf handling (docs/design.md §4).
 BLOCK_MATH = {"reassoc", "contract"}
 
 
@@ -74,7 +74,7 @@ chan_merge = njit(cache=True, inline="always")(chan_formula)
 # Min/max of a NaN-free float block as an *integer* reduction: a float's bits, with the
 # magnitude bits flipped for negative numbers, order exactly like the float values (-0.0 sorts
 # just below +0.0). Integer min/max reductions vectorise without any fast-math flag, whereas a
-# float compare-select reduction needs ``nnan`` (DESIGN §4 forbids it). Integer inputs are
+# float compare-select reduction needs ``nnan`` (docs/design.md §4 forbids it). Integer inputs are
 # their own keys.
 
 

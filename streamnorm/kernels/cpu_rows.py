@@ -4,7 +4,7 @@ A row is either a vector (a row of a row-major matrix, a FixedSizeList's values)
 values of several same-dtype columns at one index; columns are given by address (see
 :mod:`streamnorm.kernels.memory`). Each row is independent and its columns are added in
 order, so results do not depend on the thread count. Plain loops, float64 accumulation,
-NaN and nulls skipped (DESIGN §4).
+NaN and nulls skipped (docs/design.md §4).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 in :mod:`.record`); :func:`~streamnorm.normalize_file` streams a whole file through it into
 another, atomically.
 
-Modes (DESIGN §3, §4):
+Modes (docs/design.md §3, §4):
 
 ``"batch"``
     each chosen column ``x`` becomes ``(x - mean) / sqrt(var + eps)`` with the column's mean

@@ -3,7 +3,7 @@
 The state of each column is (count, null_count, nan_count, inf_count, shift, shifted_mean, m2,
 min, max, scale_exponent), held in a :class:`~streamnorm.state.merge.Moments`: ``shift`` is the
 first finite value the column saw, ``shifted_mean`` the mean of ``x - shift`` and ``m2`` the sum
-of squared deviations from the mean (DESIGN §4). ``scale_exponent`` e is 0 except for a column
+of squared deviations from the mean (docs/design.md §4). ``scale_exponent`` e is 0 except for a column
 whose float64 moments would overflow (values beyond ~1e150 of both signs, or a spread beyond
 ~1e154): its shift and shifted_mean are then in units of 2**e and m2 in units of 4**e, so mean
 and std stay finite and accurate. States merge exactly and associatively, whatever produced
@@ -210,7 +210,7 @@ class FeatureStats:
 
     # ------------------------------------------------------------------ update
     def update(self, data: Source, weights: str | None = None) -> FeatureStats:
-        """Add the rows of ``data`` (any source, see :mod:`streamnorm.io`); returns self.
+        """Add the rows of ``data`` (any source, see :mod:`streamnorm.arrow.open`); returns self.
 
         ``weights`` names a column of per-row frequency weights (see the class docstring).
         """

@@ -3,7 +3,7 @@ and :class:`Moments`, the arrays a statistics state is made of.
 
 A state is (count, shift, shifted_mean, m2[, m3, m4]) per entry: ``shift`` the first finite
 value the entry saw, ``shifted_mean`` the mean of ``x - shift`` and m2..m4 the sums of the
-powers of the deviations from the mean (DESIGN §4). Every merge of the package goes through
+powers of the deviations from the mean (docs/design.md §4). Every merge of the package goes through
 :func:`merge_moment_arrays`: batches into a column, partial states of threads, files or workers,
 and the dtype groups of per-row statistics.
 """

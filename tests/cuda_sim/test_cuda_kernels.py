@@ -6,7 +6,7 @@ thread. Sizes are chosen around the simulator's launch geometry (32 threads × 4
 tile, at most 4 blocks; 2 warps per row block) so that partial tiles, several blocks and the
 grid-stride loops are all exercised; one test also runs with the real GPU geometry.
 
-Tolerance (DESIGN §7): float64 results agree with the CPU path to 1e-12 relative; means are
+Tolerance (docs/design.md §7): float64 results agree with the CPU path to 1e-12 relative; means are
 compared with an absolute floor of 1e-12 × the data's spread (a mean of ~0 has no relative
 scale); counts, min, max and normalized values are compared exactly.
 """
