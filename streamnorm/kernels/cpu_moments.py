@@ -270,6 +270,13 @@ def _chunk_moments(values, validity, bit_offset, has_validity, start, stop, shif
 
 
 @njit(cache=True)
+def _empty_chunk_states(n):
+    """Per-chunk (count, nan_count, shifted_mean, m2, min, max) arrays for ``n`` chunks."""
+    return (np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n), np.zeros(n),
+            np.full(n, np.inf), np.full(n, -np.inf))
+
+
+@njit(cache=True)
 def _merge_chunk_states(counts, nan_counts, means, m2s, los, his, first, stop):
     """Merge chunk states ``first..stop-1`` serially, in chunk order (thread-count independent)."""
     count = 0.0
@@ -309,12 +316,7 @@ def parallel_column_moments(values, validity, bit_offset, has_validity, shift):
     """:func:`streamnorm.kernels.cpu.column_moments` with its chunks in parallel."""
     n = values.shape[0]
     n_chunks = (n + CHUNK - 1) // CHUNK
-    counts = np.zeros(n_chunks)
-    nan_counts = np.zeros(n_chunks, dtype=np.int64)
-    means = np.zeros(n_chunks)
-    m2s = np.zeros(n_chunks)
-    los = np.full(n_chunks, np.inf)
-    his = np.full(n_chunks, -np.inf)
+    counts, nan_counts, means, m2s, los, his = _empty_chunk_states(n_chunks)
     for c in prange(n_chunks):
         start = c * CHUNK
         stop = min(start + CHUNK, n)
@@ -398,12 +400,7 @@ def columns_moments_at(like, addresses, lengths, validity_addresses, bit_offsets
             shift_used[j] = 0.0 if np.isnan(found) else found
     first_task, task_column = task_layout(lengths)
     n_tasks = task_column.shape[0]
-    counts = np.zeros(n_tasks)
-    nan_counts = np.zeros(n_tasks, dtype=np.int64)
-    means = np.zeros(n_tasks)
-    m2s = np.zeros(n_tasks)
-    los = np.full(n_tasks, np.inf)
-    his = np.full(n_tasks, -np.inf)
+    counts, nan_counts, means, m2s, los, his = _empty_chunk_states(n_tasks)
     for t in prange(n_tasks):
         j = task_column[t]
         start = (t - first_task[j]) * CHUNK

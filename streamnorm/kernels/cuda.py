@@ -331,22 +331,8 @@ def _stack_to_device(arrays: Sequence[np.ndarray], dtype: np.dtype) -> Any:
 def column_moments(
     values: np.ndarray, validity: np.ndarray, bit_offset: int, has_validity: bool, shift: float
 ) -> tuple[np.int64, np.int64, float, float, float, float]:
-    """Moments of one column of any numeric dtype, nulls and NaN skipped (on the GPU).
-
-    Parameters
-    ----------
-    values : 1-D host numpy array, shape (n,), any int/uint/float32/float64 dtype.
-    validity : uint8 host array, Arrow packed validity bitmap (ignored unless ``has_validity``).
-    bit_offset : int, bit index of ``values[0]`` in ``validity``.
-    has_validity : bool, whether to honour ``validity``.
-    shift : float64, subtracted from every value before accumulation (the column's shift).
-
-    Returns
-    -------
-    (count, nan_count, shifted_mean, m2, minimum, maximum)
-        As :func:`streamnorm.kernels.cpu.column_moments`: ``count`` and ``nan_count`` int64;
-        ``shifted_mean`` the mean of ``x - shift``; ``m2`` the sum of squared deviations;
-        min/max NaN when count is 0.
+    """Moments of one column of any numeric dtype, nulls and NaN skipped, on the GPU: the
+    arguments (host arrays) and results of :meth:`streamnorm.kernels.api.Backend.column_moments`.
     """
     n = int(values.shape[0])
     if n == 0:
@@ -630,21 +616,27 @@ def _elementwise_blocks(n_items: int) -> int:
     return _grid(n_items, BLOCK_THREADS * ITEMS, MAX_ROW_BLOCKS)
 
 
+def _map_column(kernel: Any, values: np.ndarray, center: float, scale: float,
+                out: np.ndarray) -> None:
+    """Run an elementwise map ``kernel`` over ``values`` on the GPU into the host ``out``."""
+    n = int(values.shape[0])
+    if n == 0:
+        return
+    d_values = cuda.to_device(np.ascontiguousarray(values))
+    d_out = cuda.device_array(n, dtype=out.dtype)
+    _launch(kernel, _elementwise_blocks(n), BLOCK_THREADS)(
+        d_values, float(center), float(scale), d_out
+    )
+    d_out.copy_to_host(out)
+
+
 def normalize_column(values: np.ndarray, center: float, scale: float, out: np.ndarray) -> None:
     """``out[i] = (values[i] - center) / scale`` on the GPU into the host array ``out``.
 
     Computed in float64 and rounded once to ``out``'s dtype. Null slots are computed too
     (their values are undefined and masked by the caller).
     """
-    n = int(values.shape[0])
-    if n == 0:
-        return
-    d_values = cuda.to_device(np.ascontiguousarray(values))
-    d_out = cuda.device_array(n, dtype=out.dtype)
-    _launch(_normalize_column_kernel, _elementwise_blocks(n), BLOCK_THREADS)(
-        d_values, float(center), float(scale), d_out
-    )
-    d_out.copy_to_host(out)
+    _map_column(_normalize_column_kernel, values, center, scale, out)
 
 
 def denormalize_column(values: np.ndarray, center: float, scale: float, out: np.ndarray) -> None:
@@ -654,15 +646,7 @@ def denormalize_column(values: np.ndarray, center: float, scale: float, out: np.
     multiply-add (so results match the CPU and numpy) and rounded once to ``out``'s dtype.
     Null slots are computed too (masked by the caller).
     """
-    n = int(values.shape[0])
-    if n == 0:
-        return
-    d_values = cuda.to_device(np.ascontiguousarray(values))
-    d_out = cuda.device_array(n, dtype=out.dtype)
-    _launch(_denormalize_column_kernel, _elementwise_blocks(n), BLOCK_THREADS)(
-        d_values, float(center), float(scale), d_out
-    )
-    d_out.copy_to_host(out)
+    _map_column(_denormalize_column_kernel, values, center, scale, out)
 
 
 def normalize_columns(
