@@ -194,7 +194,8 @@ def test_signed_zero_and_extremes_min_max():
 
 
 def test_offset_data_exact_to_1e13():
-    """docs/design.md §4: variance within 1e-13 of the exact value at an offset 1e9 times the spread."""
+    """Variance within 1e-13 of the exact value at an offset 1e9 times the spread (docs/design.md
+    §4)."""
     rng = np.random.default_rng(11)
     values = 1e9 + rng.normal(0, 1, 3 * CHUNK + 123)
     _, _, mean, m2, _, _ = moments(values)

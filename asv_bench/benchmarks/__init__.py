@@ -1,1 +1,2 @@
-"""asv benchmarks for streamnorm, grouped as kernels, stats, normalize and io (docs/design.md §7)."""
+"""asv benchmarks for streamnorm, grouped as kernels, stats, normalize and io (docs/design.md
+§7)."""

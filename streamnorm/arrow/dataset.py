@@ -189,10 +189,10 @@ class DataSource:
 
     @property
     def schema(self) -> pa.Schema:
-        """The unified schema of the files (docs/design.md §3): every column of every file in order of
-        first appearance, with the type its files' types widen to (:func:`unify_schemas`) or
-        the one ``schema=`` gives, partition keys appended. Reads each file's footer
-        (Parquet, IPC) or first block (CSV / JSON lines), never its data."""
+        """The unified schema of the files (docs/design.md §3): every column of every file in
+        order of first appearance, with the type its files' types widen to
+        (:func:`unify_schemas`) or the one ``schema=`` gives, partition keys appended. Reads
+        each file's footer (Parquet, IPC) or first block (CSV / JSON lines), never its data."""
         if self._schema is None:
             found = []
             for part in self.parts:

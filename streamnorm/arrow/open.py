@@ -1,11 +1,12 @@
 """THE one entry from anything to (schema, record batches).
 
-Sources (docs/design.md §3): a path (Arrow IPC file or stream, Parquet, CSV / JSON lines), a directory,
-a glob, a list of paths, an object-store URI, a :class:`~streamnorm.arrow.dataset.DataSource`,
-a ``pa.RecordBatch``, ``pa.Table``, ``pa.RecordBatchReader``, an iterable of record batches, a
-2-D numpy array (columns named "0", "1", …), or any object exporting ``__arrow_c_stream__`` /
-``__arrow_c_array__`` (polars, pandas, duckdb). Memory stays bounded by the batch size: files are
-read one IPC batch or one Parquet row group at a time.
+Sources (docs/design.md §3): a path (Arrow IPC file or stream, Parquet, CSV / JSON lines), a
+directory, a glob, a list of paths, an object-store URI, a
+:class:`~streamnorm.arrow.dataset.DataSource`, a ``pa.RecordBatch``, ``pa.Table``,
+``pa.RecordBatchReader``, an iterable of record batches, a 2-D numpy array (columns named "0", "1",
+…), or any object exporting ``__arrow_c_stream__`` / ``__arrow_c_array__`` (polars, pandas,
+duckdb). Memory stays bounded by the batch size: files are read one IPC batch or one Parquet row
+group at a time.
 """
 
 from __future__ import annotations

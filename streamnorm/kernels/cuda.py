@@ -8,7 +8,8 @@ copies the small results (or the normalized output) back. Nothing is compiled at
 kernels compile on first use, with ``cache=True``. Only this module imports ``numba.cuda``;
 :func:`streamnorm.kernels.backend` imports it lazily, so the CPU path never needs numba-cuda.
 
-Numerics follow docs/design.md §4, accumulating in float64 whatever the input dtype, never fastmath:
+Numerics follow docs/design.md §4, accumulating in float64 whatever the input dtype, never
+fastmath:
 
 * Per-feature moments: each thread loads ``ITEMS`` values of a tile (``BLOCK_THREADS * ITEMS``
   values, coalesced), subtracts the column's ``shift`` and does a two-pass over its registers
@@ -79,7 +80,8 @@ if SIMULATOR:  # the simulator runs one Python thread per CUDA thread: keep laun
 else:
     #: Threads per block for the column and elementwise kernels (a power of two).
     BLOCK_THREADS = 256
-    #: Values each thread holds in registers per tile: a tile is 2048 values (docs/design.md §4 block).
+    #: Values each thread holds in registers per tile: a tile is 2048 values (a block of
+    #: docs/design.md §4).
     ITEMS = 8
     #: Grid cap of the column-moments kernel: a constant, so results are device-independent.
     MAX_BLOCKS = 1024

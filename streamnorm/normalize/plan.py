@@ -146,8 +146,9 @@ def inverse_schema(schema: pa.Schema, chosen: Sequence[str], key: bytes) -> pa.S
 
 
 def widened(schema: pa.Schema, batches: list[pa.RecordBatch]) -> pa.Schema:
-    """``schema`` with each column's type widened to hold every batch's (docs/design.md §3: a float32
-    batch and a float64 one give float64); :class:`SchemaError` when a type cannot widen."""
+    """``schema`` with each column's type widened to hold every batch's (docs/design.md §3: a
+    float32 batch and a float64 one give float64); :class:`SchemaError` when a type cannot
+    widen."""
     fields = {f.name: f for f in schema}
     for batch in batches:
         for f in batch.schema:

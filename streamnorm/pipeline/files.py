@@ -138,18 +138,18 @@ def normalize_file(
 
     Batch mode reads ``src`` twice (fit, then transform) unless ``stats`` (a
     :class:`FeatureStats` or a statistics file) is given; layer / rms read it once. Formats
-    follow the suffixes (docs/design.md §3). The output is written to a temporary file beside ``dst``
-    and renamed into place only on success, so an error or interrupt leaves no output and an
-    existing ``dst`` untouched. An input without rows gives an output without rows and the
-    output schema. ``progress=True`` draws a bar per pass on stderr.
+    follow the suffixes (docs/design.md §3). The output is written to a temporary file beside
+    ``dst`` and renamed into place only on success, so an error or interrupt leaves no output
+    and an existing ``dst`` untouched. An input without rows gives an output without rows and
+    the output schema. ``progress=True`` draws a bar per pass on stderr.
 
-    ``src`` may also be anything :func:`streamnorm.arrow.open.schema_and_batches` reads (a directory,
-    glob, CSV / JSON lines file, object-store URI or :class:`~streamnorm.arrow.dataset.DataSource`),
-    all of it going into the one output ``dst`` (a path or URI). ``compression``,
-    ``row_group_size`` are as in :class:`streamnorm.arrow.sinks.BatchWriter`; ``float32=True`` writes
-    the normalized columns as float32 (every other column keeps its type). ``inf`` is as in
-    :class:`Normalizer` (batch mode): by default statistics holding ±inf are refused before
-    anything is written.
+    ``src`` may also be anything :func:`streamnorm.arrow.open.schema_and_batches` reads (a
+    directory, glob, CSV / JSON lines file, object-store URI or
+    :class:`~streamnorm.arrow.dataset.DataSource`), all of it going into the one output ``dst``
+    (a path or URI). ``compression`` and ``row_group_size`` are as in
+    :class:`streamnorm.arrow.sinks.BatchWriter`; ``float32=True`` writes the normalized columns
+    as float32 (every other column keeps its type). ``inf`` is as in :class:`Normalizer` (batch
+    mode): by default statistics holding ±inf are refused before anything is written.
 
     Returns a :class:`FileResult`; the statistics used are in the output's schema metadata.
     """

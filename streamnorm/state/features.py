@@ -3,10 +3,10 @@
 The state of each column is (count, null_count, nan_count, inf_count, shift, shifted_mean, m2,
 min, max, scale_exponent), held in a :class:`~streamnorm.state.merge.Moments`: ``shift`` is the
 first finite value the column saw, ``shifted_mean`` the mean of ``x - shift`` and ``m2`` the sum
-of squared deviations from the mean (docs/design.md §4). ``scale_exponent`` e is 0 except for a column
-whose float64 moments would overflow (values beyond ~1e150 of both signs, or a spread beyond
-~1e154): its shift and shifted_mean are then in units of 2**e and m2 in units of 4**e, so mean
-and std stay finite and accurate. States merge exactly and associatively, whatever produced
+of squared deviations from the mean (docs/design.md §4). ``scale_exponent`` e is 0 except for
+a column whose float64 moments would overflow (values beyond ~1e150 of both signs, or a spread
+beyond ~1e154): its shift and shifted_mean are then in units of 2**e and m2 in units of 4**e,
+so mean and std stay finite and accurate. States merge exactly and associatively, whatever produced
 them (batches, threads, files, workers, CPU or GPU). The ingest paths are in
 :mod:`~streamnorm.state.ingest`, the saved layout and file I/O in
 :mod:`~streamnorm.state.persist`.
