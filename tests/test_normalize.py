@@ -654,3 +654,53 @@ def test_near_constant_column_is_scaled_by_one():
     var, mean, n = norm.stats.var(), norm.stats.mean, norm.stats.count
     np.testing.assert_array_equal(norm.stats.scale() == 1.0,
                                   var <= n * eps * var + (n * eps * mean) ** 2)
+
+
+def _wide_batches(k: int, n_batches: int = 6) -> list[pa.RecordBatch]:
+    rng = np.random.default_rng(k)
+    table = pa.table({f"c{j}": rng.normal(size=3 * n_batches) for j in range(k)})
+    return table.to_batches(max_chunksize=3)
+
+
+def test_inverse_plans_once_per_schema_not_per_batch(monkeypatch):
+    """A wide file's inverse was quadratic in the column count: every batch re-planned its
+    columns and looked each one up among all the statistics' columns. The plan (restored
+    schema, columns, centers and scales) is built once per schema."""
+    from streamnorm.normalize import mappers
+
+    batches = _wide_batches(40)
+    norm = sn.Normalizer().fit(batches)
+    normalized = [norm.transform(b) for b in batches]
+    calls = []
+    real = mappers.batch_center_scale
+    monkeypatch.setattr(mappers, "batch_center_scale", lambda *a: calls.append(1) or real(*a))
+    restored = norm.inverse_transform(normalized)
+    assert len(calls) == 1
+    expected = pa.Table.from_batches(batches)
+    for name in expected.column_names:
+        np.testing.assert_allclose(restored[name].to_numpy(), expected[name].to_numpy(),
+                                   rtol=1e-12)
+    norm.inverse_transform(normalized[0].replace_schema_metadata(None))  # another schema
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("direction", ["transform", "inverse_transform"])
+def test_per_batch_lookups_do_not_grow_with_the_column_count(monkeypatch, direction):
+    """Counts (not times) the statistics' column-list reads of a batch: the same for 20 and 80
+    columns, so a lookup over all columns per column (quadratic) cannot come back."""
+    from streamnorm.state.features import FeatureStats
+
+    reads = []
+    real = FeatureStats.columns.fget
+    monkeypatch.setattr(FeatureStats, "columns",
+                        property(lambda self: reads.append(1) or real(self)))
+    counts = []
+    for k in (20, 80):
+        batches = _wide_batches(k)
+        norm = sn.Normalizer().fit(batches)
+        data = [norm.transform(b) for b in batches] if direction == "inverse_transform" else batches
+        fresh = sn.Normalizer.from_stats(norm.stats)
+        reads.clear()
+        getattr(fresh, direction)(data)
+        counts.append(len(reads))
+    assert counts[0] == counts[1]

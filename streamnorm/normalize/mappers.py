@@ -227,9 +227,12 @@ def map_batch(
 ) -> list[pa.Array]:
     """Batch mode: the arrays of ``out_schema`` for ``batch``, each planned column mapped with
     its ``(center, scale)``, one kernel call per (input, output) dtype pair."""
+    # one walk over the schema, by position: a lookup by name per column costs a schema
+    # search each, which made wide batches slow
+    chosen = [(f, column) for f, column in zip(out_schema, batch.columns) if f.name in plan]
     mapped = map_columns(
-        {name: batch.column(name) for name in plan}, plan,
-        {name: out_schema.field(name).type for name in plan}, kernels, inverse,
+        {f.name: column for f, column in chosen}, plan, {f.name: f.type for f, _ in chosen},
+        kernels, inverse,
     )
     return [mapped.get(f.name, column) for f, column in zip(out_schema, batch.columns)]
 

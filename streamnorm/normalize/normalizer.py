@@ -149,6 +149,7 @@ class Normalizer:
         self._record_json: str | None = None
         self._stats_file: str | None = None
         self._schema_cache: tuple[pa.Schema, pa.Schema, Any] | None = None
+        self._inverse_cache: tuple[pa.Schema, pa.Schema, list[str], Any] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -183,7 +184,7 @@ class Normalizer:
     def _set_stats(self, stats: FeatureStats) -> None:
         self._stats = stats
         self._record_json = None
-        self._schema_cache = None
+        self._schema_cache = self._inverse_cache = None
 
     def fit(
         self, source: Source, batch_size: int | None = None, *, progress: Progress | None = None,
@@ -402,14 +403,26 @@ class Normalizer:
         chosen = plan.batch_columns(schema, self.columns, self._require_stats())
         return plan.inverse_schema(schema, chosen, record.METADATA_KEY)
 
+    def _inverse_plan(self, schema: pa.Schema) -> tuple[pa.Schema, list[str], Any]:
+        """(restored schema, restored columns, their (center, scale) or None with ``by``),
+        cached for the last schema seen: a batch costs no per-column lookup over the schema or
+        the statistics (linear in the column count, not quadratic)."""
+        cached = self._inverse_cache
+        if cached is not None and cached[0].equals(schema, check_metadata=True):
+            return cached[1], cached[2], cached[3]
+        out_schema = self._inverse_schema(schema)
+        names = self.normalized_columns(schema)
+        centers = None if self.by is not None else mappers.batch_center_scale(
+            self._require_stats(), names, self.eps, self.ddof)
+        self._inverse_cache = (schema, out_schema, names, centers)
+        return out_schema, names, centers
+
     def _inverse_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        out_schema = self._inverse_schema(batch.schema)
-        names = self.normalized_columns(batch.schema)
+        out_schema, names, centers = self._inverse_plan(batch.schema)
         if self.by is not None:
             arrays = mappers.map_grouped_batch(self._require_stats(), batch, out_schema, names,
                                                self.eps, self.ddof, inverse=True)
             return pa.RecordBatch.from_arrays(arrays, schema=out_schema)
-        centers = mappers.batch_center_scale(self._require_stats(), names, self.eps, self.ddof)
         arrays = mappers.map_batch(batch, out_schema, centers, backend(self.target),
                                    inverse=True)
         return pa.RecordBatch.from_arrays(arrays, schema=out_schema)

@@ -54,7 +54,8 @@ def check_batch_columns(schema: pa.Schema, names: Sequence[str]) -> None:
 
 def check_stats_columns(columns: Sequence[str], stats: FeatureStats) -> None:
     """Raise :class:`SchemaError` unless the statistics cover every one of ``columns``."""
-    unknown = [c for c in columns if c not in stats.columns]
+    known = set(stats.columns)  # one copy: ``stats.columns`` builds a new list per call
+    unknown = [c for c in columns if c not in known]
     if unknown:
         raise SchemaError(
             f"column(s) {unknown} are not in the statistics (they cover "
@@ -68,13 +69,14 @@ def batch_columns(
     """Columns normalized in batch mode (``columns``, default the statistics' columns), checked
     against the schema and the statistics."""
     names = columns if columns is not None else stats.columns
+    known = set(stats.columns)  # one copy: ``stats.columns`` builds a new list per call
     for name in names:
         field_type = cols.field_type(
             schema, name, of=" of the statistics", fix="use statistics of this data"
         )
         if not cols.is_numeric(field_type):
             raise SchemaError(cols.why_not_numeric(name, field_type))
-        if name not in stats.columns:
+        if name not in known:
             raise SchemaError(
                 f"column {name!r} is not in the statistics (they cover {stats.columns}); "
                 "fit on it or fix columns=[...] / -c"
