@@ -7,6 +7,7 @@ import datetime
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import scipy.stats
 from hypothesis import given, settings
@@ -529,3 +530,36 @@ def test_grouped_statistics_count_infinities_per_key():
         assert summary["k"] == ["a", "b", "c"]
         assert summary["inf_count"] == [0, 2, 0]
         assert summary["mean"][0] == 3.0 and np.isnan(summary["mean"][1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(-3, 3)), min_size=1, max_size=40))
+def test_batch_groups_without_a_sort_match_numpy_unique(values):
+    """One key column's groups come from its first-seen codes, not from a sort: the same
+    local groups and first rows as ``np.unique`` over the codes."""
+    from streamnorm.state.grouped import batch_groups
+
+    batch = pa.record_batch({"k": pa.array(values, pa.int64())})
+    local, first = batch_groups(batch, ["k"])
+    codes = pc.dictionary_encode(batch.column(0), null_encoding="encode").indices.to_numpy()
+    _, want_first, want_local = np.unique(codes, return_index=True, return_inverse=True)
+    np.testing.assert_array_equal(local, want_local.reshape(-1))
+    np.testing.assert_array_equal(first, want_first)
+    assert local.dtype == np.int64
+
+
+@pytest.mark.parametrize("make_key", [lambda k: k, lambda k: k.astype(str)])
+def test_grouped_registers_many_new_keys_in_order(make_key):
+    """Thousands of new keys in one batch, and more over later batches (some known, some new):
+    groups numbered in order of first appearance, the same statistics as key by key."""
+    rng = np.random.default_rng(3)
+    k = rng.integers(0, 3000, 20_000)
+    t = pa.table({"k": make_key(k), "x": rng.normal(size=len(k))})
+    whole = sn.FeatureStats(by="k").update(t.slice(0, 9000)).update(t.slice(9000))
+    _, first = np.unique(k, return_index=True)
+    assert whole.keys.column("k").to_pylist() == make_key(k[np.sort(first)]).tolist()
+    for key in make_key(k[:50]).tolist():
+        rows = [v for kk, v in zip(t["k"].to_pylist(), t["x"].to_pylist()) if kk == key]
+        g = whole.group_index(key)
+        assert whole.count[g, 0] == len(rows)
+        assert whole.mean[g, 0] == pytest.approx(np.mean(rows), rel=1e-12)

@@ -103,9 +103,31 @@ def _key_tuples(batch: pa.RecordBatch | pa.Table, keys: Sequence[str]) -> list[t
     return list(zip(*(batch.column(name).to_pylist() for name in keys)))
 
 
+def _first_seen_groups(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`batch_groups` of one key column without a sort, when its codes are numbered in
+    order of first appearance (as ``dictionary_encode`` numbers them): then ``np.unique``'s
+    inverse is the codes themselves, and a code's first row is where the running maximum
+    first reaches it. None when the codes are not so numbered."""
+    n = len(codes)
+    if n == 0:
+        return None
+    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    new = np.empty(n, dtype=bool)
+    new[0] = codes[0] == 0
+    np.greater(codes[1:], np.maximum.accumulate(codes[:-1]), out=new[1:])
+    first = np.flatnonzero(new)
+    if not np.array_equal(codes[first], np.arange(len(first))) or codes.max() >= len(first):
+        return None
+    return codes, first
+
+
 def batch_groups(batch: pa.RecordBatch, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Batch-local group ids of each row (int64, shape (n,)) and each group's first row."""
     codes = [_key_codes(batch.column(k)) for k in keys]
+    if len(codes) == 1:
+        found = _first_seen_groups(codes[0])
+        if found is not None:
+            return found
     stacked = codes[0] if len(codes) == 1 else np.column_stack(codes)
     _, first, inverse = np.unique(
         stacked, axis=0 if stacked.ndim == 2 else None, return_index=True, return_inverse=True
@@ -173,9 +195,16 @@ class GroupedFeatureStats(FeatureStats, option="by"):
     def _groups_of(self, keys: Sequence[tuple[Any, ...]]) -> np.ndarray:
         """Global groups of ``keys`` (int64 array); new keys get new empty groups, added in
         one growth of the state arrays (so a batch with many new keys stays linear)."""
-        out = np.empty(len(keys), dtype=np.int64)
         start = len(self._keys)
         plain = self._plain_keys()
+        if plain:  # the common case in one pass of C loops: distinct keys, none known yet
+            fresh = dict(zip(keys, range(start, start + len(keys))))
+            if len(fresh) == len(keys) and self._index.keys().isdisjoint(fresh):
+                self._index.update(fresh)
+                self._keys.extend(keys)
+                self._state.add_rows(len(keys))
+                return np.arange(start, start + len(keys), dtype=np.int64)
+        out = np.empty(len(keys), dtype=np.int64)
         for i, key in enumerate(keys):
             frozen = key if plain else tuple(_freeze(v) for v in key)
             found = self._index.get(frozen)
