@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from streamnorm.kernels import cpu
+from streamnorm.kernels.memory import addresses_of
 
 BLOCK, CHUNK = cpu.BLOCK, cpu.CHUNK
 SIZES = [0, 1, 7, BLOCK - 1, BLOCK, BLOCK + 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + BLOCK + 3]
@@ -612,3 +613,68 @@ def test_import_loads_no_kernel_and_ctypes_is_left_alone():
         print(before == after, group.lengths.tolist(), group.has_validity.tolist())
         """)
     assert out.splitlines() == ["['streamnorm.kernels.api']", "True [3] [True]"]
+
+
+# --------------------------------------------------------------------------- serial or parallel
+
+
+def _mixed_columns(rng, lengths, dtype=np.float64):
+    """Columns of ``lengths`` with NaN, ±inf-free values far from 0, and null bitmaps."""
+    columns, validities = [], []
+    for n in lengths:
+        x = (rng.normal(size=n) * 3 + 1e6).astype(dtype)
+        if dtype == np.float64 and n:
+            x[::11] = np.nan
+        columns.append(x)
+        validities.append(np.packbits(rng.random(n + 3) > 0.2, bitorder="little"))
+    return columns, validities
+
+
+@pytest.mark.parametrize("lengths", [[1] * 32, [0, 1, 2], [3000] * 20, [CHUNK - 1, CHUNK + 1],
+                                     [2 * CHUNK + 5, 7], [40000] * 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int32])
+def test_serial_and_parallel_multi_column_kernels_give_the_same_bits(lengths, dtype):
+    """Forcing either path of the by-address kernels (plain and extension, weighted and
+    moments=4) gives bit-identical results, equal to the one-column kernels."""
+    rng = np.random.default_rng(len(lengths))
+    columns, validities = _mixed_columns(rng, lengths, dtype)
+    k = len(columns)
+    offsets = np.full(k, 3, dtype=np.int64)
+    has = np.array([j % 2 == 0 for j in range(k)])
+    shifts = np.array([float(c[1]) if len(c) > 1 and not np.isnan(c[1]) else 0.0
+                       for c in columns])
+    keep, addresses, lens = addresses_of(columns)
+    bitmaps = [np.ascontiguousarray(v) for v in validities]
+    vaddr = np.array([b.ctypes.data if h else 0 for b, h in zip(bitmaps, has)], dtype=np.int64)
+    like = np.empty(0, dtype=dtype)
+    nan_shifts = shifts.copy()
+    nan_shifts[::2] = np.nan
+    plain = [cpu.columns_moments_at(like, addresses, lens, vaddr, offsets, has, nan_shifts,
+                                    serial=s) for s in (True, False)]
+    for a, b in zip(*plain):
+        np.testing.assert_array_equal(a.view(np.uint64) if a.dtype.kind == "f" else a,
+                                      b.view(np.uint64) if b.dtype.kind == "f" else b)
+    for j in range(k):
+        one = cpu.column_moments(columns[j], validities[j], 3, bool(has[j]), plain[0][6][j])
+        assert np.array_equal(np.array(one, dtype=np.float64),
+                              np.array([f[j] for f in plain[0][:6]], dtype=np.float64),
+                              equal_nan=True)
+    weights = rng.integers(0, 3, max(lens.max(initial=0), 1)).astype(np.float64)
+    for has_weights, higher in ((True, False), (False, True), (True, True)):
+        ext = [cpu.columns_moments_ext_at(like, addresses, lens, vaddr, offsets, has, weights,
+                                          has_weights, higher, shifts, serial=s)
+               for s in (True, False)]
+        for a, b in zip(*ext):
+            np.testing.assert_array_equal(a.view(np.uint64) if a.dtype.kind == "f" else a,
+                                          b.view(np.uint64) if b.dtype.kind == "f" else b)
+        for j in range(k):
+            one = cpu.column_moments_ext(columns[j], validities[j], 3, bool(has[j]), weights,
+                                         has_weights, higher, shifts[j])
+            assert np.array_equal(np.array(one, dtype=np.float64),
+                                  np.array([f[j] for f in ext[0]], dtype=np.float64),
+                                  equal_nan=True)
+    del keep
+
+
+def test_serial_threshold_is_a_named_size_of_whole_chunks():
+    assert cpu.SERIAL_MAX_VALUES % CHUNK == 0 and cpu.SERIAL_MAX_VALUES >= CHUNK

@@ -21,10 +21,14 @@ member                     cpu                    cuda
 column_moments …           kernel                 device kernel
 normalize_rows_columns     (all the moment,       (same)
                            row and map kernels)
-columns_moments_at         kernel                 host view of each address, then
-                                                  ``columns_moments`` on the device
+columns_moments_at         kernel (serial up to   host view of each address, then
+                           SERIAL_MAX_VALUES      ``columns_moments`` on the device; up to
+                           values, else one       SERIAL_MAX_VALUES values the serial CPU
+                           parallel launch)       kernel, on the host (same bits)
 first_finite               kernel                 the CPU kernel (stops at the first value)
 column_moments_ext         kernel                 CPU-only: the CPU kernel, on the host
+columns_moments_ext(_at)   kernel (serial up to   CPU-only: the CPU kernel, on the host
+                           SERIAL_MAX_VALUES)
 grouped_moments            kernel                 CPU-only: the CPU kernel, on the host
 layer_norm_columns         fused kernel           CPU-only: ``FUSED_ROW_NORM`` is False and
                                                   the function raises NotImplementedError;
@@ -91,6 +95,22 @@ class Backend(Protocol):
         """One column with frequency weights (float64[n], read if ``has_weights``) and/or M3,
         M4 (``higher``): ``(weight_sum, nan_count, null_count, shifted_mean, m2, m3, m4,
         minimum, maximum)``. Runs on the CPU on every target."""
+
+    def columns_moments_ext(self, columns: Sequence[np.ndarray], validities: Sequence[np.ndarray],
+                            bit_offsets: np.ndarray, has_validity: np.ndarray,
+                            weights: np.ndarray, has_weights: bool, higher: bool,
+                            shifts: np.ndarray) -> tuple:
+        """:meth:`column_moments_ext` of k columns of one dtype in one call (``shifts``
+        float64[k], finite): its nine results as arrays of shape (k,), the same bits as one
+        call per column. Runs on the CPU on every target."""
+
+    def columns_moments_ext_at(self, like: np.ndarray, addresses: np.ndarray,
+                               lengths: np.ndarray, validity_addresses: np.ndarray,
+                               bit_offsets: np.ndarray, has_validity: np.ndarray,
+                               weights: np.ndarray, has_weights: bool, higher: bool,
+                               shifts: np.ndarray) -> tuple:
+        """:meth:`columns_moments_ext` of columns given by buffer address (as
+        :meth:`columns_moments_at`). Runs on the CPU on every target."""
 
     def grouped_moments(self, values: np.ndarray, validity: np.ndarray, bit_offset: int,
                         has_validity: bool, groups: np.ndarray, shifts: np.ndarray,

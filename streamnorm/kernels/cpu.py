@@ -21,7 +21,7 @@ import numpy as np
 from . import cpu_ext, cpu_map, cpu_moments, cpu_rows
 from .cpu_ext import column_moments_ext, grouped_moments, pebay_merge
 from .cpu_map import denormalize_column, normalize_column
-from .cpu_moments import BLOCK, CHUNK, chan_merge, columns_moments_at, first_finite
+from .cpu_moments import BLOCK, CHUNK, SERIAL_MAX_VALUES, chan_merge, first_finite
 from .cpu_rows import LAYER_TILE_BYTES, ROW_BLOCK, row_moments_matrix, normalize_rows_matrix
 from .memory import addresses_of
 
@@ -35,8 +35,9 @@ KERNEL_MODULES = (cpu_moments, cpu_rows, cpu_map, cpu_ext)
 
 __all__ = [
     "BLOCK", "CHUNK", "FUSED_ROW_NORM", "KERNEL_MODULES", "LAYER_TILE_BYTES", "ROW_BLOCK",
-    "TARGET", "chan_merge", "column_moments", "column_moments_ext", "columns_moments",
-    "columns_moments_at", "denormalize_column", "denormalize_columns", "first_finite",
+    "SERIAL_MAX_VALUES", "TARGET", "chan_merge", "column_moments", "column_moments_ext",
+    "columns_moments", "columns_moments_at", "columns_moments_ext",
+    "columns_moments_ext_at", "denormalize_column", "denormalize_columns", "first_finite",
     "grouped_moments", "layer_norm_columns", "normalize_column", "normalize_columns",
     "normalize_rows_columns", "normalize_rows_matrix", "pebay_merge", "row_moments_columns",
     "row_moments_matrix",
@@ -98,10 +99,30 @@ def column_moments(values: np.ndarray, validity: np.ndarray, bit_offset: int,
     return kernel(values, validity, bit_offset, has_validity, shift)
 
 
+def columns_moments_at(like: np.ndarray, addresses: np.ndarray, lengths: np.ndarray,
+                       validity_addresses: np.ndarray, bit_offsets: np.ndarray,
+                       has_validity: np.ndarray, shifts: np.ndarray,
+                       serial: bool | None = None) -> tuple:
+    """:func:`.cpu_moments.columns_moments_at`: moments of k same-dtype columns by address.
+
+    One parallel launch over (column, chunk) tasks; at most :data:`SERIAL_MAX_VALUES` values
+    in all run serially in this thread instead (no launch). Both give the same bits; ``serial``
+    forces a path (tests). Returns ``(count, nan_count, shifted_mean, m2, minimum, maximum,
+    shift_used)``, arrays of shape (k,).
+    """
+    if serial is None:
+        serial = int(lengths.sum()) <= SERIAL_MAX_VALUES
+    kernel = (cpu_moments.serial_columns_moments_at if serial
+              else cpu_moments.columns_moments_at)
+    return kernel(like, addresses, lengths, validity_addresses, bit_offsets, has_validity,
+                  shifts)
+
+
 def columns_moments(columns: Sequence[np.ndarray], validities: Sequence[np.ndarray],
                     bit_offsets: np.ndarray, has_validity: np.ndarray,
                     shifts: np.ndarray) -> tuple:
-    """:func:`column_moments` of several same-dtype columns in one parallel launch.
+    """:func:`column_moments` of several same-dtype columns in one parallel launch (serial
+    for small inputs, as :func:`columns_moments_at`).
 
     ``columns``/``validities``: sequences of k arrays (the columns may differ in length);
     ``bit_offsets`` int64[k], ``has_validity`` bool[k], ``shifts`` float64[k] (NaN: the
@@ -121,6 +142,50 @@ def columns_moments(columns: Sequence[np.ndarray], validities: Sequence[np.ndarr
     )
     del keep, bitmaps  # read by the kernel: alive until it returned
     return result[:6]
+
+
+def columns_moments_ext(columns: Sequence[np.ndarray], validities: Sequence[np.ndarray],
+                        bit_offsets: np.ndarray, has_validity: np.ndarray, weights: np.ndarray,
+                        has_weights: bool, higher: bool, shifts: np.ndarray,
+                        serial: bool | None = None) -> tuple:
+    """:func:`column_moments_ext` of k same-dtype columns of one batch in one call.
+
+    ``columns``/``validities``/``bit_offsets``/``has_validity`` as :func:`columns_moments`;
+    ``weights`` float64 (row i of every column; read if ``has_weights``), ``higher`` as
+    :func:`column_moments_ext`; ``shifts`` float64[k], finite (the caller picks them). One
+    parallel launch over (column, chunk) tasks, or, for at most :data:`SERIAL_MAX_VALUES`
+    values in all, a serial call: the same bits either way, and the same as
+    :func:`column_moments_ext` column by column. ``serial`` forces a path (tests).
+
+    Returns the nine results of :func:`column_moments_ext` as arrays of shape (k,).
+    """
+    keep, addresses, lengths = addresses_of(columns)
+    bitmaps, validity_addresses = _validity_addresses(validities, has_validity, bit_offsets,
+                                                      lengths)
+    result = columns_moments_ext_at(
+        _like(keep), addresses, lengths, validity_addresses,
+        np.asarray(bit_offsets, dtype=np.int64), np.asarray(has_validity, dtype=np.bool_),
+        weights, has_weights, higher, shifts, serial)
+    del keep, bitmaps  # read by the kernel: alive until it returned
+    return result
+
+
+def columns_moments_ext_at(like: np.ndarray, addresses: np.ndarray, lengths: np.ndarray,
+                           validity_addresses: np.ndarray, bit_offsets: np.ndarray,
+                           has_validity: np.ndarray, weights: np.ndarray, has_weights: bool,
+                           higher: bool, shifts: np.ndarray, serial: bool | None = None) -> tuple:
+    """:func:`columns_moments_ext` of columns given by buffer address (as
+    :func:`columns_moments_at`; the caller keeps the memory alive). Serial for at most
+    :data:`SERIAL_MAX_VALUES` values, else one parallel launch: the same bits."""
+    if has_weights and len(lengths) and int(lengths.max()) > len(weights):
+        raise ValueError("weights must cover every row of the columns")
+    if serial is None:
+        serial = int(lengths.sum()) <= SERIAL_MAX_VALUES
+    kernel = (cpu_ext.serial_columns_moments_ext_at if serial
+              else cpu_ext.columns_moments_ext_at)
+    return kernel(like, addresses, lengths, validity_addresses, bit_offsets, has_validity,
+                  np.ascontiguousarray(weights, dtype=np.float64), bool(has_weights),
+                  bool(higher), np.asarray(shifts, dtype=np.float64))
 
 
 def row_moments_columns(columns: Sequence[np.ndarray], validities: Sequence[np.ndarray],

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .cpu_moments import BLOCK, CHUNK, bit_is_set
+from .cpu_moments import BLOCK, CHUNK, bit_is_set, task_layout
+from .memory import array_at, bitmap_at
 
 
 @njit(cache=True, inline="always")
@@ -182,6 +183,100 @@ def column_moments_ext(values, validity, bit_offset, has_validity, weights, has_
         lo = np.nan
         hi = np.nan
     return wsum, nans.sum(), nulls.sum(), mean, m2, m3, m4, lo, hi
+
+
+@njit(cache=True)
+def _ext_task_at(t, first_task, task_column, like, addresses, lengths, validity_addresses,
+                 bit_offsets, has_validity, weights, has_weights, higher, shifts):
+    """The chunk state of (column, chunk) task ``t`` (see :func:`.cpu_moments.task_layout`)."""
+    j = task_column[t]
+    start = (t - first_task[j]) * CHUNK
+    stop = min(start + CHUNK, lengths[j])
+    values = array_at(addresses[j], lengths[j], like)
+    validity = bitmap_at(validity_addresses[j], bit_offsets[j], lengths[j], has_validity[j],
+                         np.empty(0, dtype=np.uint8))
+    return _ext_chunk(values, validity, bit_offsets[j], has_validity[j], weights, has_weights,
+                      higher, start, stop, shifts[j])
+
+
+@njit(cache=True)
+def _merge_ext_tasks(first_task, out, nans, nulls):
+    """Each column's task states merged in chunk order, as :func:`column_moments_ext` merges
+    its chunks: the nine result arrays of :func:`columns_moments_ext_at`."""
+    k = first_task.shape[0] - 1
+    res = np.zeros((7, k))
+    nan_count = np.zeros(k, dtype=np.int64)
+    null_count = np.zeros(k, dtype=np.int64)
+    for j in range(k):
+        wsum = 0.0
+        mean = 0.0
+        m2 = 0.0
+        m3 = 0.0
+        m4 = 0.0
+        lo = np.inf
+        hi = -np.inf
+        for c in range(first_task[j], first_task[j + 1]):
+            nan_count[j] += nans[c]
+            null_count[j] += nulls[c]
+            if out[c, 0] > 0.0:
+                wsum, mean, m2, m3, m4 = pebay_merge(
+                    wsum, mean, m2, m3, m4, out[c, 0], out[c, 1], out[c, 2], out[c, 3],
+                    out[c, 4]
+                )
+                lo = min(lo, out[c, 5])
+                hi = max(hi, out[c, 6])
+        if wsum == 0.0:
+            lo = np.nan
+            hi = np.nan
+        res[0, j], res[1, j], res[2, j], res[3, j] = wsum, mean, m2, m3
+        res[4, j], res[5, j], res[6, j] = m4, lo, hi
+    return (res[0], nan_count, null_count, res[1], res[2], res[3], res[4], res[5], res[6])
+
+
+@njit(cache=True, parallel=True)
+def columns_moments_ext_at(like, addresses, lengths, validity_addresses, bit_offsets,
+                           has_validity, weights, has_weights, higher, shifts):
+    """:func:`column_moments_ext` of several same-dtype columns of one batch given by buffer
+    address (as :func:`.cpu_moments.columns_moments_at`), in one parallel launch over
+    (column, chunk) tasks. ``weights`` float64[n] are the batch's, row i of every column;
+    ``shifts`` float64[k] are the columns' shifts (no NaN: the caller finds them). Each
+    column gives the same bits as :func:`column_moments_ext` on it.
+
+    Returns the nine results of :func:`column_moments_ext` as arrays of shape (k,).
+    """
+    first_task, task_column = task_layout(lengths)
+    n_tasks = task_column.shape[0]
+    out = np.zeros((n_tasks, 7))
+    nans = np.zeros(n_tasks, dtype=np.int64)
+    nulls = np.zeros(n_tasks, dtype=np.int64)
+    for t in prange(n_tasks):
+        w_c, nans[t], nulls[t], mean_c, m2_c, m3_c, m4_c, lo_c, hi_c = _ext_task_at(
+            t, first_task, task_column, like, addresses, lengths, validity_addresses,
+            bit_offsets, has_validity, weights, has_weights, higher, shifts
+        )
+        out[t, 0], out[t, 1], out[t, 2], out[t, 3] = w_c, mean_c, m2_c, m3_c
+        out[t, 4], out[t, 5], out[t, 6] = m4_c, lo_c, hi_c
+    return _merge_ext_tasks(first_task, out, nans, nulls)
+
+
+@njit(cache=True)
+def serial_columns_moments_ext_at(like, addresses, lengths, validity_addresses, bit_offsets,
+                                  has_validity, weights, has_weights, higher, shifts):
+    """:func:`columns_moments_ext_at` in the calling thread (for at most
+    :data:`.cpu_moments.SERIAL_MAX_VALUES` values): the same tasks and merge order."""
+    first_task, task_column = task_layout(lengths)
+    n_tasks = task_column.shape[0]
+    out = np.zeros((n_tasks, 7))
+    nans = np.zeros(n_tasks, dtype=np.int64)
+    nulls = np.zeros(n_tasks, dtype=np.int64)
+    for t in range(n_tasks):
+        w_c, nans[t], nulls[t], mean_c, m2_c, m3_c, m4_c, lo_c, hi_c = _ext_task_at(
+            t, first_task, task_column, like, addresses, lengths, validity_addresses,
+            bit_offsets, has_validity, weights, has_weights, higher, shifts
+        )
+        out[t, 0], out[t, 1], out[t, 2], out[t, 3] = w_c, mean_c, m2_c, m3_c
+        out[t, 4], out[t, 5], out[t, 6] = m4_c, lo_c, hi_c
+    return _merge_ext_tasks(first_task, out, nans, nulls)
 
 
 @njit(cache=True)

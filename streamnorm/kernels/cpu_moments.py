@@ -368,6 +368,44 @@ def _merge_tasks(first_task, counts, nan_counts, means, m2s, los, his):
     return count, nan_count, mean, m2, lo, hi
 
 
+#: Below this many values in all (the sum of the columns' lengths) a multi-column kernel runs
+#: serially in the calling thread rather than as a parallel launch: with the cores busy a
+#: launch per tiny batch cost 150-870 us (issue 14) where the serial loop over a 1-row batch
+#: takes a few. Both paths cut the same (column, chunk) tasks and merge them in the same order,
+#: so the choice never changes a bit. Chosen in Python (:mod:`streamnorm.kernels.cpu`), since
+#: no cached function may call a parallel one.
+SERIAL_MAX_VALUES = 2 * CHUNK
+
+
+@njit(cache=True)
+def shifts_at(like, addresses, lengths, validity_addresses, bit_offsets, has_validity, shifts):
+    """``shifts`` with each NaN replaced by its column's first finite value (0 if none)."""
+    bitmap = np.empty(0, dtype=np.uint8)
+    shift_used = shifts.copy()
+    for j in range(addresses.shape[0]):
+        if np.isnan(shift_used[j]):
+            validity = bitmap_at(validity_addresses[j], bit_offsets[j], lengths[j],
+                                 has_validity[j], bitmap)
+            found = first_finite(array_at(addresses[j], lengths[j], like), validity,
+                                 bit_offsets[j], has_validity[j])
+            shift_used[j] = 0.0 if np.isnan(found) else found
+    return shift_used
+
+
+@njit(cache=True)
+def _task_moments_at(t, first_task, task_column, like, addresses, lengths, validity_addresses,
+                     bit_offsets, has_validity, shifts):
+    """The chunk state of (column, chunk) task ``t`` (see :func:`task_layout`)."""
+    j = task_column[t]
+    start = (t - first_task[j]) * CHUNK
+    stop = min(start + CHUNK, lengths[j])
+    values = array_at(addresses[j], lengths[j], like)
+    validity = bitmap_at(validity_addresses[j], bit_offsets[j], lengths[j], has_validity[j],
+                         np.empty(0, dtype=np.uint8))
+    return _chunk_moments(values, validity, bit_offsets[j], has_validity[j], start, stop,
+                          shifts[j])
+
+
 @njit(cache=True, parallel=True)
 def columns_moments_at(like, addresses, lengths, validity_addresses, bit_offsets,
                        has_validity, shifts):
@@ -388,28 +426,36 @@ def columns_moments_at(like, addresses, lengths, validity_addresses, bit_offsets
     (count int64[k], nan_count int64[k], shifted_mean[k], m2[k], minimum[k], maximum[k],
     shift_used float64[k]); minimum/maximum NaN where count is 0.
     """
-    k = addresses.shape[0]
-    bitmap = np.empty(0, dtype=np.uint8)
-    shift_used = shifts.copy()
-    for j in range(k):
-        if np.isnan(shift_used[j]):
-            validity = bitmap_at(validity_addresses[j], bit_offsets[j], lengths[j],
-                                 has_validity[j], bitmap)
-            found = first_finite(array_at(addresses[j], lengths[j], like), validity,
-                                 bit_offsets[j], has_validity[j])
-            shift_used[j] = 0.0 if np.isnan(found) else found
+    shift_used = shifts_at(like, addresses, lengths, validity_addresses, bit_offsets,
+                           has_validity, shifts)
     first_task, task_column = task_layout(lengths)
     n_tasks = task_column.shape[0]
     counts, nan_counts, means, m2s, los, his = _empty_chunk_states(n_tasks)
     for t in prange(n_tasks):
-        j = task_column[t]
-        start = (t - first_task[j]) * CHUNK
-        stop = min(start + CHUNK, lengths[j])
-        values = array_at(addresses[j], lengths[j], like)
-        validity = bitmap_at(validity_addresses[j], bit_offsets[j], lengths[j],
-                             has_validity[j], bitmap)
-        counts[t], nan_counts[t], means[t], m2s[t], los[t], his[t] = _chunk_moments(
-            values, validity, bit_offsets[j], has_validity[j], start, stop, shift_used[j]
+        counts[t], nan_counts[t], means[t], m2s[t], los[t], his[t] = _task_moments_at(
+            t, first_task, task_column, like, addresses, lengths, validity_addresses,
+            bit_offsets, has_validity, shift_used
+        )
+    count, nan_count, mean, m2, lo, hi = _merge_tasks(
+        first_task, counts, nan_counts, means, m2s, los, his
+    )
+    return count, nan_count, mean, m2, lo, hi, shift_used
+
+
+@njit(cache=True)
+def serial_columns_moments_at(like, addresses, lengths, validity_addresses, bit_offsets,
+                              has_validity, shifts):
+    """:func:`columns_moments_at` in the calling thread, for batches of at most
+    :data:`SERIAL_MAX_VALUES` values: the same tasks and merge order, so the same bits."""
+    shift_used = shifts_at(like, addresses, lengths, validity_addresses, bit_offsets,
+                           has_validity, shifts)
+    first_task, task_column = task_layout(lengths)
+    n_tasks = task_column.shape[0]
+    counts, nan_counts, means, m2s, los, his = _empty_chunk_states(n_tasks)
+    for t in range(n_tasks):
+        counts[t], nan_counts[t], means[t], m2s[t], los[t], his[t] = _task_moments_at(
+            t, first_task, task_column, like, addresses, lengths, validity_addresses,
+            bit_offsets, has_validity, shift_used
         )
     count, nan_count, mean, m2, lo, hi = _merge_tasks(
         first_task, counts, nan_counts, means, m2s, los, his

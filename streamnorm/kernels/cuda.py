@@ -51,11 +51,13 @@ from numba.cuda.core import config as _cuda_config
 
 from . import memory
 from .cpu_ext import column_moments_ext, grouped_moments
-from .cpu_moments import chan_formula, chan_merge
+from .cpu import columns_moments_ext, columns_moments_ext_at
+from .cpu_moments import SERIAL_MAX_VALUES, chan_formula, chan_merge, serial_columns_moments_at
 from .cpu_moments import first_finite as _cpu_first_finite
 
 __all__ = [
     "CPU_ONLY", "FUSED_ROW_NORM", "SIMULATOR", "TARGET", "column_moments", "column_moments_ext",
+    "columns_moments_ext", "columns_moments_ext_at",
     "columns_moments", "columns_moments_at", "denormalize_column", "denormalize_columns",
     "first_finite", "grouped_moments", "layer_norm_columns", "normalize_column",
     "normalize_columns", "normalize_rows_columns", "normalize_rows_matrix", "require_device",
@@ -68,7 +70,8 @@ TARGET = "cuda"
 FUSED_ROW_NORM = False
 
 #: CPU-only kernels, run on the host on this target too (re-exported from :mod:`.cpu_ext`).
-CPU_ONLY = ("column_moments_ext", "grouped_moments")
+CPU_ONLY = ("column_moments_ext", "columns_moments_ext", "columns_moments_ext_at",
+            "grouped_moments")
 
 #: True when numba.cuda runs on the CPU simulator rather than a GPU.
 SIMULATOR = bool(_cuda_config.ENABLE_CUDASIM)
@@ -393,7 +396,17 @@ def columns_moments_at(
     keeps the memory alive), a NaN shift the column's first finite value (0 if none).
 
     Returns the six arrays of :func:`columns_moments` and ``shift_used`` float64[k].
+
+    At most :data:`~.cpu_moments.SERIAL_MAX_VALUES` values in all run on the host, in the
+    serial CPU kernel (the same bits): a device copy and launch per tiny batch costs far more
+    than the work (issue 14).
     """
+    if int(np.sum(lengths)) <= SERIAL_MAX_VALUES:
+        return serial_columns_moments_at(
+            like, np.asarray(addresses, dtype=np.int64), np.asarray(lengths, dtype=np.int64),
+            np.asarray(validity_addresses, dtype=np.int64),
+            np.asarray(bit_offsets, dtype=np.int64), np.asarray(has_validity, dtype=np.bool_),
+            np.asarray(shifts, dtype=np.float64))
     values, bitmaps = [], []
     for j in range(len(addresses)):
         n = int(lengths[j])

@@ -95,7 +95,7 @@ def add_batch(
     the ``"keep"``/``"skip"`` policy; ``weights`` names a frequency-weights column.
     """
     if weights is not None or state.moments == 4:
-        add_extended(state, batch, names, weights, kernels, inf)
+        add_extended(state, batch, names, weights, plan, kernels, inf)
         return
     if plan is not None and isinstance(batch, pa.RecordBatch):
         groups = cols.locate_columns(batch, plan)
@@ -202,36 +202,80 @@ def add_views(state: Moments, views: list[tuple[int, cols.ColumnView]], kernels:
 
 def add_extended(
     state: Moments, batch: pa.RecordBatch, names: Sequence[str], weights: str | None,
-    kernels: Backend, inf: str,
+    plan: cols.BatchPlan | None, kernels: Backend, inf: str,
 ) -> None:
-    """Weighted and/or higher-moment update (the extension kernel; the CUDA backend runs the
-    CPU one)."""
+    """Weighted and/or higher-moment update: one ``columns_moments_ext_at`` call per values
+    dtype over the columns located by address (``columns_moments_ext`` over numpy views when
+    they cannot be located), serial for small batches (the extension kernels run on the CPU
+    whatever the target). The same bits as one ``column_moments_ext`` per column."""
     w = weights_array(batch, weights) if weights is not None else np.zeros(0)
     if weights is not None:
         state.set_weighted()
-    for j, name in enumerate(names):
-        column = batch.column(name)
+    has_weights, higher = weights is not None, state.moments == 4
+
+    def piece(j: int) -> cols.ColumnView | None:
+        column = batch.column(names[j])
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        return next(cols.column_views(column), None)  # one piece: the chunks are combined
+
+    def shifts_of(positions: np.ndarray) -> np.ndarray:
+        shifts = state.shift[positions]
+        for i in np.flatnonzero(np.isnan(shifts)).tolist():  # until a column has a value
+            view = piece(int(positions[i]))
+            shifts[i] = 0.0 if view is None else first_finite_weighted(view, w, kernels)
+        return shifts
+
+    groups = None
+    if plan is not None and isinstance(batch, pa.RecordBatch):
+        groups = cols.locate_columns(batch, plan)
+    if groups is not None:
+        for group in groups:
+            idx = np.asarray(group.positions)
+            shifts = shifts_of(idx)
+            result = kernels.columns_moments_ext_at(
+                group.like, group.addresses, group.lengths, group.validity_addresses,
+                group.bit_offsets, group.has_validity, w, has_weights, higher, shifts)
+            merge_extended(state, batch, names, idx, shifts, result, w if has_weights else None,
+                           kernels, inf)
+        return
+    by_dtype: dict[np.dtype, list[tuple[int, cols.ColumnView]]] = {}
+    for j in range(len(names)):
+        view = piece(j)
+        if view is not None:
+            by_dtype.setdefault(view.values.dtype, []).append((j, view))
+    for pieces in by_dtype.values():
+        idx = np.array([j for j, _ in pieces], dtype=np.intp)
+        shifts = shifts_of(idx)
+        result = kernels.columns_moments_ext(
+            [v.values for _, v in pieces], [v.validity for _, v in pieces],
+            np.array([v.bit_offset for _, v in pieces], dtype=np.int64),
+            np.array([v.has_validity for _, v in pieces], dtype=np.bool_),
+            w, has_weights, higher, shifts)
+        merge_extended(state, batch, names, idx, shifts, result, w if has_weights else None,
+                       kernels, inf)
+
+
+def merge_extended(
+    state: Moments, batch: pa.RecordBatch, names: Sequence[str], idx: np.ndarray,
+    shifts: np.ndarray, result: tuple[np.ndarray, ...], weights: np.ndarray | None,
+    kernels: Backend, inf: str,
+) -> None:
+    """Merge the extension kernel's results for the entries ``idx`` (distinct) in one
+    vectorised merge; a column whose result is not finite takes the careful path."""
+    wsum, nan_c, null_c, mean, m2, m3, m4, lo, hi = result
+    state.null_count[idx] += null_c
+    state.nan_count[idx] += nan_c
+    ok = finite_results(wsum, mean, m2, lo, hi)
+    at = slice(None) if ok.all() else ok
+    state.merge_at(idx[at], wsum[at], shifts[at], mean[at], m2[at], lo[at], hi[at],
+                   m3=m3[at], m4=m4[at])
+    for j in idx[~ok].tolist():
+        column = batch.column(names[j])
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
         for view in cols.column_views(column):
-            shift = state.shift[j]
-            if math.isnan(shift):
-                shift = first_finite_weighted(view, w, kernels)
-            wsum, nan_c, null_c, mean, m2, m3, m4, lo, hi = kernels.column_moments_ext(
-                view.values, view.validity, view.bit_offset, view.has_validity, w,
-                weights is not None, state.moments == 4, shift,
-            )
-            state.null_count[j] += null_c
-            state.nan_count[j] += nan_c
-            if not finite_results(wsum, mean, m2, lo, hi):
-                add_view_careful(state, j, view, kernels, inf,
-                                 w if weights is not None else None)
-                continue
-            state.merge_at(
-                np.array([j]), np.array([wsum]), np.array([shift]), np.array([mean]),
-                np.array([m2]), np.array([lo]), np.array([hi]), m3=np.array([m3]),
-                m4=np.array([m4]),
-            )
+            add_view_careful(state, j, view, kernels, inf, weights)
 
 
 def add_careful(
