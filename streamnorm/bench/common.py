@@ -49,11 +49,13 @@ def skip(peer: str, why: Exception | str, out: Any) -> None:
 
 
 
-def median_us(fn: Callable[[], Any], calls: int) -> float:
-    """Median microseconds of ``calls`` single calls of ``fn`` (after one warm-up call)."""
+def median_us(fn: Callable[[], Any], calls: int, budget_s: float = 10.0) -> float:
+    """Median microseconds of ``calls`` single calls of ``fn`` (after one warm-up call),
+    stopping early once ``budget_s`` seconds are spent (a slow path stays measurable)."""
     fn()
-    times = []
-    for _ in range(calls):
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(times) < calls and (len(times) < 5 or time.perf_counter() < deadline):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)

@@ -40,7 +40,7 @@ def bench_small(cols: int, calls: int, out: Any) -> dict[str, dict[str, float]]:
             lambda: wscaler.partial_fit(row, sample_weight=weight), calls)
     except ImportError as exc:
         skip("scikit-learn (small batches)", exc, out)
-    print(f"\n## update of a 1-row, {cols}-column batch (median of {calls:,} calls)", file=out)
+    print(f"\n## update of a 1-row, {cols}-column batch (median of up to {calls:,} calls, 10 s each at most)", file=out)
     print(f"{'implementation':<58} {'µs':>9}", file=out)
     for name, value in times.items():
         print(f"{name:<58} {value:9.1f}", file=out)
