@@ -107,3 +107,19 @@ def test_bench_gpu_without_a_gpu_is_one_clear_line():
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --gpu needs a CUDA GPU: ")
+
+
+def test_bench_gpu_timings_run_under_the_simulator():
+    """The timing half of ``--gpu`` at tiny sizes on the CUDA simulator (no GPU needed)."""
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec("numba_cuda") is None:
+        pytest.skip("numba-cuda is not installed")
+    code = ("import sys; from streamnorm.bench.gpu import time_kernels; "
+            "r = time_kernels(8 * 4096, 256, 8, 1, sys.stdout); "
+            "assert r['streamnorm cuda LayerNorm s'] > 0 and r['host -> device GB/s'] > 0")
+    done = run_python("-c", code, env=dict(os.environ, NUMBA_ENABLE_CUDASIM="1"), timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "## CUDA kernels on " in done.stdout
