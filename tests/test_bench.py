@@ -46,7 +46,7 @@ def test_bench_prints_the_machine_and_its_bandwidth(tmp_path, capsys):
         assert line in text
     machine = json.loads(out_json.read_text())["machine"]
     assert machine["memory_read_gbs"] > 0 and machine["logical_cpus"] >= 1
-    assert isinstance(machine["vector_extensions"], list) and machine["cpu"]
+    assert isinstance(machine["vector_extensions"], list) and machine["cpu"] and machine["llvm_cpu"]
 
 
 def test_bench_new_targets_and_goal_lines(tmp_path):

@@ -75,6 +75,16 @@ def _llvm_flags() -> set[str]:
     return {_LLVM_NAMES.get(name, name.replace(".", "_")) for name, on in features.items() if on}
 
 
+def _llvm_cpu() -> str:
+    """LLVM's name for the host CPU (the code numba generates targets it), e.g. znver3."""
+    try:
+        from llvmlite import binding
+
+        return str(binding.get_host_cpu_name())
+    except Exception:  # noqa: BLE001 - optional detail
+        return "unknown"
+
+
 def _caches() -> list[str]:
     base = "/sys/devices/system/cpu/cpu0/cache"
     found = []
@@ -121,6 +131,7 @@ def describe(threads: int, bandwidth_bytes: int) -> dict[str, Any]:
         usable = os.cpu_count() or 1
     return {
         "cpu": info["model"],
+        "llvm_cpu": _llvm_cpu(),
         "vector_extensions": [f for f in VECTOR_FLAGS if f in flags],
         "caches": _caches(),
         "physical_cores": info["physical_cores"],
@@ -133,7 +144,7 @@ def describe(threads: int, bandwidth_bytes: int) -> dict[str, Any]:
 
 
 def print_header(machine: dict[str, Any], out: Any) -> None:
-    print(f"machine: {machine['cpu']}", file=out)
+    print(f"machine: {machine['cpu']} (LLVM target {machine['llvm_cpu']})", file=out)
     print(f"  vector extensions: {' '.join(machine['vector_extensions']) or 'unknown'}", file=out)
     print(f"  caches: {'; '.join(machine['caches']) or 'unknown'}", file=out)
     print(f"  cores: {machine['physical_cores'] or '?'} physical, {machine['logical_cpus']} "
