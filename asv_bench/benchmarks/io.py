@@ -44,3 +44,36 @@ class ParquetFiles:
     def peakmem_normalize_file(self, rows):
         require("normalize_file")
         sn.normalize_file(self.src, self.dst, mode="batch")
+
+
+class WideInverse:
+    """``inverse_file`` against ``normalize_file`` of a wide Parquet file (issue 14: inverse
+    grew faster than linearly with the column count)."""
+
+    params = [100, 1000]
+    param_names = ["cols"]
+    timeout = 600
+
+    def setup(self, cols):
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.dir = tempfile.mkdtemp(prefix="streamnorm-asv-wide-")
+        self.src = os.path.join(self.dir, "wide.parquet")
+        self.normalized = os.path.join(self.dir, "wide_norm.parquet")
+        self.restored = os.path.join(self.dir, "wide_back.parquet")
+        rng = np.random.default_rng(14)
+        table = pa.table({f"c{j}": rng.normal(10.0, 2.0, 200) for j in range(cols)})
+        pq.write_table(table, self.src, row_group_size=10)  # 20 row groups
+        sn.normalize_file(self.src, self.normalized)
+        sn.inverse_file(self.normalized, self.restored)  # warm the JIT
+
+    def teardown(self, cols):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def time_normalize(self, cols):
+        sn.normalize_file(self.src, self.normalized)
+
+    def time_inverse(self, cols):
+        sn.inverse_file(self.normalized, self.restored)

@@ -1,0 +1,5 @@
+"""``python -m streamnorm.bench``."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""What every bench target shares: a timed case, interleaved best-of timing, the table."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+@dataclass
+class Case:
+    """One timed implementation of a target: a name, a callable and the bytes it reads."""
+
+    name: str
+    fn: Callable[[], Any]
+    nbytes: int
+    ours: bool = False
+    note: str = ""
+    best: float = field(default=float("inf"))
+
+
+def best_of(cases: list[Case], repeat: int, warm: bool = True) -> None:
+    """Warm every case up once (unless ``warm`` is false), then time ``repeat`` interleaved
+    rounds and keep each best."""
+    for case in cases if warm else []:
+        case.fn()
+    for _ in range(repeat):
+        for case in cases:
+            start = time.perf_counter()
+            case.fn()
+            case.best = min(case.best, time.perf_counter() - start)
+
+
+def print_table(title: str, cases: list[Case], out: Any) -> dict[str, float]:
+    """Print one target's table; returns {name: seconds}."""
+    ours = next((c for c in cases if c.ours), None)
+    print(f"\n## {title}", file=out)
+    print(f"{'implementation':<58} {'seconds':>9} {'GB/s':>7} {'peer/ours':>10}", file=out)
+    for case in cases:
+        ratio = f"{case.best / ours.best:10.2f}" if ours is not None and not case.ours else " " * 10
+        gbs = case.nbytes / case.best / 1e9 if case.best > 0 else float("inf")
+        label = case.name + (f" ({case.note})" if case.note else "")
+        print(f"{label:<58} {case.best:9.4f} {gbs:7.2f} {ratio}", file=out)
+    return {c.name: c.best for c in cases}
+
+
+def skip(peer: str, why: Exception | str, out: Any) -> None:
+    print(f"  [skipped {peer}: {why}]", file=out)
+
+
+
+def median_us(fn: Callable[[], Any], calls: int, budget_s: float = 10.0) -> float:
+    """Median microseconds of ``calls`` single calls of ``fn`` (after one warm-up call),
+    stopping early once ``budget_s`` seconds are spent (a slow path stays measurable)."""
+    fn()
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(times) < calls and (len(times) < 5 or time.perf_counter() < deadline):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return times[len(times) // 2] * 1e6
