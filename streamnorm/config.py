@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 
 TARGETS = ("cpu", "cuda")
 #: Bytes per JSON-lines block by default (pyarrow's default): also the longest line read, so
@@ -49,7 +48,6 @@ def prepare_numba() -> None:
         _pool_from_env = os.environ.setdefault("NUMBA_NUM_THREADS", threads) == threads
 
 
-_lock = threading.Lock()
 _pool_from_env = False  # prepare_numba sized numba's pool from $STREAMNORM_NUM_THREADS
 _applied = False  # the thread count was applied (from the environment or explicitly)
 
@@ -82,8 +80,7 @@ def apply_thread_count(threads: int | None = None) -> None:
                              f"1..{numba.config.NUMBA_NUM_THREADS}")
         if threads is not None or not _pool_from_env:
             numba.set_num_threads(count)
-    with _lock:
-        _applied = True
+    _applied = True
 
 
 def json_block_size(block_size: int | None = None) -> int:

@@ -30,8 +30,6 @@ from .views import (
     vector_views,
 )
 
-# Temporary re-exports for the issue-13 merge; removed when the layers are joined.
-
 __all__ = [
     "PARTITION_ROLE", "ROLE_KEY", "BatchPlan", "BufferGroup", "ColumnView", "VectorView",
     "check_numeric", "column_views", "common_type", "field_type", "is_numeric",

@@ -37,8 +37,7 @@ layer_norm_columns         fused kernel           CPU-only: ``FUSED_ROW_NORM`` i
 =========================  =====================  =========================================
 
 CPU-only helpers outside the protocol: ``cpu.chan_merge``, ``cpu.pebay_merge`` (inlined
-merges), ``memory.array_at`` (now in :mod:`.memory`); ``merge_states`` was removed (unused: the
-state layer merges in Python).
+merges) and ``memory.array_at``.
 """
 
 from __future__ import annotations

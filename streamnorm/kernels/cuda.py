@@ -52,11 +52,12 @@ from numba.cuda.core import config as _cuda_config
 from . import memory
 from .cpu_ext import column_moments_ext, grouped_moments
 from .cpu import columns_moments_ext, columns_moments_ext_at
-from .cpu_moments import SERIAL_MAX_VALUES, chan_formula, chan_merge, serial_columns_moments_at
+from .cpu_moments import (SERIAL_MAX_VALUES, chan_formula, chan_merge, serial_columns_moments_at,
+                          shifts_at)
 from .cpu_moments import first_finite as _cpu_first_finite
 
 __all__ = [
-    "CPU_ONLY", "FUSED_ROW_NORM", "SIMULATOR", "TARGET", "column_moments", "column_moments_ext",
+    "FUSED_ROW_NORM", "SIMULATOR", "TARGET", "column_moments", "column_moments_ext",
     "columns_moments_ext", "columns_moments_ext_at",
     "columns_moments", "columns_moments_at", "denormalize_column", "denormalize_columns",
     "first_finite", "grouped_moments", "layer_norm_columns", "normalize_column",
@@ -68,10 +69,6 @@ __all__ = [
 TARGET = "cuda"
 #: No fused per-row LayerNorm / RMSNorm here: :func:`layer_norm_columns` raises.
 FUSED_ROW_NORM = False
-
-#: CPU-only kernels, run on the host on this target too (re-exported from :mod:`.cpu_ext`).
-CPU_ONLY = ("column_moments_ext", "columns_moments_ext", "columns_moments_ext_at",
-            "grouped_moments")
 
 #: True when numba.cuda runs on the CPU simulator rather than a GPU.
 SIMULATOR = bool(_cuda_config.ENABLE_CUDASIM)
@@ -401,22 +398,23 @@ def columns_moments_at(
     serial CPU kernel (the same bits): a device copy and launch per tiny batch costs far more
     than the work (issue 14).
     """
+    addresses = np.asarray(addresses, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    validity_addresses = np.asarray(validity_addresses, dtype=np.int64)
+    bit_offsets = np.asarray(bit_offsets, dtype=np.int64)
+    has_validity = np.asarray(has_validity, dtype=np.bool_)
+    shifts = np.asarray(shifts, dtype=np.float64)
     if int(np.sum(lengths)) <= SERIAL_MAX_VALUES:
-        return serial_columns_moments_at(
-            like, np.asarray(addresses, dtype=np.int64), np.asarray(lengths, dtype=np.int64),
-            np.asarray(validity_addresses, dtype=np.int64),
-            np.asarray(bit_offsets, dtype=np.int64), np.asarray(has_validity, dtype=np.bool_),
-            np.asarray(shifts, dtype=np.float64))
+        return serial_columns_moments_at(like, addresses, lengths, validity_addresses,
+                                         bit_offsets, has_validity, shifts)
     values, bitmaps = [], []
     for j in range(len(addresses)):
         n = int(lengths[j])
         values.append(memory.host_view(int(addresses[j]), n, like.dtype))
         n_bytes = (int(bit_offsets[j]) + n + 7) // 8 if has_validity[j] else 0
         bitmaps.append(memory.host_view(int(validity_addresses[j]), n_bytes, np.uint8))
-    shift_used = np.array(shifts, dtype=np.float64, copy=True)
-    for j in np.flatnonzero(np.isnan(shift_used)):
-        found = first_finite(values[j], bitmaps[j], int(bit_offsets[j]), bool(has_validity[j]))
-        shift_used[j] = 0.0 if math.isnan(found) else found
+    shift_used = shifts_at(like, addresses, lengths, validity_addresses, bit_offsets,
+                           has_validity, shifts)
     result = columns_moments(values, bitmaps, bit_offsets, has_validity, shift_used)
     return (*result, shift_used)
 
