@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+
 @dataclass
 class Case:
     """One timed implementation of a target: a name, a callable and the bytes it reads."""
@@ -17,6 +18,21 @@ class Case:
     ours: bool = False
     note: str = ""
     best: float = field(default=float("inf"))
+
+
+def best_seconds(fn: Callable[[], Any], repeat: int,
+                 sync: Callable[[], Any] = lambda: None) -> float:
+    """Best wall seconds of ``repeat`` calls of ``fn`` after one warm-up call; ``sync`` runs
+    after each call, inside the timing (a device synchronisation)."""
+    fn()
+    sync()
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def best_of(cases: list[Case], repeat: int, warm: bool = True) -> None:

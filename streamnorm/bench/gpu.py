@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .common import best_seconds
 
 
 def gpu_problem() -> str | None:
@@ -33,18 +33,6 @@ def gpu_problem() -> str | None:
     except Exception as exc:  # noqa: BLE001 - any driver failure means no usable GPU
         return f"CUDA is unusable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
     return "no CUDA GPU is visible (numba.cuda.is_available() is False)"
-
-
-def _best(fn: Callable[[], Any], repeat: int, sync: Callable[[], Any]) -> float:
-    fn()
-    sync()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def run_cuda_tests(out: Any) -> bool:
@@ -82,38 +70,39 @@ def time_kernels(column_bytes: int, ln_rows: int, ln_width: int, repeat: int,
     d_src = cuda.to_device(host)
     d_dst = cuda.device_array_like(d_src)
     res: dict[str, float] = {}
-    res["device copy GB/s (read+write)"] = 2 * host.nbytes / _best(
+    res["device copy GB/s (read+write)"] = 2 * host.nbytes / best_seconds(
         lambda: d_dst.copy_to_device(d_src), repeat, sync) / 1e9
-    res["host -> device GB/s"] = host.nbytes / _best(lambda: cuda.to_device(host), repeat,
-                                                     sync) / 1e9
+    res["host -> device GB/s"] = host.nbytes / best_seconds(
+        lambda: cuda.to_device(host), repeat, sync) / 1e9
     del d_dst
     kernels = backend("cuda")
     empty = np.zeros(0, dtype=np.uint8)
-    t = _best(lambda: kernels.column_moments(host, empty, 0, False, float(host[0])), repeat, sync)
+    t = best_seconds(lambda: kernels.column_moments(host, empty, 0, False, float(host[0])),
+                     repeat, sync)
     res["streamnorm cuda column_moments s"] = t
     res["streamnorm cuda column_moments GB/s"] = host.nbytes / t / 1e9
     matrix = np.random.default_rng(7).standard_normal((ln_rows, ln_width), dtype=np.float32)
     table = pa.table({f"f{j}": np.ascontiguousarray(matrix[:, j]) for j in range(ln_width)})
     norm = sn.Normalizer("layer", eps=1e-5, target="cuda")
-    res["streamnorm cuda LayerNorm s"] = _best(lambda: norm.transform(table), repeat, sync)
+    res["streamnorm cuda LayerNorm s"] = best_seconds(lambda: norm.transform(table), repeat, sync)
     try:
         import torch
 
         if torch.cuda.is_available():
             tsync = torch.cuda.synchronize
             t_col = torch.from_numpy(host)
-            res["torch var_mean, host data s"] = _best(
+            res["torch var_mean, host data s"] = best_seconds(
                 lambda: torch.var_mean(t_col.cuda(), correction=0), repeat, tsync)
             d_col = t_col.cuda()
-            res["torch var_mean, device data s"] = _best(
+            res["torch var_mean, device data s"] = best_seconds(
                 lambda: torch.var_mean(d_col, correction=0), repeat, tsync)
             del d_col
             t_mat = torch.from_numpy(matrix)
-            res["torch layer_norm, host data s"] = _best(
+            res["torch layer_norm, host data s"] = best_seconds(
                 lambda: torch.nn.functional.layer_norm(t_mat.cuda(), (ln_width,)).cpu(),
                 repeat, tsync)
             d_mat = t_mat.cuda()
-            res["torch layer_norm, device data s"] = _best(
+            res["torch layer_norm, device data s"] = best_seconds(
                 lambda: torch.nn.functional.layer_norm(d_mat, (ln_width,)), repeat, tsync)
         else:
             print("  [skipped torch: no CUDA build of torch]", file=out)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from .common import best_seconds
 
 #: Vector and matrix extensions worth naming, in /proc/cpuinfo's (and LLVM's) spelling.
 VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl",
@@ -112,13 +113,7 @@ def measure_bandwidth(nbytes: int, repeat: int = 5) -> float:
     """Best GB/s of the parallel sum over ``nbytes`` of float64 (compiled and warmed first)."""
     values = np.random.default_rng(9).random(max(nbytes // 8, 1))
     kernel = ceiling_kernel()
-    kernel(values)
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        kernel(values)
-        best = min(best, time.perf_counter() - start)
-    return values.nbytes / best / 1e9
+    return values.nbytes / best_seconds(lambda: kernel(values), repeat) / 1e9
 
 
 def describe(threads: int, bandwidth_bytes: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import numpy as np
 
 from .common import Case, best_of, print_table, skip
 from .machine import ceiling_kernel
-
+from .report import CEILING, SKLEARN_BATCHES
 
 
 def bench_stats(rows: int, cols: int, batch_rows: int, repeat: int, threads: int,
@@ -26,7 +26,7 @@ def bench_stats(rows: int, cols: int, batch_rows: int, repeat: int, threads: int
     cases = [Case("streamnorm FeatureStats.update", lambda: sn.FeatureStats().update(table),
                   nbytes, ours=True, note="count/mean/var/min/max")]
     ceiling = ceiling_kernel()
-    cases.append(Case("numba prange sum (memory-read ceiling)",
+    cases.append(Case(CEILING,
                       lambda: [ceiling(c) for c in data], nbytes))
     try:
         import polars as pl
@@ -92,7 +92,7 @@ def bench_stats(rows: int, cols: int, batch_rows: int, repeat: int, threads: int
             for block in blocks:
                 scaler.partial_fit(block)
 
-        cases.append(Case("scikit-learn StandardScaler.partial_fit", sklearn_fit, nbytes))
+        cases.append(Case(SKLEARN_BATCHES, sklearn_fit, nbytes))
     except ImportError as exc:
         skip("scikit-learn", exc, out)
     best_of(cases, max(1, repeat // 2))
