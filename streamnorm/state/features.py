@@ -573,6 +573,5 @@ def feature_stats(
     Files are read one IPC batch or Parquet row group at a time, so memory is bounded by the
     batch, not the file. ``moments``, ``by`` and ``weights`` are as in :class:`FeatureStats`.
     """
-    kwargs: dict[str, Any] = {} if inf == "keep" else {"inf": inf}
-    stats = FeatureStats(columns, nan=nan, target=target, moments=moments, by=by, **kwargs)
+    stats = FeatureStats(columns, nan=nan, target=target, moments=moments, by=by, inf=inf)
     return stats._update_from(source, batch_size, weights)

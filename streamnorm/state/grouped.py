@@ -113,10 +113,10 @@ def _first_seen_groups(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | Non
         return None
     codes = np.ascontiguousarray(codes, dtype=np.int64)
     new = np.empty(n, dtype=bool)
-    new[0] = codes[0] == 0
+    new[0] = True
     np.greater(codes[1:], np.maximum.accumulate(codes[:-1]), out=new[1:])
     first = np.flatnonzero(new)
-    if not np.array_equal(codes[first], np.arange(len(first))) or codes.max() >= len(first):
+    if not np.array_equal(codes[first], np.arange(len(first))):
         return None
     return codes, first
 
@@ -311,6 +311,7 @@ class GroupedFeatureStats(FeatureStats, option="by"):
             local = np.ascontiguousarray(remap.reshape(-1)[local], dtype=np.int64)
         w = weights_array(batch, weights) if weights is not None else np.zeros(0)
         state = self._state
+        kernels = backend("cpu")
         if weights is not None:
             state.set_weighted()
         for j, name in enumerate(self._columns):  # type: ignore[arg-type]
@@ -318,8 +319,8 @@ class GroupedFeatureStats(FeatureStats, option="by"):
             if isinstance(column, pa.ChunkedArray):
                 column = column.combine_chunks()
             for view in cols.column_views(column):
-                shifts = np.ascontiguousarray(state.shift[glob, j])
-                wsum, nan_c, null_c, mean, m2, m3, m4, lo, hi = backend("cpu").grouped_moments(
+                shifts = state.shift[glob, j]  # a copy: the kernel fills unset (NaN) shifts
+                wsum, nan_c, null_c, mean, m2, m3, m4, lo, hi = kernels.grouped_moments(
                     view.values, view.validity, view.bit_offset, view.has_validity, local,
                     shifts, w, weights is not None, self.moments == 4,
                 )
@@ -346,8 +347,6 @@ class GroupedFeatureStats(FeatureStats, option="by"):
         if not self._start_merge(other):
             return self
         assert isinstance(other, GroupedFeatureStats)
-        if other.weighted:
-            self._state.set_weighted()
         glob = self._groups_of(other._keys)
         self._state.merge(other._state, (glob, slice(None)))
         return self
