@@ -180,8 +180,8 @@ def map_columns(
     types: dict[str, pa.DataType], kernels: Backend, inverse: bool,
 ) -> dict[str, pa.Array]:
     """``(x - center) / scale`` (``x * scale + center`` if ``inverse``) per scalar column, nulls
-    kept. Columns sharing (input dtype, output type) go through one ``normalize_columns`` call
-    (columns of one input dtype and output type share one kernel call)."""
+    kept. Columns sharing (input dtype, output type) go through one ``normalize_columns``
+    (``denormalize_columns``) call."""
     many = kernels.denormalize_columns if inverse else kernels.normalize_columns
     result: dict[str, pa.Array] = {}
     groups: dict[tuple[np.dtype, pa.DataType], list[tuple[str, cols.ColumnView]]] = {}
