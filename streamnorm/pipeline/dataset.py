@@ -62,12 +62,13 @@ def normalize_dataset(
                           inf=inf)  # type: ignore[arg-type]
         if mode == "batch":
             norm.fit(source, batch_size=batch_size)
-    keys = set(source.partition_columns) & set(norm.normalized_columns(source.schema))
+    normalized = norm.normalized_columns(source.schema)
+    keys = set(source.partition_columns) & set(normalized)
     if keys:
         raise InputError(f"partition key(s) {sorted(keys)} are in the directory names, not in the "
                          "files; normalize them into a single output file instead")
     options = dict(compression=compression, row_group_size=row_group_size,
-                   float32=norm.normalized_columns(source.schema) if float32 else False)
+                   float32=normalized if float32 else False)
     if is_uri(root):
         for index, destination in enumerate(destinations):
             write_one(norm, source, index, destination, batch_size, options)
