@@ -309,6 +309,49 @@ class FeatureStats:
     def __add__(self, other: FeatureStats) -> FeatureStats:
         return self.copy().merge(other)
 
+    def _rows_of(self, other: FeatureStats) -> Any:
+        """The entries of this state that ``other``'s entries are (grouped: by key)."""
+        return slice(None)
+
+    def subtract(self, other: FeatureStats) -> FeatureStats:
+        """Remove ``other``, a part merged into this state earlier, in place; returns self.
+
+        The inverse of :meth:`merge` (river's ``-``): drop a partition, slide a window.
+        Counts are exact; mean and m2 (m3, m4) come from Chan's (Pébay's) merge solved for
+        the remainder, with a relative error of about ``eps · n / n_rest`` for data of one
+        distribution, growing when ``other`` holds nearly all of the rows (catastrophic
+        cancellation: see the README). min and max cannot be taken back: they stay as they
+        were, outer bounds of the remaining values. A ``ValueError`` when ``other`` holds more
+        values, nulls, NaN or ±inf in a column than this state, when it is weighted and this
+        state is not, or when its columns or settings differ.
+        """
+        self._check_mergeable(other)
+        if other._columns is None:
+            return self
+        if self._columns is not None and other._columns != self._columns:
+            raise SchemaError(f"cannot subtract statistics of columns {other._columns} from "
+                              f"{self._columns}; both must be fitted on the same columns")
+        if other.weighted and not self.weighted:
+            raise ValueError("cannot subtract weighted statistics from unweighted ones")
+        rows = self._rows_of(other) if self._columns is not None else None
+        for field, what in (("count", "values"), ("null_count", "nulls"), ("nan_count", "NaN"),
+                            ("inf_count", "±inf")):
+            theirs = getattr(other._state, field)
+            mine = np.zeros_like(theirs) if rows is None else getattr(self._state, field)[rows]
+            over = np.argwhere(theirs > mine)
+            if len(over):
+                at = tuple(over[0])
+                raise ValueError(
+                    f"cannot subtract: column {other.columns[at[-1]]!r} holds {theirs[at]} "
+                    f"{what} in the subtracted statistics, more than the {mine[at]} here; "
+                    "subtract only a part merged into these statistics")
+        if rows is not None:  # (an empty state minus an empty one stays empty)
+            self._state.subtract(other._state, rows)
+        return self
+
+    def __sub__(self, other: FeatureStats) -> FeatureStats:
+        return self.copy().subtract(other)
+
     # ------------------------------------------------------------------ results
     @property
     def columns(self) -> list[str]:
@@ -424,27 +467,40 @@ class FeatureStats:
         if self.moments != 4:
             raise ValueError(f"{what}() needs the third and fourth moments: use moments=4")
 
-    def skew(self) -> np.ndarray:
-        """Skewness per column, ``sqrt(n) m3 / m2**1.5`` (``scipy.stats.skew``, bias=True).
+    def skew(self, bias: bool = True) -> np.ndarray:
+        """Skewness per column, ``g1 = sqrt(n) m3 / m2**1.5`` (``scipy.stats.skew``).
 
-        NaN where the column has no value or no spread (m2 == 0). Needs ``moments=4``.
+        ``bias=False``: the adjusted Fisher–Pearson estimator ``g1 sqrt(n (n-1)) / (n-2)``
+        (scipy's and pandas' unbiased skew), NaN where ``n < 3`` (pandas; scipy returns the
+        biased value there). NaN where the column has no value or no spread (m2 == 0).
+        Needs ``moments=4``.
         """
         self._require_moments4("skew")
         s = self._state
+        n = s.count.astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.sqrt(s.count.astype(np.float64)) * s.m3 / s.m2**1.5
+            out = np.sqrt(n) * s.m3 / s.m2**1.5
+            if not bias:
+                out = np.where(n >= 3, out * np.sqrt(n * (n - 1.0)) / (n - 2.0), np.nan)
         out[(s.m2 == 0) | self._poisoned()] = np.nan
         return out
 
-    def kurtosis(self, fisher: bool = True) -> np.ndarray:
-        """Kurtosis per column, ``n m4 / m2**2`` minus 3 when ``fisher`` (scipy, bias=True).
+    def kurtosis(self, fisher: bool = True, bias: bool = True) -> np.ndarray:
+        """Kurtosis per column, ``g2 = n m4 / m2**2``, minus 3 when ``fisher`` (scipy).
 
-        NaN where the column has no value or no spread (m2 == 0). Needs ``moments=4``.
+        ``bias=False``: the unbiased estimator of the excess kurtosis,
+        ``((n+1) g2 - 3 (n-1)) (n-1) / ((n-2)(n-3))`` (plus 3 without ``fisher``), scipy's
+        and pandas' formula; NaN where ``n < 4`` (pandas; scipy returns the biased value
+        there). NaN where the column has no value or no spread (m2 == 0). Needs ``moments=4``.
         """
         self._require_moments4("kurtosis")
         s = self._state
+        n = s.count.astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out = s.count.astype(np.float64) * s.m4 / (s.m2 * s.m2)
+            out = n * s.m4 / (s.m2 * s.m2)
+            if not bias:
+                excess = ((n + 1.0) * out - 3.0 * (n - 1.0)) * (n - 1.0) / ((n - 2.0) * (n - 3.0))
+                out = np.where(n >= 4, excess + 3.0, np.nan)
         out[(s.m2 == 0) | self._poisoned()] = np.nan
         return out - 3.0 if fisher else out
 
@@ -497,6 +553,18 @@ class FeatureStats:
         """The column types of a saved table's first ``len(names)`` rows (None: unknown)."""
         saved = table.column("type").to_pylist() if "type" in table.column_names else None
         return {n: persist.parse_type(saved[j]) if saved else None for j, n in enumerate(names)}
+
+    @classmethod
+    def from_moments(cls, columns: Sequence[str], state: Moments, *,
+                     nan: NanPolicy = "skip") -> FeatureStats:
+        """A state over ``columns`` holding ``state`` (a :class:`Moments` of shape
+        ``(len(columns),)``, taken as it is, not copied): for statistics computed outside
+        :meth:`update`, such as those of a sparse matrix (:mod:`~streamnorm.state.sparse`)."""
+        stats = cls(list(columns), nan=nan, moments=state.moments)
+        stats._columns = list(columns)
+        stats._types = {name: None for name in columns}
+        stats._state = state
+        return stats
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the state; floats as exact decimal strings for non-finite ones."""

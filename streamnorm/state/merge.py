@@ -135,6 +135,68 @@ def merge_moment_arrays(
     return merged, exponent
 
 
+def unmerge_moment_arrays(
+    c: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...], exponent_c: Any = 0,
+    exponent_b: Any = 0,
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """The inverse of :func:`merge_moment_arrays`: the state ``a`` with ``merge(a, b) == c``,
+    given ``c`` and ``b`` (``(count, shift, shifted_mean, m2[, m3, m4])`` each, b no larger).
+
+    Chan's and Pébay's formulas solved for ``a``: with ``n = n_c``, ``n_a = n - n_b`` and b's
+    mean re-expressed in c's shift, ``mean_a = mean_c - (mean_b - mean_c) n_b / n_a``,
+    ``d = mean_b - mean_a`` and ``m2_a = m2_c - m2_b - d² n_a n_b / n`` (m3, m4 likewise, in
+    that order). The result keeps c's shift and the larger scale exponent. The count is
+    exact; the moments lose what the subtraction cancels: relative error about
+    ``eps · (n / n_a) · (1 + d² n_b / m2_a)``, small when a is a large part of c and large
+    when b holds nearly all of it. m2 and m4 are clamped at 0, an unweighted single remaining
+    value has m2 = m3 = m4 = 0 exactly, and an emptied entry is empty (shift NaN, moments 0).
+    An empty b leaves c as it is. Returns ``(state, exponent int64 array)``.
+    """
+    exp_c = np.asarray(exponent_c, dtype=np.int64)
+    exp_b = np.asarray(exponent_b, dtype=np.int64)
+    shape = np.shape(c[2])
+    empty_b = np.asarray(b[0]) == 0
+    exponent = np.broadcast_to(np.where(empty_b, exp_c, np.maximum(exp_c, exp_b)),
+                               shape).astype(np.int64)
+    c = rescale_state(c, exp_c, exponent)
+    b = rescale_state(b, exp_b, exponent)
+    n_c, k_c, mean_c, m2_c = c[:4]
+    n_b, k_b, mean_b, m2_b = b[:4]
+    n = np.asarray(n_c, dtype=np.float64)
+    nb = np.asarray(n_b, dtype=np.float64)
+    na = n - nb
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        mb = mean_b + (k_b - k_c)
+        mean = mean_c - (mb - mean_c) * (nb / na)
+        d = mb - mean
+        m2 = m2_c - m2_b - d * d * (na * nb / n)
+        moments = [np.maximum(m2, 0.0)]
+        if len(c) == 6:
+            m3_c, m4_c = c[4:]
+            m3_b, m4_b = b[4:]
+            d_n = d / n
+            ab = na * nb
+            m3 = (m3_c - m3_b - d * d_n * d_n * ab * (na - nb)
+                  - 3.0 * d_n * (na * m2_b - nb * m2))
+            m4 = (m4_c - m4_b - d * d_n**3 * ab * (na * na - ab + nb * nb)
+                  - 6.0 * d_n * d_n * (na * na * m2_b + nb * nb * m2)
+                  - 4.0 * d_n * (na * m3_b - nb * m3))
+            moments += [m3, np.maximum(m4, 0.0)]
+    count = n_c - n_b
+    single = (count == 1) if np.asarray(count).dtype.kind in "iu" else np.zeros(shape, bool)
+    emptied = count == 0
+    moments = [np.where(single | emptied, 0.0, m) for m in moments]
+    mean = np.where(emptied, 0.0, mean)
+    shift = np.where(emptied, np.nan, k_c)
+    exponent = np.where(emptied, 0, exponent)
+
+    def keep_c(x_c: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return np.where(empty_b, x_c, x)
+
+    return (count, keep_c(k_c, shift), keep_c(mean_c, mean),
+            *(keep_c(x_c, x) for x_c, x in zip(c[3:], moments))), exponent
+
+
 def merge_row_moments(
     a: tuple[np.ndarray, np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -247,6 +309,27 @@ class Moments:
             self.m3[idx], self.m4[idx] = merged[4:]
         self.min[idx] = np.fmin(self.min[idx], lo)
         self.max[idx] = np.fmax(self.max[idx], hi)
+
+    def subtract(self, other: Moments, idx: Any = slice(None)) -> None:
+        """Remove ``other`` (same moments; merged into these entries earlier, so its counts
+        are no larger) from the entries ``idx``: :func:`unmerge_moment_arrays` for the
+        moments, exact subtraction of the counts. min and max cannot be taken back: they stay
+        as they are, outer bounds of the remaining values, NaN where nothing remains."""
+        mine = (self.count[idx], self.shift[idx], self.shifted_mean[idx], self.m2[idx])
+        theirs = (other.count, other.shift, other.shifted_mean, other.m2)
+        if self.moments == 4:
+            mine += (self.m3[idx], self.m4[idx])
+            theirs += (other.m3, other.m4)
+        state, self.scale_exp[idx] = unmerge_moment_arrays(mine, theirs, self.scale_exp[idx],
+                                                           other.scale_exp)
+        self.count[idx], self.shift[idx], self.shifted_mean[idx], self.m2[idx] = state[:4]
+        if self.moments == 4:
+            self.m3[idx], self.m4[idx] = state[4:]
+        for name in ("null_count", "nan_count", "inf_count"):
+            getattr(self, name)[idx] -= getattr(other, name)
+        emptied = state[0] == 0
+        self.min[idx] = np.where(emptied, np.nan, self.min[idx])
+        self.max[idx] = np.where(emptied, np.nan, self.max[idx])
 
     def merge(self, other: Moments, idx: Any = slice(None)) -> None:
         """Merge the whole of ``other`` (same moments) into the entries ``idx``."""
