@@ -333,20 +333,10 @@ class FeatureStats:
                               f"{self._columns}; both must be fitted on the same columns")
         if other.weighted and not self.weighted:
             raise ValueError("cannot subtract weighted statistics from unweighted ones")
-        rows = self._rows_of(other) if self._columns is not None else None
-        for field, what in (("count", "values"), ("null_count", "nulls"), ("nan_count", "NaN"),
-                            ("inf_count", "±inf")):
-            theirs = getattr(other._state, field)
-            mine = np.zeros_like(theirs) if rows is None else getattr(self._state, field)[rows]
-            over = np.argwhere(theirs > mine)
-            if len(over):
-                at = tuple(over[0])
-                raise ValueError(
-                    f"cannot subtract: column {other.columns[at[-1]]!r} holds {theirs[at]} "
-                    f"{what} in the subtracted statistics, more than the {mine[at]} here; "
-                    "subtract only a part merged into these statistics")
-        if rows is not None:  # (an empty state minus an empty one stays empty)
-            self._state.subtract(other._state, rows)
+        if self._columns is None:  # nothing here: only an empty part can be taken away
+            Moments(other._state.count.shape).subtract(other._state, names=other.columns)
+            return self
+        self._state.subtract(other._state, self._rows_of(other), names=self.columns)
         return self
 
     def __sub__(self, other: FeatureStats) -> FeatureStats:

@@ -10,6 +10,7 @@ and the dtype groups of per-row statistics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -310,11 +311,28 @@ class Moments:
         self.min[idx] = np.fmin(self.min[idx], lo)
         self.max[idx] = np.fmax(self.max[idx], hi)
 
-    def subtract(self, other: Moments, idx: Any = slice(None)) -> None:
-        """Remove ``other`` (same moments; merged into these entries earlier, so its counts
-        are no larger) from the entries ``idx``: :func:`unmerge_moment_arrays` for the
-        moments, exact subtraction of the counts. min and max cannot be taken back: they stay
-        as they are, outer bounds of the remaining values, NaN where nothing remains."""
+    def subtract(self, other: Moments, idx: Any = slice(None),
+                 names: Sequence[str] = ()) -> None:
+        """Remove ``other`` (same moments, merged into these entries earlier) from the
+        entries ``idx``: :func:`unmerge_moment_arrays` for the moments, exact subtraction of
+        the counts. min and max cannot be taken back: they stay as they are, outer bounds of
+        the remaining values, NaN where nothing remains.
+
+        A ``ValueError`` (naming the column ``names[j]`` of the last axis), changing nothing,
+        when ``other`` holds more values, nulls, NaN or ±inf in an entry than this state."""
+        for field, what in (("count", "values"), ("null_count", "nulls"), ("nan_count", "NaN"),
+                            ("inf_count", "±inf")):
+            theirs, mine_ = getattr(other, field), getattr(self, field)[idx]
+            over = np.argwhere(theirs > mine_)
+            if len(over):
+                at = tuple(over[0])
+                column = repr(names[at[-1]]) if names else str(at[-1])
+                raise ValueError(
+                    f"cannot subtract: column {column} holds {theirs[at]} {what} in the "
+                    f"subtracted statistics, more than the {mine_[at]} here; subtract only a "
+                    "part merged into these statistics")
+        if not np.size(self.count):
+            return
         mine = (self.count[idx], self.shift[idx], self.shifted_mean[idx], self.m2[idx])
         theirs = (other.count, other.shift, other.shifted_mean, other.m2)
         if self.moments == 4:
