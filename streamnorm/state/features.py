@@ -54,7 +54,8 @@ class FeatureStats:
     Parameters
     ----------
     columns : list of column names, or None for every scalar numeric column of the first
-        batch (bool, decimal, string, temporal and list columns are skipped).
+        batch (bool, decimal, string, temporal and list columns are skipped). A bool column
+        named here is counted as 0/1 (false 0, true 1), as pandas and numbagg do.
     nan : ``"skip"`` (default) skips NaN and counts it in ``nan_count``; ``"propagate"`` makes
         the mean, variance, min and max of a column with any NaN be NaN.
     target : ``"cpu"`` or ``"cuda"``; default ``$STREAMNORM_TARGET`` or ``"cpu"``.
@@ -229,10 +230,11 @@ class FeatureStats:
                 )
         wanted = None if self._requested is None else [*self._requested, *self._not_features()]
         schema, batches = schema_and_batches(data, wanted, batch_size)
+        named = self._requested or []  # named bool columns count as 0/1 (uint8)
         if self._columns is None and schema is not None:
-            self._bind(schema)  # so a source without rows still fixes the columns
+            self._bind(cols.bools_as_uint8(schema, named))  # a source without rows fixes them
         for batch in batches:
-            self._update_batch(batch, weights)
+            self._update_batch(cols.bools_as_uint8(batch, named), weights)
         return self
 
     def _update_batch(self, batch: pa.RecordBatch, weights: str | None = None) -> None:

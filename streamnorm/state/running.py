@@ -30,6 +30,7 @@ class RunningStats:
     ----------
     momentum : float in (0, 1], or None for the cumulative average of the batch statistics.
     columns : list of column names, or None for every scalar numeric column of the first batch.
+        Named columns hold mean 0 and variance 1 from construction on, as BatchNorm's buffers.
     nan : as :class:`~streamnorm.FeatureStats` (``"skip"`` skips NaN within a batch).
 
     Notes
@@ -67,11 +68,10 @@ class RunningStats:
             columns = [columns]
         self._requested = list(columns) if columns is not None else None
         self.nan = nan
-        self._columns: list[str] | None = None
-        self.running_mean = np.zeros(0)
-        self.running_var = np.ones(0)
-        self.updates = np.zeros(0, dtype=np.int64)
-        self.num_batches_tracked = 0
+        # named columns have their buffers (mean 0, variance 1) from the start, as
+        # torch.nn.BatchNorm1d(num_features) has; otherwise the first batch fixes the columns
+        self._columns: list[str] | None = self._requested
+        self.reset()
 
     def update(self, batch: Source) -> RunningStats:
         """Update the running statistics with one batch (any source, taken as a whole)."""
@@ -90,10 +90,7 @@ class RunningStats:
             if not stats.columns:
                 return  # nothing seen yet: wait for a batch that fixes the columns
             self._columns = stats.columns
-            k = len(self._columns)
-            self.running_mean = np.zeros(k)
-            self.running_var = np.ones(k)
-            self.updates = np.zeros(k, dtype=np.int64)
+            self.reset()
         self.num_batches_tracked += 1
         batch_mean = stats.mean
         batch_var = stats.var(ddof=1)  # unbiased, as torch uses for the running estimate
