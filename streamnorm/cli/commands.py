@@ -82,7 +82,7 @@ def compute_stats(
     ``inf`` is ``stats --inf``: ``keep`` counts ±inf as values, ``skip`` leaves them out.
     """
     if columns is not None:
-        check_batch_columns(source_schema(path), columns)
+        check_batch_columns(source_schema(path), columns, bools=True)  # counted as 0/1
     bar = progress_bar("stats", count_rows(path) if progress else None, progress)
     rows = _RowCounter(bar)
     try:

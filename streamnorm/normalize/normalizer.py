@@ -206,7 +206,9 @@ class Normalizer:
         read = None if self.columns is None else [*self.columns, *(self.by or [])]
         schema, batches = schema_and_batches(source, read, batch_size)
         if schema is not None and self.columns is not None:
-            plan.check_batch_columns(schema, self.columns)
+            # check_finite=False is `streamnorm stats`: statistics only, so a named bool
+            # column is counted as 0/1 there; normalizing refuses it
+            plan.check_batch_columns(schema, self.columns, bools=not check_finite)
         seen = False
         for batch in batches:
             stats.update(batch)

@@ -39,8 +39,9 @@ def output_type(arrow_type: pa.DataType) -> pa.DataType:
     return pa.float32() if pat.is_float32(arrow_type) else pa.float64()
 
 
-def check_batch_columns(schema: pa.Schema, names: Sequence[str]) -> None:
-    """Raise :class:`SchemaError` unless every name is a scalar numeric column of ``schema``."""
+def check_batch_columns(schema: pa.Schema, names: Sequence[str], *, bools: bool = False) -> None:
+    """Raise :class:`SchemaError` unless every name is a scalar numeric column of ``schema``
+    (or bool with ``bools``: statistics only, which count a named bool column as 0/1)."""
     for name in names:
         field_type = cols.field_type(schema, name)
         if cols.is_vector(field_type):
@@ -48,7 +49,7 @@ def check_batch_columns(schema: pa.Schema, names: Sequence[str]) -> None:
                 f"column {name!r} is a vector column ({field_type}); per-feature statistics take "
                 "scalar columns: normalize vectors with mode 'layer' or 'rms'"
             )
-        if not cols.is_numeric(field_type):
+        if not (cols.is_numeric(field_type) or (bools and pa.types.is_boolean(field_type))):
             raise SchemaError(cols.why_not_numeric(name, field_type))
 
 

@@ -443,6 +443,8 @@ class FeatureStats:
         of the mean and holds no information. NaN where the variance is NaN (no value,
         ``count <= ddof``, or ±inf kept as values). Shape and dtype as :meth:`var`.
         """
+        if not eps >= 0.0:
+            raise ValueError(f"eps must be a non-negative number, got {eps!r}")
         s = self._state
         var = self._scaled_var(ddof)  # in units of 4**e
         exponent = s.scale_exp
