@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats = sub.add_parser(
         "stats", help="per-column count, nulls, NaN, mean, std, min, max of a file",
         description="Compute per-column statistics in one streaming pass. Prints a table, or "
-        "saves the exact mergeable state with -o (.json, .arrow or .parquet).",
+        "saves the exact mergeable state with -o (.json, .arrow or .parquet). A bool column "
+        "named with -c is counted as 0/1.",
     )
     stats.add_argument("input", metavar="IN", help=IN_HELP)
     stats.add_argument("-o", "--output", metavar="STATS", help="save the statistics here")
