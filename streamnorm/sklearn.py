@@ -27,7 +27,7 @@ from sklearn.utils.validation import (
 )
 
 from .state.features import FeatureStats
-from .state.sparse import csc_moments
+from .state.sparse import sparse_moments
 
 _WEIGHT_COLUMN = "__streamnorm_sample_weight__"
 #: The float dtypes kept as they are (scikit-learn's FLOAT_DTYPES); anything else becomes float64.
@@ -132,19 +132,23 @@ class StreamScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def _fit_sparse(self, X: Any, names: list[str], sample_weight: Any, first: bool) -> None:
         """Add a CSR / CSC matrix: statistics from its stored values and implicit zeros
-        (:func:`~streamnorm.state.sparse.csc_moments`), never densified."""
+        (:func:`~streamnorm.state.sparse.sparse_moments`), never densified."""
         if self.with_mean:
             raise ValueError(_SPARSE_CENTER)
-        csc = X.tocsc()
-        if not csc.has_canonical_format:  # duplicate entries add up, as in scipy
-            csc = csc.copy()
-            csc.sum_duplicates()
+        if not X.has_canonical_format:  # duplicate entries add up, as in scipy
+            X = X.copy()
+            X.sum_duplicates()
         weights = None
         if sample_weight is not None:
             weights = _check_sample_weight(sample_weight, X, dtype=np.float64,
                                            ensure_non_negative=True)
-        part = FeatureStats.from_moments(
-            names, csc_moments(csc.data, csc.indices, csc.indptr, X.shape[0], weights))
+        csr = X.format == "csr"
+        runs = None  # the row (CSR) or column (CSC) of each stored value, when needed
+        if weights is not None or not csr:
+            runs = np.repeat(np.arange(len(X.indptr) - 1), np.diff(X.indptr))
+        column, row = (X.indices, runs) if csr else (runs, X.indices)
+        part = FeatureStats.from_moments(names, sparse_moments(
+            X.data, column, X.shape[1], X.shape[0], row, weights))
         if first:
             self.stats_ = FeatureStats(names)
         self.stats_.merge(part)
