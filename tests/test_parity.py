@@ -437,6 +437,19 @@ def test_named_bool_columns_count_as_zero_one_like_pandas(rng):
     assert empty.columns == ["flag"] and empty.count.tolist() == [0]
 
 
+def test_named_bool_columns_on_dask():
+    dask = pytest.importorskip("dask")
+    import dask.dataframe as dd
+
+    import streamnorm.dask as snd
+
+    frame = dd.from_pandas(pd.DataFrame({"flag": [True, False, True, True], "x": [1.0] * 4}),
+                           npartitions=2)
+    with dask.config.set(scheduler="synchronous"):
+        assert snd.feature_stats(frame, columns=["flag"]).mean.tolist() == [0.75]
+        assert snd.feature_stats(frame).columns == ["x"]
+
+
 def test_normalizing_a_bool_column_is_refused_with_the_way_out(tmp_path):
     table = pa.table({"flag": [True, False, True], "x": [1.0, 2.0, 4.0]})
     with pytest.raises(sn.errors.SchemaError,
