@@ -405,6 +405,13 @@ def test_subtraction_refuses_what_was_not_merged(rng):
     grouped = sn.FeatureStats(by="k").update(pa.table({"k": ["a"], "x": [1.0]}))
     with pytest.raises(ValueError, match=r"key \('b',\) is not in these statistics"):
         grouped - sn.FeatureStats(by="k").update(pa.table({"k": ["b"], "x": [1.0]}))
+    with_inf = sn.FeatureStats().update(pa.table({"x": [1.0, 2.0, np.inf]}))
+    with pytest.raises(ValueError, match="took ±inf as values.*inf='skip'"):
+        with_inf - sn.FeatureStats().update(pa.table({"x": [np.inf]}))
+    assert math.isnan((with_inf - fit(np.array([1.0]))).var()[0])  # the rest still holds inf
+    skipped = sn.FeatureStats(inf="skip").update(pa.table({"x": [1.0, 2.0, 4.0, np.inf]}))
+    rest = skipped - sn.FeatureStats(inf="skip").update(pa.table({"x": [np.inf, 4.0]}))
+    assert rest.var().tolist() == [0.25] and rest.inf_count.tolist() == [0]
     before = small.copy()
     with pytest.raises(ValueError):
         small.subtract(large)

@@ -325,7 +325,8 @@ class FeatureStats:
         cancellation: see the README). min and max cannot be taken back: they stay as they
         were, outer bounds of the remaining values. A ``ValueError`` when ``other`` holds more
         values, nulls, NaN or ±inf in a column than this state, when it is weighted and this
-        state is not, or when its columns or settings differ.
+        state is not, when its columns or settings differ, or when it holds all the ±inf of
+        a column that took them as values (``inf="keep"``: the rest's moments are lost).
         """
         self._check_mergeable(other)
         if other._columns is None:

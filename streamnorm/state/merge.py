@@ -321,7 +321,8 @@ class Moments:
         the remaining values, NaN where nothing remains.
 
         A ``ValueError`` (naming the column ``names[j]`` of the last axis), changing nothing,
-        when ``other`` holds more values, nulls, NaN or ±inf in an entry than this state."""
+        when ``other`` holds more values, nulls, NaN or ±inf in an entry than this state, or
+        all of an entry's ±inf taken as values (its moments are NaN: the rest's are lost)."""
         for field, what in (("count", "values"), ("null_count", "nulls"), ("nan_count", "NaN"),
                             ("inf_count", "±inf")):
             theirs, mine_ = getattr(other, field), getattr(self, field)[idx]
@@ -334,6 +335,14 @@ class Moments:
                     f"cannot subtract: column {column} holds {theirs[at]} {what} in the "
                     f"subtracted statistics, more than the {mine_[at]} here; subtract only a "
                     "part merged into these statistics")
+        lost = ((self.inf_count[idx] > 0) & (self.inf_count[idx] == other.inf_count)
+                & ~(np.isfinite(self.shifted_mean[idx]) & np.isfinite(self.m2[idx])))
+        if np.any(lost):
+            at = tuple(np.argwhere(lost)[0])
+            column = repr(names[at[-1]]) if names else str(at[-1])
+            raise ValueError(
+                f"cannot subtract: column {column} took ±inf as values, so its moments are "
+                "NaN and the rest's cannot be recovered; fit with inf='skip' to subtract")
         if not np.size(self.count):
             return
         mine = (self.count[idx], self.shift[idx], self.shifted_mean[idx], self.m2[idx])
