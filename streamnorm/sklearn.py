@@ -1,8 +1,8 @@
 """A scikit-learn transformer on streamnorm statistics: :class:`StreamScaler`.
 
 Needs the optional extra ``pip install 'streamnorm[sklearn]'``. ``StreamScaler`` is a drop-in
-for ``sklearn.preprocessing.StandardScaler`` on dense and sparse (CSR / CSC) data: the same parameters
-(``with_mean``, ``with_std``, ``copy``), attributes (``mean_``, ``var_``, ``scale_``,
+for ``sklearn.preprocessing.StandardScaler`` on dense and sparse (CSR / CSC) data: the same
+parameters (``with_mean``, ``with_std``, ``copy``), attributes (``mean_``, ``var_``, ``scale_``,
 ``n_samples_seen_``, ``n_features_in_``, ``feature_names_in_``) and NaN handling (NaN is
 ignored in ``fit`` and kept in ``transform``), with the statistics kept in a
 :class:`~streamnorm.FeatureStats` (``stats_``): shifted, exactly mergeable moments, accurate

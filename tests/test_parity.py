@@ -16,17 +16,17 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 import scipy.stats
+from helpers import assert_bad_input, assert_ok, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from references import exact_central_moments, exact_moments
 
 import streamnorm as sn
-from helpers import assert_bad_input, assert_ok, run_cli
 
 pytest.importorskip("sklearn")
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.preprocessing import StandardScaler
 
-from streamnorm.sklearn import StreamScaler  # noqa: E402
+from streamnorm.sklearn import StreamScaler
 
 EPS = np.finfo(np.float64).eps
 
@@ -269,7 +269,7 @@ def assert_subtraction_accurate(got: sn.FeatureStats, rest: np.ndarray, merged: 
     m2(merged), so m2 keeps about -log10(eps r m2(merged) / m2(rest)) digits; |error of
     mean| <= 16 eps (|mean(rest)| + r max|x - x0|), x0 the merged state's shift (its first
     value)."""
-    n, mean, sums = exact_central_moments(rest)
+    _, mean, sums = exact_central_moments(rest)
     assert got.count[0] == len(rest)
     r = merged.count[0] / len(rest)
     assert abs(got.m2[0] - float(sums[2])) <= 16 * EPS * r * merged.m2[0]
@@ -316,7 +316,7 @@ def test_subtraction_adversarial_cancellation(rng):
     merged = fit(x)
     got = merged - fit(part)
     assert_subtraction_accurate(got, rest, merged, part)
-    n, _, sums = exact_central_moments(rest)
+    _, _, sums = exact_central_moments(rest)
     assert merged.m2[0] / float(sums[2]) > 1e7
     # tiny remainder spread: m2(rest) = 5e-17 under m2(merged) ~ 1e3; the result may be
     # pure rounding noise, but never negative and within the absolute bound
@@ -435,7 +435,7 @@ def test_named_bool_columns_count_as_zero_one_like_pandas(rng):
     assert fs.var(ddof=1)[0] == pytest.approx(series.astype(float).var(), rel=1e-14)
     assert (fs.min[0], fs.max[0]) == (0.0, 1.0)
     valid = flags[~mask].astype(float)
-    for kind in (dict(moments=4), dict(by="k")):
+    for kind in ({"moments": 4}, {"by": "k"}):
         keyed = table.append_column("k", pa.array(np.zeros(500, dtype=np.int64)))
         other = sn.FeatureStats(["flag"], **kind).update(keyed)
         assert np.ravel(other.mean)[0] == pytest.approx(valid.mean(), rel=1e-15)
