@@ -255,6 +255,7 @@ def inverse_file(
     schema = record.file_schema(src)
     if record.is_record(schema.metadata):
         recorded = record.read_record(schema, str(src))
+        record.refuse_online(recorded, str(src))
         if recorded["mode"] != "batch":
             raise InputError(
                 f"{src}: was normalized in {recorded['mode']} mode, which cannot be inverted: "
