@@ -202,6 +202,11 @@ class Normalizer:
         return self.mode != "batch" or self._stats is not None or self._online is not None
 
     @property
+    def online_state(self) -> OnlineState | None:
+        """The :class:`~streamnorm.normalize.online.OnlineState` of online mode (None else)."""
+        return self._online
+
+    @property
     def running(self) -> Any:
         """Online with ``momentum``: the :class:`~streamnorm.RunningStats` that normalize the
         stream (None before the first batch, and without momentum)."""

@@ -20,16 +20,21 @@ Normalizer maps each batch it releases with :meth:`OnlineState.center_scale` at 
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from ..errors import NonFiniteError
+from ..arrow.locations import is_uri, resolve
+from ..errors import InputError, NonFiniteError
 from ..state.features import FeatureStats
 from ..state.running import RunningStats
 from . import mappers, plan
+from .record import FINAL_STATS_KEY
 
 
 def check_online(mode: str, by: Sequence[str] | None, momentum: float | None, warmup: int,
@@ -167,3 +172,57 @@ class OnlineState:
                 "infinities, or drop momentum and use inf='skip'"
             )
         return {n: (float(mean[index[n]]), float(scale[index[n]])) for n in names}
+
+
+# --------------------------------------------------------------------------- final statistics
+
+
+def final_record(state: OnlineState) -> dict[str, Any]:
+    """The JSON-ready record of the statistics at the end of a stream: ``rows`` seen, ``stats``
+    (:meth:`FeatureStats.to_dict` of every row) and, with momentum, ``running`` (columns,
+    running_mean, running_var, updates, momentum, num_batches_tracked)."""
+    found: dict[str, Any] = {"kind": "OnlineFinal", "rows": state.rows,
+                             "stats": state.stats.to_dict()}
+    if state.running is not None:
+        running = state.running
+        found["running"] = {
+            "momentum": running.momentum, "num_batches_tracked": running.num_batches_tracked,
+            "columns": running.columns, "running_mean": running.running_mean.tolist(),
+            "running_var": running.running_var.tolist(), "updates": running.updates.tolist(),
+        }
+    return found
+
+
+def final_metadata(state: OnlineState) -> dict[bytes, bytes]:
+    """:func:`final_record` as the Parquet footer entry ``streamnorm.final_stats``."""
+    return {FINAL_STATS_KEY: json.dumps(final_record(state)).encode()}
+
+
+def read_final_stats(path: str | os.PathLike) -> FeatureStats:
+    """The statistics of every row of a Parquet file written by ``streamnorm normalize
+    --online`` (its footer entry ``streamnorm.final_stats``): what ``-o`` saved.
+
+    :class:`InputError` for a file without that entry (Arrow IPC outputs never have it: their
+    metadata is written before the first batch).
+    """
+    location = os.fspath(path)
+    try:
+        if is_uri(location):
+            fs, inner = resolve(location)
+            with fs.open_input_file(inner) as handle:
+                metadata = pq.ParquetFile(handle).metadata.metadata or {}
+        else:
+            metadata = pq.ParquetFile(location).metadata.metadata or {}
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{location}: not a readable Parquet file ({exc}); give the Parquet "
+                         "output of `streamnorm normalize --online`") from None
+    if FINAL_STATS_KEY not in metadata:
+        raise InputError(f"{location}: holds no final statistics of online normalization; give "
+                         "a Parquet output of `streamnorm normalize --online` (or save them "
+                         "with -o)")
+    try:
+        found = json.loads(metadata[FINAL_STATS_KEY])
+        return FeatureStats.from_dict(found["stats"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{location}: its final statistics are damaged ({exc}); save them "
+                         "with -o next time") from None

@@ -182,8 +182,10 @@ def refuse_online(record: dict[str, Any], where: str) -> None:
     """An :class:`InputError` when ``record`` is that of online normalization, whose data no
     one set of statistics can undo or reproduce."""
     if "online" in record:
-        raise InputError(f"{where}: was normalized online; {ONLINE_NO_INVERSE} (its final "
-                         "statistics are what `normalize --online -o STATS` saved)")
+        raise InputError(f"{where}: was normalized online (each batch with the statistics of "
+                         "the rows up to it), so no one set of statistics undoes or repeats it; "
+                         "keep the original data, and take the final statistics from "
+                         "`normalize --online -o STATS` (or a Parquet output's footer)")
 
 
 def stats_file_beside(location: Any, name: str) -> Any:
