@@ -261,6 +261,24 @@ def test_fit_seeds_the_stream_and_transform_continues_it(rng: np.random.Generato
     assert_same_stats(norm.stats, sn.feature_stats(pa.Table.from_batches(whole)), rtol=1e-13)
 
 
+def test_from_stats_resumes_a_stream(tmp_path, rng: np.random.Generator) -> None:
+    """Statistics saved at the end of one stream continue in the next, warm-up included."""
+    history = sample_table(rng, 60)
+    batches = cut(sample_table(rng, 90), [10, 50])
+    sn.feature_stats(history).save(tmp_path / "s.json")
+    resumed = sn.Normalizer.from_stats(tmp_path / "s.json", online=True, warmup=100)
+    got = list(resumed.transform_batches(batches))
+    assert [b.num_rows for b in got] == [10, 40, 40]  # 60 + 10 < 100 rows: held; 60 + 50: out
+    seeded = sn.Normalizer(online=True, warmup=100).fit(history)
+    assert_same_output(got, list(seeded.transform_batches(batches)))
+    whole = [*history.to_batches(), *batches]
+    warm = seen_fit(whole[:3], together=False)
+    assert_same_output(got, [warm.transform(b) for b in batches[:2]]
+                       + loop_of_fits(whole, together=False)[3:])
+    with pytest.raises(ValueError, match="by="):
+        sn.Normalizer.from_stats(sn.FeatureStats(by="s").update(history), online=True)
+
+
 # --------------------------------------------------------------------------- bounded memory
 
 
@@ -373,7 +391,6 @@ def test_cli_momentum_warmup_to_arrow(tmp_path, parquet_in) -> None:
     (["--momentum", "0.1"], "--online"),
     (["--warmup", "5"], "--online"),
     (["-o", "{tmp}/s.json"], "--online"),
-    (["--online", "--stats", "{tmp}/in.parquet"], "--stats"),
     (["--online", "--by", "k"], "--by"),
     (["--online", "--momentum", "1.5"], "(0, 1]"),
     (["--online", "-o", "{tmp}/s.txt"], "s.txt"),
@@ -390,6 +407,23 @@ def test_cli_bad_combinations(tmp_path, parquet_in, capsys, args: list[str],
     assert len(lines) == 1 and lines[0].startswith("streamnorm: error:"), lines
     assert needle in lines[0]
     assert not out.exists() and not (tmp_path / "s.json").exists()
+
+
+def test_cli_online_resumes_from_saved_stats(tmp_path, parquet_in, rng) -> None:
+    """`--online -o` at the end of one file, `--online --stats` continues with the next."""
+    second = tmp_path / "second.parquet"
+    pq.write_table(sample_table(rng, 900, offset=1e6), second, row_group_size=300)
+    first_stats, final = tmp_path / "first.json", tmp_path / "final.json"
+    out = tmp_path / "out.parquet"
+    assert_ok(run_cli("normalize", parquet_in, tmp_path / "o1.parquet", "--online", "-o",
+                      first_stats, "--no-progress", cwd=tmp_path))
+    assert_ok(run_cli("normalize", second, out, "--online", "--stats", first_stats, "-o", final,
+                      "--no-progress", cwd=tmp_path))
+    norm = sn.Normalizer(online=True).fit(parquet_in)
+    want = pa.Table.from_batches(list(norm.transform_batches(second)))
+    assert_same_table(pq.read_table(out), want)
+    both = sn.feature_stats(parquet_in).merge(sn.feature_stats(second))
+    assert_same_stats(sn.FeatureStats.load(final), both, rtol=1e-13)
 
 
 def test_cli_online_refuses_infinities_leaving_nothing(tmp_path) -> None:

@@ -194,8 +194,7 @@ def check_online_args(args: argparse.Namespace) -> None:
     if args.mode != "batch":
         raise UsageError(f"--online needs --mode batch: --mode {args.mode} normalizes each row "
                          "with its own statistics and reads IN once already; drop --online")
-    for flag, given in (("--stats", args.stats is not None), ("--by", args.by),
-                        ("--dask/--scheduler", uses_dask(args))):
+    for flag, given in (("--by", args.by), ("--dask/--scheduler", uses_dask(args))):
         if given:
             raise UsageError(f"--online does not go with {flag}; drop one of them")
     if is_dataset(args.input) and wants_directory(args.output):

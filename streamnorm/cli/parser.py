@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     norm.add_argument(
         "--stats", metavar="FILE",
         help="batch mode: use these statistics (a stats file, or a file normalized before) "
-        "instead of a fitting pass",
+        "instead of a fitting pass; with --online: continue them (resume a stream from the "
+        "statistics its -o saved)",
     )
     norm.add_argument(
         "--eps", type=non_negative_float, metavar="E",

@@ -51,7 +51,7 @@ from ..kernels import backend
 from ..progress import Progress
 from ..state.features import FeatureStats
 from . import mappers, plan, record
-from .online import OnlineState, check_online, check_online_options
+from .online import OnlineState, check_online, check_online_options, stats_rows
 from .plan import Mode
 
 _DEFAULT_EPS = {"batch": 0.0, "layer": 1e-5, "rms": 1e-5}
@@ -276,6 +276,9 @@ class Normalizer:
         eps: float | None = None,
         ddof: int | None = None,
         target: str | None = None,
+        online: bool = False,
+        momentum: float | None = None,
+        warmup: int = 0,
     ) -> Normalizer:
         """A fitted batch-mode Normalizer from statistics computed elsewhere.
 
@@ -283,6 +286,11 @@ class Normalizer:
         ``.parquet``), or a file this library normalized (its schema metadata holds the
         statistics: then ``eps``/``ddof``/``columns`` default to the ones it was made with).
         ``columns`` restricts normalization to some of the statistics' columns.
+
+        ``online=True`` (``momentum``, ``warmup`` as in the constructor): an online Normalizer
+        whose stream continues these statistics, as after :meth:`fit` (their rows count towards
+        the warm-up); for instance to resume a stream from the statistics that
+        ``normalize --online -o`` saved at the end of the last one.
         """
         if not isinstance(stats, FeatureStats):
             path = record.stats_location(stats)
@@ -305,8 +313,11 @@ class Normalizer:
         norm = cls(
             "batch", columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target,
             inf="skip" if stats.inf == "skip" else "error",
-            by=getattr(stats, "by", None),
+            by=getattr(stats, "by", None), online=online, momentum=momentum, warmup=warmup,
         )
+        if norm._online is not None:
+            norm._online.seed(stats, stats_rows(stats))
+            return norm
         norm._set_stats(stats)
         return norm
 

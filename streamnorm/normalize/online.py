@@ -68,6 +68,17 @@ def check_online_options(online: bool, momentum: float | None, warmup: int) -> N
                          "online=True or drop them")
 
 
+def stats_rows(stats: FeatureStats) -> int:
+    """The rows ``stats`` cover (what counts towards a warm-up when a stream continues them):
+    the most, over the columns, of values, nulls, NaN (and ±inf skipped)."""
+    if not stats.columns:
+        return 0
+    rows = stats.count + stats.null_count + stats.nan_count
+    if stats.inf == "skip":
+        rows = rows + stats.inf_count
+    return int(np.max(rows))
+
+
 class OnlineState:
     """What online normalization carries from batch to batch (see the module docstring).
 

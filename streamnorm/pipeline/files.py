@@ -156,9 +156,9 @@ def normalize_file(
     as float32 (every other column keeps its type). ``inf`` is as in :class:`Normalizer` (batch
     mode): by default statistics holding ±inf are refused before anything is written.
 
-    ``online=True`` (batch mode, without ``stats``) reads ``src`` once and normalizes each
-    batch with the statistics of everything before it and itself (``momentum``, ``warmup`` as
-    in :class:`Normalizer`); the statistics at the end go to ``save_stats`` (a statistics file,
+    ``online=True`` (batch mode) reads ``src`` once and normalizes each batch with the
+    statistics of everything before it and itself (``momentum``, ``warmup`` as in
+    :class:`Normalizer`; with ``stats``, the stream continues those); the statistics at the end go to ``save_stats`` (a statistics file,
     written just before the output is renamed into place) and, for Parquet, into the output's
     footer (:func:`~streamnorm.normalize.online.read_final_stats`).
 
@@ -168,14 +168,12 @@ def normalize_file(
     writer_options = _writer_options(dst_path, compression, row_group_size, float32)
     schema = record.file_schema(src)
     total = count_rows(src) if progress else None
-    if online and stats is not None:
-        raise ValueError("stats= and online=True exclude each other: online normalization "
-                         "uses the statistics of the stream; drop one")
     if save_stats is not None and not online:
         raise ValueError("save_stats= saves the final statistics of online normalization; "
                          "pass online=True, or compute statistics with feature_stats")
     if mode == "batch" and stats is not None:
-        norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target)
+        norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target,
+                                     online=online, momentum=momentum, warmup=warmup)
         passes = 1
     else:
         if stats is not None:
