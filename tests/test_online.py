@@ -275,7 +275,7 @@ def test_from_stats_resumes_a_stream(tmp_path, rng: np.random.Generator) -> None
     warm = seen_fit(whole[:3], together=False)
     assert_same_output(got, [warm.transform(b) for b in batches[:2]]
                        + loop_of_fits(whole, together=False)[3:])
-    with pytest.raises(ValueError, match="by="):
+    with pytest.raises(sn.InputError, match="by="):
         sn.Normalizer.from_stats(sn.FeatureStats(by="s").update(history), online=True)
 
 
@@ -396,6 +396,7 @@ def test_cli_momentum_warmup_to_arrow(tmp_path, parquet_in) -> None:
     (["--online", "-o", "{tmp}/s.txt"], "s.txt"),
     (["--online", "-o", "{tmp}/out.parquet"], "OUT itself"),
     (["--online", "--dask"], "--dask"),
+    (["--online", "--momentum", "0.1", "--inf", "skip"], "--inf skip"),
 ])
 def test_cli_bad_combinations(tmp_path, parquet_in, capsys, args: list[str],
                               needle: str) -> None:
@@ -407,6 +408,12 @@ def test_cli_bad_combinations(tmp_path, parquet_in, capsys, args: list[str],
     assert len(lines) == 1 and lines[0].startswith("streamnorm: error:"), lines
     assert needle in lines[0]
     assert not out.exists() and not (tmp_path / "s.json").exists()
+
+
+def test_cli_online_refuses_a_directory_output(tmp_path, parquet_in, capsys) -> None:
+    assert main(["normalize", str(tmp_path), str(tmp_path / "outdir"), "--online"]) == 2
+    assert "one output file" in capsys.readouterr().err
+    assert not (tmp_path / "outdir").exists()
 
 
 def test_cli_online_resumes_from_saved_stats(tmp_path, parquet_in, rng) -> None:

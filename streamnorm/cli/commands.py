@@ -197,6 +197,9 @@ def check_online_args(args: argparse.Namespace) -> None:
     for flag, given in (("--by", args.by), ("--dask/--scheduler", uses_dask(args))):
         if given:
             raise UsageError(f"--online does not go with {flag}; drop one of them")
+    if args.momentum is not None and args.inf == "skip":
+        raise UsageError("--inf skip does not go with --momentum: the running statistics take "
+                         "±inf as values; drop one of them")
     if is_dataset(args.input) and wants_directory(args.output):
         raise UsageError("--online writes one output file: give OUT a .parquet or .arrow name")
     if args.save_stats:

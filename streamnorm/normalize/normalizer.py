@@ -310,6 +310,9 @@ class Normalizer:
         if columns is not None:
             columns = [columns] if isinstance(columns, str) else list(columns)
             plan.check_stats_columns(columns, stats)
+        if online and getattr(stats, "by", None) is not None:
+            raise InputError("grouped (by=) statistics cannot start online normalization, which "
+                             "has no per-key mode; give ungrouped statistics")
         norm = cls(
             "batch", columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target,
             inf="skip" if stats.inf == "skip" else "error",
