@@ -256,14 +256,16 @@ class Normalizer:
                 progress.update(batch.num_rows, batch.nbytes)
         if not seen and schema is not None:
             stats.update(plan.empty_batch(schema))  # fixes the columns of a source without rows
-        if check_finite:
-            mappers.check_finite_stats(stats, self.columns)
         if self._online is not None:
+            if check_finite:
+                mappers.check_finite_stats(stats, self.columns)
             self._online.seed(stats, rows)  # the stream continues these statistics
             self._record_json = None
             self._schema_cache = self._inverse_cache = None
             return self
         self._set_stats(stats)
+        if check_finite:
+            mappers.check_finite_stats(stats, self.columns)
         return self
 
     # ------------------------------------------------------------------ construction
