@@ -148,6 +148,7 @@ def cmd_normalize(args: argparse.Namespace) -> int:
         )
     if args.by and (args.mode != "batch" or args.stats is not None):
         raise UsageError("--by applies to --mode batch without --stats; drop --by")
+    check_online_args(args)
     check_target(args.target)
     if uses_dask(args):
         print(dask_normalize(args))
@@ -166,15 +167,53 @@ def cmd_normalize(args: argparse.Namespace) -> int:
             source, args.output, mode=args.mode, columns=columns, stats=args.stats,
             batch_size=args.batch_size, eps=args.eps, target=args.target,
             progress=show_progress(args), by=args.by, inf=args.inf, **output_options(args),
+            **online_options(args),
         )
     seconds = time.perf_counter() - start
     norm = result.normalizer
+    how = f"{norm.mode} mode" + (", online" if norm.online else "")
     print(
         f"normalized {result.rows:,} rows of {len(result.columns)} columns "
-        f"({norm.mode} mode, eps={norm.eps:g}, {result.passes} pass"
+        f"({how}, eps={norm.eps:g}, {result.passes} pass"
         f"{'es' if result.passes > 1 else ''}) into {args.output} in {seconds:.2f} s"
     )
+    if args.save_stats:
+        print(f"wrote the final statistics to {args.save_stats}")
     return EXIT_OK
+
+
+def check_online_args(args: argparse.Namespace) -> None:
+    """``--online`` and its options: a :class:`UsageError` for what does not go together."""
+    if not args.online:
+        for flag, given in (("--momentum", args.momentum is not None),
+                            ("--warmup", args.warmup != 0), ("-o/--save-stats", args.save_stats)):
+            if given:
+                raise UsageError(f"{flag} applies to --online normalization; add --online or "
+                                 f"drop {flag}")
+        return
+    if args.mode != "batch":
+        raise UsageError(f"--online needs --mode batch: --mode {args.mode} normalizes each row "
+                         "with its own statistics and reads IN once already; drop --online")
+    for flag, given in (("--by", args.by), ("--dask/--scheduler", uses_dask(args))):
+        if given:
+            raise UsageError(f"--online does not go with {flag}; drop one of them")
+    if args.momentum is not None and args.inf == "skip":
+        raise UsageError("--inf skip does not go with --momentum: the running statistics take "
+                         "±inf as values; drop one of them")
+    if is_dataset(args.input) and wants_directory(args.output):
+        raise UsageError("--online writes one output file: give OUT a .parquet or .arrow name")
+    if args.save_stats:
+        if os.path.abspath(args.save_stats) == os.path.abspath(args.output):
+            raise UsageError("-o/--save-stats names OUT itself; give the statistics another file")
+        _check_stats_output(args.input, args.save_stats)
+
+
+def online_options(args: argparse.Namespace) -> dict[str, object]:
+    """The ``normalize_file`` keywords of ``--online`` (none without it)."""
+    if not args.online:
+        return {}
+    return {"online": True, "momentum": args.momentum, "warmup": args.warmup,
+            "save_stats": args.save_stats}
 
 
 def cmd_inverse(args: argparse.Namespace) -> int:

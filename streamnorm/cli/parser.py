@@ -15,6 +15,7 @@ from .options import (
     add_common_options,
     add_dask_options,
     add_inf_option,
+    add_online_options,
     add_output_options,
     add_selection_options,
     non_negative_float,
@@ -86,12 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     norm.add_argument(
         "--stats", metavar="FILE",
         help="batch mode: use these statistics (a stats file, or a file normalized before) "
-        "instead of a fitting pass",
+        "instead of a fitting pass; with --online: continue them (resume a stream from the "
+        "statistics its -o saved)",
     )
     norm.add_argument(
         "--eps", type=non_negative_float, metavar="E",
         help="added to the variance under the square root (default 0 batch, 1e-5 layer/rms)",
     )
+    add_online_options(norm)
     _add_reading_options(norm, "normalize", output=True)
 
     inverse = sub.add_parser(

@@ -51,6 +51,7 @@ from ..kernels import backend
 from ..progress import Progress
 from ..state.features import FeatureStats
 from . import mappers, plan, record
+from .online import OnlineState, check_online, check_online_options, stats_rows
 from .plan import Mode
 
 _DEFAULT_EPS = {"batch": 0.0, "layer": 1e-5, "rms": 1e-5}
@@ -97,6 +98,16 @@ class Normalizer:
     by : key column(s), batch mode only: fit one set of statistics per key
         (``FeatureStats(by=...)``) and normalize each row with its key's; rows whose key
         was not seen in ``fit`` come out null.
+    online : batch mode only: normalize each batch with the statistics of everything seen so
+        far, that batch included (no look-ahead), for streams read once; see
+        :mod:`streamnorm.normalize.online` and the README section "Online normalization".
+        ``transform`` / ``transform_batches`` then advance the stream (each call continues the
+        statistics), ``fit`` seeds the statistics the stream continues, ``stats`` holds the
+        statistics of all rows seen, and there is no inverse.
+    momentum : online only: normalize with the exponentially forgetting statistics of
+        :class:`~streamnorm.RunningStats` (factor in (0, 1]) instead of those of all rows.
+    warmup : online only: hold back the first batches until this many rows are seen, then
+        normalize them with the statistics of all of them.
 
     Examples
     --------
@@ -123,6 +134,9 @@ class Normalizer:
         target: str | None = None,
         by: str | Sequence[str] | None = None,
         inf: Literal["error", "skip"] = "error",
+        online: bool = False,
+        momentum: float | None = None,
+        warmup: int = 0,
     ) -> None:
         self.mode = plan.check_mode(mode)
         self.by = [by] if isinstance(by, str) else (list(by) if by is not None else None)
@@ -145,6 +159,14 @@ class Normalizer:
                              "or drop by=")
         self.inf = inf
         self.target = target
+        check_online_options(online, momentum, warmup)
+        if online:
+            check_online(self.mode, self.by, momentum, warmup, self.ddof, inf)
+        self.online = bool(online)
+        self.momentum = None if momentum is None else float(momentum)
+        self.warmup = int(warmup)
+        self._online = OnlineState(self.columns, nan, inf, target, momentum, warmup
+                                   ) if online else None
         self._stats: FeatureStats | None = None
         self._record_json: str | None = None
         self._stats_file: str | None = None
@@ -154,7 +176,9 @@ class Normalizer:
     def __repr__(self) -> str:
         return (
             f"Normalizer(mode={self.mode!r}, columns={self.columns}, eps={self.eps}, "
-            f"ddof={self.ddof}, nan={self.nan!r})"
+            f"ddof={self.ddof}, nan={self.nan!r}"
+            + (f", online=True, momentum={self.momentum}, warmup={self.warmup})"
+               if self.online else ")")
         )
 
     # ------------------------------------------------------------------ fitting
@@ -162,16 +186,31 @@ class Normalizer:
     def stats(self) -> FeatureStats | None:
         """The per-column statistics used in batch mode (None in layer / rms mode).
 
-        Raises ``RuntimeError`` in batch mode before :meth:`fit` / :meth:`from_stats`.
+        Raises ``RuntimeError`` in batch mode before :meth:`fit` / :meth:`from_stats`. Online:
+        the statistics of every row seen so far (fitted and streamed; with ``momentum`` too:
+        the running ones that normalize are :attr:`running`), empty before any data.
         """
         if self.mode != "batch":
             return None
+        if self._online is not None:
+            return self._online.stats
         return self._require_stats()
 
     @property
     def is_fitted(self) -> bool:
         """Whether :meth:`transform` can run (always True in layer / rms mode)."""
-        return self.mode != "batch" or self._stats is not None
+        return self.mode != "batch" or self._stats is not None or self._online is not None
+
+    @property
+    def online_state(self) -> OnlineState | None:
+        """The :class:`~streamnorm.normalize.online.OnlineState` of online mode (None else)."""
+        return self._online
+
+    @property
+    def running(self) -> Any:
+        """Online with ``momentum``: the :class:`~streamnorm.RunningStats` that normalize the
+        stream (None before the first batch, and without momentum)."""
+        return self._online.running if self._online is not None else None
 
     def _require_stats(self) -> FeatureStats:
         if self._stats is None:
@@ -210,13 +249,22 @@ class Normalizer:
             # column is counted as 0/1 there; normalizing refuses it
             plan.check_batch_columns(schema, self.columns, bools=not check_finite)
         seen = False
+        rows = 0
         for batch in batches:
             stats.update(batch)
             seen = True
+            rows += batch.num_rows
             if progress is not None:
                 progress.update(batch.num_rows, batch.nbytes)
         if not seen and schema is not None:
             stats.update(plan.empty_batch(schema))  # fixes the columns of a source without rows
+        if self._online is not None:
+            if check_finite:
+                mappers.check_finite_stats(stats, self.columns)
+            self._online.seed(stats, rows)  # the stream continues these statistics
+            self._record_json = None
+            self._schema_cache = self._inverse_cache = None
+            return self
         self._set_stats(stats)
         if check_finite:
             mappers.check_finite_stats(stats, self.columns)
@@ -232,6 +280,9 @@ class Normalizer:
         eps: float | None = None,
         ddof: int | None = None,
         target: str | None = None,
+        online: bool = False,
+        momentum: float | None = None,
+        warmup: int = 0,
     ) -> Normalizer:
         """A fitted batch-mode Normalizer from statistics computed elsewhere.
 
@@ -239,6 +290,11 @@ class Normalizer:
         ``.parquet``), or a file this library normalized (its schema metadata holds the
         statistics: then ``eps``/``ddof``/``columns`` default to the ones it was made with).
         ``columns`` restricts normalization to some of the statistics' columns.
+
+        ``online=True`` (``momentum``, ``warmup`` as in the constructor): an online Normalizer
+        whose stream continues these statistics, as after :meth:`fit` (their rows count towards
+        the warm-up); for instance to resume a stream from the statistics that
+        ``normalize --online -o`` saved at the end of the last one.
         """
         if not isinstance(stats, FeatureStats):
             path = record.stats_location(stats)
@@ -258,11 +314,17 @@ class Normalizer:
         if columns is not None:
             columns = [columns] if isinstance(columns, str) else list(columns)
             plan.check_stats_columns(columns, stats)
+        if online and getattr(stats, "by", None) is not None:
+            raise InputError("grouped (by=) statistics cannot start online normalization, which "
+                             "has no per-key mode; give ungrouped statistics")
         norm = cls(
             "batch", columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target,
             inf="skip" if stats.inf == "skip" else "error",
-            by=getattr(stats, "by", None),
+            by=getattr(stats, "by", None), online=online, momentum=momentum, warmup=warmup,
         )
+        if norm._online is not None:
+            norm._online.seed(stats, stats_rows(stats))
+            return norm
         norm._set_stats(stats)
         return norm
 
@@ -292,6 +354,10 @@ class Normalizer:
         grouped statistics as Arrow IPC (``stats_arrow``, base64; much smaller than JSON) or,
         in a file written by :func:`~streamnorm.normalize_file` when they are large, the name
         of the statistics file beside it (``stats_file``)."""
+        if self._online is not None:
+            return record.make_record(self.mode, self.eps, self.ddof, self.nan, self.columns,
+                                      self.inf, None, None, None,
+                                      online={"momentum": self.momentum, "warmup": self.warmup})
         stats = self._require_stats() if self.mode == "batch" else None
         return record.make_record(self.mode, self.eps, self.ddof, self.nan, self.columns,
                                   self.inf, self.by, stats, self._stats_file)
@@ -317,6 +383,8 @@ class Normalizer:
     # ------------------------------------------------------------------ planning
     def normalized_columns(self, schema: pa.Schema) -> list[str]:
         """The columns of ``schema`` this Normalizer changes, in schema order."""
+        if self._online is not None:
+            return self._online.bind(schema)
         if self.mode == "batch":
             chosen = plan.batch_columns(schema, self.columns, self._require_stats())
         else:
@@ -336,9 +404,11 @@ class Normalizer:
         chosen = self.normalized_columns(schema)
         out_schema = plan.output_schema(schema, chosen, record.METADATA_KEY,
                                         self._record_text().encode())
-        if self.mode == "batch" and self.by is not None:
+        if self._online is not None:
+            how: Any = chosen  # centers and scales change from batch to batch
+        elif self.mode == "batch" and self.by is not None:
             mappers.check_finite_stats(self._require_stats(), chosen)
-            how: Any = {n: None for n in chosen}  # per key, per row
+            how = {n: None for n in chosen}  # per key, per row
         elif self.mode == "batch":
             how = mappers.batch_center_scale(self._require_stats(), chosen, self.eps, self.ddof)
         else:
@@ -351,24 +421,57 @@ class Normalizer:
         """Normalize ``data``: a RecordBatch gives a RecordBatch, anything else a Table.
 
         Same columns in the same order; normalized columns become float64 (float32 stays
-        float32); nulls stay null; other columns pass through unchanged.
+        float32); nulls stay null; other columns pass through unchanged. Online: ``data`` is
+        the next part of the stream (the statistics advance; a warm-up still pending is ended
+        by the end of ``data``), and a RecordBatch still gives one RecordBatch.
         """
+        if self._online is not None:
+            schema, batches = schema_and_batches(data)
+            if schema is None:
+                raise ValueError("cannot transform an empty iterable: it has no schema")
+            out = list(self._online_stream(batches))
+            out_schema = plan.widened(self.output_schema(schema), out)
+            out = [b if b.schema.equals(out_schema) else b.cast(out_schema) for b in out]
+            if isinstance(data, pa.RecordBatch):
+                return out[0]
+            return pa.Table.from_batches(out, schema=out_schema)
         return _map_batches(data, self._transform_batch, self.output_schema, "transform")
 
     def transform_batches(
         self, source: Source, batch_size: int | None = None
     ) -> Iterator[pa.RecordBatch]:
-        """Normalize ``source`` lazily, one output batch per input batch (bounded memory)."""
+        """Normalize ``source`` lazily, one output batch per input batch (bounded memory).
+
+        Online, each batch is read, taken into the statistics and normalized before the next
+        one is read (only a warm-up reads ahead, up to its rows), so ``source`` may be an
+        endless iterator: nothing accumulates but the warm-up buffer.
+        """
         _, batches = schema_and_batches(source, batch_size=batch_size)
+        if self._online is not None:
+            yield from self._online_stream(batches)
+            return
         for batch in batches:
             yield self._transform_batch(batch)
+
+    def _online_stream(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """Online: each batch into the statistics, then out normalized as soon as released."""
+        state = self._online
+        assert state is not None
+        for batch in batches:
+            for ready in state.feed(batch):
+                yield self._transform_batch(ready)
+        for ready in state.end():
+            yield self._transform_batch(ready)
 
     def _transform_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if not self.is_fitted:
             self._require_stats()
         out_schema, how = self._plan(batch.schema)
         kernels = backend(self.target)
-        if self.mode == "batch" and self.by is not None:
+        if self._online is not None:
+            centers = self._online.center_scale(how, self.eps, self.ddof)
+            arrays = mappers.map_batch(batch, out_schema, centers, kernels, inverse=False)
+        elif self.mode == "batch" and self.by is not None:
             arrays = mappers.map_grouped_batch(self._require_stats(), batch, out_schema,
                                                list(how), self.eps, self.ddof, inverse=False)
         elif self.mode == "batch":
@@ -397,6 +500,8 @@ class Normalizer:
             yield self._inverse_batch(batch)
 
     def _inverse_schema(self, schema: pa.Schema) -> pa.Schema:
+        if self._online is not None:
+            raise ValueError(record.ONLINE_NO_INVERSE)
         if self.mode != "batch":
             raise ValueError(
                 f"mode {self.mode!r} cannot be inverted: each row's statistics are not kept; "

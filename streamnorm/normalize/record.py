@@ -47,6 +47,13 @@ INLINE_STATS_BYTES = 256 * 1024
 #: Suffix of the statistics file written beside a normalized output: ``out.parquet.stats.arrow``.
 STATS_FILE_SUFFIX = ".stats.arrow"
 _FIX_RECORD = "normalize the data again, or give the statistics with --stats"
+#: Why online-normalized data has no inverse (docs: README "Online normalization").
+ONLINE_NO_INVERSE = (
+    "online normalization has no inverse: each batch was normalized with the statistics of the "
+    "rows up to it, so no one set of statistics undoes it; keep the original data"
+)
+#: Key of a Parquet footer entry holding the statistics at the end of an online stream.
+FINAL_STATS_KEY = b"streamnorm.final_stats"
 
 
 def file_schema(path: str | os.PathLike) -> pa.Schema:
@@ -65,8 +72,11 @@ def file_schema(path: str | os.PathLike) -> pa.Schema:
 def make_record(
     mode: str, eps: float, ddof: int, nan: str, columns: Sequence[str] | None, inf: str,
     by: Sequence[str] | None, stats: FeatureStats | None, stats_file: str | None,
+    *, online: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON-ready record of a Normalizer so configured. ``stats`` (batch mode) go in as
+    """The JSON-ready record of a Normalizer so configured. ``online`` (online batch mode:
+    ``{"momentum": ..., "warmup": ...}``) goes in instead of statistics, which change from
+    batch to batch. ``stats`` (batch mode) go in as
     :meth:`FeatureStats.to_dict` gives them, or for grouped statistics as Arrow IPC
     (``stats_arrow``, base64; much smaller than JSON) or, when ``stats_file`` is given, as the
     name of the statistics file beside the output (``stats_file``)."""
@@ -78,7 +88,9 @@ def make_record(
         record["inf"] = inf
     if by is not None:
         record["by"] = by
-    if mode != "batch":
+    if online is not None:
+        record["online"] = online
+    if mode != "batch" or online is not None:
         return record
     assert stats is not None
     if by is None:
@@ -133,7 +145,10 @@ def record_problem(record: dict[str, Any]) -> str | None:
         return f"field 'nan' is {show(nan)}, not 'skip' or 'propagate'"
     if record.get("inf", "error") not in ("error", "skip"):
         return f"field 'inf' is {show(record.get('inf'))}, not 'error' or 'skip'"
-    if mode == "batch" and not {"stats", "stats_arrow", "stats_file"} & set(record):
+    if "online" in record and not isinstance(record["online"], dict):
+        return f"field 'online' is {show(record['online'])}, not an object"
+    if (mode == "batch" and "online" not in record
+            and not {"stats", "stats_arrow", "stats_file"} & set(record)):
         return "it holds no statistics"
     return (names_problem(record, "columns")
             or names_problem(record, "by", empty=False))
@@ -158,7 +173,19 @@ def locate_record(
             f"{where}: has no streamnorm normalization record in its schema metadata; "
             "give the statistics with --stats / Normalizer.from_stats"
         )
-    return read_record(schema, where), where, location
+    found = read_record(schema, where)
+    refuse_online(found, where)
+    return found, where, location
+
+
+def refuse_online(record: dict[str, Any], where: str) -> None:
+    """An :class:`InputError` when ``record`` is that of online normalization, whose data no
+    one set of statistics can undo or reproduce."""
+    if "online" in record:
+        raise InputError(f"{where}: was normalized online (each batch with the statistics of "
+                         "the rows up to it), so no one set of statistics undoes or repeats it; "
+                         "keep the original data, and take the final statistics from "
+                         "`normalize --online -o STATS` (or a Parquet output's footer)")
 
 
 def stats_file_beside(location: Any, name: str) -> Any:

@@ -73,6 +73,22 @@ class RunningStats:
         self._columns: list[str] | None = self._requested
         self.reset()
 
+    @classmethod
+    def from_stats(cls, stats: FeatureStats, momentum: float | None = 0.1) -> RunningStats:
+        """Running statistics that start at the mean and unbiased variance (``ddof=1``) of
+        ``stats`` instead of mean 0, variance 1, as if ``stats`` had been one batch taken with
+        factor 1 (``updates`` 1 and ``num_batches_tracked`` 1; a column with fewer than two
+        values keeps mean 0, variance 1). Online normalization seeds them so from its warm-up.
+        """
+        running = cls(momentum, stats.columns, nan=stats.nan)  # type: ignore[arg-type]
+        running._columns = stats.columns
+        ok = stats.count > 1
+        running.running_mean = np.where(ok, stats.mean, 0.0)
+        running.running_var = np.where(ok, stats.var(ddof=1), 1.0)
+        running.updates = ok.astype(np.int64)
+        running.num_batches_tracked = 1
+        return running
+
     def update(self, batch: Source) -> RunningStats:
         """Update the running statistics with one batch (any source, taken as a whole)."""
         stats = FeatureStats(self._columns or self._requested, nan=self.nan).update(batch)
