@@ -65,15 +65,23 @@ def skip(peer: str, why: Exception | str, out: Any) -> None:
 
 
 
-def median_us(fn: Callable[[], Any], calls: int, budget_s: float = 10.0) -> float:
-    """Median microseconds of ``calls`` single calls of ``fn`` (after one warm-up call),
-    stopping early once ``budget_s`` seconds are spent (a slow path stays measurable)."""
-    fn()
-    times: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    while len(times) < calls and (len(times) < 5 or time.perf_counter() < deadline):
-        start = time.perf_counter()
+def interleaved_us(fns: dict[str, Callable[[], Any]], calls: int,
+                   budget_s: float = 30.0) -> tuple[dict[str, float], dict[str, float]]:
+    """``(best, median)`` microseconds of single calls of each function, timed in interleaved
+    rounds (one call of each per round, after one warm-up call each) so that a busy neighbour
+    slows every implementation alike; up to ``calls`` rounds, stopping early once
+    ``budget_s`` seconds are spent (at least 5 rounds)."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2] * 1e6
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    deadline = time.perf_counter() + budget_s
+    for done in range(calls):
+        if done >= 5 and time.perf_counter() > deadline:
+            break
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    best = {name: min(t) * 1e6 for name, t in times.items()}
+    median = {name: sorted(t)[len(t) // 2] * 1e6 for name, t in times.items()}
+    return best, median

@@ -123,50 +123,55 @@ def merge_into(count, shift, mean, m2, m3, m4, lo, hi, scale_exp, positions, p_c
 
 @njit(cache=True)
 def update_at(struct, children, positions, like, null_count, nan_count, count, shift, mean, m2,
-              lo, hi, scale_exp):
+              lo, hi, scale_exp, status, partial):
     """Plain statistics of a small batch, merged into the state in place: the columns
     ``children`` (int64[k], child indexes) of the exported record batch at ``struct`` (see
     :func:`.memory.locate_children`), all of ``like``'s dtype, into entries ``positions``.
 
-    Returns ``(usable, status int8[k], count, shift, shifted_mean, m2, min, max)``: ``usable``
-    False when a buffer cannot be read by address (nothing done: use the general path), else
-    the status of each column and the batch's partial results (for the entries the general
-    merge or the careful path must take). Null and NaN counts are taken for every column.
+    Returns -1 when a buffer cannot be read by address (nothing done: use the general path),
+    else the number of columns left unmerged. ``status`` (int8[k]) receives each column's
+    status and ``partial`` (float64[6, k]) the batch's partial results (count, shift,
+    shifted_mean, m2, min, max) for the columns the general merge or the careful path must
+    take: both are scratch arrays the caller allocates once. Null and NaN counts are taken
+    for every column.
     """
     addresses, lengths, validity_addresses, bit_offsets, has_validity, usable = (
         locate_children(struct, children, like.itemsize))
-    k = children.shape[0]
     if not usable:
-        empty = np.zeros(k)
-        return (False, np.zeros(k, dtype=np.int8), np.zeros(k, dtype=np.int64), empty, empty,
-                empty, empty, empty)
+        return -1
     p_count, p_nan, p_mean, p_m2, p_lo, p_hi, p_shift = serial_columns_moments_at(
         like, addresses, lengths, validity_addresses, bit_offsets, has_validity,
         shift[positions])
-    for i in range(k):
+    for i in range(children.shape[0]):
         null_count[positions[i]] += lengths[i] - p_count[i] - p_nan[i]
         nan_count[positions[i]] += p_nan[i]
-    status = finite_status(p_count, p_mean, p_m2, p_lo, p_hi)
+    status[:] = finite_status(p_count, p_mean, p_m2, p_lo, p_hi)
     nothing = np.zeros(0)
     merge_into(count, shift, mean, m2, nothing, nothing, lo, hi, scale_exp, positions, p_count,
                p_shift, p_mean, p_m2, nothing, nothing, p_lo, p_hi, nothing, False, status)
-    return True, status, p_count, p_shift, p_mean, p_m2, p_lo, p_hi
+    left = 0
+    for i in range(children.shape[0]):
+        if status[i] != MERGED:
+            left += 1
+            partial[0, i], partial[1, i], partial[2, i] = p_count[i], p_shift[i], p_mean[i]
+            partial[3, i], partial[4, i], partial[5, i] = p_m2[i], p_lo[i], p_hi[i]
+    return left
 
 
 @njit(cache=True)
-def ext_moments_at(struct, children, like, weights_child, higher, shifts, count, shift, mean,
-                   positions):
-    """Weighted and/or higher moments of a small batch's columns (as :func:`update_at`
-    locates them), with ``shifts`` float64[k] (finite), and ``d_n`` for the merge.
+def ext_moments_at(struct, children, like, weights_child, higher, count, shift, mean,
+                   positions, partial, d_n):
+    """Weighted and/or higher moments of a small batch's columns (located as by
+    :func:`update_at`) with the state's shifts (all finite), and ``d_n``; nothing written to
+    the state (see :func:`merge_ext_into`).
 
     ``weights_child`` is the child index of a float64 weights column (-1: unweighted); its
-    values must have no nulls and be finite and >= 0. Returns ``(usable, result, d_n)``:
-    ``usable`` False when a buffer cannot be read by address or a weight is not as required
-    (nothing computed: use the general path, which reports bad weights); ``result`` the nine
-    arrays of :func:`.cpu_ext.columns_moments_ext_at`; ``d_n`` float64[k] the merge's
+    values must have no nulls and be finite and >= 0. Returns False when a buffer cannot be
+    read by address or a weight is not as required (use the general path, which reports bad
+    weights). Else ``partial`` (float64[9, k], scratch) receives the nine results of
+    :func:`.cpu_ext.columns_moments_ext_at` per column and ``d_n`` (float64[k]) the merge's
     ``delta / n`` against the state entries ``positions`` (count, shift, mean).
     """
-    k = children.shape[0]
     located = locate_children(struct, children, like.itemsize)
     addresses, lengths, validity_addresses, bit_offsets, has_validity, usable = located
     weights = np.zeros(0)
@@ -181,15 +186,41 @@ def ext_moments_at(struct, children, like, weights_child, higher, shifts, count,
                     usable = False
                     break
     if not usable:
-        empty = np.zeros(k)
-        none = np.zeros(k, dtype=np.int64)
-        return False, (empty, none, none, empty, empty, empty, empty, empty, empty), empty
+        return False
+    shifts = shift[positions]
     result = serial_columns_moments_ext_at(like, addresses, lengths, validity_addresses,
                                            bit_offsets, has_validity, weights, has_weights,
                                            higher, shifts)
-    d_n = np.zeros(k)
-    for i in range(k):
+    wsum, nan_c, null_c, p_mean, p_m2, p_m3, p_m4, p_lo, p_hi = result
+    for i in range(children.shape[0]):
+        partial[0, i], partial[1, i], partial[2, i] = wsum[i], nan_c[i], null_c[i]
+        partial[3, i], partial[4, i], partial[5, i] = p_mean[i], p_m2[i], p_m3[i]
+        partial[6, i], partial[7, i], partial[8, i] = p_m4[i], p_lo[i], p_hi[i]
         j = positions[i]
-        delta = (result[3][i] + (shifts[i] - shift[j])) - mean[j]
-        d_n[i] = delta / (float(count[j]) + result[0][i])
-    return True, result, d_n
+        delta = (p_mean[i] + (shifts[i] - shift[j])) - mean[j]
+        d_n[i] = delta / (float(count[j]) + wsum[i])
+    return True
+
+
+@njit(cache=True)
+def merge_ext_into(null_count, nan_count, count, shift, mean, m2, m3, m4, lo, hi, scale_exp,
+                   positions, partial, cube, higher, status):
+    """Merge :func:`ext_moments_at`'s ``partial`` into the state entries ``positions``: null
+    and NaN counts for every column, then :func:`merge_into` where the partial result is
+    finite (``cube``: numpy's ``d_n ** 3``, read when ``higher``). ``status`` (int8[k],
+    scratch) receives each column's status; returns the number of columns left."""
+    k = positions.shape[0]
+    for i in range(k):
+        null_count[positions[i]] += np.int64(partial[2, i])
+        nan_count[positions[i]] += np.int64(partial[1, i])
+    wsum, p_mean, p_m2, p_m3, p_m4, p_lo, p_hi = (partial[0], partial[3], partial[4],
+                                                  partial[5], partial[6], partial[7],
+                                                  partial[8])
+    status[:] = finite_status(wsum, p_mean, p_m2, p_lo, p_hi)
+    merge_into(count, shift, mean, m2, m3, m4, lo, hi, scale_exp, positions, wsum,
+               shift[positions], p_mean, p_m2, p_m3, p_m4, p_lo, p_hi, cube, higher, status)
+    left = 0
+    for i in range(k):
+        if status[i] != MERGED:
+            left += 1
+    return left

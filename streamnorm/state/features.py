@@ -230,9 +230,11 @@ class FeatureStats:
                     "columns=[...] or weight from the first update on"
                 )
         known = self._checked_schema
-        if (batch_size is None and isinstance(data, pa.RecordBatch) and known is not None
-                and data.schema.equals(known)):
-            self._update_batch(data, weights)  # a stream's next batch: its schema is known
+        if (batch_size is None and isinstance(data, (pa.RecordBatch, pa.Table))
+                and known is not None and data.schema.equals(known)):
+            # a stream's next batch: its schema is known and checked, nothing to open
+            for batch in [data] if isinstance(data, pa.RecordBatch) else data.to_batches():
+                self._update_batch(batch, weights)
             return self
         wanted = None if self._requested is None else [*self._requested, *self._not_features()]
         schema, batches = schema_and_batches(data, wanted, batch_size)
@@ -251,9 +253,11 @@ class FeatureStats:
         kernels = backend(self.target)
         plan = self._small
         if plan is None or plan.weights != weights:
-            plan = self._small = small.plan_small(batch.schema, self._plan, weights, kernels)
-        if plan is None or not small.add_small(self._state, batch, self._columns,  # type: ignore[arg-type]
-                                               plan, kernels, self.inf):
+            plan = self._small = small.plan_small(batch.schema, self._plan, weights,
+                                                 self.moments, kernels)
+        names: list[str] = self._columns  # type: ignore[assignment]
+        if plan is None or not small.add_small(self._state, batch, names, plan, kernels,
+                                               self.inf):
             ingest.add_batch(self._state, batch, self._columns,  # type: ignore[arg-type]
                              self._plan, kernels, self.inf, weights)
 

@@ -53,25 +53,31 @@ def small_kernels() -> Any:
 class SmallPlan:
     """What the small-batch path needs of batches of one schema.
 
-    ``plan`` locates the tracked columns; ``max_rows`` is the largest batch it takes (the
-    serial kernels' limit, ``SERIAL_MAX_VALUES`` values in all); ``weights_child`` the child
-    index of the weights column when it is float64 (-1: no weights, or weights of another
-    type, which the general path converts).
+    ``groups`` holds, per values dtype of :class:`~streamnorm.columns.BatchPlan`, ``(like,
+    positions, children, status, partial, d_n)``: the plan's three arrays and the kernels'
+    scratch outputs (int8[k], float64[6 or 9, k], float64[k]), allocated once. ``max_rows`` is the largest batch it
+    takes (the serial kernels' limit, ``SERIAL_MAX_VALUES`` values in all);
+    ``weights_child`` the child index of the weights column when it is float64 (-1: no
+    weights, or weights of another type, which the general path converts).
     """
 
-    plan: cols.BatchPlan
+    groups: list[tuple[np.ndarray, ...]]
     max_rows: int
     weights: str | None
     weights_child: int
 
 
 def plan_small(schema: pa.Schema, plan: cols.BatchPlan | None, weights: str | None,
-               kernels: Backend) -> SmallPlan | None:
+               moments: int, kernels: Backend) -> SmallPlan | None:
     """The :class:`SmallPlan` of batches of ``schema`` (``plan`` made for it), or None when the
     small-batch path never applies: no plan (columns to convert first), or a target other than
     the CPU."""
     if plan is None or kernels.TARGET != "cpu":
         return None
+    rows = 9 if weights is not None or moments == 4 else 6
+    groups = [(like, positions, children, np.zeros(len(positions), dtype=np.int8),
+               np.zeros((rows, len(positions))), np.zeros(len(positions)))
+              for like, positions, children in plan.groups]
     n_columns = sum(len(positions) for _, positions, _ in plan.groups)
     max_rows = kernels.SERIAL_MAX_VALUES // max(1, n_columns)
     child = -1
@@ -79,7 +85,7 @@ def plan_small(schema: pa.Schema, plan: cols.BatchPlan | None, weights: str | No
         index = schema.get_field_index(weights)
         if index >= 0 and schema.field(index).type == pa.float64():
             child = index
-    return SmallPlan(plan, max_rows, weights, child)
+    return SmallPlan(groups, max_rows, weights, child)
 
 
 def add_small(state: Moments, batch: pa.RecordBatch, names: Sequence[str], small: SmallPlan,
@@ -99,24 +105,24 @@ def add_small(state: Moments, batch: pa.RecordBatch, names: Sequence[str], small
         del capsule  # the structs have been read
         return done
     s = state
-    left = []
-    for g, (like, positions, children) in enumerate(small.plan.groups):
-        usable, status, *partial = fast.update_at(
-            struct, children, positions, like, s.null_count, s.nan_count, s.count, s.shift,
-            s.shifted_mean, s.m2, s.min, s.max, s.scale_exp)
-        if not usable:
+    for g, (like, positions, children, status, partial, _) in enumerate(small.groups):
+        left = fast.update_at(struct, children, positions, like, s.null_count, s.nan_count,
+                              s.count, s.shift, s.shifted_mean, s.m2, s.min, s.max,
+                              s.scale_exp, status, partial)
+        if left < 0:
             if g == 0:
                 return False
             # a later dtype group has a buffer not readable by address: its columns (and
             # those after it) through numpy views, as the general path takes the whole batch
-            rest = np.concatenate([p for _, p, _ in small.plan.groups[g:]])
+            rest = np.concatenate([group[1] for group in small.groups[g:]])
             add_by_views(state, batch, names, rest.tolist(), kernels, inf)
             break
-        if status.any():
-            left.append((positions, status, tuple(partial)))
+        if left:
+            count, *rest_partial = partial
+            _finish(state, batch, names, positions, status.copy(),
+                    (count.astype(s.count.dtype), *(a.copy() for a in rest_partial)), None,
+                    kernels, inf)
     del capsule  # the structs have been read
-    for positions, status, partial in left:
-        _finish(state, batch, names, positions, status, partial, None, kernels, inf)
     return True
 
 
@@ -134,31 +140,28 @@ def _add_extended(state: Moments, batch: pa.RecordBatch, names: Sequence[str],
     that a batch handed back has changed nothing), then the merges."""
     s = state
     higher = state.moments == 4
-    results = []
-    for like, positions, children in small.plan.groups:
-        shifts = s.shift[positions]
-        usable, result, d_n = fast.ext_moments_at(
-            struct, children, like, small.weights_child, higher, shifts, s.count, s.shift,
-            s.shifted_mean, positions)
-        if not usable:
+    for like, positions, children, _, partial, d_n in small.groups:
+        if not fast.ext_moments_at(struct, children, like, small.weights_child, higher,
+                                   s.count, s.shift, s.shifted_mean, positions, partial, d_n):
             return False  # bad or unreadable weights: the general path says which
-        results.append((positions, shifts, result, d_n))
     nothing = np.zeros(0)
-    for positions, shifts, result, d_n in results:
-        wsum, nan_c, null_c, mean, m2, m3, m4, lo, hi = result
-        s.null_count[positions] += null_c
-        s.nan_count[positions] += nan_c
-        status = fast.finite_status(wsum, mean, m2, lo, hi)
-        with np.errstate(over="ignore", invalid="ignore"):
-            cube = d_n ** 3 if higher else nothing  # numpy's power, as the general merge
-        fast.merge_into(s.count, s.shift, s.shifted_mean, s.m2, s.m3 if higher else nothing,
-                        s.m4 if higher else nothing, s.min, s.max, s.scale_exp, positions, wsum,
-                        shifts, mean, m2, m3, m4, lo, hi, cube, higher, status)
-        if status.any():
+    m3, m4 = (s.m3, s.m4) if higher else (nothing, nothing)
+    for like, positions, children, status, partial, d_n in small.groups:
+        shifts = s.shift[positions]
+        if higher:
+            with np.errstate(over="ignore", invalid="ignore"):
+                cube = d_n ** 3  # numpy's power, as the general merge takes it
+        else:
+            cube = nothing
+        left = fast.merge_ext_into(s.null_count, s.nan_count, s.count, s.shift,
+                                   s.shifted_mean, s.m2, m3, m4, s.min, s.max, s.scale_exp,
+                                   positions, partial, cube, higher, status)
+        if left:
+            wsum, _, _, mean, m2, p_m3, p_m4, lo, hi = partial.copy()
             weights = (weights_array(batch, small.weights) if small.weights is not None
                        else None)
-            _finish(state, batch, names, positions, status,
-                    (wsum, shifts, mean, m2, lo, hi, m3, m4), weights, kernels, inf)
+            _finish(state, batch, names, positions, status.copy(),
+                    (wsum, shifts, mean, m2, lo, hi, p_m3, p_m4), weights, kernels, inf)
     return True
 
 
