@@ -16,8 +16,8 @@ from .common import Case, best_of, interleaved_us, print_table, skip
 def bench_small(cols: int, calls: int, out: Any) -> dict[str, dict[str, float]]:
     """µs of one update of a 1-row batch (a ``pa.Table``; a ``pa.RecordBatch`` for
     comparison): plain, weighted, ``moments=4``, against scikit-learn's ``partial_fit`` of
-    one row, all timed in interleaved rounds. ``small_us`` holds the best of the rounds (the
-    goals' figure), ``small_median_us`` the medians."""
+    one row, all timed in interleaved rounds (:func:`.common.interleaved_us`). ``small_us``
+    holds the best single call (the goals' figure), ``small_median_us`` the medians."""
     import pyarrow as pa
 
     import streamnorm as sn
@@ -50,8 +50,8 @@ def bench_small(cols: int, calls: int, out: Any) -> dict[str, dict[str, float]]:
     except ImportError as exc:
         skip("scikit-learn (small batches)", exc, out)
     best, median = interleaved_us(fns, calls)
-    print(f"\n## update of a 1-row, {cols}-column batch (interleaved rounds, up to {calls:,}; "
-          "30 s at most)", file=out)
+    print(f"\n## update of a 1-row, {cols}-column batch (up to {calls:,} calls each, in "
+          "interleaved rounds of 25; 30 s at most)", file=out)
     print(f"{'implementation':<58} {'best µs':>9} {'median µs':>10}", file=out)
     for name in fns:
         print(f"{name:<58} {best[name]:9.1f} {median[name]:10.1f}", file=out)
