@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 import streamnorm as sn
 from streamnorm.state import small
 
+from helpers import run_python
+
 
 def bits(a: np.ndarray) -> np.ndarray:
     """The bits of each value (int64), NaN of any payload as one value."""
@@ -205,8 +207,8 @@ def test_misaligned_group_falls_back_to_views(monkeypatch):
     assert_same_state(fast, slow)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.lists(st.floats(allow_nan=True, allow_infinity=True, width=64), min_size=1,
                      max_size=24),
        cuts=st.lists(st.integers(1, 5), min_size=1, max_size=24),
@@ -225,3 +227,28 @@ def test_any_small_batching_of_any_values_gives_the_general_bits(monkeypatch, da
     fast, slow, _ = both_paths(monkeypatch, batches, "w" if weighted else None,
                                moments=moments)
     assert_same_state(fast, slow)
+
+
+WARM_SCRIPT = """
+import numpy as np, pyarrow as pa, streamnorm as sn
+from streamnorm.kernels import cpu_small
+batch = pa.record_batch({"x": [1.0, 2.0], "i": pa.array([3, 4], pa.int32()), "w": [1.0, 2.0]})
+for stats, weights in ((sn.FeatureStats(), None), (sn.FeatureStats(), "w"),
+                       (sn.FeatureStats(moments=4), None)):
+    for _ in range(3):
+        stats.update(batch, weights=weights)
+print(sum(sum(f.stats.cache_misses.values()) for f in vars(cpu_small).values()
+          if hasattr(f, "stats")), sum(len(f.signatures) for f in vars(cpu_small).values()
+                                       if hasattr(f, "signatures")))
+"""
+
+
+def test_small_kernels_load_from_the_cache_in_a_fresh_process():
+    """The small-batch kernels are cached and call only serial kernels (a cached function
+    calling a parallel one crashes on a warm cache, numba issue 8578): a second fresh process
+    runs every path and compiles nothing."""
+    for _ in range(2):  # the first run may fill the cache
+        done = run_python("-c", WARM_SCRIPT, timeout=1200)
+        assert done.returncode == 0, done.stderr[-3000:]
+    misses, loaded = map(int, done.stdout.split())
+    assert misses == 0 and loaded >= 4, done.stdout

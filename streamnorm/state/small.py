@@ -55,8 +55,9 @@ class SmallPlan:
 
     ``groups`` holds, per values dtype of :class:`~streamnorm.columns.BatchPlan`, ``(like,
     positions, children, status, partial, d_n)``: the plan's three arrays and the kernels'
-    scratch outputs (int8[k], float64[6 or 9, k], float64[k]), allocated once. ``max_rows`` is the largest batch it
-    takes (the serial kernels' limit, ``SERIAL_MAX_VALUES`` values in all);
+    scratch outputs (int8[k], float64[6 or 9, k], float64[k]), allocated once. ``max_rows``
+    is the largest batch it takes (the serial kernels' limit, ``SERIAL_MAX_VALUES`` values in
+    all);
     ``weights_child`` the child index of the weights column when it is float64 (-1: no
     weights, or weights of another type, which the general path converts).
     """
