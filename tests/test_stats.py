@@ -177,12 +177,18 @@ def test_address_path_gives_the_bits_of_the_view_path(rng, monkeypatch):
             fs.update(batch)
         return fs.merge(sn.FeatureStats().update(table.slice(5, 1000)))
 
+    import streamnorm.state.small as small_module
+
     located, locate = [], columns_module.locate_columns
     monkeypatch.setattr(columns_module, "locate_columns",
                         lambda batch, plan: located.append(batch) or locate(batch, plan))
+    add_small = small_module.add_small  # small batches locate their columns in the kernel
+    monkeypatch.setattr(small_module, "add_small",
+                        lambda *a: (add_small(*a) and not located.append(a[1])))
     by_address = fit()
     assert len(located) == len(batches) + 1  # every batch went by address
     monkeypatch.setattr(columns_module, "locate_columns", lambda batch, plan: None)
+    monkeypatch.setattr(small_module, "add_small", lambda *a: False)
     by_views = fit()
     assert by_address.columns == ["x", "k", "f", "inf", "none"]
     for name in ("count", "null_count", "nan_count", "mean", "min", "max", "m2"):

@@ -25,7 +25,7 @@ from .. import columns as cols
 from ..arrow.open import Source, schema_and_batches
 from ..errors import SchemaError
 from ..kernels import backend
-from . import ingest, persist, statsfile
+from . import ingest, persist, small, statsfile
 from .merge import Moments, check_moments
 
 NanPolicy = Literal["skip", "propagate"]
@@ -146,6 +146,7 @@ class FeatureStats:
         self._types: dict[str, pa.DataType | None] = {}
         self._checked_schema: pa.Schema | None = None
         self._plan: cols.BatchPlan | None = None
+        self._small: small.SmallPlan | None = None
         self._state = Moments(self._shape(0), self.moments)
 
     @property
@@ -178,13 +179,14 @@ class FeatureStats:
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without the schema cache: partial states travel between Dask workers."""
         state = self.__dict__.copy()
-        state["_checked_schema"] = state["_plan"] = None
+        state["_checked_schema"] = state["_plan"] = state["_small"] = None
         return state
 
     def _remember_schema(self, schema: pa.Schema) -> None:
         """Batches of this schema need no more checks; plan where their columns lie."""
         self._checked_schema = schema
         self._plan = cols.plan_batches(schema, self._columns)  # type: ignore[arg-type]
+        self._small = None  # made for this schema at its first small batch
 
     def _check_schema(self, schema: pa.Schema) -> None:
         assert self._columns is not None
@@ -228,6 +230,13 @@ class FeatureStats:
                     f"weights column {weights!r} is a tracked feature; choose the features with "
                     "columns=[...] or weight from the first update on"
                 )
+        known = self._checked_schema
+        if (batch_size is None and isinstance(data, (pa.RecordBatch, pa.Table))
+                and known is not None and data.schema.equals(known)):
+            # a stream's next batch: its schema is known and checked, nothing to open
+            for batch in [data] if isinstance(data, pa.RecordBatch) else data.to_batches():
+                self._update_batch(batch, weights)
+            return self
         wanted = None if self._requested is None else [*self._requested, *self._not_features()]
         schema, batches = schema_and_batches(data, wanted, batch_size)
         named = self._requested or []  # named bool columns count as 0/1 (uint8)
@@ -243,8 +252,16 @@ class FeatureStats:
             self._bind(batch.schema)
         else:
             self._check_schema(batch.schema)
-        ingest.add_batch(self._state, batch, self._columns,  # type: ignore[arg-type]
-                         self._plan, backend(self.target), self.inf, weights)
+        kernels = backend(self.target)
+        plan = self._small
+        if plan is None or plan.weights != weights:
+            plan = self._small = small.plan_small(batch.schema, self._plan, weights,
+                                                 self.moments, kernels)
+        names: list[str] = self._columns  # type: ignore[assignment]
+        if plan is None or not small.add_small(self._state, batch, names, plan, kernels,
+                                               self.inf):
+            ingest.add_batch(self._state, batch, self._columns,  # type: ignore[arg-type]
+                             self._plan, kernels, self.inf, weights)
 
     # ------------------------------------------------------------------ merge
     def _check_mergeable(self, other: object) -> None:
