@@ -286,13 +286,14 @@ def _lerp(a, b, t):
 
 
 @njit(cache=True, nogil=True)
-def sketch_quantiles(items, levels, info, extremes, qs):
+def sketch_quantiles(items, levels, info, extremes, qs, median):
     """The quantiles ``qs`` (float64[m], each in [0, 1]) of one sketch, float64[m].
 
     ``numpy.quantile``'s default (linear) method over the values the sketch stands for: the
     value at rank ``r`` is the item whose weight covers ``r``, rank 0 the exact min and rank
     ``n - 1`` the exact max. Exact (equal to numpy's) while nothing was compacted. NaN when
-    the sketch is empty.
+    the sketch is empty. ``median``: halfway between two ranks is their mean, ``(a + b) / 2``,
+    as ``numpy.median`` computes it (the lerp can differ from it in the last bit).
     """
     num_levels = info[0]
     n = info[1]
@@ -317,7 +318,10 @@ def sketch_quantiles(items, levels, info, extremes, qs):
         a = _value_at_rank(sorted_values, cumulative, extremes, n, r)
         upper = min(r + 1, n - 1)
         b = _value_at_rank(sorted_values, cumulative, extremes, n, upper)
-        out[j] = _lerp(a, b, gamma)
+        if median and gamma == 0.5:
+            out[j] = (a + b) / 2.0
+        else:
+            out[j] = _lerp(a, b, gamma)
     return out
 
 

@@ -133,6 +133,7 @@ def normalize_file(
     compression: str | None = None,
     row_group_size: int | None = None,
     float32: bool = False,
+    quantile_range: tuple[float, float] = (25.0, 75.0),
 ) -> FileResult:
     """Normalize an Arrow IPC / Parquet file into another, streaming with bounded memory.
 
@@ -150,6 +151,7 @@ def normalize_file(
     :class:`streamnorm.arrow.sinks.BatchWriter`; ``float32=True`` writes the normalized columns
     as float32 (every other column keeps its type). ``inf`` is as in :class:`Normalizer` (batch
     mode): by default statistics holding ±inf are refused before anything is written.
+    ``quantile_range`` is as in :class:`Normalizer` (mode ``"robust"``).
 
     Returns a :class:`FileResult`; the statistics used are in the output's schema metadata.
     """
@@ -164,12 +166,12 @@ def normalize_file(
         if stats is not None:
             raise ValueError(f"stats apply to mode='batch' only, not mode={mode!r}")
         norm = Normalizer(mode, columns=columns, eps=eps, ddof=ddof, nan=nan, target=target,
-                          by=by, inf=inf)
-        passes = 2 if mode == "batch" else 1
+                          by=by, inf=inf, quantile_range=quantile_range)
+        passes = 2 if mode in plan.PER_FEATURE_MODES else 1
     backend(target)  # fail early on an unusable target
     if norm.is_fitted:
         norm.normalized_columns(schema)  # bad columns fail before any reading
-    if norm.mode == "batch" and stats is None:
+    if norm.mode in plan.PER_FEATURE_MODES and stats is None:
         bar = progress_bar("fit", total, progress)
         try:
             norm.fit(src, batch_size=batch_size, progress=bar)
@@ -255,11 +257,11 @@ def inverse_file(
     schema = record.file_schema(src)
     if record.is_record(schema.metadata):
         recorded = record.read_record(schema, str(src))
-        if recorded["mode"] != "batch":
+        if recorded["mode"] not in plan.PER_FEATURE_MODES:
             raise InputError(
                 f"{src}: was normalized in {recorded['mode']} mode, which cannot be inverted: "
                 "each row's own statistics are not kept; keep the original data (only batch "
-                "mode has an inverse)"
+                "and robust modes have an inverse)"
             )
     if stats is not None:
         norm = Normalizer.from_stats(stats, target=target)

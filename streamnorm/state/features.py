@@ -467,14 +467,16 @@ class FeatureStats:
         out[(s.m2 == 0) | self._poisoned()] = np.nan
         return out - 3.0 if fisher else out
 
-    def quantile(self, q: float | Sequence[float]) -> np.ndarray:
+    def quantile(self, q: float | Sequence[float], *, median: bool = False) -> np.ndarray:
         """Quantiles per column from the sketches (``quantiles=True``): a float ``q`` in [0, 1]
         gives shape (n_columns,), a list shape (len(q), n_columns); float64.
 
         numpy.quantile's linear method over the values the sketch stands for: exact up to
         1024 values per column, beyond that a value whose rank is within 0.5% of ``q``
         (:mod:`streamnorm.state.quantiles`). NaN for a column with no value (or with NaN
-        under ``nan="propagate"``).
+        under ``nan="propagate"``). ``median=True``: a position halfway between two values
+        gives their mean, ``(a + b) / 2``, as numpy.median (the default lerp can differ from
+        it in the last bit).
         """
         if self._sketch is None and not self.quantiles:
             raise ValueError("quantile() needs the quantile sketches: use "
@@ -482,13 +484,14 @@ class FeatureStats:
         qs, scalar = quantile_array(q)
         if self._sketch is None:
             return np.full(len(self.columns), np.nan) if scalar else np.full((len(qs), 0), np.nan)
-        out = self._sketch.quantiles(qs)
+        out = self._sketch.quantiles(qs, median)
         out[:, self._poisoned()] = np.nan
         return out[0] if scalar else out
 
     def median(self) -> np.ndarray:
-        """``quantile(0.5)``: the median per column, float64 (n_columns,)."""
-        return self.quantile(0.5)
+        """The median per column, float64 (n_columns,): as ``numpy.median`` (exact up to 1024
+        values per column), else within 0.5% in rank."""
+        return self.quantile(0.5, median=True)
 
     # ------------------------------------------------------------------ persistence
     def _metadata(self) -> dict[str, Any]:

@@ -154,12 +154,13 @@ class QuantileSketches:
         return all(_saved(self, j) == _saved(other, j) for j in range(len(self)))
 
     # ------------------------------------------------------------------ results
-    def quantiles(self, qs: np.ndarray) -> np.ndarray:
-        """float64 (len(qs), n_columns): numpy.quantile's linear method over each sketch."""
+    def quantiles(self, qs: np.ndarray, median: bool = False) -> np.ndarray:
+        """float64 (len(qs), n_columns): numpy.quantile's linear method over each sketch
+        (``median``: the mean of the two middle values, as numpy.median)."""
         kernels = _kernels()
         out = np.empty((len(qs), len(self)))
         for j in range(len(self)):
-            out[:, j] = kernels.sketch_quantiles(*self.column(j), qs)
+            out[:, j] = kernels.sketch_quantiles(*self.column(j), qs, median)
         return out
 
     # ------------------------------------------------------------------ persistence
@@ -235,6 +236,15 @@ def _sketch_problem(n: Any, lo: Any, hi: Any, sizes: Any, items: Any, capacity: 
                   and lo <= values.min() and values.max() <= hi):
         return "min / max do not bound its items"
     return None
+
+
+def strip_sketches(state: dict[str, Any]) -> dict[str, Any]:
+    """A ``FeatureStats.to_dict`` state without its quantile sketches (a plain state)."""
+    out = {k: v for k, v in state.items() if k not in ("quantiles", "columns")}
+    fields = {name for name, _ in SAVED_FIELDS}
+    out["columns"] = [{k: v for k, v in row.items() if k not in fields}
+                      for row in state["columns"]]
+    return out
 
 
 def table_with_json_sketches(table: pa.Table, rows: list[dict[str, Any]]) -> pa.Table:
