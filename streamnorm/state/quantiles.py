@@ -215,8 +215,12 @@ def _sketch_problem(n: Any, lo: Any, hi: Any, sizes: Any, items: Any, capacity: 
     """What is wrong with one saved sketch; None if nothing."""
     if n is None or n < 0:
         return f"count {n!r} is not a count >= 0"
-    if sizes is None or items is None or not 1 <= len(sizes) <= max_levels:
-        return "has no levels"
+    for field, value in (("quantile_levels", sizes), ("quantile_items", items),
+                         ("quantile_min", lo), ("quantile_max", hi)):
+        if value is None:
+            return f"field {field!r} is missing"
+    if not 1 <= len(sizes) <= max_levels:
+        return f"has {len(sizes)} levels, not 1 to {max_levels}"
     if any(s is None or s < 0 for s in sizes) or sum(sizes) != len(items):
         return "level sizes do not add up to its items"
     if len(items) > capacity:
@@ -232,8 +236,7 @@ def _sketch_problem(n: Any, lo: Any, hi: Any, sizes: Any, items: Any, capacity: 
         if np.any(level[1:] < level[:-1]):
             return "has a level out of order"
         start += size
-    if n and not (lo is not None and hi is not None and lo <= hi
-                  and lo <= values.min() and values.max() <= hi):
+    if n and not (lo <= hi and lo <= values.min() and values.max() <= hi):
         return "min / max do not bound its items"
     return None
 
@@ -255,12 +258,14 @@ def table_with_json_sketches(table: pa.Table, rows: list[dict[str, Any]]) -> pa.
         values = []
         for row in rows:
             value = row.get(name)
-            if isinstance(value, list):
-                try:
+            try:
+                if isinstance(value, list):
                     value = [float(v) if isinstance(v, str) else v for v in value]
-                except ValueError:
-                    raise StatsFileError(f"field {name!r} holds a string that is not a "
-                                         f"number; {FIX}") from None
+                elif isinstance(value, str):
+                    value = float(value)
+            except ValueError:
+                raise StatsFileError(f"field {name!r} holds a string that is not a "
+                                     f"number; {FIX}") from None
             values.append(value)
         try:
             array = pa.array(values, kind)
