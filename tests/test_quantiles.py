@@ -330,6 +330,16 @@ def test_robust_cli_and_inverse(tmp_path: Path) -> None:
     assert_bad_input(run_cli("normalize", "d.parquet", "o.parquet", "--mode", "robust",
                              "--quantile-range", "80,20", cwd=tmp_path), "--quantile-range",
                      absent=[tmp_path / "o.parquet"])
+    # fit once (stats --quantiles -o), normalize later; plain statistics are refused
+    assert_ok(run_cli("stats", "d.parquet", "--quantiles", "0.5", "-o", "s.json", cwd=tmp_path))
+    assert_ok(run_cli("normalize", "d.parquet", "r2.parquet", "--mode", "robust", "--stats",
+                      "s.json", "--quantile-range", "10,90", cwd=tmp_path))
+    np.testing.assert_array_equal(pq.read_table(tmp_path / "r2.parquet")["x"].to_numpy(),
+                                  out["x"].to_numpy())
+    assert_ok(run_cli("stats", "d.parquet", "-o", "plain.json", cwd=tmp_path))
+    assert_bad_input(run_cli("normalize", "d.parquet", "o.parquet", "--mode", "robust",
+                             "--stats", "plain.json", cwd=tmp_path), "quantile sketches",
+                     absent=[tmp_path / "o.parquet"])
 
 
 def test_stats_cli_quantiles(tmp_path: Path) -> None:

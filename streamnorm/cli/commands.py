@@ -145,9 +145,10 @@ def _normalize_directory(args: argparse.Namespace, source: object,
 
 def cmd_normalize(args: argparse.Namespace) -> int:
     """``streamnorm normalize IN OUT [--mode M] [-c COL ...] [--stats FILE] [--eps E] ...``."""
-    if args.stats is not None and args.mode != "batch":
+    if args.stats is not None and args.mode not in ("batch", "robust"):
         raise UsageError(
-            f"--stats applies to --mode batch only (got --mode {args.mode}); drop --stats"
+            f"--stats applies to --mode batch only, or robust (got --mode {args.mode}); drop "
+            "--stats"
         )
     if args.by and (args.mode != "batch" or args.stats is not None):
         raise UsageError("--by applies to --mode batch without --stats; drop --by")

@@ -240,23 +240,29 @@ class Normalizer:
         eps: float | None = None,
         ddof: int | None = None,
         target: str | None = None,
+        mode: Mode = "batch",
+        quantile_range: tuple[float, float] = robust.DEFAULT_QUANTILE_RANGE,
     ) -> Normalizer:
-        """A fitted batch-mode Normalizer from statistics computed elsewhere.
+        """A fitted batch- (or robust-) mode Normalizer from statistics computed elsewhere.
 
         ``stats`` is a :class:`FeatureStats`, a saved statistics file (``.json``, ``.arrow``,
         ``.parquet``), or a file this library normalized (its schema metadata holds the
-        statistics: then ``eps``/``ddof``/``columns`` default to the ones it was made with).
-        ``columns`` restricts normalization to some of the statistics' columns.
+        statistics: then ``eps``/``ddof``/``columns`` default to the ones it was made with,
+        and its mode and robust parameters are used). ``columns`` restricts normalization to
+        some of the statistics' columns. ``mode="robust"`` needs statistics with quantile
+        sketches (``FeatureStats(quantiles=True)``, ``streamnorm stats --quantiles``).
         """
+        recorded = None
         if not isinstance(stats, FeatureStats):
             path = record.stats_location(stats)
             if record.holds_record(stats):
                 made = cls.from_metadata(path, target=target)
-                if made.mode != "batch":
+                if made.mode not in PER_FEATURE_MODES:
                     raise InputError(
                         f"{path}: was normalized in {made.mode} mode, which has no "
                         "per-column statistics; give a batch-mode file or a stats file"
                     )
+                mode, quantile_range, recorded = made.mode, made.quantile_range, made._recorded
                 eps = made.eps if eps is None else eps
                 ddof = made.ddof if ddof is None else ddof
                 columns = made.columns if columns is None else columns
@@ -266,12 +272,17 @@ class Normalizer:
         if columns is not None:
             columns = [columns] if isinstance(columns, str) else list(columns)
             plan.check_stats_columns(columns, stats)
+        if mode == "robust" and recorded is None and not stats.quantiles:
+            raise InputError("mode 'robust' needs statistics with quantile sketches: compute "
+                             "them with FeatureStats(quantiles=True) or `streamnorm stats "
+                             "--quantiles 0.5 -o FILE`")
         norm = cls(
-            "batch", columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target,
+            mode, columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target,
             inf="skip" if stats.inf == "skip" else "error",
-            by=getattr(stats, "by", None),
+            by=getattr(stats, "by", None), quantile_range=quantile_range,
         )
         norm._set_stats(stats)
+        norm._recorded = recorded
         return norm
 
     @classmethod

@@ -159,8 +159,9 @@ def normalize_file(
     writer_options = _writer_options(dst_path, compression, row_group_size, float32)
     schema = record.file_schema(src)
     total = count_rows(src) if progress else None
-    if mode == "batch" and stats is not None:
-        norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target)
+    if mode in plan.PER_FEATURE_MODES and stats is not None:
+        norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target,
+                                     mode=mode, quantile_range=quantile_range)
         passes = 1
     else:
         if stats is not None:
