@@ -355,3 +355,26 @@ def test_stats_cli_quantiles(tmp_path: Path) -> None:
     assert sn.FeatureStats.load(tmp_path / "s.arrow").median()[0] == 500.0
     assert_bad_input(run_cli("stats", "d.parquet", "--quantiles", "0.5,1.5", cwd=tmp_path),
                      "--quantiles")
+
+
+WARM_CACHE_SCRIPT = """
+import numpy as np, pyarrow as pa, streamnorm as sn
+from streamnorm.kernels import cpu_sketch
+x = np.random.default_rng(0).normal(size=50_000)
+a = sn.FeatureStats(quantiles=True).update(pa.table({"x": x}))
+b = sn.FeatureStats(quantiles=True).update(pa.table({"x": x[:10]}))
+(a + b).quantile([0.1, 0.5]); a.median()
+misses = {name: sum(f.stats.cache_misses.values())
+          for name, f in vars(cpu_sketch).items() if hasattr(f, "stats")}
+print(sum(misses.values()), [n for n, v in misses.items() if v])
+"""
+
+
+def test_sketch_kernels_load_from_a_warm_cache() -> None:
+    """docs/design.md §5: a fresh process with a warm cache compiles no sketch kernel."""
+    from helpers import run_python
+
+    for _ in range(2):  # the first run may fill the cache; the second must only load it
+        result = run_python("-c", WARM_CACHE_SCRIPT, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[0] == "0", result.stdout
