@@ -75,19 +75,22 @@ class _RowCounter:
 
 def compute_stats(
     path: object, columns: list[str] | None, batch_size: int | None, target: str | None,
-    progress: bool, by: list[str] | None = None, inf: str = "keep",
+    progress: bool, by: list[str] | None = None, inf: str = "keep", quantiles: bool = False,
 ) -> tuple[FeatureStats, int]:
     """Stream a source (a path, or a DataSource) once into FeatureStats; (stats, rows read).
 
     ``inf`` is ``stats --inf``: ``keep`` counts ±inf as values, ``skip`` leaves them out.
+    ``quantiles``: keep the quantile sketches too (``stats --quantiles``).
     """
     if columns is not None:
         check_batch_columns(source_schema(path), columns, bools=True)  # counted as 0/1
     bar = progress_bar("stats", count_rows(path) if progress else None, progress)
     rows = _RowCounter(bar)
     try:
-        norm = Normalizer("batch", columns=columns, target=target, by=by,
-                          inf="skip" if inf == "skip" else "error")
+        if quantiles and by:
+            raise UsageError("--quantiles is not supported with --by yet; drop one of them")
+        norm = Normalizer("robust" if quantiles else "batch", columns=columns, target=target,
+                          by=by, inf="skip" if inf == "skip" else "error")
         norm.fit(path, batch_size=batch_size, progress=rows,  # type: ignore[arg-type]
                  check_finite=False)
     finally:
@@ -111,7 +114,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             columns = resolve_columns(args, source, "batch")
             stats, rows = compute_stats(
                 source, columns, args.batch_size, args.target, show_progress(args), by=args.by,
-                inf=args.inf,
+                inf=args.inf, quantiles=args.quantiles is not None,
             )
         over = f"{rows:,} rows"
     if args.output:
@@ -119,7 +122,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(f"wrote statistics of {len(stats.columns)} columns over {over} to "
               f"{args.output}")
     else:
-        print(format_table(summary_table(stats, args.ddof)))
+        print(format_table(summary_table(stats, args.ddof, args.quantiles)))
     return EXIT_OK
 
 
@@ -142,9 +145,10 @@ def _normalize_directory(args: argparse.Namespace, source: object,
 
 def cmd_normalize(args: argparse.Namespace) -> int:
     """``streamnorm normalize IN OUT [--mode M] [-c COL ...] [--stats FILE] [--eps E] ...``."""
-    if args.stats is not None and args.mode != "batch":
+    if args.stats is not None and args.mode not in ("batch", "robust"):
         raise UsageError(
-            f"--stats applies to --mode batch only (got --mode {args.mode}); drop --stats"
+            f"--stats applies to --mode batch only, or robust (got --mode {args.mode}); drop "
+            "--stats"
         )
     if args.by and (args.mode != "batch" or args.stats is not None):
         raise UsageError("--by applies to --mode batch without --stats; drop --by")
@@ -167,7 +171,7 @@ def cmd_normalize(args: argparse.Namespace) -> int:
             source, args.output, mode=args.mode, columns=columns, stats=args.stats,
             batch_size=args.batch_size, eps=args.eps, target=args.target,
             progress=show_progress(args), by=args.by, inf=args.inf, **output_options(args),
-            **online_options(args),
+            **online_options(args), quantile_range=args.quantile_range,
         )
     seconds = time.perf_counter() - start
     norm = result.normalizer

@@ -24,6 +24,28 @@ from .options import (
 )
 
 
+def quantile_list(text: str) -> list[float]:
+    """An argparse type: comma-separated numbers in [0, 1] (``0.01,0.5,0.99``)."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers like 0.25,0.5") from None
+    if not all(0.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: quantiles are in [0, 1] (0.5 is the median)")
+    return values
+
+
+def percent_pair(text: str) -> tuple[float, float]:
+    """An argparse type: ``LO,HI`` percentages with 0 <= LO <= HI <= 100."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not two numbers LO,HI like 25,75") from None
+    if not 0.0 <= lo <= hi <= 100.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= LO <= HI <= 100")
+    return lo, hi
+
+
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line and do not exit (main() reports them)."""
 
@@ -68,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the printed std divides by count - N (default 0, numpy's; 1 for pandas'). A "
         "saved state keeps m2, so it serves any ddof",
     )
+    stats.add_argument(
+        "--quantiles", type=quantile_list, metavar="Q,...",
+        help="also keep a mergeable quantile sketch per column and print these quantiles "
+        "(e.g. 0.01,0.5,0.99; rank within 0.5%%); -o saves the sketches",
+    )
     _add_reading_options(stats, "stats")
 
     norm = sub.add_parser(
@@ -84,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     norm.add_argument("output", metavar="OUT",
                       help=".parquet, .arrow/.feather/.ipc or .arrows; or a directory")
     norm.add_argument("--mode", choices=MODES, default="batch", help="default: batch")
+    norm.add_argument(
+        "--quantile-range", type=percent_pair, default=(25.0, 75.0), metavar="LO,HI",
+        help="robust mode: scale by the range between these percentiles (default 25,75)",
+    )
     norm.add_argument(
         "--stats", metavar="FILE",
         help="batch mode: use these statistics (a stats file, or a file normalized before) "

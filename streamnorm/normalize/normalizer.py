@@ -20,6 +20,10 @@ Modes (docs/design.md §3, §4):
     (``ddof``, default 0 as in ``torch.nn.functional.layer_norm``) over the numeric scalar
     columns taken together; each FixedSizeList column is normalized within itself, vector by
     vector. ``eps`` defaults to 1e-5.
+``"robust"``
+    each chosen column becomes ``(x - median) / (q_hi - q_lo)`` (scikit-learn's
+    ``RobustScaler``; ``quantile_range`` in percent, default the interquartile range) from
+    mergeable quantile sketches (:mod:`.robust`); a zero range scales by 1. Invertible.
 ``"rms"``
     as ``"layer"`` but ``x / sqrt(mean_r(x²) + eps)`` (``torch.nn.functional.rms_norm``
     without weight; note torch's own default ``eps`` is the dtype's machine epsilon, ours is
@@ -50,11 +54,11 @@ from ..errors import InputError
 from ..kernels import backend
 from ..progress import Progress
 from ..state.features import FeatureStats
-from . import mappers, plan, record
+from . import mappers, plan, record, robust
 from .online import OnlineState, check_online, check_online_options, stats_rows
-from .plan import Mode
+from .plan import PER_FEATURE_MODES, Mode
 
-_DEFAULT_EPS = {"batch": 0.0, "layer": 1e-5, "rms": 1e-5}
+_DEFAULT_EPS = {"batch": 0.0, "layer": 1e-5, "rms": 1e-5, "robust": 0.0}
 
 
 def _map_batches(
@@ -95,6 +99,7 @@ class Normalizer:
         naming the columns; ``"skip"``: the statistics skip ±inf like NaN (counted in
         ``stats.inf_count``) and ±inf values pass through the transform unchanged.
     target : ``"cpu"`` or ``"cuda"``; default ``$STREAMNORM_TARGET`` or ``"cpu"``.
+    quantile_range : ``(lo, hi)`` percentages for mode ``"robust"`` (default ``(25, 75)``).
     by : key column(s), batch mode only: fit one set of statistics per key
         (``FeatureStats(by=...)``) and normalize each row with its key's; rows whose key
         was not seen in ``fit`` come out null.
@@ -137,8 +142,11 @@ class Normalizer:
         online: bool = False,
         momentum: float | None = None,
         warmup: int = 0,
+        quantile_range: tuple[float, float] = robust.DEFAULT_QUANTILE_RANGE,
     ) -> None:
         self.mode = plan.check_mode(mode)
+        self.quantile_range = robust.check_quantile_range(quantile_range)
+        self._recorded: dict[str, tuple[float, float]] | None = None
         self.by = [by] if isinstance(by, str) else (list(by) if by is not None else None)
         if self.by is not None and self.mode != "batch":
             raise ValueError(f"by= (per-key statistics) needs mode='batch', not {mode!r}")
@@ -190,7 +198,7 @@ class Normalizer:
         the statistics of every row seen so far (fitted and streamed; with ``momentum`` too:
         the running ones that normalize are :attr:`running`), empty before any data.
         """
-        if self.mode != "batch":
+        if self.mode not in PER_FEATURE_MODES:
             return None
         if self._online is not None:
             return self._online.stats
@@ -199,7 +207,8 @@ class Normalizer:
     @property
     def is_fitted(self) -> bool:
         """Whether :meth:`transform` can run (always True in layer / rms mode)."""
-        return self.mode != "batch" or self._stats is not None or self._online is not None
+        return (self.mode not in PER_FEATURE_MODES or self._stats is not None
+                or self._online is not None)
 
     @property
     def online_state(self) -> OnlineState | None:
@@ -238,9 +247,11 @@ class Normalizer:
         ``check_finite=False`` (``streamnorm stats`` reports them as they are; the check then
         comes when the statistics are used to normalize).
         """
-        if self.mode != "batch":
+        if self.mode not in PER_FEATURE_MODES:
             return self
         extra: dict[str, Any] = {"inf": "skip"} if self.inf == "skip" else {}
+        if self.mode == "robust":
+            extra["quantiles"] = True
         stats = FeatureStats(self.columns, nan=self.nan, target=self.target, by=self.by, **extra)
         read = None if self.columns is None else [*self.columns, *(self.by or [])]
         schema, batches = schema_and_batches(source, read, batch_size)
@@ -283,28 +294,34 @@ class Normalizer:
         online: bool = False,
         momentum: float | None = None,
         warmup: int = 0,
+        mode: Mode = "batch",
+        quantile_range: tuple[float, float] = robust.DEFAULT_QUANTILE_RANGE,
     ) -> Normalizer:
-        """A fitted batch-mode Normalizer from statistics computed elsewhere.
+        """A fitted batch- (or robust-) mode Normalizer from statistics computed elsewhere.
 
         ``stats`` is a :class:`FeatureStats`, a saved statistics file (``.json``, ``.arrow``,
         ``.parquet``), or a file this library normalized (its schema metadata holds the
-        statistics: then ``eps``/``ddof``/``columns`` default to the ones it was made with).
-        ``columns`` restricts normalization to some of the statistics' columns.
+        statistics: then ``eps``/``ddof``/``columns`` default to the ones it was made with,
+        and its mode and robust parameters are used). ``columns`` restricts normalization to
+        some of the statistics' columns. ``mode="robust"`` needs statistics with quantile
+        sketches (``FeatureStats(quantiles=True)``, ``streamnorm stats --quantiles``).
 
         ``online=True`` (``momentum``, ``warmup`` as in the constructor): an online Normalizer
         whose stream continues these statistics, as after :meth:`fit` (their rows count towards
         the warm-up); for instance to resume a stream from the statistics that
         ``normalize --online -o`` saved at the end of the last one.
         """
+        recorded = None
         if not isinstance(stats, FeatureStats):
             path = record.stats_location(stats)
             if record.holds_record(stats):
                 made = cls.from_metadata(path, target=target)
-                if made.mode != "batch":
+                if made.mode not in PER_FEATURE_MODES:
                     raise InputError(
                         f"{path}: was normalized in {made.mode} mode, which has no "
                         "per-column statistics; give a batch-mode file or a stats file"
                     )
+                mode, quantile_range, recorded = made.mode, made.quantile_range, made._recorded
                 eps = made.eps if eps is None else eps
                 ddof = made.ddof if ddof is None else ddof
                 columns = made.columns if columns is None else columns
@@ -317,15 +334,21 @@ class Normalizer:
         if online and getattr(stats, "by", None) is not None:
             raise InputError("grouped (by=) statistics cannot start online normalization, which "
                              "has no per-key mode; give ungrouped statistics")
+        if mode == "robust" and recorded is None and not stats.quantiles:
+            raise InputError("mode 'robust' needs statistics with quantile sketches: compute "
+                             "them with FeatureStats(quantiles=True) or `streamnorm stats "
+                             "--quantiles 0.5 -o FILE`")
         norm = cls(
-            "batch", columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target,
+            mode, columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target,
             inf="skip" if stats.inf == "skip" else "error",
             by=getattr(stats, "by", None), online=online, momentum=momentum, warmup=warmup,
+            quantile_range=quantile_range,
         )
         if norm._online is not None:
             norm._online.seed(stats, stats_rows(stats))
             return norm
         norm._set_stats(stats)
+        norm._recorded = recorded
         return norm
 
     @classmethod
@@ -342,10 +365,11 @@ class Normalizer:
             found["mode"], columns=found.get("columns"), eps=found["eps"],
             ddof=found.get("ddof", 0), nan=found.get("nan", "skip"), target=target,
             inf=found.get("inf", "error"),
-            by=found.get("by"),
+            by=found.get("by"), quantile_range=found.get("quantile_range", (25.0, 75.0)),
         )
-        if found["mode"] == "batch":
+        if found["mode"] in PER_FEATURE_MODES:
             norm._set_stats(record.recorded_stats(found, where, location))
+            norm._recorded = record.recorded_center_scale(found)
         return norm
 
     def record(self) -> dict[str, Any]:
@@ -358,9 +382,23 @@ class Normalizer:
             return record.make_record(self.mode, self.eps, self.ddof, self.nan, self.columns,
                                       self.inf, None, None, None,
                                       online={"momentum": self.momentum, "warmup": self.warmup})
-        stats = self._require_stats() if self.mode == "batch" else None
-        return record.make_record(self.mode, self.eps, self.ddof, self.nan, self.columns,
+        stats = self._require_stats() if self.mode in PER_FEATURE_MODES else None
+        made = record.make_record(self.mode, self.eps, self.ddof, self.nan, self.columns,
                                   self.inf, self.by, stats, self._stats_file)
+        if self.mode == "robust":
+            made.update(record.robust_fields(self.quantile_range, self._center_scale(
+                stats.columns, check=False)))  # type: ignore[union-attr]
+        return made
+
+    def _center_scale(self, names: Sequence[str], check: bool = True
+                      ) -> dict[str, tuple[float, float]]:
+        """``{column: (center, scale)}`` of a per-feature mode (batch or robust)."""
+        stats = self._require_stats()
+        if check:
+            mappers.check_finite_stats(stats, names)
+        if self.mode == "robust":
+            return robust.robust_center_scale(stats, names, self.quantile_range, self._recorded)
+        return mappers.batch_center_scale(stats, names, self.eps, self.ddof)
 
     @property
     def stats_file(self) -> str | None:
@@ -385,7 +423,7 @@ class Normalizer:
         """The columns of ``schema`` this Normalizer changes, in schema order."""
         if self._online is not None:
             return self._online.bind(schema)
-        if self.mode == "batch":
+        if self.mode in PER_FEATURE_MODES:
             chosen = plan.batch_columns(schema, self.columns, self._require_stats())
         else:
             scalars, vectors = plan.row_columns(schema, self.columns)
@@ -409,8 +447,8 @@ class Normalizer:
         elif self.mode == "batch" and self.by is not None:
             mappers.check_finite_stats(self._require_stats(), chosen)
             how = {n: None for n in chosen}  # per key, per row
-        elif self.mode == "batch":
-            how = mappers.batch_center_scale(self._require_stats(), chosen, self.eps, self.ddof)
+        elif self.mode in PER_FEATURE_MODES:
+            how = self._center_scale(chosen)
         else:
             how = plan.row_columns(schema, self.columns)
         self._schema_cache = (schema, out_schema, how)
@@ -474,7 +512,7 @@ class Normalizer:
         elif self.mode == "batch" and self.by is not None:
             arrays = mappers.map_grouped_batch(self._require_stats(), batch, out_schema,
                                                list(how), self.eps, self.ddof, inverse=False)
-        elif self.mode == "batch":
+        elif self.mode in PER_FEATURE_MODES:
             arrays = mappers.map_batch(batch, out_schema, how, kernels, inverse=False)
         else:
             rule = mappers.RowRule(self.mode, self.eps, self.ddof, self.nan)
@@ -502,10 +540,10 @@ class Normalizer:
     def _inverse_schema(self, schema: pa.Schema) -> pa.Schema:
         if self._online is not None:
             raise ValueError(record.ONLINE_NO_INVERSE)
-        if self.mode != "batch":
+        if self.mode not in PER_FEATURE_MODES:
             raise ValueError(
                 f"mode {self.mode!r} cannot be inverted: each row's statistics are not kept; "
-                "only batch-mode normalization has an inverse"
+                "only batch- and robust-mode normalization have an inverse"
             )
         chosen = plan.batch_columns(schema, self.columns, self._require_stats())
         return plan.inverse_schema(schema, chosen, record.METADATA_KEY)
@@ -519,8 +557,7 @@ class Normalizer:
             return cached[1], cached[2], cached[3]
         out_schema = self._inverse_schema(schema)
         names = self.normalized_columns(schema)
-        centers = None if self.by is not None else mappers.batch_center_scale(
-            self._require_stats(), names, self.eps, self.ddof)
+        centers = None if self.by is not None else self._center_scale(names)
         self._inverse_cache = (schema, out_schema, names, centers)
         return out_schema, names, centers
 

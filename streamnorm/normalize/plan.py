@@ -16,9 +16,11 @@ from .. import columns as cols
 from ..errors import SchemaError
 from ..state.features import FeatureStats
 
-Mode = Literal["batch", "layer", "rms"]
+Mode = Literal["batch", "layer", "rms", "robust"]
 #: The normalization modes, in the order the CLI and ``inspect`` show them.
-MODES: tuple[str, ...] = ("batch", "layer", "rms")
+MODES: tuple[str, ...] = ("batch", "layer", "rms", "robust")
+#: Modes that map each column with its own fitted ``(x - center) / scale`` (invertible).
+PER_FEATURE_MODES: tuple[str, ...] = ("batch", "robust")
 
 
 def check_mode(mode: str) -> str:

@@ -25,7 +25,8 @@ from ..arrow.locations import is_uri
 from ..arrow.open import schema_and_batches
 from ..errors import InputError, StatsFileError
 from ..state.features import FeatureStats
-from ..state.persist import naming
+from ..state.persist import json_float, naming
+from ..state.quantiles import strip_sketches
 from ..state.statsfile import (
     decode_ipc,
     encode_ipc,
@@ -34,7 +35,7 @@ from ..state.statsfile import (
     parse_json,
     show,
 )
-from .plan import MODES
+from .plan import MODES, PER_FEATURE_MODES
 
 #: Schema metadata key under which the normalization record is stored.
 METADATA_KEY = b"streamnorm"
@@ -90,17 +91,55 @@ def make_record(
         record["by"] = by
     if online is not None:
         record["online"] = online
-    if mode != "batch" or online is not None:
+    if mode not in PER_FEATURE_MODES or online is not None:
         return record
     assert stats is not None
     if by is None:
-        record["stats"] = stats.to_dict()
+        record["stats"] = strip_sketches(stats.to_dict()) if stats.quantiles else stats.to_dict()
     elif stats_file:
         record["stats_file"] = stats_file
     else:  # compact, and keeps keys JSON cannot (dates, binary)
         blob = encode_ipc(stats.to_arrow())
         record["stats_arrow"] = base64.b64encode(blob).decode("ascii")
     return record
+
+
+def robust_fields(quantile_range: tuple[float, float],
+                  center_scale: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    """The record fields of robust mode: ``quantile_range`` and, per statistics column,
+    ``center`` (median) and ``scale`` (the quantile range, 1 where zero): what the inverse
+    needs, so the sketches themselves stay out of the output's metadata."""
+    return {"quantile_range": list(quantile_range),
+            "center": {n: json_float(c) for n, (c, _) in center_scale.items()},
+            "scale": {n: json_float(v) for n, (_, v) in center_scale.items()}}
+
+
+def recorded_center_scale(record: dict[str, Any]) -> dict[str, tuple[float, float]] | None:
+    """``{column: (center, scale)}`` of a checked robust-mode record; None for other modes."""
+    if record.get("mode") != "robust":
+        return None
+    return {n: (float(c), float(record["scale"][n])) for n, c in record["center"].items()}
+
+
+def _robust_problem(record: dict[str, Any]) -> str | None:
+    """What is wrong with the robust-mode fields of a record; None if nothing."""
+    qr = record.get("quantile_range")
+    if (not isinstance(qr, list) or len(qr) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in qr)
+            or not 0 <= qr[0] <= qr[1] <= 100):
+        return f"field 'quantile_range' is {show(qr)}, not [lo, hi] with 0 <= lo <= hi <= 100"
+    center, scale = record.get("center"), record.get("scale")
+    if not isinstance(center, dict) or not isinstance(scale, dict) or set(center) != set(scale):
+        return "fields 'center' and 'scale' are not objects over the same columns"
+    for name in center:
+        for field, value in (("center", center[name]), ("scale", scale[name])):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                return f"field {field!r} of column {name!r} is {show(value)}, not a number"
+            if isinstance(value, bool):
+                return f"field {field!r} of column {name!r} is {show(value)}, not a number"
+    return None
 
 
 # --------------------------------------------------------------------------- reading
@@ -147,9 +186,11 @@ def record_problem(record: dict[str, Any]) -> str | None:
         return f"field 'inf' is {show(record.get('inf'))}, not 'error' or 'skip'"
     if "online" in record and not isinstance(record["online"], dict):
         return f"field 'online' is {show(record['online'])}, not an object"
-    if (mode == "batch" and "online" not in record
+    if (mode in PER_FEATURE_MODES and "online" not in record
             and not {"stats", "stats_arrow", "stats_file"} & set(record)):
         return "it holds no statistics"
+    if mode == "robust" and _robust_problem(record):
+        return _robust_problem(record)
     return (names_problem(record, "columns")
             or names_problem(record, "by", empty=False))
 

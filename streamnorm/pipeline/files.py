@@ -138,6 +138,7 @@ def normalize_file(
     momentum: float | None = None,
     warmup: int = 0,
     save_stats: str | os.PathLike | None = None,
+    quantile_range: tuple[float, float] = (25.0, 75.0),
 ) -> FileResult:
     """Normalize an Arrow IPC / Parquet file into another, streaming with bounded memory.
 
@@ -155,6 +156,7 @@ def normalize_file(
     :class:`streamnorm.arrow.sinks.BatchWriter`; ``float32=True`` writes the normalized columns
     as float32 (every other column keeps its type). ``inf`` is as in :class:`Normalizer` (batch
     mode): by default statistics holding ±inf are refused before anything is written.
+    ``quantile_range`` is as in :class:`Normalizer` (mode ``"robust"``).
 
     ``online=True`` (batch mode) reads ``src`` once and normalizes each batch with the
     statistics of everything before it and itself (``momentum``, ``warmup`` as in
@@ -171,20 +173,22 @@ def normalize_file(
     if save_stats is not None and not online:
         raise ValueError("save_stats= saves the final statistics of online normalization; "
                          "pass online=True, or compute statistics with feature_stats")
-    if mode == "batch" and stats is not None:
+    if mode in plan.PER_FEATURE_MODES and stats is not None:
         norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target,
-                                     online=online, momentum=momentum, warmup=warmup)
+                                     online=online, momentum=momentum, warmup=warmup,
+                                     mode=mode, quantile_range=quantile_range)
         passes = 1
     else:
         if stats is not None:
             raise ValueError(f"stats apply to mode='batch' only, not mode={mode!r}")
         norm = Normalizer(mode, columns=columns, eps=eps, ddof=ddof, nan=nan, target=target,
-                          by=by, inf=inf, online=online, momentum=momentum, warmup=warmup)
-        passes = 2 if mode == "batch" and not online else 1
+                          by=by, inf=inf, online=online, momentum=momentum, warmup=warmup,
+                          quantile_range=quantile_range)
+        passes = 2 if mode in plan.PER_FEATURE_MODES and not online else 1
     backend(target)  # fail early on an unusable target
     if norm.is_fitted:
         norm.normalized_columns(schema)  # bad columns fail before any reading
-    if norm.mode == "batch" and stats is None and not online:
+    if norm.mode in plan.PER_FEATURE_MODES and stats is None and not online:
         bar = progress_bar("fit", total, progress)
         try:
             norm.fit(src, batch_size=batch_size, progress=bar)
@@ -276,11 +280,11 @@ def inverse_file(
     if record.is_record(schema.metadata):
         recorded = record.read_record(schema, str(src))
         record.refuse_online(recorded, str(src))
-        if recorded["mode"] != "batch":
+        if recorded["mode"] not in plan.PER_FEATURE_MODES:
             raise InputError(
                 f"{src}: was normalized in {recorded['mode']} mode, which cannot be inverted: "
                 "each row's own statistics are not kept; keep the original data (only batch "
-                "mode has an inverse)"
+                "and robust modes have an inverse)"
             )
     if stats is not None:
         norm = Normalizer.from_stats(stats, target=target)

@@ -26,6 +26,7 @@ from ..arrow.open import Source, schema_and_batches
 from ..errors import SchemaError
 from ..kernels import backend
 from . import ingest, persist, small, statsfile
+from .quantiles import QuantileSketches, quantile_array, table_with_json_sketches
 from .merge import Moments, check_moments
 
 NanPolicy = Literal["skip", "propagate"]
@@ -67,6 +68,8 @@ class FeatureStats:
         :meth:`skew` and :meth:`kurtosis`. The default path does no extra work.
     by : a key column name or a list of them: keep one state per key (see
         :class:`streamnorm.GroupedFeatureStats`).
+    quantiles : also keep a mergeable quantile sketch per column (KLL, at most 28 KB each) for
+        :meth:`quantile` and :meth:`median`; see :mod:`streamnorm.state.quantiles`.
 
     ``moments=4``, weights and ``by=`` run on the CPU extension kernels whatever the target.
 
@@ -134,6 +137,7 @@ class FeatureStats:
         moments: int = 2,
         by: str | Sequence[str] | None = None,
         inf: InfPolicy = "keep",
+        quantiles: bool = False,
     ) -> None:
         if isinstance(columns, str):
             columns = [columns]
@@ -148,6 +152,8 @@ class FeatureStats:
         self._plan: cols.BatchPlan | None = None
         self._small: small.SmallPlan | None = None
         self._state = Moments(self._shape(0), self.moments)
+        self.quantiles = bool(quantiles)
+        self._sketch: QuantileSketches | None = None
 
     @property
     def weighted(self) -> bool:
@@ -174,6 +180,8 @@ class FeatureStats:
         self._columns = list(names)
         self._types = {name: schema.field(name).type for name in names}
         self._state.allocate(self._shape(len(names)))
+        if self.quantiles:
+            self._sketch = QuantileSketches(len(names))
         self._remember_schema(schema)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -223,6 +231,9 @@ class FeatureStats:
         self, data: Source, batch_size: int | None, weights: str | None = None
     ) -> FeatureStats:
         if weights is not None:
+            if self.quantiles:
+                raise ValueError("quantiles=True does not take weights yet; drop weights= or "
+                                 "quantiles=True")
             if weights not in self._not_features():
                 self._exclude = (*getattr(self, "_exclude", ()), weights)
             if self._columns is not None and weights in self._columns:
@@ -262,6 +273,8 @@ class FeatureStats:
                                                self.inf):
             ingest.add_batch(self._state, batch, self._columns,  # type: ignore[arg-type]
                              self._plan, kernels, self.inf, weights)
+        if self._sketch is not None:
+            self._sketch.update(batch, self._columns, self.inf == "skip")  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ merge
     def _check_mergeable(self, other: object) -> None:
@@ -279,6 +292,9 @@ class FeatureStats:
             )
         if type(other) is not type(self):
             raise TypeError("cannot merge grouped (by=) and ungrouped statistics")
+        if other.quantiles != self.quantiles:
+            raise ValueError("cannot merge statistics with and without quantiles; fit both "
+                             "with the same quantiles=")
 
     def _start_merge(self, other: FeatureStats) -> bool:
         """The checks and trivial cases every merge shares; True when there is work left.
@@ -307,6 +323,8 @@ class FeatureStats:
         """Merge ``other`` into this state, in place; returns self. Exact and associative."""
         if self._start_merge(other):
             self._state.merge(other._state)
+            if self._sketch is not None and other._sketch is not None:
+                self._sketch.merge(other._sketch)
         return self
 
     def _copy_state_from(self, other: FeatureStats) -> None:
@@ -314,12 +332,13 @@ class FeatureStats:
         self._types = dict(other._types)
         self._exclude = tuple(getattr(other, "_exclude", ()))
         self._state = other._state.copy()
+        self._sketch = other._sketch.copy() if other._sketch is not None else None
 
     def copy(self) -> FeatureStats:
         """An independent copy of this state."""
         twin = FeatureStats(
             self._requested, nan=self.nan, target=self.target,  # type: ignore[arg-type]
-            moments=self.moments, inf=self.inf,  # type: ignore[arg-type]
+            moments=self.moments, inf=self.inf, quantiles=self.quantiles,  # type: ignore[arg-type]
         )
         if self._columns is not None:
             twin._copy_state_from(self)
@@ -488,13 +507,8 @@ class FeatureStats:
         Needs ``moments=4``.
         """
         self._require_moments4("skew")
-        s = self._state
-        n = s.count.astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.sqrt(n) * s.m3 / s.m2**1.5
-            if not bias:
-                out = np.where(n >= 3, out * np.sqrt(n * (n - 1.0)) / (n - 2.0), np.nan)
-        out[(s.m2 == 0) | self._poisoned()] = np.nan
+        out = self._state.skew(bias)
+        out[self._poisoned()] = np.nan
         return out
 
     def kurtosis(self, fisher: bool = True, bias: bool = True) -> np.ndarray:
@@ -506,15 +520,35 @@ class FeatureStats:
         there). NaN where the column has no value or no spread (m2 == 0). Needs ``moments=4``.
         """
         self._require_moments4("kurtosis")
-        s = self._state
-        n = s.count.astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = n * s.m4 / (s.m2 * s.m2)
-            if not bias:
-                excess = ((n + 1.0) * out - 3.0 * (n - 1.0)) * (n - 1.0) / ((n - 2.0) * (n - 3.0))
-                out = np.where(n >= 4, excess + 3.0, np.nan)
-        out[(s.m2 == 0) | self._poisoned()] = np.nan
-        return out - 3.0 if fisher else out
+        out = self._state.kurtosis(fisher, bias)
+        out[self._poisoned()] = np.nan
+        return out
+
+    def quantile(self, q: float | Sequence[float], *, median: bool = False) -> np.ndarray:
+        """Quantiles per column from the sketches (``quantiles=True``): a float ``q`` in [0, 1]
+        gives shape (n_columns,), a list shape (len(q), n_columns); float64.
+
+        numpy.quantile's linear method over the values the sketch stands for: exact up to
+        1024 values per column, beyond that a value whose rank is within 0.5% of ``q``
+        (:mod:`streamnorm.state.quantiles`). NaN for a column with no value (or with NaN
+        under ``nan="propagate"``). ``median=True``: a position halfway between two values
+        gives their mean, ``(a + b) / 2``, as numpy.median (the default lerp can differ from
+        it in the last bit).
+        """
+        if self._sketch is None and not self.quantiles:
+            raise ValueError("quantile() needs the quantile sketches: use "
+                             "FeatureStats(quantiles=True) (or `streamnorm stats --quantiles`)")
+        qs, scalar = quantile_array(q)
+        if self._sketch is None:
+            return np.full(len(self.columns), np.nan) if scalar else np.full((len(qs), 0), np.nan)
+        out = self._sketch.quantiles(qs, median)
+        out[:, self._poisoned()] = np.nan
+        return out[0] if scalar else out
+
+    def median(self) -> np.ndarray:
+        """The median per column, float64 (n_columns,): as ``numpy.median`` (exact up to 1024
+        values per column), else within 0.5% in rank."""
+        return self.quantile(0.5, median=True)
 
     # ------------------------------------------------------------------ persistence
     def _metadata(self) -> dict[str, Any]:
@@ -527,6 +561,8 @@ class FeatureStats:
             meta["weighted"] = True
         if self.inf != "keep":
             meta["inf"] = self.inf
+        if self.quantiles:
+            meta["quantiles"] = True
         return meta
 
     def _saved_types(self) -> pa.Array:
@@ -539,6 +575,8 @@ class FeatureStats:
         values: dict[str, Any] = {"column": pa.array(self.columns, pa.string())}
         values.update(persist.state_columns(self._state, self.mean))
         values["type"] = self._saved_types()
+        if self._sketch is not None:
+            values.update(self._sketch.arrow_columns())
         return persist.with_metadata(pa.table(values), self._metadata())
 
     @classmethod
@@ -553,7 +591,9 @@ class FeatureStats:
         table = statsfile.check_state_table(table, persist.state_fields(moments, weighted))
         names = table.column("column").to_pylist()
         stats = cls(names, nan=meta.get("nan", "skip"), moments=moments,
-                    inf=meta.get("inf", "keep"))
+                    inf=meta.get("inf", "keep"), quantiles=meta.get("quantiles") is True)
+        if stats.quantiles:
+            stats._sketch = QuantileSketches.from_table(table, names)
         stats._columns = names
         stats._types = stats._loaded_types(table, names)
         stats._state = Moments((len(names),), moments, weighted)
@@ -589,7 +629,10 @@ class FeatureStats:
         chosen = cls._saved_class(meta)
         if chosen is not cls:
             return chosen.from_dict(state)
-        return cls.from_arrow(persist.dict_to_table(state, meta, persist.rows_schema(meta)))
+        table = persist.dict_to_table(state, meta, persist.rows_schema(meta))
+        if meta.get("quantiles") is True:
+            table = table_with_json_sketches(table, state["columns"])
+        return cls.from_arrow(table)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the state atomically: ``.json``, or Arrow IPC / Parquet by suffix.
@@ -608,9 +651,12 @@ class FeatureStats:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FeatureStats):
             return NotImplemented
-        if (self.columns, self.nan, self.inf, self.moments, self.weighted) != (
-            other.columns, other.nan, other.inf, other.moments, other.weighted
+        if (self.columns, self.nan, self.inf, self.moments, self.weighted, self.quantiles) != (
+            other.columns, other.nan, other.inf, other.moments, other.weighted, other.quantiles
         ):
+            return False
+        if (self._sketch is None) != (other._sketch is None) or (
+                self._sketch is not None and not self._sketch.equals(other._sketch)):  # type: ignore[arg-type]
             return False
         return self._state.equals(other._state)
 
@@ -621,20 +667,10 @@ class FeatureStats:
     def summary(self, ddof: int = 0) -> pa.Table:
         """A readable table: column, count, null_count, nan_count, inf_count, mean, std (with
         ``ddof``), min, max."""
-        return pa.table(
-            {
-                "column": self.columns,
-                "count": self.count,
-                "null_count": self.null_count,
-                "nan_count": self.nan_count,
-                "inf_count": self.inf_count,
-                "mean": self.mean,
-                "std": self.std(ddof),
-                "min": self.min,
-                "max": self.max,
-            }
-        )
-
+        return pa.table({"column": self.columns, "count": self.count,
+                         "null_count": self.null_count, "nan_count": self.nan_count,
+                         "inf_count": self.inf_count, "mean": self.mean, "std": self.std(ddof),
+                         "min": self.min, "max": self.max})
 
 def feature_stats(
     source: Source,
@@ -647,11 +683,15 @@ def feature_stats(
     by: str | Sequence[str] | None = None,
     weights: str | None = None,
     inf: InfPolicy = "keep",
+    quantiles: bool = False,
 ) -> FeatureStats:
     """Per-column statistics of a whole source (a path or any in-memory source), streamed.
 
     Files are read one IPC batch or Parquet row group at a time, so memory is bounded by the
-    batch, not the file. ``moments``, ``by`` and ``weights`` are as in :class:`FeatureStats`.
+    batch, not the file. ``moments``, ``by``, ``weights`` and ``quantiles`` are as in
+    :class:`FeatureStats`.
     """
-    stats = FeatureStats(columns, nan=nan, target=target, moments=moments, by=by, inf=inf)
+    extra = {"quantiles": True} if quantiles else {}
+    stats = FeatureStats(columns, nan=nan, target=target, moments=moments, by=by, inf=inf,
+                         **extra)
     return stats._update_from(source, batch_size, weights)

@@ -169,7 +169,11 @@ class GroupedFeatureStats(FeatureStats, option="by"):
         moments: int = 2,
         by: str | Sequence[str] | None = None,
         inf: str = "keep",
+        quantiles: bool = False,
     ) -> None:
+        if quantiles:
+            raise ValueError("quantiles=True is not supported with by= (per-key statistics) "
+                             "yet; drop by= or quantiles=True")
         keys = [by] if isinstance(by, str) else list(by or [])
         if not keys:
             raise ValueError("by= needs at least one key column name")

@@ -286,6 +286,30 @@ class Moments:
         return all(np.array_equal(getattr(self, name), getattr(other, name)[rows], equal_nan=True)
                    for name in self.names)
 
+    def skew(self, bias: bool = True) -> np.ndarray:
+        """Skewness per entry, ``g1 = sqrt(n) m3 / m2**1.5``; ``bias=False``: the adjusted
+        Fisher–Pearson ``g1 sqrt(n (n-1)) / (n-2)``, NaN where ``n < 3``. NaN where m2 == 0."""
+        n = self.count.astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.sqrt(n) * self.m3 / self.m2**1.5
+            if not bias:
+                out = np.where(n >= 3, out * np.sqrt(n * (n - 1.0)) / (n - 2.0), np.nan)
+        out[self.m2 == 0] = np.nan
+        return out
+
+    def kurtosis(self, fisher: bool = True, bias: bool = True) -> np.ndarray:
+        """Kurtosis per entry, ``g2 = n m4 / m2**2`` (minus 3 when ``fisher``); ``bias=False``:
+        ``((n+1) g2 - 3 (n-1)) (n-1) / ((n-2)(n-3)) + 3``, NaN where ``n < 4``. NaN where
+        m2 == 0."""
+        n = self.count.astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = n * self.m4 / (self.m2 * self.m2)
+            if not bias:
+                excess = ((n + 1.0) * out - 3.0 * (n - 1.0)) * (n - 1.0) / ((n - 2.0) * (n - 3.0))
+                out = np.where(n >= 4, excess + 3.0, np.nan)
+        out[self.m2 == 0] = np.nan
+        return out - 3.0 if fisher else out
+
     def merge_at(
         self, idx: Any, count: np.ndarray, shift: np.ndarray, mean: np.ndarray,
         m2: np.ndarray, lo: np.ndarray, hi: np.ndarray, m3: np.ndarray | None = None,
