@@ -74,7 +74,7 @@ def time_kernels(column_bytes: int, ln_rows: int, ln_width: int, repeat: int,
         lambda: d_dst.copy_to_device(d_src), repeat, sync) / 1e9
     res["host -> device GB/s"] = host.nbytes / best_seconds(
         lambda: cuda.to_device(host), repeat, sync) / 1e9
-    del d_dst
+    d_dst = None  # free the device copy before the kernels run (the lambda above is done with it)
     kernels = backend("cuda")
     empty = np.zeros(0, dtype=np.uint8)
     t = best_seconds(lambda: kernels.column_moments(host, empty, 0, False, float(host[0])),
