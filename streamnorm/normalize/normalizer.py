@@ -24,6 +24,15 @@ Modes (docs/design.md §3, §4):
     as ``"layer"`` but ``x / sqrt(mean_r(x²) + eps)`` (``torch.nn.functional.rms_norm``
     without weight; note torch's own default ``eps`` is the dtype's machine epsilon, ours is
     1e-5 as for layer norm).
+``"minmax"``
+    scikit-learn's ``MinMaxScaler``: each chosen column maps its fitted ``[min, max]`` onto
+    ``feature_range=(lo, hi)`` (default (0, 1)), ``(x - min) / (max - min) * (hi - lo) + lo``,
+    computed as ``(x - center) / scale`` (:func:`.affine.minmax`); a range below 10 machine
+    epsilons counts as 1 (sklearn), so a constant column maps to ``lo``. No clipping: values
+    outside the fitted range map outside ``feature_range``.
+
+Per-feature modes (batch, minmax) are one ``(center, scale)`` pair per column
+(:mod:`.affine`), so they transform, invert and export (:mod:`streamnorm.exports`) alike.
 
 Whatever the mode: computation in float64, float32 columns stay float32 (rounded once),
 every other numeric column becomes float64; nulls stay null (the validity bitmap is reused);
@@ -50,10 +59,10 @@ from ..errors import InputError
 from ..kernels import backend
 from ..progress import Progress
 from ..state.features import FeatureStats
-from . import mappers, plan, record
+from . import affine, mappers, plan, record
 from .plan import Mode
 
-_DEFAULT_EPS = {"batch": 0.0, "layer": 1e-5, "rms": 1e-5}
+_DEFAULT_EPS = {"batch": 0.0, "layer": 1e-5, "rms": 1e-5, "minmax": 0.0}
 
 
 def _map_batches(
@@ -94,6 +103,7 @@ class Normalizer:
         naming the columns; ``"skip"``: the statistics skip ±inf like NaN (counted in
         ``stats.inf_count``) and ±inf values pass through the transform unchanged.
     target : ``"cpu"`` or ``"cuda"``; default ``$STREAMNORM_TARGET`` or ``"cpu"``.
+    feature_range : minmax mode: ``(lo, hi)`` with ``lo < hi``, default (0, 1).
     by : key column(s), batch mode only: fit one set of statistics per key
         (``FeatureStats(by=...)``) and normalize each row with its key's; rows whose key
         was not seen in ``fit`` come out null.
@@ -123,8 +133,11 @@ class Normalizer:
         target: str | None = None,
         by: str | Sequence[str] | None = None,
         inf: Literal["error", "skip"] = "error",
+        feature_range: tuple[float, float] | None = None,
     ) -> None:
         self.mode = plan.check_mode(mode)
+        #: the mode's own options (``feature_range`` for minmax), checked, defaults filled in
+        self.options = affine.mode_options(mode, {"feature_range": feature_range})
         self.by = [by] if isinstance(by, str) else (list(by) if by is not None else None)
         if self.by is not None and self.mode != "batch":
             raise ValueError(f"by= (per-key statistics) needs mode='batch', not {mode!r}")
@@ -154,7 +167,8 @@ class Normalizer:
     def __repr__(self) -> str:
         return (
             f"Normalizer(mode={self.mode!r}, columns={self.columns}, eps={self.eps}, "
-            f"ddof={self.ddof}, nan={self.nan!r})"
+            f"ddof={self.ddof}, nan={self.nan!r}"
+            + "".join(f", {k}={v!r}" for k, v in self.options.items()) + ")"
         )
 
     # ------------------------------------------------------------------ fitting
@@ -164,19 +178,19 @@ class Normalizer:
 
         Raises ``RuntimeError`` in batch mode before :meth:`fit` / :meth:`from_stats`.
         """
-        if self.mode != "batch":
+        if not affine.is_per_feature(self.mode):
             return None
         return self._require_stats()
 
     @property
     def is_fitted(self) -> bool:
         """Whether :meth:`transform` can run (always True in layer / rms mode)."""
-        return self.mode != "batch" or self._stats is not None
+        return not affine.is_per_feature(self.mode) or self._stats is not None
 
     def _require_stats(self) -> FeatureStats:
         if self._stats is None:
             raise RuntimeError(
-                "this batch-mode Normalizer is not fitted: call fit(source) first, or build it "
+                f"this {self.mode}-mode Normalizer is not fitted: call fit(source) first, or build it "
                 "with Normalizer.from_stats(...)"
             )
         return self._stats
@@ -199,7 +213,7 @@ class Normalizer:
         ``check_finite=False`` (``streamnorm stats`` reports them as they are; the check then
         comes when the statistics are used to normalize).
         """
-        if self.mode != "batch":
+        if not affine.is_per_feature(self.mode):
             return self
         extra: dict[str, Any] = {"inf": "skip"} if self.inf == "skip" else {}
         stats = FeatureStats(self.columns, nan=self.nan, target=self.target, by=self.by, **extra)
@@ -230,8 +244,10 @@ class Normalizer:
         eps: float | None = None,
         ddof: int | None = None,
         target: str | None = None,
+        mode: str | None = None,
+        feature_range: tuple[float, float] | None = None,
     ) -> Normalizer:
-        """A fitted batch-mode Normalizer from statistics computed elsewhere.
+        """A fitted per-feature (batch or minmax) Normalizer from statistics computed elsewhere.
 
         ``stats`` is a :class:`FeatureStats`, a saved statistics file (``.json``, ``.arrow``,
         ``.parquet``), or a file this library normalized (its schema metadata holds the
@@ -242,11 +258,14 @@ class Normalizer:
             path = record.stats_location(stats)
             if record.holds_record(stats):
                 made = cls.from_metadata(path, target=target)
-                if made.mode != "batch":
+                if not affine.is_per_feature(made.mode):
                     raise InputError(
                         f"{path}: was normalized in {made.mode} mode, which has no "
                         "per-column statistics; give a batch-mode file or a stats file"
                     )
+                mode = made.mode if mode is None else mode
+                if feature_range is None and mode == made.mode:
+                    feature_range = made.options.get("feature_range")
                 eps = made.eps if eps is None else eps
                 ddof = made.ddof if ddof is None else ddof
                 columns = made.columns if columns is None else columns
@@ -256,8 +275,13 @@ class Normalizer:
         if columns is not None:
             columns = [columns] if isinstance(columns, str) else list(columns)
             plan.check_stats_columns(columns, stats)
+        mode = "batch" if mode is None else mode
+        if not affine.is_per_feature(mode):
+            raise ValueError(f"statistics apply to the per-feature modes "
+                             f"{tuple(affine.CENTER_SCALE)}, not mode={mode!r}")
         norm = cls(
-            "batch", columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target,
+            mode, columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target,  # type: ignore[arg-type]
+            feature_range=feature_range,
             inf="skip" if stats.inf == "skip" else "error",
             by=getattr(stats, "by", None),
         )
@@ -278,9 +302,9 @@ class Normalizer:
             found["mode"], columns=found.get("columns"), eps=found["eps"],
             ddof=found.get("ddof", 0), nan=found.get("nan", "skip"), target=target,
             inf=found.get("inf", "error"),
-            by=found.get("by"),
+            by=found.get("by"), **found.get("options", {}),
         )
-        if found["mode"] == "batch":
+        if affine.is_per_feature(found["mode"]):
             norm._set_stats(record.recorded_stats(found, where, location))
         return norm
 
@@ -290,9 +314,9 @@ class Normalizer:
         grouped statistics as Arrow IPC (``stats_arrow``, base64; much smaller than JSON) or,
         in a file written by :func:`~streamnorm.normalize_file` when they are large, the name
         of the statistics file beside it (``stats_file``)."""
-        stats = self._require_stats() if self.mode == "batch" else None
+        stats = self._require_stats() if affine.is_per_feature(self.mode) else None
         return record.make_record(self.mode, self.eps, self.ddof, self.nan, self.columns,
-                                  self.inf, self.by, stats, self._stats_file)
+                                  self.inf, self.by, stats, self._stats_file, self.options)
 
     @property
     def stats_file(self) -> str | None:
@@ -315,7 +339,7 @@ class Normalizer:
     # ------------------------------------------------------------------ planning
     def normalized_columns(self, schema: pa.Schema) -> list[str]:
         """The columns of ``schema`` this Normalizer changes, in schema order."""
-        if self.mode == "batch":
+        if affine.is_per_feature(self.mode):
             chosen = plan.batch_columns(schema, self.columns, self._require_stats())
         else:
             scalars, vectors = plan.row_columns(schema, self.columns)
@@ -337,8 +361,9 @@ class Normalizer:
         if self.mode == "batch" and self.by is not None:
             mappers.check_finite_stats(self._require_stats(), chosen)
             how: Any = {n: None for n in chosen}  # per key, per row
-        elif self.mode == "batch":
-            how = mappers.batch_center_scale(self._require_stats(), chosen, self.eps, self.ddof)
+        elif affine.is_per_feature(self.mode):
+            how = affine.center_scale_plan(self.mode, self._require_stats(), chosen,
+                                           eps=self.eps, ddof=self.ddof, options=self.options)
         else:
             how = plan.row_columns(schema, self.columns)
         self._schema_cache = (schema, out_schema, how)
@@ -369,7 +394,7 @@ class Normalizer:
         if self.mode == "batch" and self.by is not None:
             arrays = mappers.map_grouped_batch(self._require_stats(), batch, out_schema,
                                                list(how), self.eps, self.ddof, inverse=False)
-        elif self.mode == "batch":
+        elif affine.is_per_feature(self.mode):
             arrays = mappers.map_batch(batch, out_schema, how, kernels, inverse=False)
         else:
             rule = mappers.RowRule(self.mode, self.eps, self.ddof, self.nan)
@@ -378,7 +403,7 @@ class Normalizer:
 
     # ------------------------------------------------------------------ inverse
     def inverse_transform(self, data: Source) -> pa.RecordBatch | pa.Table:
-        """Undo a batch-mode :meth:`transform`: ``x = y * scale + mean`` per column.
+        """Undo a per-feature (batch, minmax) :meth:`transform`: ``x = y * scale + center``.
 
         A RecordBatch gives a RecordBatch, anything else a Table. Restored columns are float64
         (float32 stays float32); the ``streamnorm`` metadata record is dropped. Layer and rms
@@ -395,10 +420,10 @@ class Normalizer:
             yield self._inverse_batch(batch)
 
     def _inverse_schema(self, schema: pa.Schema) -> pa.Schema:
-        if self.mode != "batch":
+        if not affine.is_per_feature(self.mode):
             raise ValueError(
                 f"mode {self.mode!r} cannot be inverted: each row's statistics are not kept; "
-                "only batch-mode normalization has an inverse"
+                "only per-feature (batch, minmax) normalization has an inverse"
             )
         chosen = plan.batch_columns(schema, self.columns, self._require_stats())
         return plan.inverse_schema(schema, chosen, record.METADATA_KEY)
@@ -412,8 +437,9 @@ class Normalizer:
             return cached[1], cached[2], cached[3]
         out_schema = self._inverse_schema(schema)
         names = self.normalized_columns(schema)
-        centers = None if self.by is not None else mappers.batch_center_scale(
-            self._require_stats(), names, self.eps, self.ddof)
+        centers = None if self.by is not None else affine.center_scale_plan(
+            self.mode, self._require_stats(), names, eps=self.eps, ddof=self.ddof,
+            options=self.options)
         self._inverse_cache = (schema, out_schema, names, centers)
         return out_schema, names, centers
 

@@ -16,9 +16,9 @@ from .. import columns as cols
 from ..errors import SchemaError
 from ..state.features import FeatureStats
 
-Mode = Literal["batch", "layer", "rms"]
+Mode = Literal["batch", "layer", "rms", "minmax"]
 #: The normalization modes, in the order the CLI and ``inspect`` show them.
-MODES: tuple[str, ...] = ("batch", "layer", "rms")
+MODES: tuple[str, ...] = ("batch", "layer", "rms", "minmax")
 
 
 def check_mode(mode: str) -> str:

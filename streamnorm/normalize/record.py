@@ -34,7 +34,11 @@ from ..state.statsfile import (
     parse_json,
     show,
 )
+from .affine import CENTER_SCALE, check_mode_options
 from .plan import MODES
+
+#: The modes whose record holds the statistics (one center and scale per column).
+PER_FEATURE_MODES = tuple(CENTER_SCALE)
 
 #: Schema metadata key under which the normalization record is stored.
 METADATA_KEY = b"streamnorm"
@@ -65,11 +69,13 @@ def file_schema(path: str | os.PathLike) -> pa.Schema:
 def make_record(
     mode: str, eps: float, ddof: int, nan: str, columns: Sequence[str] | None, inf: str,
     by: Sequence[str] | None, stats: FeatureStats | None, stats_file: str | None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON-ready record of a Normalizer so configured. ``stats`` (batch mode) go in as
     :meth:`FeatureStats.to_dict` gives them, or for grouped statistics as Arrow IPC
     (``stats_arrow``, base64; much smaller than JSON) or, when ``stats_file`` is given, as the
-    name of the statistics file beside the output (``stats_file``)."""
+    name of the statistics file beside the output (``stats_file``). ``options``: the mode's own
+    (``feature_range`` for minmax), recorded under ``options`` when there are any."""
     record: dict[str, Any] = {
         "version": RECORD_VERSION, "kind": "Normalizer", "mode": mode,
         "eps": eps, "ddof": ddof, "nan": nan, "columns": columns,
@@ -78,7 +84,10 @@ def make_record(
         record["inf"] = inf
     if by is not None:
         record["by"] = by
-    if mode != "batch":
+    if options:
+        record["options"] = {k: list(v) if isinstance(v, tuple) else v
+                             for k, v in options.items()}
+    if mode not in PER_FEATURE_MODES:
         return record
     assert stats is not None
     if by is None:
@@ -133,8 +142,11 @@ def record_problem(record: dict[str, Any]) -> str | None:
         return f"field 'nan' is {show(nan)}, not 'skip' or 'propagate'"
     if record.get("inf", "error") not in ("error", "skip"):
         return f"field 'inf' is {show(record.get('inf'))}, not 'error' or 'skip'"
-    if mode == "batch" and not {"stats", "stats_arrow", "stats_file"} & set(record):
+    if mode in PER_FEATURE_MODES and not {"stats", "stats_arrow", "stats_file"} & set(record):
         return "it holds no statistics"
+    options = check_mode_options(mode, record.get("options", {}))
+    if options is not None:
+        return options
     return (names_problem(record, "columns")
             or names_problem(record, "by", empty=False))
 
