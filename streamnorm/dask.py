@@ -338,6 +338,9 @@ def _fitted(
 ) -> FeatureStats | None:
     """The statistics batch mode needs: given (object or file, loaded on the client), or
     fitted over ``obj`` on the cluster. None in layer / rms mode."""
+    if mode not in ("batch", "layer", "rms"):
+        raise ValueError(f"mode {mode!r} is not supported on Dask yet; normalize without Dask "
+                         "(CLI: drop --dask)")
     if mode != "batch":
         if stats is not None:
             raise ValueError(f"stats apply to mode='batch' only, not mode={mode!r}")

@@ -136,16 +136,20 @@ def _normalize_directory(args: argparse.Namespace, source: object,
     return normalize_dataset(
         dataset, output, mode=args.mode, columns=columns, stats=args.stats,
         batch_size=args.batch_size, eps=args.eps, target=args.target, inf=args.inf,
-        **output_options(args),
+        feature_range=args.feature_range, **output_options(args),
     )
 
 
 def cmd_normalize(args: argparse.Namespace) -> int:
     """``streamnorm normalize IN OUT [--mode M] [-c COL ...] [--stats FILE] [--eps E] ...``."""
-    if args.stats is not None and args.mode != "batch":
+    if args.stats is not None and args.mode not in ("batch", "minmax"):
         raise UsageError(
-            f"--stats applies to --mode batch only (got --mode {args.mode}); drop --stats"
+            f"--stats applies to --mode batch or minmax only (got --mode {args.mode}); drop "
+            "--stats"
         )
+    if args.feature_range is not None and args.mode != "minmax":
+        raise UsageError(f"--feature-range applies to --mode minmax only (got --mode "
+                         f"{args.mode}); drop --feature-range or add --mode minmax")
     if args.by and (args.mode != "batch" or args.stats is not None):
         raise UsageError("--by applies to --mode batch without --stats; drop --by")
     check_target(args.target)
@@ -165,7 +169,8 @@ def cmd_normalize(args: argparse.Namespace) -> int:
         result = normalize_file(
             source, args.output, mode=args.mode, columns=columns, stats=args.stats,
             batch_size=args.batch_size, eps=args.eps, target=args.target,
-            progress=show_progress(args), by=args.by, inf=args.inf, **output_options(args),
+            progress=show_progress(args), by=args.by, inf=args.inf,
+            feature_range=args.feature_range, **output_options(args),
         )
     seconds = time.perf_counter() - start
     norm = result.normalizer
