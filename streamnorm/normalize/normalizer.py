@@ -59,7 +59,7 @@ from ..errors import InputError
 from ..kernels import backend
 from ..progress import Progress
 from ..state.features import FeatureStats
-from . import affine, mappers, plan, record
+from . import affine, exports, mappers, plan, record
 from .plan import Mode
 
 _DEFAULT_EPS = {"batch": 0.0, "layer": 1e-5, "rms": 1e-5, "minmax": 0.0}
@@ -335,6 +335,70 @@ class Normalizer:
         if self._record_json is None:
             self._record_json = json.dumps(self.record())
         return self._record_json
+
+    # ------------------------------------------------------------------ exports
+    def export_plan(self, schema: Any = None) -> exports.ExportPlan:
+        """What the exports need (:class:`~streamnorm.normalize.exports.ExportPlan`): the
+        columns in order and, per-feature modes, their ``(center, scale)`` float64 arrays.
+
+        ``schema`` (pyarrow or polars; optional) fixes the columns as :meth:`transform` would
+        on such data; without it: ``columns=``, else the statistics' columns (per-feature) or
+        None (layer / rms: every column given at run time).
+        """
+        schema = exports.arrow_schema(schema)
+        if affine.is_per_feature(self.mode):
+            stats = self._require_stats()
+            if self.by is not None:
+                raise ValueError("a normalizer with by= (statistics per key) has no single "
+                                 "(center, scale) per column to export; drop by=")
+            names = (self.normalized_columns(schema) if schema is not None
+                     else list(self.columns if self.columns is not None else stats.columns))
+            plan.check_stats_columns(names, stats)
+            center, scale = affine.center_scale(self.mode, stats, names, eps=self.eps,
+                                                ddof=self.ddof, options=self.options)
+            return exports.ExportPlan(self.mode, names, center, scale, self.eps, self.ddof,
+                                      self.nan, dict(self.options))
+        if schema is not None:
+            scalars, vectors = plan.row_columns(schema, self.columns)
+            columns: list[str] | None = plan.in_schema_order(schema, scalars)
+            vectors = plan.in_schema_order(schema, vectors)
+        else:
+            columns, vectors = (None if self.columns is None else list(self.columns)), []
+        return exports.ExportPlan(self.mode, columns, None, None, self.eps, self.ddof,
+                                  self.nan, dict(self.options), vectors)
+
+    def to_torch(self, schema: Any = None) -> Any:
+        """A ``torch.nn.Module`` applying this normalization to an ``(N, F)`` floating tensor
+        whose F columns are ``module.columns``, in that order (:meth:`export_plan`).
+
+        Per-feature modes: buffers ``center`` and ``scale`` (F,), so ``.to(device)`` moves
+        them; float64 by default, so the module computes in float64 and returns x's dtype
+        (the values :meth:`transform` gives); ``.to(torch.float32)`` computes in float32.
+        ``module.inverse(y)`` undoes it. Layer / rms: each row over its F values, with this
+        normalizer's ``eps``, ``ddof`` and ``nan``. Tensors have no nulls: give missing values
+        as NaN; NaN stays NaN. Needs torch (``ImportError`` otherwise); vector columns of a
+        layer / rms normalizer are refused.
+        """
+        return exports.torch_module(self.export_plan(schema))
+
+    def to_polars(self, schema: Any = None) -> list[Any]:
+        """polars expressions such that ``df.with_columns(norm.to_polars())`` equals
+        ``norm.transform(df)`` (values, nulls, NaN and Float32 / Float64 output types).
+
+        Layer / rms normalizers need ``columns=`` or the data's ``schema`` (e.g.
+        ``df.schema``) to know their columns; their vector columns are refused. Needs polars.
+        """
+        return exports.polars_expressions(self.export_plan(schema))
+
+    def to_sklearn(self) -> Any:
+        """A fitted scikit-learn scaler doing this normalization on the columns of
+        :meth:`export_plan`: ``StandardScaler`` (batch; ``scale_`` is this normalizer's, so
+        eps and ddof are honoured) or ``MinMaxScaler`` (minmax). Needs scikit-learn."""
+        found = self.export_plan()
+        stats = self._require_stats()
+        at = [stats.columns.index(n) for n in found.columns or ()]
+        return exports.sklearn_scaler(found, stats.count[at], stats.mean[at],
+                                      stats.var(self.ddof)[at], stats.min[at], stats.max[at])
 
     # ------------------------------------------------------------------ planning
     def normalized_columns(self, schema: pa.Schema) -> list[str]:

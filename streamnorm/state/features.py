@@ -538,6 +538,16 @@ class FeatureStats:
         extra = f", moments={self.moments}" if self.moments != 2 else ""
         return f"FeatureStats(columns={self.columns}, nan={self.nan!r}{extra})"
 
+    def to_sklearn(self) -> Any:
+        """A fitted ``sklearn.preprocessing.StandardScaler`` holding these statistics (ddof 0):
+        ``mean_``, ``var_``, ``scale_`` (:meth:`scale`; constant columns 1), ``n_samples_seen_``,
+        ``n_features_in_``, ``feature_names_in_`` (:func:`.exports.standard_scaler`)."""
+        from .exports import standard_scaler
+
+        if getattr(self, "by", None):
+            raise ValueError("statistics per key (by=) have no single StandardScaler")
+        return standard_scaler(self.columns, self.count, self.mean, self.var(), self.scale())
+
     def summary(self, ddof: int = 0) -> pa.Table:
         """A readable table: column, count, null_count, nan_count, inf_count, mean, std (with
         ``ddof``), min, max."""
