@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import NonFiniteError
 from ..state.features import FeatureStats
-from .mappers import check_finite_stats
+from . import mappers
 
 CenterScale = Callable[..., tuple[np.ndarray, np.ndarray]]
 
@@ -37,9 +38,11 @@ def _positions(stats: FeatureStats, names: Sequence[str]) -> np.ndarray:
 def batch(stats: FeatureStats, names: Sequence[str], *, eps: float, ddof: int,
           **_: Any) -> tuple[np.ndarray, np.ndarray]:
     """Batch mode: ``(mean, sqrt(var + eps))`` per column, a (near-)constant column scaled by 1
-    (:meth:`FeatureStats.scale`); arrays of shape (len(names),), float64."""
-    at = _positions(stats, names)
-    return stats.mean[at], stats.scale(ddof, eps)[at]
+    (:func:`.mappers.batch_center_scale`, :meth:`FeatureStats.scale`); arrays of shape
+    (len(names),), float64."""
+    pairs = mappers.batch_center_scale(stats, names, eps, ddof)
+    return (np.array([pairs[n][0] for n in names], dtype=np.float64),
+            np.array([pairs[n][1] for n in names], dtype=np.float64))
 
 
 def check_feature_range(feature_range: Any) -> tuple[float, float]:
@@ -63,19 +66,26 @@ def minmax(stats: FeatureStats, names: Sequence[str], *, feature_range: Any = (0
 
     A range below :data:`MINMAX_ZERO_RANGE` counts as 1 (sklearn), so a constant column maps
     to ``lo``. The range is taken from halves, so ``max - min`` beyond float64's range still
-    gives a finite scale. Columns with no value (or NaN under ``nan="propagate"``) give NaN.
+    gives a finite scale when ``hi - lo > 1``; a scale that is not finite is a
+    :class:`NonFiniteError` naming the columns (sklearn silently maps them to 0). Columns with no value (or NaN under ``nan="propagate"``) give NaN.
     Arrays of shape (len(names),), float64.
     """
     lo, hi = check_feature_range(feature_range)
     at = _positions(stats, names)
     low, high = stats.min[at], stats.max[at]
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         half_range = high * 0.5 - low * 0.5
         data_range = half_range * 2.0
         zero = data_range < MINMAX_ZERO_RANGE
         half_range[zero] = 0.5
         scale = half_range / (hi - lo) * 2.0
         center = low if lo == 0.0 else low - lo * scale
+    beyond = np.isinf(scale) | np.isinf(center)
+    if beyond.any():
+        bad = [name for name, b in zip(names, beyond) if b]
+        raise NonFiniteError(
+            f"cannot minmax-normalize column(s) {bad}: (max - min) / (hi - lo) exceeds "
+            "float64's range; divide the column(s) by a constant first, or widen feature_range")
     return np.asarray(center, dtype=np.float64), scale
 
 
@@ -115,7 +125,7 @@ def center_scale(
     """``(center, scale)`` float64 arrays (len(names),) of per-feature ``mode`` over ``names``;
     statistics holding ±inf are a :class:`NonFiniteError` unless ``check_finite=False``."""
     if check_finite:
-        check_finite_stats(stats, names)
+        mappers.check_finite_stats(stats, names)
     center, scale = CENTER_SCALE[mode](stats, names, eps=eps, ddof=ddof, **options)
     return np.asarray(center, dtype=np.float64), np.asarray(scale, dtype=np.float64)
 

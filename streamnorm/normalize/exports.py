@@ -242,13 +242,14 @@ def _row_module_class(torch: Any) -> type:
 # --------------------------------------------------------------------------- scikit-learn
 
 
-def sklearn_scaler(plan: ExportPlan, count: np.ndarray, mean: np.ndarray, var: np.ndarray,
-                   low: np.ndarray, high: np.ndarray) -> Any:
+def sklearn_scaler(plan: ExportPlan, count: np.ndarray, rows: np.ndarray, mean: np.ndarray,
+                   var: np.ndarray, low: np.ndarray, high: np.ndarray) -> Any:
     """A fitted scikit-learn scaler equivalent to a per-feature ``plan``: ``StandardScaler``
     (batch: ``mean_``, ``var_``, ``scale_`` = the plan's scale) or ``MinMaxScaler`` (minmax:
     ``data_min_``, ``data_max_``, ``data_range_``, ``scale_``, ``min_`` as its ``fit`` sets
-    them). ``count``, ``mean``, ``var``, ``low``, ``high``: the statistics over
-    ``plan.columns``, arrays (len(columns),)."""
+    them). ``count`` (valid values), ``rows`` (rows seen, NaN and nulls included: sklearn's
+    ``MinMaxScaler.n_samples_seen_``), ``mean``, ``var``, ``low``, ``high``: the statistics
+    over ``plan.columns``, arrays (len(columns),)."""
     preprocessing = require("sklearn.preprocessing", "sklearn", "Normalizer.to_sklearn()")
     if not plan.per_feature:
         raise ValueError(f"{plan.mode} mode has no scikit-learn scaler (its statistics are "
@@ -265,7 +266,7 @@ def sklearn_scaler(plan: ExportPlan, count: np.ndarray, mean: np.ndarray, var: n
         divisor[divisor < MINMAX_ZERO_RANGE] = 1.0  # sklearn's _handle_zeros_in_scale
         scaler.scale_ = (hi - lo) / divisor
         scaler.min_ = lo - low * scaler.scale_
-        set_seen(scaler, plan.columns, count)
+        set_seen(scaler, plan.columns, rows)
         return scaler
     raise ValueError(f"mode {plan.mode!r} has no scikit-learn scaler wired in yet; use "
                      "transform(), to_torch() or to_polars()")

@@ -190,8 +190,8 @@ class Normalizer:
     def _require_stats(self) -> FeatureStats:
         if self._stats is None:
             raise RuntimeError(
-                f"this {self.mode}-mode Normalizer is not fitted: call fit(source) first, or build it "
-                "with Normalizer.from_stats(...)"
+                f"this {self.mode}-mode Normalizer is not fitted: call fit(source) first, or "
+                "build it with Normalizer.from_stats(...)"
             )
         return self._stats
 
@@ -394,10 +394,16 @@ class Normalizer:
         """A fitted scikit-learn scaler doing this normalization on the columns of
         :meth:`export_plan`: ``StandardScaler`` (batch; ``scale_`` is this normalizer's, so
         eps and ddof are honoured) or ``MinMaxScaler`` (minmax). Needs scikit-learn."""
+        if not affine.is_per_feature(self.mode):
+            raise ValueError(f"{self.mode} mode has no scikit-learn scaler (its statistics are "
+                             "per row); only per-feature normalizers convert")
         found = self.export_plan()
         stats = self._require_stats()
         at = [stats.columns.index(n) for n in found.columns or ()]
-        return exports.sklearn_scaler(found, stats.count[at], stats.mean[at],
+        rows = stats.count + stats.null_count + stats.nan_count
+        if stats.inf == "skip":
+            rows = rows + stats.inf_count
+        return exports.sklearn_scaler(found, stats.count[at], rows[at], stats.mean[at],
                                       stats.var(self.ddof)[at], stats.min[at], stats.max[at])
 
     # ------------------------------------------------------------------ planning
