@@ -101,9 +101,9 @@ class Inspection:
         rows = self.table.to_pylist()
         width = max([len("column")] + [len(r["column"]) for r in rows])
         type_width = max([len("type")] + [len(r["type"]) for r in rows])
-        lines = [f"{'column':<{width}}  {'type':<{type_width}}  {' '.join(MODES)}  note"]
+        lines = [f"{'column':<{width}}  {'type':<{type_width}}  {'  '.join(MODES)}  note"]
         for r in rows:
-            marks = "  ".join(f"{'yes' if r[m] else 'no':<3}" for m in MODES)
+            marks = "  ".join(f"{'yes' if r[m] else 'no':<{len(m)}}" for m in MODES)
             lines.append(f"{r['column']:<{width}}  {r['type']:<{type_width}}  {marks}  "
                          f"{r['reason'] or ''}".rstrip())
         return "\n".join(lines)

@@ -22,6 +22,7 @@ import pyarrow as pa
 from ..state.exports import require, set_seen, standard_scaler
 from .affine import MINMAX_ZERO_RANGE
 from .mappers import HUGE
+from .plan import output_type
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,15 @@ def _refuse_vectors(plan: ExportPlan, where: str) -> None:
 # --------------------------------------------------------------------------- polars
 
 
-def polars_expressions(plan: ExportPlan) -> list[Any]:
+def polars_expressions(plan: ExportPlan, schema: pa.Schema | None = None) -> list[Any]:
     """polars expressions, one per normalized column (aliased to its name), such that
     ``df.with_columns(exprs)`` equals ``Normalizer.transform(df)``.
 
     Computed in Float64 and cast to ``Float32`` for a float32 column and to ``Float64`` for
-    any other (the type of ``column + 0.0``; a polars ``Float16`` column stays Float16 where
-    ``transform`` gives Float64). Nulls stay null, NaN as in ``transform``.
+    any other: from ``schema`` (Arrow) when given, else decided by polars when the expressions
+    run (``pl.dtype_of(column + 0.0)``; polars marks ``dtype_of`` unstable, and a ``Float16``
+    column would stay Float16 where ``transform`` gives Float64: give the schema to be sure).
+    Nulls stay null, NaN as in ``transform``.
     """
     pl = require("polars", "polars", "Normalizer.to_polars()")
     _refuse_vectors(plan, "to_polars()")
@@ -92,6 +95,12 @@ def polars_expressions(plan: ExportPlan) -> list[Any]:
                          "the data's schema to know its columns: norm.to_polars(df.schema)")
 
     def out_type(name: str) -> Any:
+        if schema is not None and name in schema.names:
+            return pl.Float32 if output_type(schema.field(name).type) == pa.float32() else (
+                pl.Float64)
+        if not hasattr(pl, "dtype_of"):
+            raise ImportError("to_polars() without a schema needs a polars with pl.dtype_of "
+                              "(upgrade polars), or give the schema: norm.to_polars(df.schema)")
         return pl.dtype_of(pl.col(name) + 0.0)
 
     if plan.per_feature:

@@ -386,9 +386,12 @@ class Normalizer:
         ``norm.transform(df)`` (values, nulls, NaN and Float32 / Float64 output types).
 
         Layer / rms normalizers need ``columns=`` or the data's ``schema`` (e.g.
-        ``df.schema``) to know their columns; their vector columns are refused. Needs polars.
+        ``df.schema``) to know their columns; their vector columns are refused. With a
+        schema, the output types come from it; without, polars decides them as the
+        expressions run (``pl.dtype_of``). Needs polars.
         """
-        return exports.polars_expressions(self.export_plan(schema))
+        arrow = exports.arrow_schema(schema)
+        return exports.polars_expressions(self.export_plan(arrow), arrow)
 
     def to_sklearn(self) -> Any:
         """A fitted scikit-learn scaler doing this normalization on the columns of
