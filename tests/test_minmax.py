@@ -191,3 +191,9 @@ def test_cli_inspect_lists_minmax(tmp_path, small_file) -> None:
     assert_ok(proc)
     assert proc.stdout.splitlines()[0].split()[:6] == ["column", "type", "batch", "layer",
                                                        "rms", "minmax"]
+
+
+def test_dask_refuses_minmax_in_one_line(tmp_path, small_file) -> None:
+    snd = pytest.importorskip("streamnorm.dask")
+    with pytest.raises(ValueError, match="'minmax' is not supported on Dask yet"):
+        snd.normalize_files([str(tmp_path / "in.parquet")], tmp_path / "out", mode="minmax")

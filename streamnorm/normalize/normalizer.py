@@ -90,8 +90,8 @@ class Normalizer:
 
     Parameters
     ----------
-    mode : ``"batch"`` (BatchNorm / StandardScaler), ``"layer"`` (LayerNorm) or ``"rms"``
-        (RMSNorm); see the module docstring for the exact formulas.
+    mode : ``"batch"`` (BatchNorm / StandardScaler), ``"layer"`` (LayerNorm), ``"rms"``
+        (RMSNorm) or ``"minmax"`` (MinMaxScaler); see the module docstring for the formulas.
     columns : columns to normalize; None for every numeric scalar column (batch mode), or
         every numeric scalar column plus every FixedSizeList column (layer / rms).
     eps : added to the variance (mean square for rms) under the square root; default 0 for
