@@ -197,3 +197,21 @@ def test_dask_refuses_minmax_in_one_line(tmp_path, small_file) -> None:
     snd = pytest.importorskip("streamnorm.dask")
     with pytest.raises(ValueError, match="'minmax' is not supported on Dask yet"):
         snd.normalize_files([str(tmp_path / "in.parquet")], tmp_path / "out", mode="minmax")
+
+
+def test_a_bad_recorded_feature_range_is_refused() -> None:
+    import json
+
+    from streamnorm.errors import StatsFileError
+
+    t = pa.table({"x": [1.0, 2.0]})
+    out = sn.Normalizer("minmax").fit(t).transform(t)
+    record = json.loads(out.schema.metadata[b"streamnorm"])
+    record["options"] = {"feature_range": [1, 0]}
+    bad = out.replace_schema_metadata({b"streamnorm": json.dumps(record).encode()})
+    with pytest.raises(StatsFileError, match="field 'options'.*lo < hi"):
+        sn.Normalizer.from_metadata(bad)
+    record["options"] = {"spread": 2}
+    bad = out.replace_schema_metadata({b"streamnorm": json.dumps(record).encode()})
+    with pytest.raises(StatsFileError, match="spread= is not an option"):
+        sn.Normalizer.from_metadata(bad)

@@ -112,6 +112,8 @@ def mode_options(mode: str, given: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if name not in known:
             owners = [m for m, o in OPTIONS.items() if name in o]
+            if not owners:
+                raise ValueError(f"{name}= is not an option of any mode; drop it")
             raise ValueError(f"{name}= applies to mode {' or '.join(map(repr, owners))}, not "
                              f"{mode!r}; drop it or change the mode")
         out[name] = CHECKS[name](value) if name in CHECKS else value
