@@ -144,7 +144,7 @@ def cmd_normalize(args: argparse.Namespace) -> int:
     """``streamnorm normalize IN OUT [--mode M] [-c COL ...] [--stats FILE] [--eps E] ...``."""
     if args.stats is not None and args.mode not in ("batch", "minmax"):
         raise UsageError(
-            f"--stats applies to --mode batch or minmax only (got --mode {args.mode}); drop "
+            f"--stats applies to --mode batch only, or minmax (got --mode {args.mode}); drop "
             "--stats"
         )
     if args.feature_range is not None and args.mode != "minmax":
