@@ -343,9 +343,9 @@ def _fitted(
 ) -> FeatureStats | None:
     """The statistics batch mode needs: given (object or file, loaded on the client), or
     fitted over ``obj`` on the cluster. None in layer / rms mode."""
-    if mode == "robust":
-        raise ValueError("mode='robust' does not run on Dask yet: fit the sketches with "
-                         "feature_stats(..., quantiles=True) here and normalize locally")
+    if mode not in ("batch", "layer", "rms"):
+        raise ValueError(f"mode {mode!r} is not supported on Dask yet; normalize without Dask "
+                         "(CLI: drop --dask)")
     if mode != "batch":
         if stats is not None:
             raise ValueError(f"stats apply to mode='batch' only, not mode={mode!r}")

@@ -22,6 +22,7 @@ from .arrow.locations import has_glob
 from .arrow.open import Source, schema_and_batches
 from .columns import is_partition_key
 from .errors import SchemaError
+from .normalize.affine import is_per_feature
 from .normalize.plan import MODES
 
 
@@ -38,7 +39,7 @@ def _eligible(f: pa.Field, mode: str) -> str | None:
     if cols.is_numeric(f.type):
         return None
     if cols.is_vector(f.type):
-        if mode in ("batch", "robust"):
+        if is_per_feature(mode):
             return (f"vector column: {mode} mode normalizes scalar columns; use --mode layer "
                     "or rms")
         return None
@@ -100,9 +101,9 @@ class Inspection:
         rows = self.table.to_pylist()
         width = max([len("column")] + [len(r["column"]) for r in rows])
         type_width = max([len("type")] + [len(r["type"]) for r in rows])
-        lines = [f"{'column':<{width}}  {'type':<{type_width}}  batch layer rms  note"]
+        lines = [f"{'column':<{width}}  {'type':<{type_width}}  {'  '.join(MODES)}  note"]
         for r in rows:
-            marks = "  ".join(f"{'yes' if r[m] else 'no':<3}" for m in MODES)
+            marks = "  ".join(f"{'yes' if r[m] else 'no':<{len(m)}}" for m in MODES)
             lines.append(f"{r['column']:<{width}}  {r['type']:<{type_width}}  {marks}  "
                          f"{r['reason'] or ''}".rstrip())
         return "\n".join(lines)
@@ -114,7 +115,7 @@ def inspect(
     exclude: Sequence[str] | str | None = None,
 ) -> Inspection:
     """The schema of ``source`` (reading only its first block) and, for each column, whether
-    ``batch``, ``layer`` and ``rms`` modes would normalize it (with ``include`` / ``exclude``
+    each mode of :data:`~streamnorm.normalize.MODES` would normalize it (with ``include`` / ``exclude``
     as :func:`select_columns`) and, if not, why.
 
     >>> import pyarrow as pa
@@ -152,7 +153,7 @@ def inspect(
 def _reason(f: pa.Field, mode: str, exclude: Sequence[str] | str | None,
             chosen: set[str]) -> str | None:
     """Why ``mode`` would not normalize ``f`` under this selection (None: it would)."""
-    type_ok = cols.is_numeric(f.type) or (cols.is_vector(f.type) and mode not in ("batch", "robust"))
+    type_ok = cols.is_numeric(f.type) or (cols.is_vector(f.type) and not is_per_feature(mode))
     if f.name in chosen:
         return None if type_ok else _eligible(f, mode)
     patterns = [exclude] if isinstance(exclude, str) else list(exclude or ())

@@ -319,7 +319,7 @@ def test_robust_cli_and_inverse(tmp_path: Path) -> None:
                       "--quantile-range", "10,90", cwd=tmp_path))
     out = pq.read_table(tmp_path / "r.parquet")
     record = json.loads(out.schema.metadata[b"streamnorm"])
-    assert record["mode"] == "robust" and record["quantile_range"] == [10.0, 90.0]
+    assert record["mode"] == "robust" and record["options"]["quantile_range"] == [10.0, 90.0]
     stats = sn.FeatureStats(quantiles=True).update(pa.table({"x": x}))
     q10, q90 = stats.quantile([0.1, 0.9])[:, 0]
     np.testing.assert_allclose(out["x"].to_numpy(), (x - stats.median()[0]) / (q90 - q10),

@@ -15,6 +15,7 @@ from ..arrow.locations import is_uri
 from ..errors import InputError
 from ..kernels import backend
 from ..normalize import Normalizer, check_batch_columns
+from ..normalize.plan import PER_FEATURE_MODES
 from ..pipeline import (
     check_destination,
     count_rows,
@@ -139,17 +140,24 @@ def _normalize_directory(args: argparse.Namespace, source: object,
     return normalize_dataset(
         dataset, output, mode=args.mode, columns=columns, stats=args.stats,
         batch_size=args.batch_size, eps=args.eps, target=args.target, inf=args.inf,
-        **output_options(args),
+        feature_range=args.feature_range, **output_options(args),
     )
 
 
 def cmd_normalize(args: argparse.Namespace) -> int:
     """``streamnorm normalize IN OUT [--mode M] [-c COL ...] [--stats FILE] [--eps E] ...``."""
-    if args.stats is not None and args.mode not in ("batch", "robust"):
+    if args.stats is not None and args.mode not in PER_FEATURE_MODES:
         raise UsageError(
-            f"--stats applies to --mode batch only, or robust (got --mode {args.mode}); drop "
+            f"--stats applies to --mode batch only, or minmax or robust (got --mode "
+            f"{args.mode}); drop "
             "--stats"
         )
+    if args.quantile_range is not None and args.mode != "robust":
+        raise UsageError(f"--quantile-range applies to --mode robust only (got --mode "
+                         f"{args.mode}); drop --quantile-range or add --mode robust")
+    if args.feature_range is not None and args.mode != "minmax":
+        raise UsageError(f"--feature-range applies to --mode minmax only (got --mode "
+                         f"{args.mode}); drop --feature-range or add --mode minmax")
     if args.by and (args.mode != "batch" or args.stats is not None):
         raise UsageError("--by applies to --mode batch without --stats; drop --by")
     check_online_args(args)
@@ -170,8 +178,9 @@ def cmd_normalize(args: argparse.Namespace) -> int:
         result = normalize_file(
             source, args.output, mode=args.mode, columns=columns, stats=args.stats,
             batch_size=args.batch_size, eps=args.eps, target=args.target,
-            progress=show_progress(args), by=args.by, inf=args.inf, **output_options(args),
-            **online_options(args), quantile_range=args.quantile_range,
+            progress=show_progress(args), by=args.by, inf=args.inf,
+            feature_range=args.feature_range, quantile_range=args.quantile_range,
+            **output_options(args), **online_options(args),
         )
     seconds = time.perf_counter() - start
     norm = result.normalizer

@@ -28,6 +28,7 @@ from ..arrow.open import schema_and_batches
 from ..arrow.schemas import parse_schema_text
 from ..arrow.text import SkippedRowsWarning
 from ..config import TARGETS
+from ..normalize.affine import check_feature_range
 from ..errors import InputError
 from .exits import UsageError
 
@@ -83,6 +84,19 @@ def non_negative_float(text: str) -> float:
     if not (value >= 0.0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
     return value
+
+
+def feature_range(text: str) -> tuple[float, float]:
+    """An argparse type: ``LO,HI``, two finite numbers with LO < HI (``--feature-range``)."""
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError(f"{text!r} is not LO,HI (two numbers separated by a comma)")
+        return check_feature_range([float(p) for p in parts])
+    except ValueError as err:
+        message = str(err) if "LO,HI" in str(err) or "lo < hi" in str(err) else (
+            f"{text!r} is not LO,HI (two numbers separated by a comma)")
+        raise argparse.ArgumentTypeError(message) from None
 
 
 # --------------------------------------------------------------------------- options

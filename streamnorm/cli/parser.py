@@ -18,6 +18,7 @@ from .options import (
     add_online_options,
     add_output_options,
     add_selection_options,
+    feature_range,
     non_negative_float,
     non_negative_int,
     positive_int,
@@ -98,9 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reading_options(stats, "stats")
 
     norm = sub.add_parser(
-        "normalize", help="normalize a file into another (batch, layer or rms mode)",
-        description="Normalize IN into OUT (formats by suffix). Batch mode reads IN twice "
-        "(fit, then transform) unless --stats is given; layer and rms read it once. OUT is "
+        "normalize", help="normalize a file into another (batch, layer, rms or minmax mode)",
+        description="Normalize IN into OUT (formats by suffix). Batch and minmax modes read IN "
+        "twice (fit, then transform) unless --stats is given; layer and rms read it once. OUT is "
         "written to a temporary file and renamed into place only on success. When IN is a "
         "directory or a glob and OUT a directory (existing, or a name without a data suffix), "
         "each input file gets its own output file at the same relative path, so hive "
@@ -112,26 +113,30 @@ def build_parser() -> argparse.ArgumentParser:
                       help=".parquet, .arrow/.feather/.ipc or .arrows; or a directory")
     norm.add_argument("--mode", choices=MODES, default="batch", help="default: batch")
     norm.add_argument(
-        "--quantile-range", type=percent_pair, default=(25.0, 75.0), metavar="LO,HI",
+        "--quantile-range", type=percent_pair, metavar="LO,HI",
         help="robust mode: scale by the range between these percentiles (default 25,75)",
     )
     norm.add_argument(
         "--stats", metavar="FILE",
-        help="batch mode: use these statistics (a stats file, or a file normalized before) "
-        "instead of a fitting pass; with --online: continue them (resume a stream from the "
-        "statistics its -o saved)",
+        help="batch / minmax / robust mode: use these statistics (a stats file, or a file "
+        "normalized before) instead of a fitting pass; with --online: continue them (resume a "
+        "stream from the statistics its -o saved)",
     )
     norm.add_argument(
         "--eps", type=non_negative_float, metavar="E",
         help="added to the variance under the square root (default 0 batch, 1e-5 layer/rms)",
     )
     add_online_options(norm)
+    norm.add_argument(
+        "--feature-range", type=feature_range, metavar="LO,HI",
+        help="minmax mode: map each column's [min, max] onto [LO, HI] (default 0,1)",
+    )
     _add_reading_options(norm, "normalize", output=True)
 
     inverse = sub.add_parser(
-        "inverse", help="undo a batch-mode normalization",
+        "inverse", help="undo a batch- or minmax-mode normalization",
         description="Restore the original values of a file made by `streamnorm normalize` in "
-        "batch mode, from the statistics recorded in its metadata (or --stats).",
+        "batch or minmax mode, from the statistics recorded in its metadata (or --stats).",
     )
     inverse.add_argument("input", metavar="IN", help="a normalized Arrow IPC or Parquet file")
     inverse.add_argument("output", metavar="OUT", help="where to write the restored data")

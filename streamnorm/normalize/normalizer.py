@@ -28,6 +28,15 @@ Modes (docs/design.md §3, §4):
     as ``"layer"`` but ``x / sqrt(mean_r(x²) + eps)`` (``torch.nn.functional.rms_norm``
     without weight; note torch's own default ``eps`` is the dtype's machine epsilon, ours is
     1e-5 as for layer norm).
+``"minmax"``
+    scikit-learn's ``MinMaxScaler``: each chosen column maps its fitted ``[min, max]`` onto
+    ``feature_range=(lo, hi)`` (default (0, 1)), ``(x - min) / (max - min) * (hi - lo) + lo``,
+    computed as ``(x - center) / scale`` (:func:`.affine.minmax`); a range below 10 machine
+    epsilons counts as 1 (sklearn), so a constant column maps to ``lo``. No clipping: values
+    outside the fitted range map outside ``feature_range``.
+
+Per-feature modes (batch, minmax) are one ``(center, scale)`` pair per column
+(:mod:`.affine`), so they transform, invert and export (:mod:`streamnorm.exports`) alike.
 
 Whatever the mode: computation in float64, float32 columns stay float32 (rounded once),
 every other numeric column becomes float64; nulls stay null (the validity bitmap is reused);
@@ -47,6 +56,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 
 from ..arrow.open import Source, schema_and_batches
@@ -54,11 +64,11 @@ from ..errors import InputError
 from ..kernels import backend
 from ..progress import Progress
 from ..state.features import FeatureStats
-from . import mappers, plan, record, robust
+from . import affine, exports, mappers, plan, record
 from .online import OnlineState, check_online, check_online_options, stats_rows
-from .plan import PER_FEATURE_MODES, Mode
+from .plan import Mode
 
-_DEFAULT_EPS = {"batch": 0.0, "layer": 1e-5, "rms": 1e-5, "robust": 0.0}
+_DEFAULT_EPS = {"batch": 0.0, "layer": 1e-5, "rms": 1e-5, "minmax": 0.0, "robust": 0.0}
 
 
 def _map_batches(
@@ -86,8 +96,8 @@ class Normalizer:
 
     Parameters
     ----------
-    mode : ``"batch"`` (BatchNorm / StandardScaler), ``"layer"`` (LayerNorm) or ``"rms"``
-        (RMSNorm); see the module docstring for the exact formulas.
+    mode : ``"batch"`` (BatchNorm / StandardScaler), ``"layer"`` (LayerNorm), ``"rms"``
+        (RMSNorm) or ``"minmax"`` (MinMaxScaler); see the module docstring for the formulas.
     columns : columns to normalize; None for every numeric scalar column (batch mode), or
         every numeric scalar column plus every FixedSizeList column (layer / rms).
     eps : added to the variance (mean square for rms) under the square root; default 0 for
@@ -100,6 +110,7 @@ class Normalizer:
         ``stats.inf_count``) and ±inf values pass through the transform unchanged.
     target : ``"cpu"`` or ``"cuda"``; default ``$STREAMNORM_TARGET`` or ``"cpu"``.
     quantile_range : ``(lo, hi)`` percentages for mode ``"robust"`` (default ``(25, 75)``).
+    feature_range : minmax mode: ``(lo, hi)`` with ``lo < hi``, default (0, 1).
     by : key column(s), batch mode only: fit one set of statistics per key
         (``FeatureStats(by=...)``) and normalize each row with its key's; rows whose key
         was not seen in ``fit`` come out null.
@@ -142,10 +153,15 @@ class Normalizer:
         online: bool = False,
         momentum: float | None = None,
         warmup: int = 0,
-        quantile_range: tuple[float, float] = robust.DEFAULT_QUANTILE_RANGE,
+        feature_range: tuple[float, float] | None = None,
+        quantile_range: tuple[float, float] | None = None,
     ) -> None:
         self.mode = plan.check_mode(mode)
-        self.quantile_range = robust.check_quantile_range(quantile_range)
+        #: the mode's own options (``feature_range`` for minmax, ``quantile_range`` for
+        #: robust), checked, defaults filled in
+        self.options = affine.mode_options(
+            mode, {"feature_range": feature_range, "quantile_range": quantile_range})
+        #: robust mode read back from a record: its recorded ``{column: (center, scale)}``
         self._recorded: dict[str, tuple[float, float]] | None = None
         self.by = [by] if isinstance(by, str) else (list(by) if by is not None else None)
         if self.by is not None and self.mode != "batch":
@@ -185,6 +201,7 @@ class Normalizer:
         return (
             f"Normalizer(mode={self.mode!r}, columns={self.columns}, eps={self.eps}, "
             f"ddof={self.ddof}, nan={self.nan!r}"
+            + "".join(f", {k}={v!r}" for k, v in self.options.items())
             + (f", online=True, momentum={self.momentum}, warmup={self.warmup})"
                if self.online else ")")
         )
@@ -198,7 +215,7 @@ class Normalizer:
         the statistics of every row seen so far (fitted and streamed; with ``momentum`` too:
         the running ones that normalize are :attr:`running`), empty before any data.
         """
-        if self.mode not in PER_FEATURE_MODES:
+        if not affine.is_per_feature(self.mode):
             return None
         if self._online is not None:
             return self._online.stats
@@ -207,7 +224,7 @@ class Normalizer:
     @property
     def is_fitted(self) -> bool:
         """Whether :meth:`transform` can run (always True in layer / rms mode)."""
-        return (self.mode not in PER_FEATURE_MODES or self._stats is not None
+        return (not affine.is_per_feature(self.mode) or self._stats is not None
                 or self._online is not None)
 
     @property
@@ -224,8 +241,8 @@ class Normalizer:
     def _require_stats(self) -> FeatureStats:
         if self._stats is None:
             raise RuntimeError(
-                "this batch-mode Normalizer is not fitted: call fit(source) first, or build it "
-                "with Normalizer.from_stats(...)"
+                f"this {self.mode}-mode Normalizer is not fitted: call fit(source) first, or "
+                "build it with Normalizer.from_stats(...)"
             )
         return self._stats
 
@@ -247,7 +264,7 @@ class Normalizer:
         ``check_finite=False`` (``streamnorm stats`` reports them as they are; the check then
         comes when the statistics are used to normalize).
         """
-        if self.mode not in PER_FEATURE_MODES:
+        if not affine.is_per_feature(self.mode):
             return self
         extra: dict[str, Any] = {"inf": "skip"} if self.inf == "skip" else {}
         if self.mode == "robust":
@@ -294,10 +311,12 @@ class Normalizer:
         online: bool = False,
         momentum: float | None = None,
         warmup: int = 0,
-        mode: Mode = "batch",
-        quantile_range: tuple[float, float] = robust.DEFAULT_QUANTILE_RANGE,
+        mode: str | None = None,
+        feature_range: tuple[float, float] | None = None,
+        quantile_range: tuple[float, float] | None = None,
     ) -> Normalizer:
-        """A fitted batch- (or robust-) mode Normalizer from statistics computed elsewhere.
+        """A fitted per-feature (batch, minmax or robust) Normalizer from statistics computed
+        elsewhere.
 
         ``stats`` is a :class:`FeatureStats`, a saved statistics file (``.json``, ``.arrow``,
         ``.parquet``), or a file this library normalized (its schema metadata holds the
@@ -316,12 +335,18 @@ class Normalizer:
             path = record.stats_location(stats)
             if record.holds_record(stats):
                 made = cls.from_metadata(path, target=target)
-                if made.mode not in PER_FEATURE_MODES:
+                if not affine.is_per_feature(made.mode):
                     raise InputError(
                         f"{path}: was normalized in {made.mode} mode, which has no "
                         "per-column statistics; give a batch-mode file or a stats file"
                     )
-                mode, quantile_range, recorded = made.mode, made.quantile_range, made._recorded
+                mode = made.mode if mode is None else mode
+                if mode == made.mode:
+                    if feature_range is None:
+                        feature_range = made.options.get("feature_range")
+                    recorded_range = made.options.get("quantile_range")
+                    if quantile_range is None or tuple(quantile_range) == recorded_range:
+                        quantile_range, recorded = recorded_range, made._recorded
                 eps = made.eps if eps is None else eps
                 ddof = made.ddof if ddof is None else ddof
                 columns = made.columns if columns is None else columns
@@ -334,12 +359,17 @@ class Normalizer:
         if online and getattr(stats, "by", None) is not None:
             raise InputError("grouped (by=) statistics cannot start online normalization, which "
                              "has no per-key mode; give ungrouped statistics")
+        mode = "batch" if mode is None else mode
+        if not affine.is_per_feature(mode):
+            raise ValueError(f"statistics apply to the per-feature modes "
+                             f"{tuple(affine.CENTER_SCALE)}, not mode={mode!r}")
         if mode == "robust" and recorded is None and not stats.quantiles:
             raise InputError("mode 'robust' needs statistics with quantile sketches: compute "
                              "them with FeatureStats(quantiles=True) or `streamnorm stats "
                              "--quantiles 0.5 -o FILE`")
         norm = cls(
-            mode, columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target,
+            mode, columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target,  # type: ignore[arg-type]
+            feature_range=feature_range,
             inf="skip" if stats.inf == "skip" else "error",
             by=getattr(stats, "by", None), online=online, momentum=momentum, warmup=warmup,
             quantile_range=quantile_range,
@@ -365,9 +395,9 @@ class Normalizer:
             found["mode"], columns=found.get("columns"), eps=found["eps"],
             ddof=found.get("ddof", 0), nan=found.get("nan", "skip"), target=target,
             inf=found.get("inf", "error"),
-            by=found.get("by"), quantile_range=found.get("quantile_range", (25.0, 75.0)),
+            by=found.get("by"), **found.get("options", {}),
         )
-        if found["mode"] in PER_FEATURE_MODES:
+        if affine.is_per_feature(found["mode"]):
             norm._set_stats(record.recorded_stats(found, where, location))
             norm._recorded = record.recorded_center_scale(found)
         return norm
@@ -382,23 +412,24 @@ class Normalizer:
             return record.make_record(self.mode, self.eps, self.ddof, self.nan, self.columns,
                                       self.inf, None, None, None,
                                       online={"momentum": self.momentum, "warmup": self.warmup})
-        stats = self._require_stats() if self.mode in PER_FEATURE_MODES else None
+        stats = self._require_stats() if affine.is_per_feature(self.mode) else None
         made = record.make_record(self.mode, self.eps, self.ddof, self.nan, self.columns,
-                                  self.inf, self.by, stats, self._stats_file)
-        if self.mode == "robust":
-            made.update(record.robust_fields(self.quantile_range, self._center_scale(
+                                  self.inf, self.by, stats, self._stats_file, self.options)
+        if self.mode == "robust":  # the inverse needs no sketch: center and scale go along
+            made.update(record.robust_fields(self._center_scale(
                 stats.columns, check=False)))  # type: ignore[union-attr]
         return made
 
     def _center_scale(self, names: Sequence[str], check: bool = True
                       ) -> dict[str, tuple[float, float]]:
-        """``{column: (center, scale)}`` of a per-feature mode (batch or robust)."""
-        stats = self._require_stats()
-        if check:
-            mappers.check_finite_stats(stats, names)
-        if self.mode == "robust":
-            return robust.robust_center_scale(stats, names, self.quantile_range, self._recorded)
-        return mappers.batch_center_scale(stats, names, self.eps, self.ddof)
+        """``{column: (center, scale)}`` of the per-feature mode over ``names``: the recorded
+        ones (robust mode read back from a normalized file), else from the statistics
+        (:mod:`~streamnorm.normalize.affine`); ``check``: refuse statistics holding ±inf."""
+        if self._recorded is not None:
+            return {name: self._recorded[name] for name in names}
+        return affine.center_scale_plan(self.mode, self._require_stats(), names, eps=self.eps,
+                                        ddof=self.ddof, options=self.options,
+                                        check_finite=check)
 
     @property
     def stats_file(self) -> str | None:
@@ -418,12 +449,86 @@ class Normalizer:
             self._record_json = json.dumps(self.record())
         return self._record_json
 
+    # ------------------------------------------------------------------ exports
+    def export_plan(self, schema: Any = None) -> exports.ExportPlan:
+        """What the exports need (:class:`~streamnorm.normalize.exports.ExportPlan`): the
+        columns in order and, per-feature modes, their ``(center, scale)`` float64 arrays.
+
+        ``schema`` (pyarrow or polars; optional) fixes the columns as :meth:`transform` would
+        on such data; without it: ``columns=``, else the statistics' columns (per-feature) or
+        None (layer / rms: every column given at run time).
+        """
+        schema = exports.arrow_schema(schema)
+        if affine.is_per_feature(self.mode):
+            stats = self._require_stats()
+            if self.by is not None:
+                raise ValueError("a normalizer with by= (statistics per key) has no single "
+                                 "(center, scale) per column to export; drop by=")
+            names = (self.normalized_columns(schema) if schema is not None
+                     else list(self.columns if self.columns is not None else stats.columns))
+            plan.check_stats_columns(names, stats)
+            pairs = self._center_scale(names)
+            center = np.array([pairs[n][0] for n in names], dtype=np.float64)
+            scale = np.array([pairs[n][1] for n in names], dtype=np.float64)
+            return exports.ExportPlan(self.mode, names, center, scale, self.eps, self.ddof,
+                                      self.nan, dict(self.options))
+        if schema is not None:
+            scalars, vectors = plan.row_columns(schema, self.columns)
+            columns: list[str] | None = plan.in_schema_order(schema, scalars)
+            vectors = plan.in_schema_order(schema, vectors)
+        else:
+            columns, vectors = (None if self.columns is None else list(self.columns)), []
+        return exports.ExportPlan(self.mode, columns, None, None, self.eps, self.ddof,
+                                  self.nan, dict(self.options), vectors)
+
+    def to_torch(self, schema: Any = None) -> Any:
+        """A ``torch.nn.Module`` applying this normalization to an ``(N, F)`` floating tensor
+        whose F columns are ``module.columns``, in that order (:meth:`export_plan`).
+
+        Per-feature modes: buffers ``center`` and ``scale`` (F,), so ``.to(device)`` moves
+        them; float64 by default, so the module computes in float64 and returns x's dtype
+        (the values :meth:`transform` gives); ``.to(torch.float32)`` computes in float32.
+        ``module.inverse(y)`` undoes it. Layer / rms: each row over its F values, with this
+        normalizer's ``eps``, ``ddof`` and ``nan``. Tensors have no nulls: give missing values
+        as NaN; NaN stays NaN. Needs torch (``ImportError`` otherwise); vector columns of a
+        layer / rms normalizer are refused.
+        """
+        return exports.torch_module(self.export_plan(schema))
+
+    def to_polars(self, schema: Any = None) -> list[Any]:
+        """polars expressions such that ``df.with_columns(norm.to_polars())`` equals
+        ``norm.transform(df)`` (values, nulls, NaN and Float32 / Float64 output types).
+
+        Layer / rms normalizers need ``columns=`` or the data's ``schema`` (e.g.
+        ``df.schema``) to know their columns; their vector columns are refused. With a
+        schema, the output types come from it; without, polars decides them as the
+        expressions run (``pl.dtype_of``). Needs polars.
+        """
+        arrow = exports.arrow_schema(schema)
+        return exports.polars_expressions(self.export_plan(arrow), arrow)
+
+    def to_sklearn(self) -> Any:
+        """A fitted scikit-learn scaler doing this normalization on the columns of
+        :meth:`export_plan`: ``StandardScaler`` (batch; ``scale_`` is this normalizer's, so
+        eps and ddof are honoured) or ``MinMaxScaler`` (minmax). Needs scikit-learn."""
+        if not affine.is_per_feature(self.mode):
+            raise ValueError(f"{self.mode} mode has no scikit-learn scaler (its statistics are "
+                             "per row); only per-feature normalizers convert")
+        found = self.export_plan()
+        stats = self._require_stats()
+        at = [stats.columns.index(n) for n in found.columns or ()]
+        rows = stats.count + stats.null_count + stats.nan_count
+        if stats.inf == "skip":
+            rows = rows + stats.inf_count
+        return exports.sklearn_scaler(found, stats.count[at], rows[at], stats.mean[at],
+                                      stats.var(self.ddof)[at], stats.min[at], stats.max[at])
+
     # ------------------------------------------------------------------ planning
     def normalized_columns(self, schema: pa.Schema) -> list[str]:
         """The columns of ``schema`` this Normalizer changes, in schema order."""
         if self._online is not None:
             return self._online.bind(schema)
-        if self.mode in PER_FEATURE_MODES:
+        if affine.is_per_feature(self.mode):
             chosen = plan.batch_columns(schema, self.columns, self._require_stats())
         else:
             scalars, vectors = plan.row_columns(schema, self.columns)
@@ -447,7 +552,7 @@ class Normalizer:
         elif self.mode == "batch" and self.by is not None:
             mappers.check_finite_stats(self._require_stats(), chosen)
             how = {n: None for n in chosen}  # per key, per row
-        elif self.mode in PER_FEATURE_MODES:
+        elif affine.is_per_feature(self.mode):
             how = self._center_scale(chosen)
         else:
             how = plan.row_columns(schema, self.columns)
@@ -512,7 +617,7 @@ class Normalizer:
         elif self.mode == "batch" and self.by is not None:
             arrays = mappers.map_grouped_batch(self._require_stats(), batch, out_schema,
                                                list(how), self.eps, self.ddof, inverse=False)
-        elif self.mode in PER_FEATURE_MODES:
+        elif affine.is_per_feature(self.mode):
             arrays = mappers.map_batch(batch, out_schema, how, kernels, inverse=False)
         else:
             rule = mappers.RowRule(self.mode, self.eps, self.ddof, self.nan)
@@ -521,7 +626,7 @@ class Normalizer:
 
     # ------------------------------------------------------------------ inverse
     def inverse_transform(self, data: Source) -> pa.RecordBatch | pa.Table:
-        """Undo a batch-mode :meth:`transform`: ``x = y * scale + mean`` per column.
+        """Undo a per-feature (batch, minmax) :meth:`transform`: ``x = y * scale + center``.
 
         A RecordBatch gives a RecordBatch, anything else a Table. Restored columns are float64
         (float32 stays float32); the ``streamnorm`` metadata record is dropped. Layer and rms
@@ -540,10 +645,10 @@ class Normalizer:
     def _inverse_schema(self, schema: pa.Schema) -> pa.Schema:
         if self._online is not None:
             raise ValueError(record.ONLINE_NO_INVERSE)
-        if self.mode not in PER_FEATURE_MODES:
+        if not affine.is_per_feature(self.mode):
             raise ValueError(
                 f"mode {self.mode!r} cannot be inverted: each row's statistics are not kept; "
-                "only batch- and robust-mode normalization have an inverse"
+                "only per-feature (batch, minmax, robust) normalization has an inverse"
             )
         chosen = plan.batch_columns(schema, self.columns, self._require_stats())
         return plan.inverse_schema(schema, chosen, record.METADATA_KEY)

@@ -16,11 +16,12 @@ from .. import columns as cols
 from ..errors import SchemaError
 from ..state.features import FeatureStats
 
-Mode = Literal["batch", "layer", "rms", "robust"]
+Mode = Literal["batch", "layer", "rms", "minmax", "robust"]
 #: The normalization modes, in the order the CLI and ``inspect`` show them.
-MODES: tuple[str, ...] = ("batch", "layer", "rms", "robust")
-#: Modes that map each column with its own fitted ``(x - center) / scale`` (invertible).
-PER_FEATURE_MODES: tuple[str, ...] = ("batch", "robust")
+MODES: tuple[str, ...] = ("batch", "layer", "rms", "minmax", "robust")
+#: Modes that map each column with its own fitted ``(x - center) / scale`` (invertible); the
+#: keys of :data:`streamnorm.normalize.affine.CENTER_SCALE`.
+PER_FEATURE_MODES: tuple[str, ...] = ("batch", "minmax", "robust")
 
 
 def check_mode(mode: str) -> str:

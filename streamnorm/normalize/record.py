@@ -35,6 +35,7 @@ from ..state.statsfile import (
     parse_json,
     show,
 )
+from .affine import check_mode_options
 from .plan import MODES, PER_FEATURE_MODES
 
 #: Schema metadata key under which the normalization record is stored.
@@ -73,14 +74,15 @@ def file_schema(path: str | os.PathLike) -> pa.Schema:
 def make_record(
     mode: str, eps: float, ddof: int, nan: str, columns: Sequence[str] | None, inf: str,
     by: Sequence[str] | None, stats: FeatureStats | None, stats_file: str | None,
-    *, online: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None, *, online: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON-ready record of a Normalizer so configured. ``online`` (online batch mode:
     ``{"momentum": ..., "warmup": ...}``) goes in instead of statistics, which change from
     batch to batch. ``stats`` (batch mode) go in as
     :meth:`FeatureStats.to_dict` gives them, or for grouped statistics as Arrow IPC
     (``stats_arrow``, base64; much smaller than JSON) or, when ``stats_file`` is given, as the
-    name of the statistics file beside the output (``stats_file``)."""
+    name of the statistics file beside the output (``stats_file``). ``options``: the mode's own
+    (``feature_range`` for minmax), recorded under ``options`` when there are any."""
     record: dict[str, Any] = {
         "version": RECORD_VERSION, "kind": "Normalizer", "mode": mode,
         "eps": eps, "ddof": ddof, "nan": nan, "columns": columns,
@@ -89,6 +91,9 @@ def make_record(
         record["inf"] = inf
     if by is not None:
         record["by"] = by
+    if options:
+        record["options"] = {k: list(v) if isinstance(v, tuple) else v
+                             for k, v in options.items()}
     if online is not None:
         record["online"] = online
     if mode not in PER_FEATURE_MODES or online is not None:
@@ -104,13 +109,11 @@ def make_record(
     return record
 
 
-def robust_fields(quantile_range: tuple[float, float],
-                  center_scale: dict[str, tuple[float, float]]) -> dict[str, Any]:
-    """The record fields of robust mode: ``quantile_range`` and, per statistics column,
-    ``center`` (median) and ``scale`` (the quantile range, 1 where zero): what the inverse
-    needs, so the sketches themselves stay out of the output's metadata."""
-    return {"quantile_range": list(quantile_range),
-            "center": {n: json_float(c) for n, (c, _) in center_scale.items()},
+def robust_fields(center_scale: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    """The record fields of robust mode, per statistics column ``center`` (median) and
+    ``scale`` (the quantile range, 1 where zero): what the inverse needs, so the sketches
+    themselves stay out of the output's metadata (``quantile_range`` is in ``options``)."""
+    return {"center": {n: json_float(c) for n, (c, _) in center_scale.items()},
             "scale": {n: json_float(v) for n, (_, v) in center_scale.items()}}
 
 
@@ -123,11 +126,6 @@ def recorded_center_scale(record: dict[str, Any]) -> dict[str, tuple[float, floa
 
 def _robust_problem(record: dict[str, Any]) -> str | None:
     """What is wrong with the robust-mode fields of a record; None if nothing."""
-    qr = record.get("quantile_range")
-    if (not isinstance(qr, list) or len(qr) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in qr)
-            or not 0 <= qr[0] <= qr[1] <= 100):
-        return f"field 'quantile_range' is {show(qr)}, not [lo, hi] with 0 <= lo <= hi <= 100"
     center, scale = record.get("center"), record.get("scale")
     if not isinstance(center, dict) or not isinstance(scale, dict) or set(center) != set(scale):
         return "fields 'center' and 'scale' are not objects over the same columns"
@@ -189,6 +187,9 @@ def record_problem(record: dict[str, Any]) -> str | None:
     if (mode in PER_FEATURE_MODES and "online" not in record
             and not {"stats", "stats_arrow", "stats_file"} & set(record)):
         return "it holds no statistics"
+    options = check_mode_options(mode, record.get("options", {}))
+    if options is not None:
+        return options
     if mode == "robust" and _robust_problem(record):
         return _robust_problem(record)
     return (names_problem(record, "columns")

@@ -18,7 +18,7 @@ from ..arrow.locations import is_uri, join_location
 from ..arrow.outputs import check_output_not_input, output_name
 from ..arrow.sinks import BatchWriter, atomic_path
 from ..errors import InputError, StreamnormError
-from ..normalize import Normalizer
+from ..normalize import Normalizer, affine
 
 
 def normalize_dataset(
@@ -37,10 +37,11 @@ def normalize_dataset(
     row_group_size: int | None = None,
     float32: bool = False,
     inf: str = "error",
+    feature_range: tuple[float, float] | None = None,
 ) -> list[str]:
     """Normalize every file of a directory / glob / list into ``dst_dir``, one output file per
-    input file at the same relative path (so ``year=2024/`` partitions are kept). Batch mode
-    fits once over all the files (partition keys are not features), then transforms file by
+    input file at the same relative path (so ``year=2024/`` partitions are kept). Batch (and
+    minmax, with ``feature_range``) mode fits once over all the files (partition keys are not features), then transforms file by
     file. Returns the written paths (or URIs).
 
     All or nothing on a local ``dst_dir``: the files are written into a hidden staging
@@ -55,12 +56,13 @@ def normalize_dataset(
     names = [output_name(part.relative, suffix) for part in source.parts]
     destinations = [join_location(root, name) for name in names]
     check_output_not_input(source, root, destinations)
-    if mode == "batch" and stats is not None:
-        norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target)
+    if affine.is_per_feature(mode) and stats is not None:
+        norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target,
+                                     mode=mode, feature_range=feature_range)
     else:
         norm = Normalizer(mode, columns=columns, eps=eps, ddof=ddof, target=target,  # type: ignore[arg-type]
-                          inf=inf)  # type: ignore[arg-type]
-        if mode in ("batch", "robust"):  # the per-feature modes: fitted
+                          inf=inf, feature_range=feature_range)  # type: ignore[arg-type]
+        if affine.is_per_feature(mode):
             norm.fit(source, batch_size=batch_size)
     normalized = norm.normalized_columns(source.schema)
     keys = set(source.partition_columns) & set(normalized)

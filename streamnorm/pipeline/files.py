@@ -26,7 +26,7 @@ from ..arrow.outputs import check_output_not_input
 from ..arrow.sinks import BatchWriter, atomic_path
 from ..errors import InputError, SchemaError
 from ..kernels import backend
-from ..normalize import plan, record
+from ..normalize import affine, plan, record
 from ..normalize.normalizer import Normalizer
 from ..normalize.online import final_metadata
 from ..normalize.plan import Mode
@@ -138,11 +138,12 @@ def normalize_file(
     momentum: float | None = None,
     warmup: int = 0,
     save_stats: str | os.PathLike | None = None,
-    quantile_range: tuple[float, float] = (25.0, 75.0),
+    feature_range: tuple[float, float] | None = None,
+    quantile_range: tuple[float, float] | None = None,
 ) -> FileResult:
     """Normalize an Arrow IPC / Parquet file into another, streaming with bounded memory.
 
-    Batch mode reads ``src`` twice (fit, then transform) unless ``stats`` (a
+    Batch and minmax modes (``feature_range`` as in :class:`Normalizer`) read ``src`` twice (fit, then transform) unless ``stats`` (a
     :class:`FeatureStats` or a statistics file) is given; layer / rms read it once. Formats
     follow the suffixes (docs/design.md §3). The output is written to a temporary file beside
     ``dst`` and renamed into place only on success, so an error or interrupt leaves no output
@@ -173,22 +174,24 @@ def normalize_file(
     if save_stats is not None and not online:
         raise ValueError("save_stats= saves the final statistics of online normalization; "
                          "pass online=True, or compute statistics with feature_stats")
-    if mode in plan.PER_FEATURE_MODES and stats is not None:
+    if affine.is_per_feature(mode) and stats is not None:
         norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target,
                                      online=online, momentum=momentum, warmup=warmup,
-                                     mode=mode, quantile_range=quantile_range)
+                                     mode=mode, feature_range=feature_range,
+                                     quantile_range=quantile_range)
         passes = 1
     else:
         if stats is not None:
-            raise ValueError(f"stats apply to mode='batch' only, not mode={mode!r}")
+            raise ValueError(f"stats apply to the per-feature modes {tuple(affine.CENTER_SCALE)}"
+                             f" only, not mode={mode!r}")
         norm = Normalizer(mode, columns=columns, eps=eps, ddof=ddof, nan=nan, target=target,
                           by=by, inf=inf, online=online, momentum=momentum, warmup=warmup,
-                          quantile_range=quantile_range)
-        passes = 2 if mode in plan.PER_FEATURE_MODES and not online else 1
+                          feature_range=feature_range, quantile_range=quantile_range)
+        passes = 2 if affine.is_per_feature(mode) and not online else 1
     backend(target)  # fail early on an unusable target
     if norm.is_fitted:
         norm.normalized_columns(schema)  # bad columns fail before any reading
-    if norm.mode in plan.PER_FEATURE_MODES and stats is None and not online:
+    if affine.is_per_feature(norm.mode) and stats is None and not online:
         bar = progress_bar("fit", total, progress)
         try:
             norm.fit(src, batch_size=batch_size, progress=bar)
@@ -268,7 +271,7 @@ def inverse_file(
     row_group_size: int | None = None,
     float32: bool = False,
 ) -> FileResult:
-    """Undo a batch-mode :func:`normalize_file`: read ``src`` (normalized), write ``dst``.
+    """Undo a per-feature (batch, minmax) :func:`normalize_file`: read ``src`` (normalized), write ``dst``.
 
     Uses ``stats`` when given, else the record in ``src``'s schema metadata. Atomic like
     :func:`normalize_file`; output options as there (``float32=True`` narrows the restored
@@ -280,21 +283,25 @@ def inverse_file(
     if record.is_record(schema.metadata):
         recorded = record.read_record(schema, str(src))
         record.refuse_online(recorded, str(src))
-        if recorded["mode"] not in plan.PER_FEATURE_MODES:
+        if not affine.is_per_feature(recorded["mode"]):
             raise InputError(
                 f"{src}: was normalized in {recorded['mode']} mode, which cannot be inverted: "
-                "each row's own statistics are not kept; keep the original data (only batch "
-                "and robust modes have an inverse)"
+                "each row's own statistics are not kept; keep the original data (only the "
+                "per-feature modes have an inverse)"
             )
     if stats is not None:
-        norm = Normalizer.from_stats(stats, target=target)
+        made = recorded if record.is_record(schema.metadata) else {}
+        norm = Normalizer.from_stats(
+            stats, target=target, mode=made.get("mode", "batch"),
+            feature_range=made.get("options", {}).get("feature_range"),
+            quantile_range=made.get("options", {}).get("quantile_range"))
         if record.is_record(schema.metadata):
             norm.eps, norm.ddof = recorded["eps"], recorded.get("ddof", 0)
     else:
         location = os.fspath(src) if isinstance(src, (str, os.PathLike)) else None
         norm = Normalizer.from_metadata(location if location is not None else schema,
                                         target=target)
-    # norm is batch mode here (from_stats, or a batch-mode record): it has an inverse
+    # norm is per-feature here (from_stats, or a per-feature record): it has an inverse
     out_schema = plan.inverse_schema(schema, norm.normalized_columns(schema), record.METADATA_KEY)
     if float32:
         writer_options["float32"] = norm.normalized_columns(schema)

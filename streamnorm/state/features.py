@@ -354,15 +354,10 @@ class FeatureStats:
     def subtract(self, other: FeatureStats) -> FeatureStats:
         """Remove ``other``, a part merged into this state earlier, in place; returns self.
 
-        The inverse of :meth:`merge` (river's ``-``): drop a partition, slide a window.
-        Counts are exact; mean and m2 (m3, m4) come from Chan's (Pébay's) merge solved for
-        the remainder, with a relative error of about ``eps · n / n_rest`` for data of one
-        distribution, growing when ``other`` holds nearly all of the rows (catastrophic
-        cancellation: see the README). min and max cannot be taken back: they stay as they
-        were, outer bounds of the remaining values. A ``ValueError`` when ``other`` holds more
-        values, nulls, NaN or ±inf in a column than this state, when it is weighted and this
-        state is not, when its columns or settings differ, or when it holds all the ±inf of
-        a column that took them as values (``inf="keep"``: the rest's moments are lost).
+        The inverse of :meth:`merge` (river's ``-``): counts exact, mean and m2 (m3, m4) from
+        Chan's (Pébay's) merge solved for the remainder (relative error about ``eps · n /
+        n_rest``: README), min and max kept as outer bounds. ``ValueError`` when ``other``
+        holds more of anything than this state, or other columns, settings or weights.
         """
         self._check_mergeable(other)
         if other._columns is None:
@@ -552,17 +547,12 @@ class FeatureStats:
 
     # ------------------------------------------------------------------ persistence
     def _metadata(self) -> dict[str, Any]:
-        """The settings saved with the state."""
+        """The settings saved with the state (defaults left out)."""
         meta: dict[str, Any] = {"version": persist.FORMAT_VERSION, "kind": "FeatureStats",
                                 "nan": self.nan}
-        if self.moments != 2:
-            meta["moments"] = self.moments
-        if self.weighted:
-            meta["weighted"] = True
-        if self.inf != "keep":
-            meta["inf"] = self.inf
-        if self.quantiles:
-            meta["quantiles"] = True
+        optional = {"moments": (self.moments, 2), "weighted": (self.weighted, False),
+                    "inf": (self.inf, "keep"), "quantiles": (self.quantiles, False)}
+        meta.update({k: value for k, (value, default) in optional.items() if value != default})
         return meta
 
     def _saved_types(self) -> pa.Array:
@@ -663,6 +653,16 @@ class FeatureStats:
     def __repr__(self) -> str:
         extra = f", moments={self.moments}" if self.moments != 2 else ""
         return f"FeatureStats(columns={self.columns}, nan={self.nan!r}{extra})"
+
+    def to_sklearn(self) -> Any:
+        """A fitted ``sklearn.preprocessing.StandardScaler`` holding these statistics (ddof 0):
+        ``mean_``, ``var_``, ``scale_`` (:meth:`scale`; constant columns 1), ``n_samples_seen_``,
+        ``n_features_in_``, ``feature_names_in_`` (:func:`.exports.standard_scaler`)."""
+        from .exports import standard_scaler
+
+        if getattr(self, "by", None):
+            raise ValueError("statistics per key (by=) have no single StandardScaler")
+        return standard_scaler(self.columns, self.count, self.mean, self.var(), self.scale())
 
     def summary(self, ddof: int = 0) -> pa.Table:
         """A readable table: column, count, null_count, nan_count, inf_count, mean, std (with
