@@ -119,7 +119,9 @@ class StreamSource:
 
     def _batches(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
         if self.started:
-            raise InputError(once_message(self.shown))
+            raise InputError(f"{self.shown} cannot be read twice: its batches were read "
+                             "already, and a stream is not buffered; keep what the first "
+                             "pass computed, or read from a file")
         self.started = True
         try:
             yield from reader
