@@ -176,14 +176,15 @@ def _sizes() -> list[float]:
 
 @pytest.mark.parametrize("gigabytes", _sizes())
 def test_peak_rss_stays_flat_however_long_the_stream(tmp_path, gigabytes):
-    """N and 2N bytes through `normalize - - --stats`: the peak RSS grows by less than two
-    8 MiB batches (the stream is never held)."""
+    """N and 2N bytes through `normalize - - --stats`: the peak RSS grows by less than three
+    8 MiB batches (allocator arenas move it by about one), where holding the stream would add
+    N bytes."""
     sn.FeatureStats().update(pa.table({f"c{i}": [1.0, 3.0, 5.0] for i in range(8)})
                              ).save(tmp_path / "s.json")
     args = ("normalize", "-", "-", "--stats", "s.json")
     small = _peak_rss_kib(tmp_path, gigabytes, *args)
     large = _peak_rss_kib(tmp_path, 2 * gigabytes, *args)
-    assert large - small < 16 * 1024, (small, large)
+    assert large - small < 24 * 1024, (small, large)
 
 
 # --------------------------------------------------------------------------- same results
