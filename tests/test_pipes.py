@@ -409,3 +409,12 @@ def test_one_shot_sources_refuse_a_second_pass(tmp_path):
     assert sn.feature_stats(stream).count[0] == 200 - len(range(0, 200, 17))
     with pytest.raises(sn.InputError, match="cannot be read twice"):
         sn.feature_stats(stream)
+
+
+def test_iterator_source_keeps_its_first_batch(tmp_path):
+    """normalize_file over an iterator (one pass, no fit) writes every row: learning the
+    schema must not eat the first batch."""
+    table = _table(600)
+    got = sn.normalize_file(iter(table.to_batches(max_chunksize=200)), tmp_path / "it.parquet",
+                            mode="layer")
+    assert got.rows == 600 and pq.read_metadata(tmp_path / "it.parquet").num_rows == 600

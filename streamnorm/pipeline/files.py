@@ -24,7 +24,13 @@ from ..arrow.locations import is_local_file, is_uri
 from ..arrow.open import schema_and_batches
 from ..arrow.outputs import check_output_not_input
 from ..arrow.sinks import BatchWriter, atomic_path
-from ..arrow.stdio import check_rereadable, is_stdio, stream_format, stream_source
+from ..arrow.stdio import (
+    check_rereadable,
+    is_file_object,
+    is_stdio,
+    stream_format,
+    stream_source,
+)
 from ..errors import InputError, SchemaError
 from ..kernels import backend
 from ..normalize import plan, record
@@ -50,6 +56,19 @@ def count_rows(path: Any) -> int | None:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
         return None
     return None
+
+
+def _one_pass_source(src: Any) -> Any:
+    """``src`` ready for the several openings a file function makes: ``-`` as stdin's
+    stream, an iterator as a reader over it (opening an iterator takes its first batch to
+    learn the schema, which a second opening would then miss)."""
+    if is_stdio(src):
+        return stream_source()
+    if isinstance(src, Iterator) and not is_file_object(src):
+        schema, batches = schema_and_batches(src)
+        if schema is not None:
+            return pa.RecordBatchReader.from_batches(schema, batches)
+    return src
 
 
 def check_destination(
@@ -179,7 +198,7 @@ def normalize_file(
 
     Returns a :class:`FileResult`; the statistics used are in the output's schema metadata.
     """
-    src = stream_source() if is_stdio(src) else src
+    src = _one_pass_source(src)
     dst_path = check_destination(src, dst)
     fmt = writer_format(dst_path, format)
     writer_options = _writer_options(dst_path, compression, row_group_size, float32, fmt)
@@ -284,7 +303,7 @@ def inverse_file(
     :func:`normalize_file`; output options as there (``float32=True`` narrows the restored
     columns only; ``-`` and ``format`` as there too).
     """
-    src = stream_source() if is_stdio(src) else src
+    src = _one_pass_source(src)
     dst_path = check_destination(src, dst)
     fmt = writer_format(dst_path, format)
     writer_options = _writer_options(dst_path, compression, row_group_size, float32, fmt)
