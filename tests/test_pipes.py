@@ -167,6 +167,8 @@ def _peak_rss_kib(tmp_path: Path, gigabytes: float, *args: str) -> int:
     _, err = norm.communicate(timeout=3600)
     assert prod.wait(timeout=60) == 0
     assert norm.returncode == 0, err
+    rows = int(gigabytes * 1e9 // (8 * 8 * 131072)) * 131072  # every batch went through
+    assert err.decode().startswith(f"normalized {rows:,} rows"), err
     return int(rss.read_text())
 
 
@@ -224,7 +226,9 @@ def test_stdout_stream_equals_file_output_and_carries_the_record(tmp_path):
     assert piped.stderr.startswith("normalized 3,000 rows") and "into -" in piped.stderr
     assert _run("normalize", "t.arrows", "out.arrows", "--stats", "s.json",
                 cwd=tmp_path).returncode == 0
-    got = _read_stream(piped.stdout)  # stdout holds the stream and nothing else
+    # stdout holds the stream and nothing else: the very bytes of the file output
+    assert piped.stdout == (tmp_path / "out.arrows").read_bytes()
+    got = _read_stream(piped.stdout)
     want = _read_stream((tmp_path / "out.arrows").read_bytes())
     assert got.schema.equals(want.schema) and got.num_rows == want.num_rows
     for name in got.column_names:  # NaN counts as equal here
