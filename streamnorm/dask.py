@@ -194,16 +194,19 @@ class _FitOptions:
     by: list[str] | None = None
     weights: str | None = None
     inf: str = "keep"
+    quantiles: bool = False
 
     def empty(self) -> FeatureStats:
-        """An empty state of this kind (plain or grouped, 2 or 4 moments)."""
+        """An empty state of this kind (plain or grouped, 2 or 4 moments, quantiles)."""
+        extra = {"quantiles": True} if self.quantiles else {}
         return FeatureStats(self.columns, nan=self.nan, target=self.target,
-                            moments=self.moments, by=self.by, inf=self.inf)
+                            moments=self.moments, by=self.by, inf=self.inf, **extra)
 
     def fit(self, source: Any) -> FeatureStats:
         return _local_feature_stats(
             source, self.columns, self.batch_size, nan=self.nan, target=self.target,
             moments=self.moments, by=self.by, weights=self.weights, inf=self.inf,
+            quantiles=self.quantiles,
         )
 
     def extra_columns(self) -> list[str]:
@@ -286,6 +289,7 @@ def feature_stats(
     split_every: int | None = None,
     task_threads: int | None = 1,
     scheduler: str | None = None,
+    quantiles: bool = False,
 ) -> FeatureStats:
     """Per-column statistics of a Dask DataFrame or a set of files, fitted on the workers.
 
@@ -302,7 +306,8 @@ def feature_stats(
         :func:`streamnorm.feature_stats`,
         applied on the workers: ``moments=4`` adds skewness and kurtosis, ``by=`` gives a
         :class:`~streamnorm.GroupedFeatureStats` (groups found in any file are merged by key),
-        ``weights=`` names a column of per-row frequency weights.
+        ``weights=`` names a column of per-row frequency weights, ``quantiles=True`` keeps the
+        quantile sketches (merged on the cluster; ranks within 0.5% whatever the partitioning).
     split_every : fan-in of the tree reduction (Dask's default, 8, when None).
     task_threads : numba threads per task (default 1: the workers are the parallelism);
         None keeps numba's setting (all cores, or ``$STREAMNORM_NUM_THREADS``).
@@ -318,7 +323,7 @@ def feature_stats(
     options = _FitOptions(
         _column_list(columns), batch_size, nan, target, moments,
         [by] if isinstance(by, str) else (list(by) if by is not None else None), weights,
-        inf,
+        inf, quantiles,
     )
     options.empty()  # bad moments= or by= fail here, on the client, before any task runs
     bag = _stats_bag(obj, options, task_threads)
@@ -338,6 +343,9 @@ def _fitted(
 ) -> FeatureStats | None:
     """The statistics batch mode needs: given (object or file, loaded on the client), or
     fitted over ``obj`` on the cluster. None in layer / rms mode."""
+    if mode == "robust":
+        raise ValueError("mode='robust' does not run on Dask yet: fit the sketches with "
+                         "feature_stats(..., quantiles=True) here and normalize locally")
     if mode != "batch":
         if stats is not None:
             raise ValueError(f"stats apply to mode='batch' only, not mode={mode!r}")

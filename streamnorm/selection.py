@@ -38,8 +38,9 @@ def _eligible(f: pa.Field, mode: str) -> str | None:
     if cols.is_numeric(f.type):
         return None
     if cols.is_vector(f.type):
-        if mode == "batch":
-            return "vector column: batch mode normalizes scalar columns; use --mode layer or rms"
+        if mode in ("batch", "robust"):
+            return (f"vector column: {mode} mode normalizes scalar columns; use --mode layer "
+                    "or rms")
         return None
     return cols.why_not_numeric(f.name, f.type).split(" has ", 1)[-1]
 
@@ -151,7 +152,7 @@ def inspect(
 def _reason(f: pa.Field, mode: str, exclude: Sequence[str] | str | None,
             chosen: set[str]) -> str | None:
     """Why ``mode`` would not normalize ``f`` under this selection (None: it would)."""
-    type_ok = cols.is_numeric(f.type) or (cols.is_vector(f.type) and mode != "batch")
+    type_ok = cols.is_numeric(f.type) or (cols.is_vector(f.type) and mode not in ("batch", "robust"))
     if f.name in chosen:
         return None if type_ok else _eligible(f, mode)
     patterns = [exclude] if isinstance(exclude, str) else list(exclude or ())

@@ -15,8 +15,22 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 from streamnorm.sklearn import StreamScaler  # noqa: E402
 
 
+# with_mean=False declares sparse support, so those two run the sparse checks (CSR, CSC and the
+# formats converted to CSR, 32- and 64-bit indices, sample-weight equivalence on sparse data);
+# copy=False runs every check through the in-place transform, but one: the sample-order check
+# transforms X and then X[idx] taken from the X the first call overwrote (StandardScaler(copy=False)
+# fails it the same way).
+def _expected_failures(estimator):
+    if estimator.copy:
+        return {}
+    return {"check_methods_sample_order_invariance":
+            "copy=False transforms the caller's X in place, as StandardScaler(copy=False)"}
+
+
 @parametrize_with_checks([StreamScaler(), StreamScaler(with_mean=False),
-                          StreamScaler(with_std=False)])
+                          StreamScaler(with_std=False),
+                          StreamScaler(with_mean=False, copy=False)],
+                         expected_failed_checks=_expected_failures)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 

@@ -184,6 +184,10 @@ class BatchWriter:
         self._abort = False
         self._closed = False
         self._stdout = is_stdio(path)
+        #: Parquet only: key-value pairs added to the file's footer on a successful close
+        #: (known only once every batch is written, such as the final statistics of online
+        #: normalization). Other formats have written their schema and metadata already.
+        self.footer_metadata: dict[bytes, bytes] = {}
         self._sink = _open_sink(path)
         if self.format == "parquet":
             # Dictionary-encoding random floats costs ~4x in the writer and saves nothing.
@@ -279,6 +283,8 @@ class BatchWriter:
             self._raise_failure()
             if self._pending_rows and not self._abort:
                 self._flush(final=True)
+            if self.footer_metadata and self.format == "parquet" and not self._abort:
+                self._writer.add_key_value_metadata(self.footer_metadata)
         finally:
             self._writer.close()
             if self._stdout:

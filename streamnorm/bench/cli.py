@@ -20,7 +20,7 @@ FULL = {"rows": 2_000_000, "cols": 32, "ln_rows": 1_000_000, "ln_width": 256,
         "file_rows": 4_000_000, "batch_rows": 65_536, "repeat": 7, "small_cols": 32,
         "small_calls": 2_000, "wide_rows": 200, "wide_cols": 1_000, "wide_groups": 20,
         "group_rows": 1_000_000, "group_keys": 100_000, "group_cols": 4, "bandwidth_mb": 512}
-TARGETS = ("stats", "layer", "file", "small", "wide", "grouped")
+TARGETS = ("stats", "layer", "file", "small", "wide", "grouped", "quantiles")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -54,7 +54,7 @@ def _run_targets(targets: set[str], sizes: dict[str, int], threads: int, workdir
                  out: Any) -> dict[str, Any]:
     from .extra import bench_grouped, bench_small, bench_wide
     from .files import bench_file
-    from .targets import bench_layer, bench_stats
+    from .targets import bench_layer, bench_quantiles, bench_stats
 
     results: dict[str, Any] = {}
     repeat = sizes["repeat"]
@@ -74,6 +74,8 @@ def _run_targets(targets: set[str], sizes: dict[str, int], threads: int, workdir
     if "grouped" in targets:
         results.update(bench_grouped(sizes["group_rows"], sizes["group_keys"],
                                      sizes["group_cols"], max(1, repeat // 2), out))
+    if "quantiles" in targets:
+        results.update(bench_quantiles(sizes["rows"], sizes["cols"], repeat, out))
     return results
 
 

@@ -65,15 +65,28 @@ def skip(peer: str, why: Exception | str, out: Any) -> None:
 
 
 
-def median_us(fn: Callable[[], Any], calls: int, budget_s: float = 10.0) -> float:
-    """Median microseconds of ``calls`` single calls of ``fn`` (after one warm-up call),
-    stopping early once ``budget_s`` seconds are spent (a slow path stays measurable)."""
-    fn()
-    times: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    while len(times) < calls and (len(times) < 5 or time.perf_counter() < deadline):
-        start = time.perf_counter()
+def interleaved_us(fns: dict[str, Callable[[], Any]], calls: int, block: int = 25,
+                   budget_s: float = 30.0) -> tuple[dict[str, float], dict[str, float]]:
+    """``(best, median)`` microseconds of single calls of each function.
+
+    Timed in interleaved rounds: each round makes ``block`` consecutive calls of each function
+    in turn (a stream's steady state: the same call again and again, caches warm), so a busy
+    neighbour slows every implementation alike. Up to ``calls`` calls each (after one warm-up
+    call each), stopping early once ``budget_s`` seconds are spent (at least 5 rounds)."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2] * 1e6
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    deadline = time.perf_counter() + budget_s
+    rounds = max(1, calls // block)
+    for done in range(rounds):
+        if done >= 5 and time.perf_counter() > deadline:
+            break
+        for name, fn in fns.items():
+            spent = times[name]
+            for _ in range(block):
+                start = time.perf_counter()
+                fn()
+                spent.append(time.perf_counter() - start)
+    best = {name: min(t) * 1e6 for name, t in times.items()}
+    median = {name: sorted(t)[len(t) // 2] * 1e6 for name, t in times.items()}
+    return best, median

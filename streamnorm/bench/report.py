@@ -74,6 +74,12 @@ def goal_lines(results: dict[str, Any]) -> list[tuple[str, str]]:
     if ours_g and peer_g:
         lines.append(("note", f"{peer_g / ours_g:7.2f}  x polars group_by, grouped statistics "
                               f"({ours_g:.3f} s vs {peer_g:.3f} s; the issue sets no goal)"))
+    quantiles = results.get("quantiles", {})
+    with_q = next((v for k, v in quantiles.items() if "quantiles=True" in k), None)
+    without = next((v for k, v in quantiles.items() if "no quantiles" in k), None)
+    if with_q and without:
+        check(with_q / without, 8.0, "x the time without quantiles, stats with quantile "
+              "sketches (goal <= 8)", lower_is_better=True)
     return lines
 
 

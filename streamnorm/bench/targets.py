@@ -147,3 +147,31 @@ def bench_layer(rows: int, width: int, repeat: int, threads: int,
     return {"layer": table}
 
 
+
+
+QUANTILES_CASE = "streamnorm FeatureStats(quantiles=True).update"
+PLAIN_CASE = "streamnorm FeatureStats.update (no quantiles)"
+
+
+def bench_quantiles(rows: int, cols: int, repeat: int, out: Any) -> dict[str, dict[str, float]]:
+    """Per-feature statistics of the stats target's table with and without the quantile
+    sketches (goal: at most 8x the time without), and numpy's exact quantiles for scale."""
+    import pyarrow as pa
+
+    import streamnorm as sn
+
+    rng = np.random.default_rng(0)
+    data = [rng.normal(1e6, 3.0, rows) for _ in range(cols)]
+    table = pa.table({f"c{j}": c for j, c in enumerate(data)})
+    nbytes = rows * cols * 8
+    qs = [0.01, 0.25, 0.5, 0.75, 0.99]
+    cases = [
+        Case(QUANTILES_CASE, lambda: sn.FeatureStats(quantiles=True).update(table).quantile(qs),
+             nbytes, ours=True, note="KLL sketch per column + quantile(5 q)"),
+        Case(PLAIN_CASE, lambda: sn.FeatureStats().update(table), nbytes),
+        Case("numpy.quantile (exact, sorts each column)",
+             lambda: [np.quantile(c, qs) for c in data], nbytes, note="1 thread"),
+    ]
+    best_of(cases, max(1, repeat // 2))
+    return {"quantiles": print_table(
+        f"per-feature statistics with quantile sketches, {rows:,}x{cols} float64", cases, out)}

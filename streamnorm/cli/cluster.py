@@ -104,7 +104,8 @@ def dask_stats(args: argparse.Namespace) -> tuple[FeatureStats, int]:
     columns = resolve_columns(args, dataset, "batch")
     with dask_client(args):
         stats = sn_dask.feature_stats(dataset, columns, batch_size=args.batch_size,
-                                      target=args.target, by=args.by, inf=args.inf)
+                                      target=args.target, by=args.by, inf=args.inf,
+                                      quantiles=args.quantiles is not None)
     return stats, len(dataset.files)
 
 

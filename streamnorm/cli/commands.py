@@ -77,19 +77,22 @@ class _RowCounter:
 
 def compute_stats(
     path: object, columns: list[str] | None, batch_size: int | None, target: str | None,
-    progress: bool, by: list[str] | None = None, inf: str = "keep",
+    progress: bool, by: list[str] | None = None, inf: str = "keep", quantiles: bool = False,
 ) -> tuple[FeatureStats, int]:
     """Stream a source (a path, or a DataSource) once into FeatureStats; (stats, rows read).
 
     ``inf`` is ``stats --inf``: ``keep`` counts ±inf as values, ``skip`` leaves them out.
+    ``quantiles``: keep the quantile sketches too (``stats --quantiles``).
     """
     if columns is not None:
-        check_batch_columns(source_schema(path), columns)
+        check_batch_columns(source_schema(path), columns, bools=True)  # counted as 0/1
     bar = progress_bar("stats", count_rows(path) if progress else None, progress)
     rows = _RowCounter(bar)
     try:
-        norm = Normalizer("batch", columns=columns, target=target, by=by,
-                          inf="skip" if inf == "skip" else "error")
+        if quantiles and by:
+            raise UsageError("--quantiles is not supported with --by yet; drop one of them")
+        norm = Normalizer("robust" if quantiles else "batch", columns=columns, target=target,
+                          by=by, inf="skip" if inf == "skip" else "error")
         norm.fit(path, batch_size=batch_size, progress=rows,  # type: ignore[arg-type]
                  check_finite=False)
     finally:
@@ -114,7 +117,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             columns = resolve_columns(args, source, "batch")
             stats, rows = compute_stats(
                 source, columns, args.batch_size, args.target, show_progress(args), by=args.by,
-                inf=args.inf,
+                inf=args.inf, quantiles=args.quantiles is not None,
             )
         over = f"{rows:,} rows"
     if args.output:
@@ -122,7 +125,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(f"wrote statistics of {len(stats.columns)} columns over {over} to "
               f"{args.output}")
     else:
-        print(format_table(summary_table(stats, args.ddof)))
+        print(format_table(summary_table(stats, args.ddof, args.quantiles)))
     return EXIT_OK
 
 
@@ -145,12 +148,14 @@ def _normalize_directory(args: argparse.Namespace, source: object,
 
 def cmd_normalize(args: argparse.Namespace) -> int:
     """``streamnorm normalize IN OUT [--mode M] [-c COL ...] [--stats FILE] [--eps E] ...``."""
-    if args.stats is not None and args.mode != "batch":
+    if args.stats is not None and args.mode not in ("batch", "robust"):
         raise UsageError(
-            f"--stats applies to --mode batch only (got --mode {args.mode}); drop --stats"
+            f"--stats applies to --mode batch only, or robust (got --mode {args.mode}); drop "
+            "--stats"
         )
     if args.by and (args.mode != "batch" or args.stats is not None):
         raise UsageError("--by applies to --mode batch without --stats; drop --by")
+    check_online_args(args)
     check_target(args.target)
     check_stdio_usage(args)
     if uses_dask(args):
@@ -170,17 +175,54 @@ def cmd_normalize(args: argparse.Namespace) -> int:
             source, args.output, mode=args.mode, columns=columns, stats=args.stats,
             batch_size=args.batch_size, eps=args.eps, target=args.target,
             progress=show_progress(args), by=args.by, inf=args.inf, format=args.format,
-            **output_options(args),
+            **output_options(args), **online_options(args), quantile_range=args.quantile_range,
         )
     seconds = time.perf_counter() - start
     norm = result.normalizer
+    how = f"{norm.mode} mode" + (", online" if norm.online else "")
     print(
         f"normalized {result.rows:,} rows of {len(result.columns)} columns "
-        f"({norm.mode} mode, eps={norm.eps:g}, {result.passes} pass"
+        f"({how}, eps={norm.eps:g}, {result.passes} pass"
         f"{'es' if result.passes > 1 else ''}) into {args.output} in {seconds:.2f} s",
         file=message_stream(args),
     )
+    if args.save_stats:
+        print(f"wrote the final statistics to {args.save_stats}", file=message_stream(args))
     return EXIT_OK
+
+
+def check_online_args(args: argparse.Namespace) -> None:
+    """``--online`` and its options: a :class:`UsageError` for what does not go together."""
+    if not args.online:
+        for flag, given in (("--momentum", args.momentum is not None),
+                            ("--warmup", args.warmup != 0), ("-o/--save-stats", args.save_stats)):
+            if given:
+                raise UsageError(f"{flag} applies to --online normalization; add --online or "
+                                 f"drop {flag}")
+        return
+    if args.mode != "batch":
+        raise UsageError(f"--online needs --mode batch: --mode {args.mode} normalizes each row "
+                         "with its own statistics and reads IN once already; drop --online")
+    for flag, given in (("--by", args.by), ("--dask/--scheduler", uses_dask(args))):
+        if given:
+            raise UsageError(f"--online does not go with {flag}; drop one of them")
+    if args.momentum is not None and args.inf == "skip":
+        raise UsageError("--inf skip does not go with --momentum: the running statistics take "
+                         "±inf as values; drop one of them")
+    if is_dataset(args.input) and wants_directory(args.output):
+        raise UsageError("--online writes one output file: give OUT a .parquet or .arrow name")
+    if args.save_stats:
+        if os.path.abspath(args.save_stats) == os.path.abspath(args.output):
+            raise UsageError("-o/--save-stats names OUT itself; give the statistics another file")
+        _check_stats_output(args.input, args.save_stats)
+
+
+def online_options(args: argparse.Namespace) -> dict[str, object]:
+    """The ``normalize_file`` keywords of ``--online`` (none without it)."""
+    if not args.online:
+        return {}
+    return {"online": True, "momentum": args.momentum, "warmup": args.warmup,
+            "save_stats": args.save_stats}
 
 
 def cmd_inverse(args: argparse.Namespace) -> int:

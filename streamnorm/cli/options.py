@@ -169,6 +169,41 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def momentum_value(text: str) -> float:
+    """An argparse type: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be in (0, 1]")
+    return value
+
+
+def add_online_options(parser: argparse.ArgumentParser) -> None:
+    """``--online``, ``--momentum M``, ``--warmup ROWS`` and ``-o / --save-stats STATS``."""
+    parser.add_argument(
+        "--online", action="store_true",
+        help="batch mode, one pass: normalize each batch with the statistics of everything "
+        "read so far, that batch included (no look-ahead); for streams",
+    )
+    parser.add_argument(
+        "--momentum", type=momentum_value, metavar="M",
+        help="with --online: exponentially forgetting statistics instead, BatchNorm's running "
+        "mean and variance with this factor in (0, 1]",
+    )
+    parser.add_argument(
+        "--warmup", type=non_negative_int, default=0, metavar="ROWS",
+        help="with --online: hold the first batches back until ROWS rows are read, then "
+        "normalize them with the statistics of all of them (default 0)",
+    )
+    parser.add_argument(
+        "-o", "--save-stats", metavar="STATS",
+        help="with --online: save the statistics of every row read (.json, .arrow or "
+        ".parquet); a Parquet OUT also holds them in its footer",
+    )
+
+
 def add_dask_options(parser: argparse.ArgumentParser) -> None:
     """``--scheduler ADDRESS`` or ``--dask`` (mutually exclusive)."""
     group = parser.add_mutually_exclusive_group()

@@ -15,12 +15,35 @@ from .options import (
     add_common_options,
     add_dask_options,
     add_inf_option,
+    add_online_options,
     add_output_options,
     add_selection_options,
     non_negative_float,
     non_negative_int,
     positive_int,
 )
+
+
+def quantile_list(text: str) -> list[float]:
+    """An argparse type: comma-separated numbers in [0, 1] (``0.01,0.5,0.99``)."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers like 0.25,0.5") from None
+    if not all(0.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: quantiles are in [0, 1] (0.5 is the median)")
+    return values
+
+
+def percent_pair(text: str) -> tuple[float, float]:
+    """An argparse type: ``LO,HI`` percentages with 0 <= LO <= HI <= 100."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not two numbers LO,HI like 25,75") from None
+    if not 0.0 <= lo <= hi <= 100.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= LO <= HI <= 100")
+    return lo, hi
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     stats = sub.add_parser(
         "stats", help="per-column count, nulls, NaN, mean, std, min, max of a file",
         description="Compute per-column statistics in one streaming pass. Prints a table, or "
-        "saves the exact mergeable state with -o (.json, .arrow or .parquet).",
+        "saves the exact mergeable state with -o (.json, .arrow or .parquet). A bool column "
+        "named with -c is counted as 0/1.",
     )
     stats.add_argument("input", metavar="IN", help=IN_HELP)
     stats.add_argument("-o", "--output", metavar="STATS", help="save the statistics here")
@@ -68,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--ddof", type=non_negative_int, default=0, metavar="N",
         help="the printed std divides by count - N (default 0, numpy's; 1 for pandas'). A "
         "saved state keeps m2, so it serves any ddof",
+    )
+    stats.add_argument(
+        "--quantiles", type=quantile_list, metavar="Q,...",
+        help="also keep a mergeable quantile sketch per column and print these quantiles "
+        "(e.g. 0.01,0.5,0.99; rank within 0.5%%); -o saves the sketches",
     )
     _add_reading_options(stats, "stats")
 
@@ -88,14 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
                       "(stdout, an Arrow IPC stream unless --format)")
     norm.add_argument("--mode", choices=MODES, default="batch", help="default: batch")
     norm.add_argument(
+        "--quantile-range", type=percent_pair, default=(25.0, 75.0), metavar="LO,HI",
+        help="robust mode: scale by the range between these percentiles (default 25,75)",
+    )
+    norm.add_argument(
         "--stats", metavar="FILE",
         help="batch mode: use these statistics (a stats file, or a file normalized before) "
-        "instead of a fitting pass",
+        "instead of a fitting pass; with --online: continue them (resume a stream from the "
+        "statistics its -o saved)",
     )
     norm.add_argument(
         "--eps", type=non_negative_float, metavar="E",
         help="added to the variance under the square root (default 0 batch, 1e-5 layer/rms)",
     )
+    add_online_options(norm)
     _add_reading_options(norm, "normalize", output=True)
 
     inverse = sub.add_parser(

@@ -42,9 +42,16 @@ def format_table(table: pa.Table) -> str:
     return "\n".join([first, *(line(r) for r in rows)])
 
 
-def summary_table(stats: FeatureStats, ddof: int = 0) -> pa.Table:
-    """``stats.summary(ddof)`` with the std column named after its ddof: ``std(ddof=0)``."""
+def summary_table(stats: FeatureStats, ddof: int = 0,
+                  quantiles: Sequence[float] | None = None) -> pa.Table:
+    """``stats.summary(ddof)`` with the std column named after its ddof: ``std(ddof=0)``,
+    then one column ``q=<q>`` per quantile asked for (``stats --quantiles``)."""
     table = stats.summary(ddof=ddof)
-    return table.rename_columns(
+    table = table.rename_columns(
         [f"std(ddof={ddof})" if name == "std" else name for name in table.column_names]
     )
+    if quantiles:
+        values = stats.quantile(list(quantiles))
+        for q, row in zip(quantiles, values):
+            table = table.append_column(f"q={q:g}", pa.array(row, pa.float64()))
+    return table

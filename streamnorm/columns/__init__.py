@@ -7,6 +7,7 @@ from __future__ import annotations
 from .types import (
     PARTITION_ROLE,
     ROLE_KEY,
+    bools_as_uint8,
     check_numeric,
     common_type,
     field_type,
@@ -24,6 +25,7 @@ from .views import (
     ColumnView,
     VectorView,
     column_views,
+    exported_batch,
     locate_columns,
     plan_batches,
     primitive_view,
@@ -32,7 +34,8 @@ from .views import (
 
 __all__ = [
     "PARTITION_ROLE", "ROLE_KEY", "BatchPlan", "BufferGroup", "ColumnView", "VectorView",
-    "check_numeric", "column_views", "common_type", "field_type", "is_numeric",
+    "bools_as_uint8", "check_numeric", "column_views", "common_type", "exported_batch",
+    "field_type", "is_numeric",
     "is_partition_key", "is_vector", "locate_columns", "numeric_column_names", "plain_type",
     "plan_batches", "primitive_view", "promoted_type", "vector_views", "why_not_numeric",
 ]

@@ -5,6 +5,8 @@ No numpy views and no kernels here: only type rules and schema lookups (docs/des
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.types as pat
@@ -81,7 +83,8 @@ def why_not_numeric(name: str, arrow_type: pa.DataType) -> str:
     if pat.is_decimal(arrow_type):
         hint = "cast it to float64 first (e.g. pyarrow.compute.cast)"
     elif pat.is_boolean(arrow_type):
-        hint = "bool is not numeric here; cast it to int8 or float if you mean 0/1"
+        hint = ("normalizing does not turn flags into numbers (statistics count a bool "
+                "column named in columns=[...] as 0/1); cast it to int8 or float first")
     else:
         hint = "choose numeric columns with columns=[...] / -c"
     return f"column {name!r} has type {arrow_type}, which cannot be normalized: {hint}"
@@ -107,6 +110,25 @@ def field_type(
             f"{', '.join(schema.names) or 'none'}); {fix}"
         )
     return schema.field(index).type
+
+
+def bools_as_uint8(data: pa.RecordBatch | pa.Table | pa.Schema, names: list[str]) -> Any:
+    """``data`` (a batch, table or schema) with its bool columns among ``names`` as uint8
+    (false 0, true 1, nulls kept): how a bool column named explicitly is counted, as pandas
+    and numbagg count it. The same object when there is none (the common case costs one
+    type check per name)."""
+    schema = data if isinstance(data, pa.Schema) else data.schema
+    for name in names:
+        index = schema.get_field_index(name)
+        if index < 0 or not pat.is_boolean(schema.field(index).type):
+            continue
+        field = schema.field(index).with_type(pa.uint8())
+        if isinstance(data, pa.Schema):
+            data = data.set(index, field)
+        else:
+            data = data.set_column(index, field, data.column(index).cast(pa.uint8()))
+        schema = data if isinstance(data, pa.Schema) else data.schema
+    return data
 
 
 def check_numeric(name: str, arrow_type: pa.DataType) -> None:

@@ -146,6 +146,17 @@ def plan_batches(schema: pa.Schema, names: list[str]) -> BatchPlan | None:
     ])
 
 
+def exported_batch(batch: pa.RecordBatch) -> tuple[object, int]:
+    """``(capsule, address)``: the Arrow C Data Interface export of ``batch`` and the address
+    of its ``struct ArrowArray``, for kernels that locate the columns themselves (see
+    :func:`streamnorm.kernels.memory.locate_children`). The struct lives as long as the
+    capsule: keep it referenced until the kernel has returned."""
+    from ..kernels import memory  # loaded on first use, as in locate_columns
+
+    _, capsule = batch.__arrow_c_array__()
+    return capsule, memory.arrow_array_struct(capsule)
+
+
 def locate_columns(batch: pa.RecordBatch, plan: BatchPlan) -> list[BufferGroup] | None:
     """The buffers of ``plan``'s columns in ``batch`` (a batch of the planned schema).
 

@@ -20,6 +20,10 @@ Modes (docs/design.md §3, §4):
     (``ddof``, default 0 as in ``torch.nn.functional.layer_norm``) over the numeric scalar
     columns taken together; each FixedSizeList column is normalized within itself, vector by
     vector. ``eps`` defaults to 1e-5.
+``"robust"``
+    each chosen column becomes ``(x - median) / (q_hi - q_lo)`` (scikit-learn's
+    ``RobustScaler``; ``quantile_range`` in percent, default the interquartile range) from
+    mergeable quantile sketches (:mod:`.robust`); a zero range scales by 1. Invertible.
 ``"rms"``
     as ``"layer"`` but ``x / sqrt(mean_r(x²) + eps)`` (``torch.nn.functional.rms_norm``
     without weight; note torch's own default ``eps`` is the dtype's machine epsilon, ours is
@@ -50,10 +54,11 @@ from ..errors import InputError
 from ..kernels import backend
 from ..progress import Progress
 from ..state.features import FeatureStats
-from . import mappers, plan, record
-from .plan import Mode
+from . import mappers, plan, record, robust
+from .online import OnlineState, check_online, check_online_options, stats_rows
+from .plan import PER_FEATURE_MODES, Mode
 
-_DEFAULT_EPS = {"batch": 0.0, "layer": 1e-5, "rms": 1e-5}
+_DEFAULT_EPS = {"batch": 0.0, "layer": 1e-5, "rms": 1e-5, "robust": 0.0}
 
 
 def _map_batches(
@@ -94,9 +99,20 @@ class Normalizer:
         naming the columns; ``"skip"``: the statistics skip ±inf like NaN (counted in
         ``stats.inf_count``) and ±inf values pass through the transform unchanged.
     target : ``"cpu"`` or ``"cuda"``; default ``$STREAMNORM_TARGET`` or ``"cpu"``.
+    quantile_range : ``(lo, hi)`` percentages for mode ``"robust"`` (default ``(25, 75)``).
     by : key column(s), batch mode only: fit one set of statistics per key
         (``FeatureStats(by=...)``) and normalize each row with its key's; rows whose key
         was not seen in ``fit`` come out null.
+    online : batch mode only: normalize each batch with the statistics of everything seen so
+        far, that batch included (no look-ahead), for streams read once; see
+        :mod:`streamnorm.normalize.online` and the README section "Online normalization".
+        ``transform`` / ``transform_batches`` then advance the stream (each call continues the
+        statistics), ``fit`` seeds the statistics the stream continues, ``stats`` holds the
+        statistics of all rows seen, and there is no inverse.
+    momentum : online only: normalize with the exponentially forgetting statistics of
+        :class:`~streamnorm.RunningStats` (factor in (0, 1]) instead of those of all rows.
+    warmup : online only: hold back the first batches until this many rows are seen, then
+        normalize them with the statistics of all of them.
 
     Examples
     --------
@@ -123,8 +139,14 @@ class Normalizer:
         target: str | None = None,
         by: str | Sequence[str] | None = None,
         inf: Literal["error", "skip"] = "error",
+        online: bool = False,
+        momentum: float | None = None,
+        warmup: int = 0,
+        quantile_range: tuple[float, float] = robust.DEFAULT_QUANTILE_RANGE,
     ) -> None:
         self.mode = plan.check_mode(mode)
+        self.quantile_range = robust.check_quantile_range(quantile_range)
+        self._recorded: dict[str, tuple[float, float]] | None = None
         self.by = [by] if isinstance(by, str) else (list(by) if by is not None else None)
         if self.by is not None and self.mode != "batch":
             raise ValueError(f"by= (per-key statistics) needs mode='batch', not {mode!r}")
@@ -145,6 +167,14 @@ class Normalizer:
                              "or drop by=")
         self.inf = inf
         self.target = target
+        check_online_options(online, momentum, warmup)
+        if online:
+            check_online(self.mode, self.by, momentum, warmup, self.ddof, inf)
+        self.online = bool(online)
+        self.momentum = None if momentum is None else float(momentum)
+        self.warmup = int(warmup)
+        self._online = OnlineState(self.columns, nan, inf, target, momentum, warmup
+                                   ) if online else None
         self._stats: FeatureStats | None = None
         self._record_json: str | None = None
         self._stats_file: str | None = None
@@ -154,7 +184,9 @@ class Normalizer:
     def __repr__(self) -> str:
         return (
             f"Normalizer(mode={self.mode!r}, columns={self.columns}, eps={self.eps}, "
-            f"ddof={self.ddof}, nan={self.nan!r})"
+            f"ddof={self.ddof}, nan={self.nan!r}"
+            + (f", online=True, momentum={self.momentum}, warmup={self.warmup})"
+               if self.online else ")")
         )
 
     # ------------------------------------------------------------------ fitting
@@ -162,16 +194,32 @@ class Normalizer:
     def stats(self) -> FeatureStats | None:
         """The per-column statistics used in batch mode (None in layer / rms mode).
 
-        Raises ``RuntimeError`` in batch mode before :meth:`fit` / :meth:`from_stats`.
+        Raises ``RuntimeError`` in batch mode before :meth:`fit` / :meth:`from_stats`. Online:
+        the statistics of every row seen so far (fitted and streamed; with ``momentum`` too:
+        the running ones that normalize are :attr:`running`), empty before any data.
         """
-        if self.mode != "batch":
+        if self.mode not in PER_FEATURE_MODES:
             return None
+        if self._online is not None:
+            return self._online.stats
         return self._require_stats()
 
     @property
     def is_fitted(self) -> bool:
         """Whether :meth:`transform` can run (always True in layer / rms mode)."""
-        return self.mode != "batch" or self._stats is not None
+        return (self.mode not in PER_FEATURE_MODES or self._stats is not None
+                or self._online is not None)
+
+    @property
+    def online_state(self) -> OnlineState | None:
+        """The :class:`~streamnorm.normalize.online.OnlineState` of online mode (None else)."""
+        return self._online
+
+    @property
+    def running(self) -> Any:
+        """Online with ``momentum``: the :class:`~streamnorm.RunningStats` that normalize the
+        stream (None before the first batch, and without momentum)."""
+        return self._online.running if self._online is not None else None
 
     def _require_stats(self) -> FeatureStats:
         if self._stats is None:
@@ -199,22 +247,35 @@ class Normalizer:
         ``check_finite=False`` (``streamnorm stats`` reports them as they are; the check then
         comes when the statistics are used to normalize).
         """
-        if self.mode != "batch":
+        if self.mode not in PER_FEATURE_MODES:
             return self
         extra: dict[str, Any] = {"inf": "skip"} if self.inf == "skip" else {}
+        if self.mode == "robust":
+            extra["quantiles"] = True
         stats = FeatureStats(self.columns, nan=self.nan, target=self.target, by=self.by, **extra)
         read = None if self.columns is None else [*self.columns, *(self.by or [])]
         schema, batches = schema_and_batches(source, read, batch_size)
         if schema is not None and self.columns is not None:
-            plan.check_batch_columns(schema, self.columns)
+            # check_finite=False is `streamnorm stats`: statistics only, so a named bool
+            # column is counted as 0/1 there; normalizing refuses it
+            plan.check_batch_columns(schema, self.columns, bools=not check_finite)
         seen = False
+        rows = 0
         for batch in batches:
             stats.update(batch)
             seen = True
+            rows += batch.num_rows
             if progress is not None:
                 progress.update(batch.num_rows, batch.nbytes)
         if not seen and schema is not None:
             stats.update(plan.empty_batch(schema))  # fixes the columns of a source without rows
+        if self._online is not None:
+            if check_finite:
+                mappers.check_finite_stats(stats, self.columns)
+            self._online.seed(stats, rows)  # the stream continues these statistics
+            self._record_json = None
+            self._schema_cache = self._inverse_cache = None
+            return self
         self._set_stats(stats)
         if check_finite:
             mappers.check_finite_stats(stats, self.columns)
@@ -230,23 +291,37 @@ class Normalizer:
         eps: float | None = None,
         ddof: int | None = None,
         target: str | None = None,
+        online: bool = False,
+        momentum: float | None = None,
+        warmup: int = 0,
+        mode: Mode = "batch",
+        quantile_range: tuple[float, float] = robust.DEFAULT_QUANTILE_RANGE,
     ) -> Normalizer:
-        """A fitted batch-mode Normalizer from statistics computed elsewhere.
+        """A fitted batch- (or robust-) mode Normalizer from statistics computed elsewhere.
 
         ``stats`` is a :class:`FeatureStats`, a saved statistics file (``.json``, ``.arrow``,
         ``.parquet``), or a file this library normalized (its schema metadata holds the
-        statistics: then ``eps``/``ddof``/``columns`` default to the ones it was made with).
-        ``columns`` restricts normalization to some of the statistics' columns.
+        statistics: then ``eps``/``ddof``/``columns`` default to the ones it was made with,
+        and its mode and robust parameters are used). ``columns`` restricts normalization to
+        some of the statistics' columns. ``mode="robust"`` needs statistics with quantile
+        sketches (``FeatureStats(quantiles=True)``, ``streamnorm stats --quantiles``).
+
+        ``online=True`` (``momentum``, ``warmup`` as in the constructor): an online Normalizer
+        whose stream continues these statistics, as after :meth:`fit` (their rows count towards
+        the warm-up); for instance to resume a stream from the statistics that
+        ``normalize --online -o`` saved at the end of the last one.
         """
+        recorded = None
         if not isinstance(stats, FeatureStats):
             path = record.stats_location(stats)
             if record.holds_record(stats):
                 made = cls.from_metadata(path, target=target)
-                if made.mode != "batch":
+                if made.mode not in PER_FEATURE_MODES:
                     raise InputError(
                         f"{path}: was normalized in {made.mode} mode, which has no "
                         "per-column statistics; give a batch-mode file or a stats file"
                     )
+                mode, quantile_range, recorded = made.mode, made.quantile_range, made._recorded
                 eps = made.eps if eps is None else eps
                 ddof = made.ddof if ddof is None else ddof
                 columns = made.columns if columns is None else columns
@@ -256,12 +331,24 @@ class Normalizer:
         if columns is not None:
             columns = [columns] if isinstance(columns, str) else list(columns)
             plan.check_stats_columns(columns, stats)
+        if online and getattr(stats, "by", None) is not None:
+            raise InputError("grouped (by=) statistics cannot start online normalization, which "
+                             "has no per-key mode; give ungrouped statistics")
+        if mode == "robust" and recorded is None and not stats.quantiles:
+            raise InputError("mode 'robust' needs statistics with quantile sketches: compute "
+                             "them with FeatureStats(quantiles=True) or `streamnorm stats "
+                             "--quantiles 0.5 -o FILE`")
         norm = cls(
-            "batch", columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target,
+            mode, columns=columns, eps=eps, ddof=ddof or 0, nan=stats.nan, target=target,
             inf="skip" if stats.inf == "skip" else "error",
-            by=getattr(stats, "by", None),
+            by=getattr(stats, "by", None), online=online, momentum=momentum, warmup=warmup,
+            quantile_range=quantile_range,
         )
+        if norm._online is not None:
+            norm._online.seed(stats, stats_rows(stats))
+            return norm
         norm._set_stats(stats)
+        norm._recorded = recorded
         return norm
 
     @classmethod
@@ -278,10 +365,11 @@ class Normalizer:
             found["mode"], columns=found.get("columns"), eps=found["eps"],
             ddof=found.get("ddof", 0), nan=found.get("nan", "skip"), target=target,
             inf=found.get("inf", "error"),
-            by=found.get("by"),
+            by=found.get("by"), quantile_range=found.get("quantile_range", (25.0, 75.0)),
         )
-        if found["mode"] == "batch":
+        if found["mode"] in PER_FEATURE_MODES:
             norm._set_stats(record.recorded_stats(found, where, location))
+            norm._recorded = record.recorded_center_scale(found)
         return norm
 
     def record(self) -> dict[str, Any]:
@@ -290,9 +378,27 @@ class Normalizer:
         grouped statistics as Arrow IPC (``stats_arrow``, base64; much smaller than JSON) or,
         in a file written by :func:`~streamnorm.normalize_file` when they are large, the name
         of the statistics file beside it (``stats_file``)."""
-        stats = self._require_stats() if self.mode == "batch" else None
-        return record.make_record(self.mode, self.eps, self.ddof, self.nan, self.columns,
+        if self._online is not None:
+            return record.make_record(self.mode, self.eps, self.ddof, self.nan, self.columns,
+                                      self.inf, None, None, None,
+                                      online={"momentum": self.momentum, "warmup": self.warmup})
+        stats = self._require_stats() if self.mode in PER_FEATURE_MODES else None
+        made = record.make_record(self.mode, self.eps, self.ddof, self.nan, self.columns,
                                   self.inf, self.by, stats, self._stats_file)
+        if self.mode == "robust":
+            made.update(record.robust_fields(self.quantile_range, self._center_scale(
+                stats.columns, check=False)))  # type: ignore[union-attr]
+        return made
+
+    def _center_scale(self, names: Sequence[str], check: bool = True
+                      ) -> dict[str, tuple[float, float]]:
+        """``{column: (center, scale)}`` of a per-feature mode (batch or robust)."""
+        stats = self._require_stats()
+        if check:
+            mappers.check_finite_stats(stats, names)
+        if self.mode == "robust":
+            return robust.robust_center_scale(stats, names, self.quantile_range, self._recorded)
+        return mappers.batch_center_scale(stats, names, self.eps, self.ddof)
 
     @property
     def stats_file(self) -> str | None:
@@ -315,7 +421,9 @@ class Normalizer:
     # ------------------------------------------------------------------ planning
     def normalized_columns(self, schema: pa.Schema) -> list[str]:
         """The columns of ``schema`` this Normalizer changes, in schema order."""
-        if self.mode == "batch":
+        if self._online is not None:
+            return self._online.bind(schema)
+        if self.mode in PER_FEATURE_MODES:
             chosen = plan.batch_columns(schema, self.columns, self._require_stats())
         else:
             scalars, vectors = plan.row_columns(schema, self.columns)
@@ -334,11 +442,13 @@ class Normalizer:
         chosen = self.normalized_columns(schema)
         out_schema = plan.output_schema(schema, chosen, record.METADATA_KEY,
                                         self._record_text().encode())
-        if self.mode == "batch" and self.by is not None:
+        if self._online is not None:
+            how: Any = chosen  # centers and scales change from batch to batch
+        elif self.mode == "batch" and self.by is not None:
             mappers.check_finite_stats(self._require_stats(), chosen)
-            how: Any = {n: None for n in chosen}  # per key, per row
-        elif self.mode == "batch":
-            how = mappers.batch_center_scale(self._require_stats(), chosen, self.eps, self.ddof)
+            how = {n: None for n in chosen}  # per key, per row
+        elif self.mode in PER_FEATURE_MODES:
+            how = self._center_scale(chosen)
         else:
             how = plan.row_columns(schema, self.columns)
         self._schema_cache = (schema, out_schema, how)
@@ -349,27 +459,60 @@ class Normalizer:
         """Normalize ``data``: a RecordBatch gives a RecordBatch, anything else a Table.
 
         Same columns in the same order; normalized columns become float64 (float32 stays
-        float32); nulls stay null; other columns pass through unchanged.
+        float32); nulls stay null; other columns pass through unchanged. Online: ``data`` is
+        the next part of the stream (the statistics advance; a warm-up still pending is ended
+        by the end of ``data``), and a RecordBatch still gives one RecordBatch.
         """
+        if self._online is not None:
+            schema, batches = schema_and_batches(data)
+            if schema is None:
+                raise ValueError("cannot transform an empty iterable: it has no schema")
+            out = list(self._online_stream(batches))
+            out_schema = plan.widened(self.output_schema(schema), out)
+            out = [b if b.schema.equals(out_schema) else b.cast(out_schema) for b in out]
+            if isinstance(data, pa.RecordBatch):
+                return out[0]
+            return pa.Table.from_batches(out, schema=out_schema)
         return _map_batches(data, self._transform_batch, self.output_schema, "transform")
 
     def transform_batches(
         self, source: Source, batch_size: int | None = None
     ) -> Iterator[pa.RecordBatch]:
-        """Normalize ``source`` lazily, one output batch per input batch (bounded memory)."""
+        """Normalize ``source`` lazily, one output batch per input batch (bounded memory).
+
+        Online, each batch is read, taken into the statistics and normalized before the next
+        one is read (only a warm-up reads ahead, up to its rows), so ``source`` may be an
+        endless iterator: nothing accumulates but the warm-up buffer.
+        """
         _, batches = schema_and_batches(source, batch_size=batch_size)
+        if self._online is not None:
+            yield from self._online_stream(batches)
+            return
         for batch in batches:
             yield self._transform_batch(batch)
+
+    def _online_stream(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """Online: each batch into the statistics, then out normalized as soon as released."""
+        state = self._online
+        assert state is not None
+        for batch in batches:
+            for ready in state.feed(batch):
+                yield self._transform_batch(ready)
+        for ready in state.end():
+            yield self._transform_batch(ready)
 
     def _transform_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if not self.is_fitted:
             self._require_stats()
         out_schema, how = self._plan(batch.schema)
         kernels = backend(self.target)
-        if self.mode == "batch" and self.by is not None:
+        if self._online is not None:
+            centers = self._online.center_scale(how, self.eps, self.ddof)
+            arrays = mappers.map_batch(batch, out_schema, centers, kernels, inverse=False)
+        elif self.mode == "batch" and self.by is not None:
             arrays = mappers.map_grouped_batch(self._require_stats(), batch, out_schema,
                                                list(how), self.eps, self.ddof, inverse=False)
-        elif self.mode == "batch":
+        elif self.mode in PER_FEATURE_MODES:
             arrays = mappers.map_batch(batch, out_schema, how, kernels, inverse=False)
         else:
             rule = mappers.RowRule(self.mode, self.eps, self.ddof, self.nan)
@@ -395,10 +538,12 @@ class Normalizer:
             yield self._inverse_batch(batch)
 
     def _inverse_schema(self, schema: pa.Schema) -> pa.Schema:
-        if self.mode != "batch":
+        if self._online is not None:
+            raise ValueError(record.ONLINE_NO_INVERSE)
+        if self.mode not in PER_FEATURE_MODES:
             raise ValueError(
                 f"mode {self.mode!r} cannot be inverted: each row's statistics are not kept; "
-                "only batch-mode normalization has an inverse"
+                "only batch- and robust-mode normalization have an inverse"
             )
         chosen = plan.batch_columns(schema, self.columns, self._require_stats())
         return plan.inverse_schema(schema, chosen, record.METADATA_KEY)
@@ -412,8 +557,7 @@ class Normalizer:
             return cached[1], cached[2], cached[3]
         out_schema = self._inverse_schema(schema)
         names = self.normalized_columns(schema)
-        centers = None if self.by is not None else mappers.batch_center_scale(
-            self._require_stats(), names, self.eps, self.ddof)
+        centers = None if self.by is not None else self._center_scale(names)
         self._inverse_cache = (schema, out_schema, names, centers)
         return out_schema, names, centers
 

@@ -16,9 +16,11 @@ from .. import columns as cols
 from ..errors import SchemaError
 from ..state.features import FeatureStats
 
-Mode = Literal["batch", "layer", "rms"]
+Mode = Literal["batch", "layer", "rms", "robust"]
 #: The normalization modes, in the order the CLI and ``inspect`` show them.
-MODES: tuple[str, ...] = ("batch", "layer", "rms")
+MODES: tuple[str, ...] = ("batch", "layer", "rms", "robust")
+#: Modes that map each column with its own fitted ``(x - center) / scale`` (invertible).
+PER_FEATURE_MODES: tuple[str, ...] = ("batch", "robust")
 
 
 def check_mode(mode: str) -> str:
@@ -39,8 +41,9 @@ def output_type(arrow_type: pa.DataType) -> pa.DataType:
     return pa.float32() if pat.is_float32(arrow_type) else pa.float64()
 
 
-def check_batch_columns(schema: pa.Schema, names: Sequence[str]) -> None:
-    """Raise :class:`SchemaError` unless every name is a scalar numeric column of ``schema``."""
+def check_batch_columns(schema: pa.Schema, names: Sequence[str], *, bools: bool = False) -> None:
+    """Raise :class:`SchemaError` unless every name is a scalar numeric column of ``schema``
+    (or bool with ``bools``: statistics only, which count a named bool column as 0/1)."""
     for name in names:
         field_type = cols.field_type(schema, name)
         if cols.is_vector(field_type):
@@ -48,7 +51,7 @@ def check_batch_columns(schema: pa.Schema, names: Sequence[str]) -> None:
                 f"column {name!r} is a vector column ({field_type}); per-feature statistics take "
                 "scalar columns: normalize vectors with mode 'layer' or 'rms'"
             )
-        if not cols.is_numeric(field_type):
+        if not (cols.is_numeric(field_type) or (bools and pa.types.is_boolean(field_type))):
             raise SchemaError(cols.why_not_numeric(name, field_type))
 
 

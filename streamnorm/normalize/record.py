@@ -25,7 +25,8 @@ from ..arrow.locations import is_uri
 from ..arrow.open import schema_and_batches
 from ..errors import InputError, StatsFileError
 from ..state.features import FeatureStats
-from ..state.persist import naming
+from ..state.persist import json_float, naming
+from ..state.quantiles import strip_sketches
 from ..state.statsfile import (
     decode_ipc,
     encode_ipc,
@@ -34,7 +35,7 @@ from ..state.statsfile import (
     parse_json,
     show,
 )
-from .plan import MODES
+from .plan import MODES, PER_FEATURE_MODES
 
 #: Schema metadata key under which the normalization record is stored.
 METADATA_KEY = b"streamnorm"
@@ -47,6 +48,13 @@ INLINE_STATS_BYTES = 256 * 1024
 #: Suffix of the statistics file written beside a normalized output: ``out.parquet.stats.arrow``.
 STATS_FILE_SUFFIX = ".stats.arrow"
 _FIX_RECORD = "normalize the data again, or give the statistics with --stats"
+#: Why online-normalized data has no inverse (docs: README "Online normalization").
+ONLINE_NO_INVERSE = (
+    "online normalization has no inverse: each batch was normalized with the statistics of the "
+    "rows up to it, so no one set of statistics undoes it; keep the original data"
+)
+#: Key of a Parquet footer entry holding the statistics at the end of an online stream.
+FINAL_STATS_KEY = b"streamnorm.final_stats"
 
 
 def file_schema(path: str | os.PathLike) -> pa.Schema:
@@ -65,8 +73,11 @@ def file_schema(path: str | os.PathLike) -> pa.Schema:
 def make_record(
     mode: str, eps: float, ddof: int, nan: str, columns: Sequence[str] | None, inf: str,
     by: Sequence[str] | None, stats: FeatureStats | None, stats_file: str | None,
+    *, online: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON-ready record of a Normalizer so configured. ``stats`` (batch mode) go in as
+    """The JSON-ready record of a Normalizer so configured. ``online`` (online batch mode:
+    ``{"momentum": ..., "warmup": ...}``) goes in instead of statistics, which change from
+    batch to batch. ``stats`` (batch mode) go in as
     :meth:`FeatureStats.to_dict` gives them, or for grouped statistics as Arrow IPC
     (``stats_arrow``, base64; much smaller than JSON) or, when ``stats_file`` is given, as the
     name of the statistics file beside the output (``stats_file``)."""
@@ -78,17 +89,57 @@ def make_record(
         record["inf"] = inf
     if by is not None:
         record["by"] = by
-    if mode != "batch":
+    if online is not None:
+        record["online"] = online
+    if mode not in PER_FEATURE_MODES or online is not None:
         return record
     assert stats is not None
     if by is None:
-        record["stats"] = stats.to_dict()
+        record["stats"] = strip_sketches(stats.to_dict()) if stats.quantiles else stats.to_dict()
     elif stats_file:
         record["stats_file"] = stats_file
     else:  # compact, and keeps keys JSON cannot (dates, binary)
         blob = encode_ipc(stats.to_arrow())
         record["stats_arrow"] = base64.b64encode(blob).decode("ascii")
     return record
+
+
+def robust_fields(quantile_range: tuple[float, float],
+                  center_scale: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    """The record fields of robust mode: ``quantile_range`` and, per statistics column,
+    ``center`` (median) and ``scale`` (the quantile range, 1 where zero): what the inverse
+    needs, so the sketches themselves stay out of the output's metadata."""
+    return {"quantile_range": list(quantile_range),
+            "center": {n: json_float(c) for n, (c, _) in center_scale.items()},
+            "scale": {n: json_float(v) for n, (_, v) in center_scale.items()}}
+
+
+def recorded_center_scale(record: dict[str, Any]) -> dict[str, tuple[float, float]] | None:
+    """``{column: (center, scale)}`` of a checked robust-mode record; None for other modes."""
+    if record.get("mode") != "robust":
+        return None
+    return {n: (float(c), float(record["scale"][n])) for n, c in record["center"].items()}
+
+
+def _robust_problem(record: dict[str, Any]) -> str | None:
+    """What is wrong with the robust-mode fields of a record; None if nothing."""
+    qr = record.get("quantile_range")
+    if (not isinstance(qr, list) or len(qr) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in qr)
+            or not 0 <= qr[0] <= qr[1] <= 100):
+        return f"field 'quantile_range' is {show(qr)}, not [lo, hi] with 0 <= lo <= hi <= 100"
+    center, scale = record.get("center"), record.get("scale")
+    if not isinstance(center, dict) or not isinstance(scale, dict) or set(center) != set(scale):
+        return "fields 'center' and 'scale' are not objects over the same columns"
+    for name in center:
+        for field, value in (("center", center[name]), ("scale", scale[name])):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                return f"field {field!r} of column {name!r} is {show(value)}, not a number"
+            if isinstance(value, bool):
+                return f"field {field!r} of column {name!r} is {show(value)}, not a number"
+    return None
 
 
 # --------------------------------------------------------------------------- reading
@@ -133,8 +184,13 @@ def record_problem(record: dict[str, Any]) -> str | None:
         return f"field 'nan' is {show(nan)}, not 'skip' or 'propagate'"
     if record.get("inf", "error") not in ("error", "skip"):
         return f"field 'inf' is {show(record.get('inf'))}, not 'error' or 'skip'"
-    if mode == "batch" and not {"stats", "stats_arrow", "stats_file"} & set(record):
+    if "online" in record and not isinstance(record["online"], dict):
+        return f"field 'online' is {show(record['online'])}, not an object"
+    if (mode in PER_FEATURE_MODES and "online" not in record
+            and not {"stats", "stats_arrow", "stats_file"} & set(record)):
         return "it holds no statistics"
+    if mode == "robust" and _robust_problem(record):
+        return _robust_problem(record)
     return (names_problem(record, "columns")
             or names_problem(record, "by", empty=False))
 
@@ -158,7 +214,19 @@ def locate_record(
             f"{where}: has no streamnorm normalization record in its schema metadata; "
             "give the statistics with --stats / Normalizer.from_stats"
         )
-    return read_record(schema, where), where, location
+    found = read_record(schema, where)
+    refuse_online(found, where)
+    return found, where, location
+
+
+def refuse_online(record: dict[str, Any], where: str) -> None:
+    """An :class:`InputError` when ``record`` is that of online normalization, whose data no
+    one set of statistics can undo or reproduce."""
+    if "online" in record:
+        raise InputError(f"{where}: was normalized online (each batch with the statistics of "
+                         "the rows up to it), so no one set of statistics undoes or repeats it; "
+                         "keep the original data, and take the final statistics from "
+                         "`normalize --online -o STATS` (or a Parquet output's footer)")
 
 
 def stats_file_beside(location: Any, name: str) -> Any:

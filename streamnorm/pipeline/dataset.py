@@ -60,7 +60,7 @@ def normalize_dataset(
     else:
         norm = Normalizer(mode, columns=columns, eps=eps, ddof=ddof, target=target,  # type: ignore[arg-type]
                           inf=inf)  # type: ignore[arg-type]
-        if mode == "batch":
+        if mode in ("batch", "robust"):  # the per-feature modes: fitted
             norm.fit(source, batch_size=batch_size)
     normalized = norm.normalized_columns(source.schema)
     keys = set(source.partition_columns) & set(normalized)

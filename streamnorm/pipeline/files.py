@@ -35,6 +35,7 @@ from ..errors import InputError, SchemaError
 from ..kernels import backend
 from ..normalize import plan, record
 from ..normalize.normalizer import Normalizer
+from ..normalize.online import final_metadata
 from ..normalize.plan import Mode
 from ..progress import Progress, progress_bar
 from ..state.features import FeatureStats
@@ -172,6 +173,11 @@ def normalize_file(
     compression: str | None = None,
     row_group_size: int | None = None,
     float32: bool = False,
+    online: bool = False,
+    momentum: float | None = None,
+    warmup: int = 0,
+    save_stats: str | os.PathLike | None = None,
+    quantile_range: tuple[float, float] = (25.0, 75.0),
     format: str | None = None,
 ) -> FileResult:
     """Normalize an Arrow IPC / Parquet file into another, streaming with bounded memory.
@@ -190,6 +196,13 @@ def normalize_file(
     :class:`streamnorm.arrow.sinks.BatchWriter`; ``float32=True`` writes the normalized columns
     as float32 (every other column keeps its type). ``inf`` is as in :class:`Normalizer` (batch
     mode): by default statistics holding ±inf are refused before anything is written.
+    ``quantile_range`` is as in :class:`Normalizer` (mode ``"robust"``).
+
+    ``online=True`` (batch mode) reads ``src`` once and normalizes each batch with the
+    statistics of everything before it and itself (``momentum``, ``warmup`` as in
+    :class:`Normalizer`; with ``stats``, the stream continues those); the statistics at the end go to ``save_stats`` (a statistics file,
+    written just before the output is renamed into place) and, for Parquet, into the output's
+    footer (:func:`~streamnorm.normalize.online.read_final_stats`).
 
     ``src`` ``-`` reads an Arrow IPC stream from stdin, and ``dst`` ``-`` writes to stdout in
     ``format`` (``"arrows"``, the default, ``"parquet"`` or ``"csv"``), each batch flushed as
@@ -202,23 +215,29 @@ def normalize_file(
     dst_path = check_destination(src, dst)
     fmt = writer_format(dst_path, format)
     writer_options = _writer_options(dst_path, compression, row_group_size, float32, fmt)
-    if mode == "batch" and stats is None:
+    if mode in plan.PER_FEATURE_MODES and stats is None and not online:
         check_rereadable(src)
     schema = record.file_schema(src)
     total = count_rows(src) if progress else None
-    if mode == "batch" and stats is not None:
-        norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target)
+    if save_stats is not None and not online:
+        raise ValueError("save_stats= saves the final statistics of online normalization; "
+                         "pass online=True, or compute statistics with feature_stats")
+    if mode in plan.PER_FEATURE_MODES and stats is not None:
+        norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target,
+                                     online=online, momentum=momentum, warmup=warmup,
+                                     mode=mode, quantile_range=quantile_range)
         passes = 1
     else:
         if stats is not None:
             raise ValueError(f"stats apply to mode='batch' only, not mode={mode!r}")
         norm = Normalizer(mode, columns=columns, eps=eps, ddof=ddof, nan=nan, target=target,
-                          by=by, inf=inf)
-        passes = 2 if mode == "batch" else 1
+                          by=by, inf=inf, online=online, momentum=momentum, warmup=warmup,
+                          quantile_range=quantile_range)
+        passes = 2 if mode in plan.PER_FEATURE_MODES and not online else 1
     backend(target)  # fail early on an unusable target
     if norm.is_fitted:
         norm.normalized_columns(schema)  # bad columns fail before any reading
-    if norm.mode == "batch" and stats is None:
+    if norm.mode in plan.PER_FEATURE_MODES and stats is None and not online:
         bar = progress_bar("fit", total, progress)
         try:
             norm.fit(src, batch_size=batch_size, progress=bar)
@@ -238,15 +257,20 @@ def normalize_file(
             out_schema = norm.output_schema(schema)
             with BatchWriter(tmp, out_schema, fmt, **writer_options) as writer:
                 _, batches = schema_and_batches(src, batch_size=batch_size)
-                for batch in _tracked(batches, bar):
-                    out = norm.transform(batch)
+                outs = (norm.transform_batches(_tracked(batches, bar)) if online
+                        else (norm.transform(batch) for batch in _tracked(batches, bar)))
+                for out in outs:
                     if not out.schema.equals(out_schema, check_metadata=False):
                         raise SchemaError(
-                            f"{src}: a batch has schema {batch.schema} unlike the file's; "
+                            f"{src}: a batch has schema {out.schema} unlike the file's; "
                             "re-create the file"
                         )
                     writer.write(out)
                     rows += out.num_rows
+                if norm.online_state is not None:
+                    writer.footer_metadata.update(final_metadata(norm.online_state))
+            if save_stats is not None:
+                norm.stats.save(save_stats)  # type: ignore[union-attr]
     finally:
         bar.close()
     return FileResult(rows, passes, norm, norm.normalized_columns(schema))
@@ -310,11 +334,12 @@ def inverse_file(
     schema = record.file_schema(src)
     if record.is_record(schema.metadata):
         recorded = record.read_record(schema, str(src))
-        if recorded["mode"] != "batch":
+        record.refuse_online(recorded, str(src))
+        if recorded["mode"] not in plan.PER_FEATURE_MODES:
             raise InputError(
                 f"{src}: was normalized in {recorded['mode']} mode, which cannot be inverted: "
                 "each row's own statistics are not kept; keep the original data (only batch "
-                "mode has an inverse)"
+                "and robust modes have an inverse)"
             )
     if stats is not None:
         norm = Normalizer.from_stats(stats, target=target)

@@ -25,7 +25,8 @@ from .. import columns as cols
 from ..arrow.open import Source, schema_and_batches
 from ..errors import SchemaError
 from ..kernels import backend
-from . import ingest, persist, statsfile
+from . import ingest, persist, small, statsfile
+from .quantiles import QuantileSketches, quantile_array, table_with_json_sketches
 from .merge import Moments, check_moments
 
 NanPolicy = Literal["skip", "propagate"]
@@ -54,7 +55,8 @@ class FeatureStats:
     Parameters
     ----------
     columns : list of column names, or None for every scalar numeric column of the first
-        batch (bool, decimal, string, temporal and list columns are skipped).
+        batch (bool, decimal, string, temporal and list columns are skipped). A bool column
+        named here is counted as 0/1 (false 0, true 1), as pandas and numbagg do.
     nan : ``"skip"`` (default) skips NaN and counts it in ``nan_count``; ``"propagate"`` makes
         the mean, variance, min and max of a column with any NaN be NaN.
     target : ``"cpu"`` or ``"cuda"``; default ``$STREAMNORM_TARGET`` or ``"cpu"``.
@@ -66,6 +68,8 @@ class FeatureStats:
         :meth:`skew` and :meth:`kurtosis`. The default path does no extra work.
     by : a key column name or a list of them: keep one state per key (see
         :class:`streamnorm.GroupedFeatureStats`).
+    quantiles : also keep a mergeable quantile sketch per column (KLL, at most 28 KB each) for
+        :meth:`quantile` and :meth:`median`; see :mod:`streamnorm.state.quantiles`.
 
     ``moments=4``, weights and ``by=`` run on the CPU extension kernels whatever the target.
 
@@ -133,6 +137,7 @@ class FeatureStats:
         moments: int = 2,
         by: str | Sequence[str] | None = None,
         inf: InfPolicy = "keep",
+        quantiles: bool = False,
     ) -> None:
         if isinstance(columns, str):
             columns = [columns]
@@ -145,7 +150,10 @@ class FeatureStats:
         self._types: dict[str, pa.DataType | None] = {}
         self._checked_schema: pa.Schema | None = None
         self._plan: cols.BatchPlan | None = None
+        self._small: small.SmallPlan | None = None
         self._state = Moments(self._shape(0), self.moments)
+        self.quantiles = bool(quantiles)
+        self._sketch: QuantileSketches | None = None
 
     @property
     def weighted(self) -> bool:
@@ -172,18 +180,21 @@ class FeatureStats:
         self._columns = list(names)
         self._types = {name: schema.field(name).type for name in names}
         self._state.allocate(self._shape(len(names)))
+        if self.quantiles:
+            self._sketch = QuantileSketches(len(names))
         self._remember_schema(schema)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without the schema cache: partial states travel between Dask workers."""
         state = self.__dict__.copy()
-        state["_checked_schema"] = state["_plan"] = None
+        state["_checked_schema"] = state["_plan"] = state["_small"] = None
         return state
 
     def _remember_schema(self, schema: pa.Schema) -> None:
         """Batches of this schema need no more checks; plan where their columns lie."""
         self._checked_schema = schema
         self._plan = cols.plan_batches(schema, self._columns)  # type: ignore[arg-type]
+        self._small = None  # made for this schema at its first small batch
 
     def _check_schema(self, schema: pa.Schema) -> None:
         assert self._columns is not None
@@ -220,6 +231,9 @@ class FeatureStats:
         self, data: Source, batch_size: int | None, weights: str | None = None
     ) -> FeatureStats:
         if weights is not None:
+            if self.quantiles:
+                raise ValueError("quantiles=True does not take weights yet; drop weights= or "
+                                 "quantiles=True")
             if weights not in self._not_features():
                 self._exclude = (*getattr(self, "_exclude", ()), weights)
             if self._columns is not None and weights in self._columns:
@@ -227,12 +241,20 @@ class FeatureStats:
                     f"weights column {weights!r} is a tracked feature; choose the features with "
                     "columns=[...] or weight from the first update on"
                 )
+        known = self._checked_schema
+        if (batch_size is None and isinstance(data, (pa.RecordBatch, pa.Table))
+                and known is not None and data.schema.equals(known)):
+            # a stream's next batch: its schema is known and checked, nothing to open
+            for batch in [data] if isinstance(data, pa.RecordBatch) else data.to_batches():
+                self._update_batch(batch, weights)
+            return self
         wanted = None if self._requested is None else [*self._requested, *self._not_features()]
         schema, batches = schema_and_batches(data, wanted, batch_size)
+        named = self._requested or []  # named bool columns count as 0/1 (uint8)
         if self._columns is None and schema is not None:
-            self._bind(schema)  # so a source without rows still fixes the columns
+            self._bind(cols.bools_as_uint8(schema, named))  # a source without rows fixes them
         for batch in batches:
-            self._update_batch(batch, weights)
+            self._update_batch(cols.bools_as_uint8(batch, named), weights)
         return self
 
     def _update_batch(self, batch: pa.RecordBatch, weights: str | None = None) -> None:
@@ -241,8 +263,18 @@ class FeatureStats:
             self._bind(batch.schema)
         else:
             self._check_schema(batch.schema)
-        ingest.add_batch(self._state, batch, self._columns,  # type: ignore[arg-type]
-                         self._plan, backend(self.target), self.inf, weights)
+        kernels = backend(self.target)
+        plan = self._small
+        if plan is None or plan.weights != weights:
+            plan = self._small = small.plan_small(batch.schema, self._plan, weights,
+                                                 self.moments, kernels)
+        names: list[str] = self._columns  # type: ignore[assignment]
+        if plan is None or not small.add_small(self._state, batch, names, plan, kernels,
+                                               self.inf):
+            ingest.add_batch(self._state, batch, self._columns,  # type: ignore[arg-type]
+                             self._plan, kernels, self.inf, weights)
+        if self._sketch is not None:
+            self._sketch.update(batch, self._columns, self.inf == "skip")  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ merge
     def _check_mergeable(self, other: object) -> None:
@@ -260,6 +292,9 @@ class FeatureStats:
             )
         if type(other) is not type(self):
             raise TypeError("cannot merge grouped (by=) and ungrouped statistics")
+        if other.quantiles != self.quantiles:
+            raise ValueError("cannot merge statistics with and without quantiles; fit both "
+                             "with the same quantiles=")
 
     def _start_merge(self, other: FeatureStats) -> bool:
         """The checks and trivial cases every merge shares; True when there is work left.
@@ -288,6 +323,8 @@ class FeatureStats:
         """Merge ``other`` into this state, in place; returns self. Exact and associative."""
         if self._start_merge(other):
             self._state.merge(other._state)
+            if self._sketch is not None and other._sketch is not None:
+                self._sketch.merge(other._sketch)
         return self
 
     def _copy_state_from(self, other: FeatureStats) -> None:
@@ -295,12 +332,13 @@ class FeatureStats:
         self._types = dict(other._types)
         self._exclude = tuple(getattr(other, "_exclude", ()))
         self._state = other._state.copy()
+        self._sketch = other._sketch.copy() if other._sketch is not None else None
 
     def copy(self) -> FeatureStats:
         """An independent copy of this state."""
         twin = FeatureStats(
             self._requested, nan=self.nan, target=self.target,  # type: ignore[arg-type]
-            moments=self.moments, inf=self.inf,  # type: ignore[arg-type]
+            moments=self.moments, inf=self.inf, quantiles=self.quantiles,  # type: ignore[arg-type]
         )
         if self._columns is not None:
             twin._copy_state_from(self)
@@ -308,6 +346,40 @@ class FeatureStats:
 
     def __add__(self, other: FeatureStats) -> FeatureStats:
         return self.copy().merge(other)
+
+    def _rows_of(self, other: FeatureStats) -> Any:
+        """The entries of this state that ``other``'s entries are (grouped: by key)."""
+        return slice(None)
+
+    def subtract(self, other: FeatureStats) -> FeatureStats:
+        """Remove ``other``, a part merged into this state earlier, in place; returns self.
+
+        The inverse of :meth:`merge` (river's ``-``): drop a partition, slide a window.
+        Counts are exact; mean and m2 (m3, m4) come from Chan's (Pébay's) merge solved for
+        the remainder, with a relative error of about ``eps · n / n_rest`` for data of one
+        distribution, growing when ``other`` holds nearly all of the rows (catastrophic
+        cancellation: see the README). min and max cannot be taken back: they stay as they
+        were, outer bounds of the remaining values. A ``ValueError`` when ``other`` holds more
+        values, nulls, NaN or ±inf in a column than this state, when it is weighted and this
+        state is not, when its columns or settings differ, or when it holds all the ±inf of
+        a column that took them as values (``inf="keep"``: the rest's moments are lost).
+        """
+        self._check_mergeable(other)
+        if other._columns is None:
+            return self
+        if self._columns is not None and other._columns != self._columns:
+            raise SchemaError(f"cannot subtract statistics of columns {other._columns} from "
+                              f"{self._columns}; both must be fitted on the same columns")
+        if other.weighted and not self.weighted:
+            raise ValueError("cannot subtract weighted statistics from unweighted ones")
+        if self._columns is None:  # nothing here: only an empty part can be taken away
+            Moments(other._state.count.shape).subtract(other._state, names=other.columns)
+            return self
+        self._state.subtract(other._state, self._rows_of(other), names=self.columns)
+        return self
+
+    def __sub__(self, other: FeatureStats) -> FeatureStats:
+        return self.copy().subtract(other)
 
     # ------------------------------------------------------------------ results
     @property
@@ -408,6 +480,8 @@ class FeatureStats:
         of the mean and holds no information. NaN where the variance is NaN (no value,
         ``count <= ddof``, or ±inf kept as values). Shape and dtype as :meth:`var`.
         """
+        if not eps >= 0.0:
+            raise ValueError(f"eps must be a non-negative number, got {eps!r}")
         s = self._state
         var = self._scaled_var(ddof)  # in units of 4**e
         exponent = s.scale_exp
@@ -424,29 +498,57 @@ class FeatureStats:
         if self.moments != 4:
             raise ValueError(f"{what}() needs the third and fourth moments: use moments=4")
 
-    def skew(self) -> np.ndarray:
-        """Skewness per column, ``sqrt(n) m3 / m2**1.5`` (``scipy.stats.skew``, bias=True).
+    def skew(self, bias: bool = True) -> np.ndarray:
+        """Skewness per column, ``g1 = sqrt(n) m3 / m2**1.5`` (``scipy.stats.skew``).
 
-        NaN where the column has no value or no spread (m2 == 0). Needs ``moments=4``.
+        ``bias=False``: the adjusted Fisher–Pearson estimator ``g1 sqrt(n (n-1)) / (n-2)``
+        (scipy's and pandas' unbiased skew), NaN where ``n < 3`` (pandas; scipy returns the
+        biased value there). NaN where the column has no value or no spread (m2 == 0).
+        Needs ``moments=4``.
         """
         self._require_moments4("skew")
-        s = self._state
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.sqrt(s.count.astype(np.float64)) * s.m3 / s.m2**1.5
-        out[(s.m2 == 0) | self._poisoned()] = np.nan
+        out = self._state.skew(bias)
+        out[self._poisoned()] = np.nan
         return out
 
-    def kurtosis(self, fisher: bool = True) -> np.ndarray:
-        """Kurtosis per column, ``n m4 / m2**2`` minus 3 when ``fisher`` (scipy, bias=True).
+    def kurtosis(self, fisher: bool = True, bias: bool = True) -> np.ndarray:
+        """Kurtosis per column, ``g2 = n m4 / m2**2``, minus 3 when ``fisher`` (scipy).
 
-        NaN where the column has no value or no spread (m2 == 0). Needs ``moments=4``.
+        ``bias=False``: the unbiased estimator of the excess kurtosis,
+        ``((n+1) g2 - 3 (n-1)) (n-1) / ((n-2)(n-3))`` (plus 3 without ``fisher``), scipy's
+        and pandas' formula; NaN where ``n < 4`` (pandas; scipy returns the biased value
+        there). NaN where the column has no value or no spread (m2 == 0). Needs ``moments=4``.
         """
         self._require_moments4("kurtosis")
-        s = self._state
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = s.count.astype(np.float64) * s.m4 / (s.m2 * s.m2)
-        out[(s.m2 == 0) | self._poisoned()] = np.nan
-        return out - 3.0 if fisher else out
+        out = self._state.kurtosis(fisher, bias)
+        out[self._poisoned()] = np.nan
+        return out
+
+    def quantile(self, q: float | Sequence[float], *, median: bool = False) -> np.ndarray:
+        """Quantiles per column from the sketches (``quantiles=True``): a float ``q`` in [0, 1]
+        gives shape (n_columns,), a list shape (len(q), n_columns); float64.
+
+        numpy.quantile's linear method over the values the sketch stands for: exact up to
+        1024 values per column, beyond that a value whose rank is within 0.5% of ``q``
+        (:mod:`streamnorm.state.quantiles`). NaN for a column with no value (or with NaN
+        under ``nan="propagate"``). ``median=True``: a position halfway between two values
+        gives their mean, ``(a + b) / 2``, as numpy.median (the default lerp can differ from
+        it in the last bit).
+        """
+        if self._sketch is None and not self.quantiles:
+            raise ValueError("quantile() needs the quantile sketches: use "
+                             "FeatureStats(quantiles=True) (or `streamnorm stats --quantiles`)")
+        qs, scalar = quantile_array(q)
+        if self._sketch is None:
+            return np.full(len(self.columns), np.nan) if scalar else np.full((len(qs), 0), np.nan)
+        out = self._sketch.quantiles(qs, median)
+        out[:, self._poisoned()] = np.nan
+        return out[0] if scalar else out
+
+    def median(self) -> np.ndarray:
+        """The median per column, float64 (n_columns,): as ``numpy.median`` (exact up to 1024
+        values per column), else within 0.5% in rank."""
+        return self.quantile(0.5, median=True)
 
     # ------------------------------------------------------------------ persistence
     def _metadata(self) -> dict[str, Any]:
@@ -459,6 +561,8 @@ class FeatureStats:
             meta["weighted"] = True
         if self.inf != "keep":
             meta["inf"] = self.inf
+        if self.quantiles:
+            meta["quantiles"] = True
         return meta
 
     def _saved_types(self) -> pa.Array:
@@ -471,6 +575,8 @@ class FeatureStats:
         values: dict[str, Any] = {"column": pa.array(self.columns, pa.string())}
         values.update(persist.state_columns(self._state, self.mean))
         values["type"] = self._saved_types()
+        if self._sketch is not None:
+            values.update(self._sketch.arrow_columns())
         return persist.with_metadata(pa.table(values), self._metadata())
 
     @classmethod
@@ -485,7 +591,9 @@ class FeatureStats:
         table = statsfile.check_state_table(table, persist.state_fields(moments, weighted))
         names = table.column("column").to_pylist()
         stats = cls(names, nan=meta.get("nan", "skip"), moments=moments,
-                    inf=meta.get("inf", "keep"))
+                    inf=meta.get("inf", "keep"), quantiles=meta.get("quantiles") is True)
+        if stats.quantiles:
+            stats._sketch = QuantileSketches.from_table(table, names)
         stats._columns = names
         stats._types = stats._loaded_types(table, names)
         stats._state = Moments((len(names),), moments, weighted)
@@ -498,6 +606,18 @@ class FeatureStats:
         saved = table.column("type").to_pylist() if "type" in table.column_names else None
         return {n: persist.parse_type(saved[j]) if saved else None for j, n in enumerate(names)}
 
+    @classmethod
+    def from_moments(cls, columns: Sequence[str], state: Moments, *,
+                     nan: NanPolicy = "skip") -> FeatureStats:
+        """A state over ``columns`` holding ``state`` (a :class:`Moments` of shape
+        ``(len(columns),)``, taken as it is, not copied): for statistics computed outside
+        :meth:`update`, such as those of a sparse matrix (:mod:`~streamnorm.state.sparse`)."""
+        stats = cls(list(columns), nan=nan, moments=state.moments)
+        stats._columns = list(columns)
+        stats._types = {name: None for name in columns}
+        stats._state = state
+        return stats
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the state; floats as exact decimal strings for non-finite ones."""
         return persist.table_to_dict(self.to_arrow())
@@ -509,7 +629,10 @@ class FeatureStats:
         chosen = cls._saved_class(meta)
         if chosen is not cls:
             return chosen.from_dict(state)
-        return cls.from_arrow(persist.dict_to_table(state, meta, persist.rows_schema(meta)))
+        table = persist.dict_to_table(state, meta, persist.rows_schema(meta))
+        if meta.get("quantiles") is True:
+            table = table_with_json_sketches(table, state["columns"])
+        return cls.from_arrow(table)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the state atomically: ``.json``, or Arrow IPC / Parquet by suffix.
@@ -528,9 +651,12 @@ class FeatureStats:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FeatureStats):
             return NotImplemented
-        if (self.columns, self.nan, self.inf, self.moments, self.weighted) != (
-            other.columns, other.nan, other.inf, other.moments, other.weighted
+        if (self.columns, self.nan, self.inf, self.moments, self.weighted, self.quantiles) != (
+            other.columns, other.nan, other.inf, other.moments, other.weighted, other.quantiles
         ):
+            return False
+        if (self._sketch is None) != (other._sketch is None) or (
+                self._sketch is not None and not self._sketch.equals(other._sketch)):  # type: ignore[arg-type]
             return False
         return self._state.equals(other._state)
 
@@ -541,20 +667,10 @@ class FeatureStats:
     def summary(self, ddof: int = 0) -> pa.Table:
         """A readable table: column, count, null_count, nan_count, inf_count, mean, std (with
         ``ddof``), min, max."""
-        return pa.table(
-            {
-                "column": self.columns,
-                "count": self.count,
-                "null_count": self.null_count,
-                "nan_count": self.nan_count,
-                "inf_count": self.inf_count,
-                "mean": self.mean,
-                "std": self.std(ddof),
-                "min": self.min,
-                "max": self.max,
-            }
-        )
-
+        return pa.table({"column": self.columns, "count": self.count,
+                         "null_count": self.null_count, "nan_count": self.nan_count,
+                         "inf_count": self.inf_count, "mean": self.mean, "std": self.std(ddof),
+                         "min": self.min, "max": self.max})
 
 def feature_stats(
     source: Source,
@@ -567,11 +683,15 @@ def feature_stats(
     by: str | Sequence[str] | None = None,
     weights: str | None = None,
     inf: InfPolicy = "keep",
+    quantiles: bool = False,
 ) -> FeatureStats:
     """Per-column statistics of a whole source (a path or any in-memory source), streamed.
 
     Files are read one IPC batch or Parquet row group at a time, so memory is bounded by the
-    batch, not the file. ``moments``, ``by`` and ``weights`` are as in :class:`FeatureStats`.
+    batch, not the file. ``moments``, ``by``, ``weights`` and ``quantiles`` are as in
+    :class:`FeatureStats`.
     """
-    stats = FeatureStats(columns, nan=nan, target=target, moments=moments, by=by, inf=inf)
+    extra = {"quantiles": True} if quantiles else {}
+    stats = FeatureStats(columns, nan=nan, target=target, moments=moments, by=by, inf=inf,
+                         **extra)
     return stats._update_from(source, batch_size, weights)

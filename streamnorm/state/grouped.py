@@ -169,7 +169,11 @@ class GroupedFeatureStats(FeatureStats, option="by"):
         moments: int = 2,
         by: str | Sequence[str] | None = None,
         inf: str = "keep",
+        quantiles: bool = False,
     ) -> None:
+        if quantiles:
+            raise ValueError("quantiles=True is not supported with by= (per-key statistics) "
+                             "yet; drop by= or quantiles=True")
         keys = [by] if isinstance(by, str) else list(by or [])
         if not keys:
             raise ValueError("by= needs at least one key column name")
@@ -350,6 +354,19 @@ class GroupedFeatureStats(FeatureStats, option="by"):
         glob = self._groups_of(other._keys)
         self._state.merge(other._state, (glob, slice(None)))
         return self
+
+    def _rows_of(self, other: FeatureStats) -> Any:
+        """The rows of ``other``'s keys here; a ``ValueError`` for a key this state lacks."""
+        assert isinstance(other, GroupedFeatureStats)
+        plain = self._plain_keys()
+        rows = []
+        for key in other._keys:
+            found = self._index.get(key if plain else tuple(_freeze(v) for v in key))
+            if found is None:
+                raise ValueError(f"cannot subtract: key {key} is not in these statistics; "
+                                 "subtract only a part merged into them")
+            rows.append(found)
+        return (np.array(rows, dtype=np.int64)[:, None], np.arange(len(self.columns)))
 
     def _copy_state_from(self, other: FeatureStats) -> None:
         assert isinstance(other, GroupedFeatureStats)

@@ -105,9 +105,17 @@ def add_batch(
                 redo += add_located(state, group, kernels)
             add_careful(state, batch, names, redo, kernels, inf)
             return
+    add_by_views(state, batch, names, range(len(names)), kernels, inf)
+
+
+def add_by_views(
+    state: Moments, batch: pa.RecordBatch, names: Sequence[str], entries: Sequence[int],
+    kernels: Backend, inf: str,
+) -> None:
+    """The view path of :func:`add_batch` for the columns ``names[j]``, j in ``entries``."""
     views: list[tuple[int, cols.ColumnView]] = []
-    for j, name in enumerate(names):
-        for view in cols.column_views(batch.column(name)):
+    for j in entries:
+        for view in cols.column_views(batch.column(names[j])):
             state.null_count[j] += view.null_count
             views.append((j, view))
     if views:

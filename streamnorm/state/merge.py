@@ -10,6 +10,7 @@ and the dtype groups of per-row statistics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -135,6 +136,70 @@ def merge_moment_arrays(
     return merged, exponent
 
 
+def unmerge_moment_arrays(
+    c: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...], exponent_c: Any = 0,
+    exponent_b: Any = 0,
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """The inverse of :func:`merge_moment_arrays`: the state ``a`` with ``merge(a, b) == c``,
+    given ``c`` and ``b`` (``(count, shift, shifted_mean, m2[, m3, m4])`` each, b no larger).
+
+    Chan's and Pébay's formulas solved for ``a``: with ``n = n_c``, ``n_a = n - n_b`` and b's
+    mean re-expressed in c's shift, ``mean_a = mean_c - (mean_b - mean_c) n_b / n_a``,
+    ``d = mean_b - mean_a`` and ``m2_a = m2_c - m2_b - d² n_a n_b / n`` (m3, m4 likewise, in
+    that order). The result keeps c's shift and the larger scale exponent. The count is
+    exact; the moments lose what the subtraction cancels: relative error about
+    ``eps · (n / n_a) · (1 + d² n_b / m2_a)``, small when a is a large part of c and large
+    when b holds nearly all of it. m2 and m4 are clamped at 0, an unweighted single remaining
+    value has m2 = m3 = m4 = 0 exactly, and an emptied entry is empty (shift NaN, moments 0).
+    An empty b leaves c as it is. Returns ``(state, exponent int64 array)``.
+    """
+    exp_c = np.asarray(exponent_c, dtype=np.int64)
+    exp_b = np.asarray(exponent_b, dtype=np.int64)
+    shape = np.shape(c[2])
+    empty_b = np.asarray(b[0]) == 0
+    exponent = np.broadcast_to(np.where(empty_b, exp_c, np.maximum(exp_c, exp_b)),
+                               shape).astype(np.int64)
+    c = rescale_state(c, exp_c, exponent)
+    b = rescale_state(b, exp_b, exponent)
+    n_c, k_c, mean_c, m2_c = c[:4]
+    n_b, k_b, mean_b, m2_b = b[:4]
+    n = np.asarray(n_c, dtype=np.float64)
+    nb = np.asarray(n_b, dtype=np.float64)
+    na = n - nb
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        mb = mean_b + (k_b - k_c)
+        mean = mean_c - (mb - mean_c) * (nb / na)
+        d = mb - mean
+        m2 = m2_c - m2_b - d * d * (na * nb / n)
+        moments = [np.maximum(m2, 0.0)]
+        if len(c) == 6:
+            m3_c, m4_c = c[4:]
+            m3_b, m4_b = b[4:]
+            d_n = d / n
+            ab = na * nb
+            m3 = (m3_c - m3_b - d * d_n * d_n * ab * (na - nb)
+                  - 3.0 * d_n * (na * m2_b - nb * m2))
+            m4 = (m4_c - m4_b - d * d_n**3 * ab * (na * na - ab + nb * nb)
+                  - 6.0 * d_n * d_n * (na * na * m2_b + nb * nb * m2)
+                  - 4.0 * d_n * (na * m3_b - nb * m3))
+            moments += [m3, np.maximum(m4, 0.0)]
+    count = n_c - n_b
+    if np.asarray(count).dtype.kind == "f":  # sums of weights: a rounding-level rest is none
+        count = np.where(count <= 16 * np.finfo(np.float64).eps * n, 0.0, count)
+    single = (count == 1) if np.asarray(count).dtype.kind in "iu" else np.zeros(shape, bool)
+    emptied = count == 0
+    moments = [np.where(single | emptied, 0.0, m) for m in moments]
+    mean = np.where(emptied, 0.0, mean)
+    shift = np.where(emptied, np.nan, k_c)
+    exponent = np.where(emptied, 0, exponent)
+
+    def keep_c(x_c: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return np.where(empty_b, x_c, x)
+
+    return (count, keep_c(k_c, shift), keep_c(mean_c, mean),
+            *(keep_c(x_c, x) for x_c, x in zip(c[3:], moments))), exponent
+
+
 def merge_row_moments(
     a: tuple[np.ndarray, np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -221,6 +286,30 @@ class Moments:
         return all(np.array_equal(getattr(self, name), getattr(other, name)[rows], equal_nan=True)
                    for name in self.names)
 
+    def skew(self, bias: bool = True) -> np.ndarray:
+        """Skewness per entry, ``g1 = sqrt(n) m3 / m2**1.5``; ``bias=False``: the adjusted
+        Fisher–Pearson ``g1 sqrt(n (n-1)) / (n-2)``, NaN where ``n < 3``. NaN where m2 == 0."""
+        n = self.count.astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.sqrt(n) * self.m3 / self.m2**1.5
+            if not bias:
+                out = np.where(n >= 3, out * np.sqrt(n * (n - 1.0)) / (n - 2.0), np.nan)
+        out[self.m2 == 0] = np.nan
+        return out
+
+    def kurtosis(self, fisher: bool = True, bias: bool = True) -> np.ndarray:
+        """Kurtosis per entry, ``g2 = n m4 / m2**2`` (minus 3 when ``fisher``); ``bias=False``:
+        ``((n+1) g2 - 3 (n-1)) (n-1) / ((n-2)(n-3)) + 3``, NaN where ``n < 4``. NaN where
+        m2 == 0."""
+        n = self.count.astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = n * self.m4 / (self.m2 * self.m2)
+            if not bias:
+                excess = ((n + 1.0) * out - 3.0 * (n - 1.0)) * (n - 1.0) / ((n - 2.0) * (n - 3.0))
+                out = np.where(n >= 4, excess + 3.0, np.nan)
+        out[self.m2 == 0] = np.nan
+        return out - 3.0 if fisher else out
+
     def merge_at(
         self, idx: Any, count: np.ndarray, shift: np.ndarray, mean: np.ndarray,
         m2: np.ndarray, lo: np.ndarray, hi: np.ndarray, m3: np.ndarray | None = None,
@@ -247,6 +336,54 @@ class Moments:
             self.m3[idx], self.m4[idx] = merged[4:]
         self.min[idx] = np.fmin(self.min[idx], lo)
         self.max[idx] = np.fmax(self.max[idx], hi)
+
+    def subtract(self, other: Moments, idx: Any = slice(None),
+                 names: Sequence[str] = ()) -> None:
+        """Remove ``other`` (same moments, merged into these entries earlier) from the
+        entries ``idx``: :func:`unmerge_moment_arrays` for the moments, exact subtraction of
+        the counts. min and max cannot be taken back: they stay as they are, outer bounds of
+        the remaining values, NaN where nothing remains.
+
+        A ``ValueError`` (naming the column ``names[j]`` of the last axis), changing nothing,
+        when ``other`` holds more values, nulls, NaN or ±inf in an entry than this state, or
+        all of an entry's ±inf taken as values (its moments are NaN: the rest's are lost)."""
+        for field, what in (("count", "values"), ("null_count", "nulls"), ("nan_count", "NaN"),
+                            ("inf_count", "±inf")):
+            theirs, mine_ = getattr(other, field), getattr(self, field)[idx]
+            slack = 16 * np.finfo(np.float64).eps * mine_ if mine_.dtype.kind == "f" else 0
+            over = np.argwhere(theirs > mine_ + slack)  # (weights: sums of other roundings)
+            if len(over):
+                at = tuple(over[0])
+                column = repr(names[at[-1]]) if names else str(at[-1])
+                raise ValueError(
+                    f"cannot subtract: column {column} holds {theirs[at]} {what} in the "
+                    f"subtracted statistics, more than the {mine_[at]} here; subtract only a "
+                    "part merged into these statistics")
+        lost = ((self.inf_count[idx] > 0) & (self.inf_count[idx] == other.inf_count)
+                & ~(np.isfinite(self.shifted_mean[idx]) & np.isfinite(self.m2[idx])))
+        if np.any(lost):
+            at = tuple(np.argwhere(lost)[0])
+            column = repr(names[at[-1]]) if names else str(at[-1])
+            raise ValueError(
+                f"cannot subtract: column {column} took ±inf as values, so its moments are "
+                "NaN and the rest's cannot be recovered; fit with inf='skip' to subtract")
+        if not np.size(self.count):
+            return
+        mine = (self.count[idx], self.shift[idx], self.shifted_mean[idx], self.m2[idx])
+        theirs = (other.count, other.shift, other.shifted_mean, other.m2)
+        if self.moments == 4:
+            mine += (self.m3[idx], self.m4[idx])
+            theirs += (other.m3, other.m4)
+        state, self.scale_exp[idx] = unmerge_moment_arrays(mine, theirs, self.scale_exp[idx],
+                                                           other.scale_exp)
+        self.count[idx], self.shift[idx], self.shifted_mean[idx], self.m2[idx] = state[:4]
+        if self.moments == 4:
+            self.m3[idx], self.m4[idx] = state[4:]
+        for name in ("null_count", "nan_count", "inf_count"):
+            getattr(self, name)[idx] -= getattr(other, name)
+        emptied = state[0] == 0
+        self.min[idx] = np.where(emptied, np.nan, self.min[idx])
+        self.max[idx] = np.where(emptied, np.nan, self.max[idx])
 
     def merge(self, other: Moments, idx: Any = slice(None)) -> None:
         """Merge the whole of ``other`` (same moments) into the entries ``idx``."""

@@ -130,7 +130,9 @@ def table_to_dict(table: pa.Table) -> dict[str, Any]:
     (non-finite floats as strings)."""
     rows = []
     for row in table.to_pylist():
-        rows.append({k: json_float(v) if isinstance(v, float) else v for k, v in row.items()})
+        rows.append({k: json_float(v) if isinstance(v, float) else
+                     [json_float(x) for x in v] if isinstance(v, list) else v
+                     for k, v in row.items()})
     return {**read_metadata(table.schema.metadata), "columns": rows}
 
 

@@ -30,6 +30,7 @@ class RunningStats:
     ----------
     momentum : float in (0, 1], or None for the cumulative average of the batch statistics.
     columns : list of column names, or None for every scalar numeric column of the first batch.
+        Named columns hold mean 0 and variance 1 from construction on, as BatchNorm's buffers.
     nan : as :class:`~streamnorm.FeatureStats` (``"skip"`` skips NaN within a batch).
 
     Notes
@@ -67,11 +68,26 @@ class RunningStats:
             columns = [columns]
         self._requested = list(columns) if columns is not None else None
         self.nan = nan
-        self._columns: list[str] | None = None
-        self.running_mean = np.zeros(0)
-        self.running_var = np.ones(0)
-        self.updates = np.zeros(0, dtype=np.int64)
-        self.num_batches_tracked = 0
+        # named columns have their buffers (mean 0, variance 1) from the start, as
+        # torch.nn.BatchNorm1d(num_features) has; otherwise the first batch fixes the columns
+        self._columns: list[str] | None = self._requested
+        self.reset()
+
+    @classmethod
+    def from_stats(cls, stats: FeatureStats, momentum: float | None = 0.1) -> RunningStats:
+        """Running statistics that start at the mean and unbiased variance (``ddof=1``) of
+        ``stats`` instead of mean 0, variance 1, as if ``stats`` had been one batch taken with
+        factor 1 (``updates`` 1 and ``num_batches_tracked`` 1; a column with fewer than two
+        values keeps mean 0, variance 1). Online normalization seeds them so from its warm-up.
+        """
+        running = cls(momentum, stats.columns, nan=stats.nan)  # type: ignore[arg-type]
+        running._columns = stats.columns
+        ok = stats.count > 1
+        running.running_mean = np.where(ok, stats.mean, 0.0)
+        running.running_var = np.where(ok, stats.var(ddof=1), 1.0)
+        running.updates = ok.astype(np.int64)
+        running.num_batches_tracked = 1
+        return running
 
     def update(self, batch: Source) -> RunningStats:
         """Update the running statistics with one batch (any source, taken as a whole)."""
@@ -90,10 +106,7 @@ class RunningStats:
             if not stats.columns:
                 return  # nothing seen yet: wait for a batch that fixes the columns
             self._columns = stats.columns
-            k = len(self._columns)
-            self.running_mean = np.zeros(k)
-            self.running_var = np.ones(k)
-            self.updates = np.zeros(k, dtype=np.int64)
+            self.reset()
         self.num_batches_tracked += 1
         batch_mean = stats.mean
         batch_var = stats.var(ddof=1)  # unbiased, as torch uses for the running estimate

@@ -1,0 +1,342 @@
+"""Numba kernels of a mergeable quantile sketch (KLL, Karnin–Lang–Liberty 2016), one per column.
+
+A column's sketch is a few arrays (the layout of Apache DataSketches' KLL, written anew):
+
+* ``items`` float64[CAPACITY]: the retained values. Level ``h`` is
+  ``items[levels[h]:levels[h + 1]]`` and each of its items stands for ``2**h`` values; level 0
+  is unsorted, every level above is sorted. Free space is at the front, and level 0 grows
+  down into it.
+* ``levels`` int64[MAX_LEVELS + 2]: the level boundaries; ``levels[num_levels] == CAPACITY``.
+* ``info`` int64[2]: ``(num_levels, n)``, ``n`` the number of values the sketch stands for (the
+  sum of the weights: a compaction keeps it exact).
+* ``extremes`` float64[2]: the exact ``(min, max)``, answered for the ranks 0 and n - 1.
+
+A level whose size reaches its capacity (``K * (2/3)**depth``, at least ``MIN_WIDTH``, depth
+counted from the top level) is *compacted*: sorted (level 0), every other item kept with double
+weight and merged into the level above; an odd item stays. Which of the two interleaved halves
+is kept is the one coin of KLL; here it is a bit of a hash of ``(n, level)``, so a result
+depends only on the values and their order, never on a seed, a thread count or a clock. The
+size is bounded whatever the count: at most :data:`CAPACITY` items (27.6 KB) per column.
+
+The kernels take one column at a time and release the GIL (``nogil``), so the caller runs
+columns on threads; each column's result is the same whatever the thread count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: KLL's accuracy parameter: the top level's capacity. Rank error ~ 2.3 / K**0.97 (99% of
+#: sketches; DataSketches' fit): 0.27% for K = 1024, under the 0.5% promised.
+K = 1024
+#: The smallest capacity of a level.
+MIN_WIDTH = 8
+#: Levels at most: 2**60 values at weight 2**h fill no more than that.
+MAX_LEVELS = 61
+
+
+def _level_capacity_py(num_levels: int, height: int) -> int:
+    depth = num_levels - height - 1
+    return max(MIN_WIDTH, int(K * (2.0 / 3.0) ** depth + 0.5))
+
+
+#: Items a sketch can hold: the sum of the level capacities with every level in use.
+CAPACITY = sum(_level_capacity_py(MAX_LEVELS, h) for h in range(MAX_LEVELS))
+#: ``LEVEL_CAPACITY[L, h]``: the capacity of level ``h`` in a sketch of ``L`` levels.
+LEVEL_CAPACITY = np.array(
+    [[_level_capacity_py(L, h) if h < L else 0 for h in range(MAX_LEVELS + 1)]
+     for L in range(MAX_LEVELS + 2)], dtype=np.int64)
+#: ``CAPACITY_TABLE[L]``: the total capacity of a sketch of ``L`` levels.
+CAPACITY_TABLE = np.array(
+    [0] + [sum(_level_capacity_py(L, h) for h in range(L)) for L in range(1, MAX_LEVELS + 1)],
+    dtype=np.int64,
+)
+
+
+@njit(cache=True, nogil=True)
+def _coin(n, level):
+    """A bit of splitmix64 of ``(n, level)``: which half a compaction keeps."""
+    z = np.uint64(n) * np.uint64(64) + np.uint64(level) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return int(z >> np.uint64(63))
+
+
+@njit(cache=True, nogil=True)
+def _insertion_sort(items, start, stop):
+    for i in range(start + 1, stop):
+        x = items[i]
+        j = i - 1
+        while j >= start and items[j] > x:
+            items[j + 1] = items[j]
+            j -= 1
+        items[j + 1] = x
+
+
+@njit(cache=True, nogil=True)
+def _sort(items, start, stop):
+    if stop - start <= 32:
+        _insertion_sort(items, start, stop)
+    else:
+        items[start:stop] = np.sort(items[start:stop])
+
+
+@njit(cache=True, nogil=True)
+def compact_level(items, levels, num_levels, level, n):
+    """Compact ``level`` (its size >= 2) into ``level + 1``; returns the new level count.
+
+    ``levels[num_levels]`` is the end of the buffer; a compaction of the top level adds a new,
+    empty top level (``levels`` must have room for it). Items below ``level`` move up by the
+    freed space, so free space stays at the front.
+    """
+    if level == num_levels - 1:
+        levels[num_levels + 1] = levels[num_levels]
+        num_levels += 1
+    raw_beg = levels[level]
+    raw_end = levels[level + 1]
+    pop_above = levels[level + 2] - raw_end
+    raw_pop = raw_end - raw_beg
+    odd = raw_pop & 1
+    adj_beg = raw_beg + odd
+    adj_pop = raw_pop - odd
+    half = adj_pop // 2
+    if level == 0:
+        _sort(items, adj_beg, adj_beg + adj_pop)
+    offset = _coin(n, level)
+    if pop_above == 0:  # keep one half at the upper end of the span
+        for j in range(half):
+            items[adj_beg + adj_pop - 1 - j] = items[adj_beg + adj_pop - 1 - 2 * j - (1 - offset)]
+    else:  # keep one half at the front, then merge it with the level above, in place
+        for j in range(half):
+            items[adj_beg + j] = items[adj_beg + 2 * j + offset]
+        a = adj_beg
+        a_end = adj_beg + half
+        b = raw_end
+        b_end = raw_end + pop_above
+        out = adj_beg + half
+        while a < a_end and b < b_end:  # writes never pass the reads of b
+            if items[b] < items[a]:
+                items[out] = items[b]
+                b += 1
+            else:
+                items[out] = items[a]
+                a += 1
+            out += 1
+        while a < a_end:
+            items[out] = items[a]
+            a += 1
+            out += 1
+        # what is left of b is already in place
+    levels[level + 1] -= half
+    if odd:
+        levels[level] = levels[level + 1] - 1
+        items[levels[level]] = items[raw_beg]
+    else:
+        levels[level] = levels[level + 1]
+    if level > 0:  # move the levels below up over the freed space
+        start = levels[0]
+        for i in range(raw_beg - 1, start - 1, -1):
+            items[i + half] = items[i]
+    for h in range(level):
+        levels[h] += half
+    return num_levels
+
+
+@njit(cache=True, nogil=True)
+def _lowest_full_level(levels, num_levels):
+    for h in range(num_levels):
+        if levels[h + 1] - levels[h] >= LEVEL_CAPACITY[num_levels, h]:
+            return h
+    return num_levels - 1
+
+
+@njit(cache=True, nogil=True)
+def sketch_add_sorted(items, levels, info, extremes, run):
+    """Add ``run`` (float64[m], sorted ascending, no NaN) to a sketch; returns nothing.
+
+    The run is compacted on its own first, as KLL compacts a sorted level 0: halved (one coin
+    per halving, an odd item left at its level) up to the lowest level ``j`` whose capacity
+    holds it, so each value costs a few copies after the caller's sort. Then the run's levels
+    are merged into the sketch (:func:`sketch_merge`). Rank error added per run: below
+    ``2**j``, with random-looking signs across runs.
+    """
+    m = run.shape[0]
+    if m == 0:
+        return
+    num_levels = info[0]
+    j = 0
+    while (m >> j) > LEVEL_CAPACITY[max(num_levels, j + 1), j]:
+        j += 1
+    n_after = info[1] + m
+    work = run.copy()
+    size = m
+    capacity = MAX_LEVELS + (m >> j) + 2
+    items_b = np.empty(capacity, dtype=np.float64)
+    levels_b = np.full(MAX_LEVELS + 2, capacity, dtype=np.int64)
+    # the odd items left at levels 0 .. j-1 go at the front, one per level at most
+    leftover = np.empty(j + 1, dtype=np.float64)
+    has_leftover = np.zeros(j + 1, dtype=np.bool_)
+    for h in range(j):
+        first = 0
+        if size & 1:
+            leftover[h] = work[0]
+            has_leftover[h] = True
+            first = 1
+        half = (size - first) // 2
+        offset = _coin(n_after, h)
+        for i in range(half):
+            work[i] = work[first + 2 * i + offset]
+        size = half
+    top = capacity - size
+    items_b[top:] = work[:size]
+    position = top
+    levels_b[j] = top
+    for h in range(j - 1, -1, -1):
+        if has_leftover[h]:
+            position -= 1
+            items_b[position] = leftover[h]
+        levels_b[h] = position
+    info_b = np.array([j + 1, m], dtype=np.int64)
+    extremes_b = np.array([run[0], run[m - 1]])
+    sketch_merge(items, levels, info, extremes, items_b, levels_b, info_b, extremes_b)
+
+
+@njit(cache=True, nogil=True)
+def sketch_merge(items, levels, info, extremes, items_b, levels_b, info_b, extremes_b):
+    """Merge sketch b into sketch a (the first four arrays), in place.
+
+    Each level of the result holds both sketches' items of that level (level 0 appended,
+    the others merged in order); then the lowest full levels are compacted until the items
+    fit the capacity of the level count.
+    """
+    n_b = info_b[1]
+    if n_b == 0:
+        return
+    n_a = info[1]
+    if n_a == 0:
+        extremes[0] = extremes_b[0]
+        extremes[1] = extremes_b[1]
+    la = info[0]
+    lb = info_b[0]
+    num_levels = max(la, lb)
+    size_a = levels[la] - levels[0]
+    size_b = levels_b[lb] - levels_b[0]
+    width = size_a + size_b + 1
+    work = np.empty(width, dtype=np.float64)
+    bounds = np.zeros(MAX_LEVELS + 2, dtype=np.int64)
+    out = width - (size_a + size_b)
+    for h in range(num_levels):
+        bounds[h] = out
+        a = levels[h] if h < la else 0
+        a_end = levels[h + 1] if h < la else 0
+        b = levels_b[h] if h < lb else 0
+        b_end = levels_b[h + 1] if h < lb else 0
+        if h == 0:
+            for i in range(a, a_end):
+                work[out] = items[i]
+                out += 1
+            for i in range(b, b_end):
+                work[out] = items_b[i]
+                out += 1
+            continue
+        while a < a_end and b < b_end:
+            if items_b[b] < items[a]:
+                work[out] = items_b[b]
+                b += 1
+            else:
+                work[out] = items[a]
+                a += 1
+            out += 1
+        while a < a_end:
+            work[out] = items[a]
+            a += 1
+            out += 1
+        while b < b_end:
+            work[out] = items_b[b]
+            b += 1
+            out += 1
+    bounds[num_levels] = width
+    n = n_a + n_b
+    while bounds[num_levels] - bounds[0] > CAPACITY_TABLE[num_levels]:
+        level = _lowest_full_level(bounds, num_levels)
+        num_levels = compact_level(work, bounds, num_levels, level, n)
+    capacity = items.shape[0]
+    shift = capacity - width
+    for i in range(bounds[0], width):
+        items[i + shift] = work[i]
+    for h in range(num_levels + 1):
+        levels[h] = bounds[h] + shift
+    for h in range(num_levels + 1, levels.shape[0]):
+        levels[h] = capacity
+    info[0] = num_levels
+    info[1] = n
+    extremes[0] = min(extremes[0], extremes_b[0])
+    extremes[1] = max(extremes[1], extremes_b[1])
+
+
+@njit(cache=True, nogil=True)
+def _lerp(a, b, t):
+    """numpy's ``_lerp`` (``numpy.quantile``'s linear method), bit for bit."""
+    diff = b - a
+    if t >= 0.5:
+        return b - diff * (1.0 - t)
+    return a + diff * t
+
+
+@njit(cache=True, nogil=True)
+def sketch_quantiles(items, levels, info, extremes, qs, median):
+    """The quantiles ``qs`` (float64[m], each in [0, 1]) of one sketch, float64[m].
+
+    ``numpy.quantile``'s default (linear) method over the values the sketch stands for: the
+    value at rank ``r`` is the item whose weight covers ``r``, rank 0 the exact min and rank
+    ``n - 1`` the exact max. Exact (equal to numpy's) while nothing was compacted. NaN when
+    the sketch is empty. ``median``: halfway between two ranks is their mean, ``(a + b) / 2``,
+    as ``numpy.median`` computes it (the lerp can differ from it in the last bit).
+    """
+    num_levels = info[0]
+    n = info[1]
+    out = np.full(qs.shape[0], np.nan)
+    if n == 0:
+        return out
+    start = levels[0]
+    size = levels[num_levels] - start
+    values = items[start:start + size].copy()
+    weights = np.empty(size, dtype=np.int64)
+    for h in range(num_levels):
+        for i in range(levels[h], levels[h + 1]):
+            weights[i - start] = np.int64(1) << np.int64(h)
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    cumulative = np.cumsum(weights[order])
+    for j in range(qs.shape[0]):
+        position = qs[j] * (n - 1)
+        below = np.floor(position)
+        gamma = position - below
+        r = int(below)
+        a = _value_at_rank(sorted_values, cumulative, extremes, n, r)
+        upper = min(r + 1, n - 1)
+        b = _value_at_rank(sorted_values, cumulative, extremes, n, upper)
+        if median and gamma == 0.5:
+            out[j] = (a + b) / 2.0
+        else:
+            out[j] = _lerp(a, b, gamma)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _value_at_rank(sorted_values, cumulative, extremes, n, r):
+    if r <= 0:
+        return extremes[0]
+    if r >= n - 1:
+        return extremes[1]
+    j = np.searchsorted(cumulative, r, side="right")
+    return sorted_values[min(j, sorted_values.shape[0] - 1)]
+
+
+def thread_count() -> int:
+    """Threads the CPU kernels may use (numba's current thread count)."""
+    import numba
+
+    return int(numba.get_num_threads())

@@ -1,0 +1,380 @@
+"""Mergeable quantile sketches (``FeatureStats(quantiles=True)``) and robust scaling.
+
+The promise (streamnorm/state/quantiles.py): the value returned for ``q`` has a true rank within
+0.5% of ``q`` for any batching and merge order, exact numpy answers up to 1024 values per column,
+at most 64 KB per column whatever the count, saved and merged with the rest of the state.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import streamnorm as sn
+from helpers import assert_bad_input, assert_ok, run_cli
+
+QS = np.array([0.0, 0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1.0])
+RANK_ERROR = 0.005
+
+
+def rank_error(data: np.ndarray, got: np.ndarray, qs: np.ndarray) -> float:
+    """How far (in normalized rank) ``got`` lies outside ``[quantile(q - e), quantile(q + e)]``
+    for e = 0.5%, numpy's linear quantiles of ``data``: 0 when every answer is numpy's
+    quantile of some q' within 0.5% of q; else the smallest e' > 0.5% that would cover it,
+    found by bisection."""
+    worst = 0.0
+    for value, q in zip(got, qs):
+        lo, hi = 0.0, 1.0
+        if _covered(data, value, q, RANK_ERROR):
+            continue
+        for _ in range(30):
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if _covered(data, value, q, mid) else (mid, hi)
+        worst = max(worst, hi)
+    return worst
+
+
+def _covered(data: np.ndarray, value: float, q: float, e: float) -> bool:
+    low, high = np.quantile(data, [max(0.0, q - e), min(1.0, q + e)])
+    return bool(low <= value <= high)
+
+
+def fit(values: np.ndarray, sizes: list[int] | None = None, **kwargs: object) -> sn.FeatureStats:
+    """Statistics of one column ``x``, updated batch by batch of ``sizes`` (one batch: None)."""
+    fs = sn.FeatureStats(quantiles=True, **kwargs)  # type: ignore[arg-type]
+    table = pa.table({"x": values})
+    if sizes is None:
+        return fs.update(table)
+    start = 0
+    for size in sizes:
+        fs.update(table.slice(start, size))
+        start += size
+    if start < len(values):
+        fs.update(table.slice(start))
+    return fs
+
+
+# --------------------------------------------------------------------------- accuracy
+
+
+@pytest.fixture(scope="module")
+def big() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(15)
+    return {"lognormal": rng.lognormal(0.0, 2.0, 2_000_000),
+            "offset": 1e9 + rng.normal(0.0, 1.0, 2_000_000)}
+
+
+@pytest.mark.parametrize("kind", ["lognormal", "offset"])
+def test_rank_error_on_millions_for_batchings_and_merge_orders(big, kind) -> None:
+    x = big[kind]
+    whole = fit(x)
+    assert rank_error(x, whole.quantile(QS)[:, 0], QS) <= RANK_ERROR
+    # 64k-row batches, then a ragged batching
+    rng = np.random.default_rng(1)
+    ragged = list(rng.integers(1, 200_000, 40))
+    assert rank_error(x, fit(x, [65536] * 40).quantile(QS)[:, 0], QS) <= RANK_ERROR
+    assert rank_error(x, fit(x, ragged).quantile(QS)[:, 0], QS) <= RANK_ERROR
+    # 16 partial states merged left to right, right to left and as a balanced tree
+    parts = [fit(p) for p in np.array_split(x, 16)]
+    left = parts[0].copy()
+    for p in parts[1:]:
+        left.merge(p)
+    right = parts[-1].copy()
+    for p in reversed(parts[:-1]):
+        right = p + right
+    tree = parts
+    while len(tree) > 1:
+        tree = [a + b for a, b in zip(tree[::2], tree[1::2])]
+    for merged in (left, right, tree[0]):
+        assert merged.count[0] == len(x)
+        assert rank_error(x, merged.quantile(QS)[:, 0], QS) <= RANK_ERROR
+        assert merged.quantile(0.0)[0] == x.min() and merged.quantile(1.0)[0] == x.max()
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    n=st.integers(1, 4000),
+    cuts=st.lists(st.floats(0.0, 1.0), max_size=6),
+    order=st.permutations(range(7)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_any_batching_and_merge_order(n, cuts, order, seed) -> None:
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.lognormal(0.0, 1.5, n), 2)  # ties too
+    bounds = sorted({0, n, *(int(c * n) for c in cuts)})
+    parts = [fit(x[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    merged = sn.FeatureStats(quantiles=True)
+    for i in [i for i in order if i < len(parts)]:
+        merged = merged + parts[i]
+    assert merged.count[0] == n
+    got = merged.quantile(QS)[:, 0]
+    assert rank_error(x, got, QS) <= RANK_ERROR
+    if n <= 1024:  # nothing compacted: numpy's own answers
+        np.testing.assert_array_equal(got, np.quantile(x, QS))
+        assert merged.median()[0] == np.median(x)
+
+
+def test_small_data_equals_numpy_quantile_and_median() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=1000)
+    fs = fit(x, [1] * 10 + [7] * 10 + [500])
+    np.testing.assert_array_equal(fs.quantile(QS)[:, 0], np.quantile(x, QS))
+    assert fs.median()[0] == np.median(x)
+    assert fs.quantile(0.5).shape == (1,)
+    assert fs.quantile([0.5]).shape == (1, 1)
+
+
+def test_size_bound_after_ten_million_values() -> None:
+    x = np.random.default_rng(4).lognormal(0.0, 1.0, 10_000_000)
+    fs = fit(x, [1_000_000] * 10)
+    sketch = fs._sketch
+    held = (sketch.items.nbytes + sketch.levels.nbytes + sketch.info.nbytes
+            + sketch.extremes.nbytes)
+    assert held <= 64 * 1024
+    assert sketch.held_bytes()[0] == held
+    saved = fs.to_arrow()
+    items = saved.column("quantile_items").to_pylist()[0]
+    assert 8 * len(items) <= 64 * 1024
+    assert sum(s << h for h, s in enumerate(saved.column("quantile_levels").to_pylist()[0])) \
+        == 10_000_000
+    assert rank_error(x, fs.quantile(QS)[:, 0], QS) <= RANK_ERROR
+
+
+def test_same_state_whatever_the_thread_count() -> None:
+    """Columns are sketched on threads (independently): each column's state is the one a
+    single-column fit gives."""
+    rng = np.random.default_rng(5)
+    table = pa.table({f"c{j}": rng.normal(j, 1.0, 40_000) for j in range(8)})
+    together = sn.FeatureStats(quantiles=True).update(table)
+    for name in table.column_names:
+        alone = sn.FeatureStats([name], quantiles=True).update(table.select([name]))
+        j = together.columns.index(name)
+        np.testing.assert_array_equal(alone.quantile(QS)[:, 0], together.quantile(QS)[:, j])
+        assert alone.to_arrow().column("quantile_items").to_pylist()[0] == \
+            together.to_arrow().column("quantile_items").to_pylist()[j]
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def test_nulls_nan_inf_all_null_and_types() -> None:
+    rng = np.random.default_rng(6)
+    n = 5000
+    values = rng.normal(size=n)
+    mask = rng.random(n) < 0.2
+    values[rng.random(n) < 0.05] = np.nan
+    table = pa.table({
+        "nulls": pa.array(values, mask=mask),
+        "empty": pa.array([None] * n, pa.float64()),
+        "f16": pa.array(values[:n].astype(np.float16)),
+        "f32": pa.array(values.astype(np.float32)),
+        "i8": pa.array(rng.integers(-100, 100, n).astype(np.int8)),
+        "u64": pa.array(rng.integers(0, 1000, n).astype(np.uint64)),
+    })
+    fs = sn.FeatureStats(quantiles=True)
+    for batch in table.to_batches(max_chunksize=333):
+        fs.update(batch)
+    got = fs.quantile(QS)
+    valid = values[~mask & ~np.isnan(values)]
+    assert rank_error(valid, got[:, 0], QS) <= RANK_ERROR
+    assert np.isnan(got[:, 1]).all()
+    for j, name in enumerate(["f16", "f32", "i8", "u64"], start=2):
+        column = table.column(name).to_numpy().astype(np.float64)
+        column = column[~np.isnan(column)]
+        assert rank_error(column, got[:, j], QS) <= RANK_ERROR
+    # ±inf: values (inf="keep", as the statistics), or skipped (inf="skip")
+    with_inf = pa.table({"x": [1.0, 2.0, np.inf, -np.inf, 3.0]})
+    kept = sn.FeatureStats(quantiles=True).update(with_inf)
+    with np.errstate(invalid="ignore"):  # numpy's lerp of -inf and a number at 0 is NaN
+        np.testing.assert_array_equal(kept.quantile([0.0, 0.25, 0.5, 1.0])[:, 0],
+                                      np.quantile([1.0, 2.0, np.inf, -np.inf, 3.0],
+                                                  [0.0, 0.25, 0.5, 1.0]))
+    skipped = sn.FeatureStats(quantiles=True, inf="skip").update(with_inf)
+    assert skipped.quantile([0.0, 0.5, 1.0])[:, 0].tolist() == [1.0, 2.0, 3.0]
+    # nan="propagate": a column holding NaN has NaN quantiles, as its other results
+    poisoned = sn.FeatureStats(quantiles=True, nan="propagate").update(
+        pa.table({"x": [1.0, np.nan, 2.0], "y": [1.0, 2.0, 3.0]}))
+    assert np.isnan(poisoned.median()[0]) and poisoned.median()[1] == 2.0
+
+
+def test_one_row_batches_and_empty_batches() -> None:
+    x = np.random.default_rng(7).normal(size=1500)
+    fs = sn.FeatureStats(quantiles=True)
+    for value in x:
+        fs.update(pa.table({"x": [value]}))
+        fs.update(pa.table({"x": pa.array([], pa.float64())}))
+    assert fs.count[0] == 1500
+    assert rank_error(x, fs.quantile(QS)[:, 0], QS) <= RANK_ERROR
+
+
+def test_clear_errors() -> None:
+    plain = sn.FeatureStats().update(pa.table({"x": [1.0, 2.0]}))
+    with pytest.raises(ValueError, match="quantiles=True"):
+        plain.quantile(0.5)
+    with pytest.raises(ValueError, match="quantiles=True"):
+        plain.median()
+    sketched = fit(np.arange(5.0))
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        sketched.quantile(50)
+    with pytest.raises(ValueError, match="with and without quantiles"):
+        sketched.copy().merge(plain)
+    with pytest.raises(ValueError, match="by="):
+        sn.FeatureStats(by="k", quantiles=True)
+    with pytest.raises(ValueError, match="weights"):
+        sn.FeatureStats(quantiles=True).update(pa.table({"x": [1.0], "w": [1.0]}), weights="w")
+
+
+# --------------------------------------------------------------------------- persistence
+
+
+@pytest.mark.parametrize("suffix", [".json", ".arrow", ".parquet"])
+def test_save_load_round_trip(tmp_path: Path, suffix: str) -> None:
+    rng = np.random.default_rng(8)
+    table = pa.table({"a": rng.lognormal(size=30_000), "b": pa.array(rng.normal(size=30_000),
+                      mask=rng.random(30_000) < 0.1), "c": [1e300, -np.inf] * 15_000})
+    fs = sn.FeatureStats(quantiles=True).update(table)
+    path = tmp_path / f"s{suffix}"
+    fs.save(path)
+    loaded = sn.FeatureStats.load(path)
+    assert loaded == fs and loaded.quantiles
+    np.testing.assert_array_equal(loaded.quantile(QS), fs.quantile(QS))
+    more = pa.table({"a": rng.lognormal(size=5000), "b": rng.normal(size=5000),
+                     "c": [1.0] * 5000})
+    assert loaded.update(more) == fs.update(more)  # a loaded state continues the same way
+    assert sn.FeatureStats.from_dict(fs.to_dict()) == fs
+
+
+def test_old_files_load_and_corrupt_sketches_are_refused(tmp_path: Path) -> None:
+    plain = sn.FeatureStats().update(pa.table({"x": [1.0, 2.0, 3.0]}))
+    plain.save(tmp_path / "old.json")
+    assert not sn.FeatureStats.load(tmp_path / "old.json").quantiles
+    state = fit(np.arange(3000.0)).to_dict()
+    state["columns"][0]["quantile_n"] += 1
+    (tmp_path / "bad.json").write_text(json.dumps(state))
+    with pytest.raises(sn.StatsFileError, match="bad.json.*weights do not add up"):
+        sn.FeatureStats.load(tmp_path / "bad.json")
+    del state["columns"][0]["quantile_items"]
+    with pytest.raises(sn.StatsFileError, match="quantile_items"):
+        sn.FeatureStats.from_dict(state)
+
+
+def test_dask_reduce_equals_local_within_rank_error(tmp_path: Path) -> None:
+    snd = pytest.importorskip("streamnorm.dask")
+    rng = np.random.default_rng(9)
+    x = rng.lognormal(0.0, 1.0, 60_000)
+    for i, part in enumerate(np.array_split(x, 6)):
+        pq.write_table(pa.table({"x": part}), tmp_path / f"p{i}.parquet")
+    remote = snd.feature_stats(str(tmp_path), quantiles=True, scheduler="sync", split_every=2)
+    local = fit(x)
+    assert remote.quantiles and remote.count[0] == len(x)
+    assert rank_error(x, remote.quantile(QS)[:, 0], QS) <= RANK_ERROR
+    assert rank_error(x, local.quantile(QS)[:, 0], QS) <= RANK_ERROR
+
+
+# --------------------------------------------------------------------------- robust mode
+
+
+def test_robust_equals_robust_scaler_and_inverts() -> None:
+    sklearn = pytest.importorskip("sklearn.preprocessing")
+    rng = np.random.default_rng(10)
+    X = np.c_[rng.lognormal(0, 1, 1000), rng.integers(0, 5, 1000), np.full(1000, 7.0)]
+    table = pa.table({"a": X[:, 0], "b": X[:, 1].astype(np.int64), "z": X[:, 2]})
+    for quantile_range in [(25.0, 75.0), (10.0, 90.0)]:
+        norm = sn.Normalizer("robust", quantile_range=quantile_range).fit(table)
+        out = norm.transform(table)
+        ref = sklearn.RobustScaler(quantile_range=quantile_range).fit(X)
+        got = np.column_stack([out[c].to_numpy() for c in ["a", "b", "z"]])
+        np.testing.assert_array_equal(got, ref.transform(X))  # exact: 1000 values
+        assert out.column("z").to_pylist() == [0.0] * 1000  # zero IQR: scaled by 1
+        back = sn.Normalizer.from_metadata(out).inverse_transform(out)
+        np.testing.assert_allclose(back["a"].to_numpy(), X[:, 0], rtol=1e-14)
+        assert back["b"].to_pylist() == X[:, 1].tolist()
+        assert len(out.schema.metadata[b"streamnorm"]) < 4000  # no sketch in the record
+
+
+def test_robust_on_large_data_within_rank_error() -> None:
+    rng = np.random.default_rng(11)
+    x = 1e9 + rng.lognormal(0.0, 1.0, 300_000)
+    norm = sn.Normalizer("robust").fit(pa.table({"x": x}).to_batches(max_chunksize=50_000))
+    center, scale = norm._center_scale(["x"])["x"]
+    lo, med, hi = np.quantile(x, [0.25 - RANK_ERROR, 0.5 - RANK_ERROR, 0.75 - RANK_ERROR])
+    lo2, med2, hi2 = np.quantile(x, [0.25 + RANK_ERROR, 0.5 + RANK_ERROR, 0.75 + RANK_ERROR])
+    assert med <= center <= med2
+    assert hi - lo2 <= scale <= hi2 - lo
+
+
+def test_robust_cli_and_inverse(tmp_path: Path) -> None:
+    rng = np.random.default_rng(12)
+    x = rng.lognormal(0.0, 1.0, 3000)
+    pq.write_table(pa.table({"x": x, "k": pa.array(rng.integers(0, 9, 3000), pa.int32())}),
+                   tmp_path / "d.parquet")
+    assert_ok(run_cli("normalize", "d.parquet", "r.parquet", "--mode", "robust",
+                      "--quantile-range", "10,90", cwd=tmp_path))
+    out = pq.read_table(tmp_path / "r.parquet")
+    record = json.loads(out.schema.metadata[b"streamnorm"])
+    assert record["mode"] == "robust" and record["quantile_range"] == [10.0, 90.0]
+    stats = sn.FeatureStats(quantiles=True).update(pa.table({"x": x}))
+    q10, q90 = stats.quantile([0.1, 0.9])[:, 0]
+    np.testing.assert_allclose(out["x"].to_numpy(), (x - stats.median()[0]) / (q90 - q10),
+                               rtol=1e-12)
+    assert_ok(run_cli("inverse", "r.parquet", "back.parquet", cwd=tmp_path))
+    np.testing.assert_allclose(pq.read_table(tmp_path / "back.parquet")["x"].to_numpy(), x,
+                               rtol=1e-14)
+    assert_bad_input(run_cli("normalize", "d.parquet", "o.parquet", "--mode", "robust",
+                             "--quantile-range", "80,20", cwd=tmp_path), "--quantile-range",
+                     absent=[tmp_path / "o.parquet"])
+    # fit once (stats --quantiles -o), normalize later; plain statistics are refused
+    assert_ok(run_cli("stats", "d.parquet", "--quantiles", "0.5", "-o", "s.json", cwd=tmp_path))
+    assert_ok(run_cli("normalize", "d.parquet", "r2.parquet", "--mode", "robust", "--stats",
+                      "s.json", "--quantile-range", "10,90", cwd=tmp_path))
+    np.testing.assert_array_equal(pq.read_table(tmp_path / "r2.parquet")["x"].to_numpy(),
+                                  out["x"].to_numpy())
+    assert_ok(run_cli("stats", "d.parquet", "-o", "plain.json", cwd=tmp_path))
+    assert_bad_input(run_cli("normalize", "d.parquet", "o.parquet", "--mode", "robust",
+                             "--stats", "plain.json", cwd=tmp_path), "quantile sketches",
+                     absent=[tmp_path / "o.parquet"])
+
+
+def test_stats_cli_quantiles(tmp_path: Path) -> None:
+    x = np.arange(1001.0)
+    pq.write_table(pa.table({"x": x}), tmp_path / "d.parquet")
+    proc = run_cli("stats", "d.parquet", "--quantiles", "0.01,0.5,0.99", cwd=tmp_path)
+    assert_ok(proc)
+    header, row = proc.stdout.strip().splitlines()
+    assert header.split()[-3:] == ["q=0.01", "q=0.5", "q=0.99"]
+    assert row.split()[-3:] == ["10", "500", "990"]
+    assert_ok(run_cli("stats", "d.parquet", "--quantiles", "0.5", "-o", "s.arrow",
+                      cwd=tmp_path))
+    assert sn.FeatureStats.load(tmp_path / "s.arrow").median()[0] == 500.0
+    assert_bad_input(run_cli("stats", "d.parquet", "--quantiles", "0.5,1.5", cwd=tmp_path),
+                     "--quantiles")
+
+
+WARM_CACHE_SCRIPT = """
+import numpy as np, pyarrow as pa, streamnorm as sn
+from streamnorm.kernels import cpu_sketch
+x = np.random.default_rng(0).normal(size=50_000)
+a = sn.FeatureStats(quantiles=True).update(pa.table({"x": x}))
+b = sn.FeatureStats(quantiles=True).update(pa.table({"x": x[:10]}))
+(a + b).quantile([0.1, 0.5]); a.median()
+misses = {name: sum(f.stats.cache_misses.values())
+          for name, f in vars(cpu_sketch).items() if hasattr(f, "stats")}
+print(sum(misses.values()), [n for n, v in misses.items() if v])
+"""
+
+
+def test_sketch_kernels_load_from_a_warm_cache() -> None:
+    """docs/design.md §5: a fresh process with a warm cache compiles no sketch kernel."""
+    from helpers import run_python
+
+    for _ in range(2):  # the first run may fill the cache; the second must only load it
+        result = run_python("-c", WARM_CACHE_SCRIPT, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[0] == "0", result.stdout
