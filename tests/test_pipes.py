@@ -422,3 +422,14 @@ def test_iterator_source_keeps_its_first_batch(tmp_path):
     got = sn.normalize_file(iter(table.to_batches(max_chunksize=200)), tmp_path / "it.parquet",
                             mode="layer")
     assert got.rows == 600 and pq.read_metadata(tmp_path / "it.parquet").num_rows == 600
+
+
+def test_online_normalization_reads_stdin_once(tmp_path):
+    """`normalize - - --online` needs no statistics and writes what the file version writes."""
+    data = _stream_bytes(_table(1500), 300)
+    (tmp_path / "t.arrows").write_bytes(data)
+    piped = _run("normalize", "-", "-", "--online", stdin=data, cwd=tmp_path)
+    assert piped.returncode == 0, piped.stderr
+    assert "online" in piped.stderr
+    assert _run("normalize", "t.arrows", "out.arrows", "--online", cwd=tmp_path).returncode == 0
+    assert piped.stdout == (tmp_path / "out.arrows").read_bytes()
