@@ -10,7 +10,8 @@ from helpers import run_python
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.mark.parametrize("script", ["normalize_parquet.py", "pipeline_batches.py"])
+@pytest.mark.parametrize("script", ["normalize_parquet.py", "pipeline_batches.py",
+                                    "pipe_normalize.py"])
 def test_example_runs(tmp_path, script):
     proc = run_python(EXAMPLES / script, "20000", cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

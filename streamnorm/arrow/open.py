@@ -1,7 +1,7 @@
 """THE one entry from anything to (schema, record batches).
 
-Sources (docs/design.md §3): a path (Arrow IPC file or stream, Parquet, CSV / JSON lines), a
-directory, a glob, a list of paths, an object-store URI, a
+Sources (docs/design.md §3): a path (Arrow IPC file or stream, Parquet, CSV / JSON lines), ``-``
+(an Arrow IPC stream on stdin), a binary file object holding an IPC stream, a directory, a glob, a list of paths, an object-store URI, a
 :class:`~streamnorm.arrow.dataset.DataSource`, a ``pa.RecordBatch``, ``pa.Table``,
 ``pa.RecordBatchReader``, an iterable of record batches, a 2-D numpy array (columns named "0", "1",
 …), or any object exporting ``__arrow_c_stream__`` / ``__arrow_c_array__`` (polars, pandas,
@@ -22,6 +22,7 @@ from .failures import read_error
 from .files import file_batches, guarded, rechunk
 from .locations import is_local_file, is_path, is_path_list
 from .schemas import check_unique_names
+from .stdio import StreamSource, is_file_object, is_stdio, stream_source
 
 Source = Any  # see the module docstring for what a source may be
 
@@ -57,6 +58,10 @@ def _open_any(
     source: Source, columns: list[str] | None, batch_size: int | None
 ) -> tuple[pa.Schema | None, Iterator[pa.RecordBatch]]:
     """:func:`schema_and_batches` before the check of the column names."""
+    if is_stdio(source):  # "-": the Arrow IPC stream on stdin, shared by every opening
+        return stream_source().schema_and_batches(columns, batch_size)
+    if isinstance(source, StreamSource):
+        return source.schema_and_batches(columns, batch_size)
     if is_path(source) and is_local_file(source):
         schema, batches = file_batches(source, columns, batch_size)
         return schema, rechunk(guarded(source, batches), batch_size)
@@ -73,6 +78,8 @@ def _open_any(
     if isinstance(source, np.ndarray):
         batch = numpy_to_batch(source)
         return batch.schema, rechunk([batch], batch_size)
+    if is_file_object(source):  # a binary file object holding an Arrow IPC stream
+        return stream_source(source).schema_and_batches(columns, batch_size)
     if hasattr(source, "__arrow_c_stream__"):
         try:
             reader = pa.RecordBatchReader.from_stream(source)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
@@ -25,6 +26,7 @@ from .files import file_batches, guarded
 from .formats import check_codec, output_format
 from .locations import is_uri, resolve
 from .schemas import float32_schema
+from .stdio import is_stdio, stdout_file, stream_format
 
 
 def _is_uri(destination: object) -> bool:
@@ -47,6 +49,9 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Any]:
     permissions of any file the user creates (0666 less the umask: 0644 under umask 022), or
     keeps those of the file it replaces.
     """
+    if is_stdio(destination):  # stdout: written as it comes, nothing to move
+        yield destination
+        return
     if _is_uri(destination):
         with _atomic_uri(str(destination)) as tmp_uri:
             yield tmp_uri
@@ -109,7 +114,9 @@ def _atomic_uri(destination: str) -> Iterator[str]:
 
 
 def _open_sink(path: Any) -> Any:
-    """A local path string, or an output stream for an object-store URI."""
+    """A local path string, an output stream for an object-store URI, or stdout for ``-``."""
+    if is_stdio(path):
+        return stdout_file()
     if _is_uri(path):
         fs, inner = resolve(path)
         return fs.open_output_stream(inner, compression=None)
@@ -129,6 +136,9 @@ WRITE_AHEAD = 1
 
 class BatchWriter:
     """Writes record batches to an Arrow IPC (file/stream) or Parquet file chosen by suffix.
+
+    ``path`` ``-`` is stdout (``fmt`` ``"ipc-stream"``, ``"parquet"`` or ``"csv"``): each batch
+    is flushed as soon as it is written, and stdout is never closed.
 
     Use as a context manager together with :func:`atomic_path`; ``write`` takes batches of the
     schema given at construction. ``path`` is a local path or an object-store URI.
@@ -153,7 +163,7 @@ class BatchWriter:
         row_group_size: int | None = None,
         float32: bool | Collection[str] = False,
     ):
-        self.format = fmt or output_format(path)
+        self.format = fmt or (stream_format(None) if is_stdio(path) else output_format(path))
         codec = check_codec(self.format, compression)
         if row_group_size is not None and (self.format != "parquet" or row_group_size < 1):
             raise ValueError("row_group_size must be a positive number of rows, for Parquet "
@@ -173,6 +183,7 @@ class BatchWriter:
         self._failure: Failure | None = None
         self._abort = False
         self._closed = False
+        self._stdout = is_stdio(path)
         #: Parquet only: key-value pairs added to the file's footer on a successful close
         #: (known only once every batch is written, such as the final statistics of online
         #: normalization). Other formats have written their schema and metadata already.
@@ -185,6 +196,8 @@ class BatchWriter:
                 self._sink, self.schema, compression=codec,
                 use_dictionary=dictionary_columns or False, write_page_checksum=True,
             )
+        elif self.format == "csv":
+            self._writer = pacsv.CSVWriter(self._sink, self.schema)
         else:
             options = ipc.IpcWriteOptions(compression=codec)
             opener = ipc.new_stream if self.format == "ipc-stream" else ipc.new_file
@@ -227,6 +240,7 @@ class BatchWriter:
             batch = batch.cast(self.schema)
         if self.row_group_size is None:
             self._writer.write_batch(batch)
+            self._flush_stdout()
             return
         self._pending.append(batch)
         self._pending_rows += batch.num_rows
@@ -241,9 +255,15 @@ class BatchWriter:
         full = table.num_rows if final else table.num_rows // size * size
         if full:
             self._writer.write_table(table.slice(0, full), row_group_size=size)
+            self._flush_stdout()
         rest = table.slice(full)
         self._pending = rest.to_batches() if rest.num_rows else []
         self._pending_rows = rest.num_rows
+
+    def _flush_stdout(self) -> None:
+        """On stdout, hand what was written to the reader now (a pipe sees each batch)."""
+        if self._stdout:
+            self._sink.flush()
 
     def _join(self) -> None:
         """Wait for the background thread to finish what was queued (all of it unless
@@ -267,7 +287,9 @@ class BatchWriter:
                 self._writer.add_key_value_metadata(self.footer_metadata)
         finally:
             self._writer.close()
-            if not isinstance(self._sink, str):
+            if self._stdout:
+                self._sink.flush()
+            elif not isinstance(self._sink, str):
                 self._sink.close()
 
     def abort(self) -> None:

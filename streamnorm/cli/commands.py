@@ -28,7 +28,9 @@ from ..state.features import FeatureStats
 from .cluster import dask_normalize, dask_stats, uses_dask
 from .exits import EXIT_OK, UsageError
 from .options import (
+    check_stdio_usage,
     is_dataset,
+    message_stream,
     open_input,
     output_options,
     reporting_skips,
@@ -104,6 +106,7 @@ def compute_stats(
 def cmd_stats(args: argparse.Namespace) -> int:
     """``streamnorm stats IN [-c COL ...] [-o STATS]``."""
     check_target(args.target)
+    check_stdio_usage(args)
     if args.output:
         _check_stats_output(args.input, args.output)
     if uses_dask(args):
@@ -162,6 +165,7 @@ def cmd_normalize(args: argparse.Namespace) -> int:
         raise UsageError("--by applies to --mode batch without --stats; drop --by")
     check_online_args(args)
     check_target(args.target)
+    check_stdio_usage(args)
     if uses_dask(args):
         print(dask_normalize(args))
         return EXIT_OK
@@ -178,7 +182,7 @@ def cmd_normalize(args: argparse.Namespace) -> int:
         result = normalize_file(
             source, args.output, mode=args.mode, columns=columns, stats=args.stats,
             batch_size=args.batch_size, eps=args.eps, target=args.target,
-            progress=show_progress(args), by=args.by, inf=args.inf,
+            progress=show_progress(args), by=args.by, inf=args.inf, format=args.format,
             feature_range=args.feature_range, quantile_range=args.quantile_range,
             **output_options(args), **online_options(args),
         )
@@ -188,10 +192,11 @@ def cmd_normalize(args: argparse.Namespace) -> int:
     print(
         f"normalized {result.rows:,} rows of {len(result.columns)} columns "
         f"({how}, eps={norm.eps:g}, {result.passes} pass"
-        f"{'es' if result.passes > 1 else ''}) into {args.output} in {seconds:.2f} s"
+        f"{'es' if result.passes > 1 else ''}) into {args.output} in {seconds:.2f} s",
+        file=message_stream(args),
     )
     if args.save_stats:
-        print(f"wrote the final statistics to {args.save_stats}")
+        print(f"wrote the final statistics to {args.save_stats}", file=message_stream(args))
     return EXIT_OK
 
 
@@ -232,15 +237,17 @@ def online_options(args: argparse.Namespace) -> dict[str, object]:
 def cmd_inverse(args: argparse.Namespace) -> int:
     """``streamnorm inverse IN OUT [--stats FILE]``."""
     check_target(args.target)
+    check_stdio_usage(args)
     start = time.perf_counter()
     result = inverse_file(
         args.input, args.output, stats=args.stats, batch_size=args.batch_size,
-        target=args.target, progress=show_progress(args), **output_options(args),
+        target=args.target, progress=show_progress(args), format=args.format,
+        **output_options(args),
     )
     seconds = time.perf_counter() - start
     print(
         f"restored {result.rows:,} rows of {len(result.columns)} columns into {args.output} "
-        f"in {seconds:.2f} s"
+        f"in {seconds:.2f} s", file=message_stream(args),
     )
     return EXIT_OK
 

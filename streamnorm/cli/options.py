@@ -26,6 +26,7 @@ from ..arrow.formats import IPC_SUFFIXES, PARQUET_CODECS, PARQUET_SUFFIXES
 from ..arrow.locations import has_glob, is_uri, resolve
 from ..arrow.open import schema_and_batches
 from ..arrow.schemas import parse_schema_text
+from ..arrow.stdio import STREAM_FORMATS, StreamSource, is_stdio, stream_source
 from ..arrow.text import SkippedRowsWarning
 from ..config import TARGETS
 from ..normalize.affine import check_feature_range
@@ -33,7 +34,7 @@ from ..errors import InputError
 from .exits import UsageError
 
 _DATA_FILE_SUFFIXES = (*PARQUET_SUFFIXES, *IPC_SUFFIXES, ".arrows")
-IN_HELP = "file, directory, glob, CSV/JSON lines or s3:// URI"
+IN_HELP = "file, directory, glob, CSV/JSON lines, s3:// URI, or - (an Arrow IPC stream on stdin)"
 COLUMN_HELP = "a column name or glob such as 'emb_*' (repeat); default: every numeric column"
 
 # --inf per command: (choices, default, help). stats keeps ±inf as values by default, as numpy
@@ -171,6 +172,11 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
         help="Parquet output: rows per row group (default: one per input batch)",
     )
     parser.add_argument(
+        "--format", choices=tuple(STREAM_FORMATS), default=None,
+        help="OUT - (stdout) only: arrows (Arrow IPC stream, default), parquet or csv (no "
+        "metadata record); a file's suffix decides its format",
+    )
+    parser.add_argument(
         "--float32", action="store_true",
         help="write the normalized columns as float32 (half the size); other columns keep their "
         "type"
@@ -246,13 +252,41 @@ def schema_option(args: argparse.Namespace) -> dict[str, Any] | None:
     return parse_schema_text(args.schema) if args.schema is not None else None
 
 
-def open_input(args: argparse.Namespace) -> str | DataSource:
-    """IN as given, or a :class:`~streamnorm.arrow.dataset.DataSource` when ``--schema`` or
-    ``--skip-bad-rows`` asks for reading options."""
+def open_input(args: argparse.Namespace) -> str | DataSource | StreamSource:
+    """IN as given, a :class:`~streamnorm.arrow.dataset.DataSource` when ``--schema`` or
+    ``--skip-bad-rows`` asks for reading options, or stdin's stream for ``-``."""
+    if is_stdio(args.input):
+        check_stdio_usage(args)
+        return stream_source()
     schema = schema_option(args)
     if schema is None and not args.skip_bad_rows:
         return args.input
     return open_source(args.input, skip_bad_rows=args.skip_bad_rows, schema=schema)
+
+
+def check_stdio_usage(args: argparse.Namespace) -> None:
+    """Options that do not fit ``-`` as IN or OUT are a :class:`UsageError` naming them, and
+    so is ``--format`` with an OUT other than ``-``."""
+    stdio = is_stdio(args.input) or is_stdio(getattr(args, "output", None))
+    given = [name for name, on in (
+        ("--schema", is_stdio(args.input) and getattr(args, "schema", None)),
+        ("--skip-bad-rows", is_stdio(args.input) and getattr(args, "skip_bad_rows", False)),
+        ("--scheduler/--dask",
+         stdio and (getattr(args, "scheduler", None) or getattr(args, "dask", False))),
+    ) if on]
+    if given:
+        raise UsageError(f"{' and '.join(given)} do(es) not apply to - (stdin/stdout): the "
+                         "stream is Arrow IPC with its own types, read once; drop "
+                         f"{' and '.join(given)}")
+    if getattr(args, "format", None) is not None and not is_stdio(getattr(args, "output", "")):
+        raise UsageError("--format is for OUT - (stdout) only; a file's suffix decides its "
+                         "format, drop --format")
+
+
+def message_stream(args: argparse.Namespace) -> Any:
+    """Where a command's closing line goes: stderr when OUT is ``-`` (stdout holds the
+    data), else stdout."""
+    return sys.stderr if is_stdio(getattr(args, "output", None)) else sys.stdout
 
 
 @contextmanager

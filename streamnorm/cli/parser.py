@@ -73,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Streaming normalization statistics and normalization of Arrow IPC and "
         "Parquet files, with bounded memory.",
-        epilog="Exit codes: 0 ok, 2 bad usage or input, 130 interrupted, 143 terminated.",
+        epilog="Exit codes: 0 ok, 2 bad usage or input, 130 interrupted, 143 terminated, 141 "
+        "the reader of stdout closed the pipe early (`| head`), as for tools killed by SIGPIPE. "
+        "IN - reads an Arrow IPC stream from stdin, OUT - writes one to stdout (--format); "
+        "messages go to stderr only.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -106,11 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         "directory or a glob and OUT a directory (existing, or a name without a data suffix), "
         "each input file gets its own output file at the same relative path, so hive "
         "partitions (year=2024/) are kept; with a .parquet/.arrow OUT, everything goes into "
-        "that one file.",
+        "that one file. IN - reads an Arrow IPC stream from stdin once (batch mode then needs "
+        "--stats); OUT - writes to stdout, each batch flushed as soon as it is computed.",
     )
     norm.add_argument("input", metavar="IN", help=IN_HELP)
     norm.add_argument("output", metavar="OUT",
-                      help=".parquet, .arrow/.feather/.ipc or .arrows; or a directory")
+                      help=".parquet, .arrow/.feather/.ipc or .arrows; a directory; or - "
+                      "(stdout, an Arrow IPC stream unless --format)")
     norm.add_argument("--mode", choices=MODES, default="batch", help="default: batch")
     norm.add_argument(
         "--quantile-range", type=percent_pair, metavar="LO,HI",
@@ -138,8 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Restore the original values of a file made by `streamnorm normalize` in "
         "batch or minmax mode, from the statistics recorded in its metadata (or --stats).",
     )
-    inverse.add_argument("input", metavar="IN", help="a normalized Arrow IPC or Parquet file")
-    inverse.add_argument("output", metavar="OUT", help="where to write the restored data")
+    inverse.add_argument("input", metavar="IN",
+                         help="a normalized Arrow IPC or Parquet file, or - (stdin)")
+    inverse.add_argument("output", metavar="OUT",
+                         help="where to write the restored data (- for stdout)")
     inverse.add_argument("--stats", metavar="FILE", help="statistics to use instead")
     add_common_options(inverse, columns=False)
     add_output_options(inverse)

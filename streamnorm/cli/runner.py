@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     # OMP_WAIT_POLICY and the thread count: streamnorm.config, applied by streamnorm.kernels.
     parser = build_parser()
+    args: argparse.Namespace | None = None
     try:
         with _sigterm_raises():
             try:
@@ -92,10 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         _error(_os_error_message(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
-        _error("interrupted; no output was written")
+        _error(f"interrupted; {_what_was_written(args)}")
         return EXIT_INTERRUPTED
     except Terminated:
-        _error("terminated; no output was written")
+        _error(f"terminated; {_what_was_written(args)}")
         return EXIT_TERMINATED
     except SystemError as exc:
         # A signal landing while numba loads a kernel from its cache reaches us wrapped in
@@ -104,8 +105,15 @@ def main(argv: list[str] | None = None) -> int:
         if cause is None:
             raise
         terminated = isinstance(cause, Terminated)
-        _error(f"{'terminated' if terminated else 'interrupted'}; no output was written")
+        _error(f"{'terminated' if terminated else 'interrupted'}; {_what_was_written(args)}")
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
+def _what_was_written(args: argparse.Namespace | None) -> str:
+    """What an interrupt leaves: no output file, or a stream on stdout cut short."""
+    if args is not None and getattr(args, "output", None) == "-":
+        return "the output on stdout ends early"
+    return "no output was written"
 
 
 def _settle_readers() -> None:

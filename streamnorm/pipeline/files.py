@@ -24,6 +24,13 @@ from ..arrow.locations import is_local_file, is_uri
 from ..arrow.open import schema_and_batches
 from ..arrow.outputs import check_output_not_input
 from ..arrow.sinks import BatchWriter, atomic_path
+from ..arrow.stdio import (
+    check_rereadable,
+    is_file_object,
+    is_stdio,
+    stream_format,
+    stream_source,
+)
 from ..errors import InputError, SchemaError
 from ..kernels import backend
 from ..normalize import affine, plan, record
@@ -37,7 +44,7 @@ from ..state.features import FeatureStats
 def count_rows(path: Any) -> int | None:
     """Rows in a local Parquet or IPC file from its metadata; None for an IPC stream, and for
     anything but a local file (directory, glob, CSV / JSON lines, URI, DataSource): unknown."""
-    if not is_local_file(path):
+    if is_stdio(path) or not is_local_file(path):
         return None
     fmt = file_format(path)
     try:
@@ -52,6 +59,19 @@ def count_rows(path: Any) -> int | None:
     return None
 
 
+def _one_pass_source(src: Any) -> Any:
+    """``src`` ready for the several openings a file function makes: ``-`` as stdin's
+    stream, an iterator as a reader over it (opening an iterator takes its first batch to
+    learn the schema, which a second opening would then miss)."""
+    if is_stdio(src):
+        return stream_source()
+    if isinstance(src, Iterator) and not is_file_object(src):
+        schema, batches = schema_and_batches(src)
+        if schema is not None:
+            return pa.RecordBatchReader.from_batches(schema, batches)
+    return src
+
+
 def check_destination(
     src: Any, dst: str | os.PathLike, *, check_format: bool = True
 ) -> Any:
@@ -60,7 +80,10 @@ def check_destination(
     it (:func:`streamnorm.arrow.outputs.check_output_not_input`), not a directory, in an existing
     directory.
     Raises :class:`InputError` naming the way out. Returns ``dst`` as a ``Path``, or as the
-    string it is for an object-store URI (``s3://…``; only its suffix is checked)."""
+    string it is for an object-store URI (``s3://…``; only its suffix is checked) or for
+    ``-`` (stdout)."""
+    if is_stdio(dst):
+        return dst
     if is_uri(os.fspath(dst)):
         if check_format:
             output_format(os.fspath(dst))
@@ -80,13 +103,29 @@ def check_destination(
     return dst_path
 
 
+def writer_format(dst: Any, format: str | None = None) -> str:
+    """The :class:`BatchWriter` format of ``dst``: by its suffix, or for ``-`` (stdout) by
+    ``format`` (``"arrows"``, the default, ``"parquet"`` or ``"csv"``), which is for ``-``
+    only."""
+    if is_stdio(dst):
+        return stream_format(format)
+    if format is not None:
+        raise InputError(f"{dst}: format= (--format) is for the output - (stdout) only; a "
+                         "file's suffix decides its format, drop --format")
+    return output_format(dst)
+
+
 def _writer_options(
-    dst: Any, compression: str | None, row_group_size: int | None, float32: bool
+    dst: Any, compression: str | None, row_group_size: int | None, float32: bool,
+    fmt: str | None = None,
 ) -> dict[str, Any]:
     """:class:`BatchWriter` options, checked against the output format before any reading:
     a mismatch (``row_group_size`` for Arrow IPC, a codec the format lacks) is an
     :class:`InputError` naming the way out."""
-    fmt = output_format(dst)
+    fmt = fmt or output_format(dst)
+    if fmt == "csv" and compression is not None:
+        raise InputError(f"{dst}: CSV output is not compressed here; drop --compression or "
+                         "pipe it through a compressor")
     try:
         check_codec(fmt, compression)
     except ValueError as exc:
@@ -140,6 +179,7 @@ def normalize_file(
     save_stats: str | os.PathLike | None = None,
     feature_range: tuple[float, float] | None = None,
     quantile_range: tuple[float, float] | None = None,
+    format: str | None = None,
 ) -> FileResult:
     """Normalize an Arrow IPC / Parquet file into another, streaming with bounded memory.
 
@@ -165,10 +205,19 @@ def normalize_file(
     written just before the output is renamed into place) and, for Parquet, into the output's
     footer (:func:`~streamnorm.normalize.online.read_final_stats`).
 
+    ``src`` ``-`` reads an Arrow IPC stream from stdin, and ``dst`` ``-`` writes to stdout in
+    ``format`` (``"arrows"``, the default, ``"parquet"`` or ``"csv"``), each batch flushed as
+    soon as it is computed (:mod:`streamnorm.arrow.stdio`). A source that can be read only
+    once (stdin, a file object, a reader, an iterator) needs ``stats`` in batch mode.
+
     Returns a :class:`FileResult`; the statistics used are in the output's schema metadata.
     """
+    src = _one_pass_source(src)
     dst_path = check_destination(src, dst)
-    writer_options = _writer_options(dst_path, compression, row_group_size, float32)
+    fmt = writer_format(dst_path, format)
+    writer_options = _writer_options(dst_path, compression, row_group_size, float32, fmt)
+    if mode in plan.PER_FEATURE_MODES and stats is None and not online:
+        check_rereadable(src)
     schema = record.file_schema(src)
     total = count_rows(src) if progress else None
     if save_stats is not None and not online:
@@ -198,6 +247,10 @@ def normalize_file(
         finally:
             bar.close()
     side = _large_grouped_stats(norm)
+    if side is not None and is_stdio(dst_path):
+        raise InputError("the grouped statistics are too large for the stream's metadata and "
+                         "cannot go beside stdout; write to a file, or save them with "
+                         "`streamnorm stats --by ... -o FILE` first")
     if float32:
         writer_options["float32"] = norm.normalized_columns(schema)
     rows = 0
@@ -205,8 +258,7 @@ def normalize_file(
     try:
         with atomic_path(dst_path) as tmp, _stats_beside(norm, side, dst_path):
             out_schema = norm.output_schema(schema)
-            with BatchWriter(tmp, out_schema, output_format(dst_path), **writer_options
-                                ) as writer:
+            with BatchWriter(tmp, out_schema, fmt, **writer_options) as writer:
                 _, batches = schema_and_batches(src, batch_size=batch_size)
                 outs = (norm.transform_batches(_tracked(batches, bar)) if online
                         else (norm.transform(batch) for batch in _tracked(batches, bar)))
@@ -270,15 +322,19 @@ def inverse_file(
     compression: str | None = None,
     row_group_size: int | None = None,
     float32: bool = False,
+    format: str | None = None,
 ) -> FileResult:
-    """Undo a per-feature (batch, minmax) :func:`normalize_file`: read ``src`` (normalized), write ``dst``.
+    """Undo a per-feature (batch, minmax, robust) :func:`normalize_file`: read ``src``
+    (normalized), write ``dst``.
 
     Uses ``stats`` when given, else the record in ``src``'s schema metadata. Atomic like
     :func:`normalize_file`; output options as there (``float32=True`` narrows the restored
-    columns only).
+    columns only; ``-`` and ``format`` as there too).
     """
+    src = _one_pass_source(src)
     dst_path = check_destination(src, dst)
-    writer_options = _writer_options(dst_path, compression, row_group_size, float32)
+    fmt = writer_format(dst_path, format)
+    writer_options = _writer_options(dst_path, compression, row_group_size, float32, fmt)
     schema = record.file_schema(src)
     if record.is_record(schema.metadata):
         recorded = record.read_record(schema, str(src))
@@ -310,8 +366,7 @@ def inverse_file(
     bar = progress_bar("inverse", total, progress)
     try:
         with atomic_path(dst_path) as tmp:
-            with BatchWriter(tmp, out_schema, output_format(dst_path), **writer_options
-                                ) as writer:
+            with BatchWriter(tmp, out_schema, fmt, **writer_options) as writer:
                 _, batches = schema_and_batches(src, batch_size=batch_size)
                 for batch in _tracked(batches, bar):
                     out = norm.inverse_transform(batch)
