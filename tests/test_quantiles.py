@@ -378,3 +378,15 @@ def test_sketch_kernels_load_from_a_warm_cache() -> None:
         result = run_python("-c", WARM_CACHE_SCRIPT, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split()[0] == "0", result.stdout
+
+
+def test_states_with_quantile_sketches_cannot_be_subtracted() -> None:
+    """A sketch cannot give values back: ``a - b`` would keep b's values in a's quantiles."""
+    table = pa.table({"x": np.arange(100.0)})
+    a = sn.FeatureStats(quantiles=True).update(table)
+    b = sn.FeatureStats(quantiles=True).update(table.slice(0, 10))
+    before = a.copy()
+    with pytest.raises(ValueError, match="quantile sketches cannot be subtracted"):
+        a.subtract(b)
+    assert a == before
+    assert (a - sn.FeatureStats(quantiles=True)) == a  # an empty part: nothing to take back

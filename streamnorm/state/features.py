@@ -357,11 +357,13 @@ class FeatureStats:
         The inverse of :meth:`merge` (river's ``-``): counts exact, mean and m2 (m3, m4) from
         Chan's (Pébay's) merge solved for the remainder (relative error about ``eps · n /
         n_rest``: README), min and max kept as outer bounds. ``ValueError`` when ``other``
-        holds more of anything than this state, or other columns, settings or weights.
+        holds more of anything, other columns, settings or weights, or quantile sketches.
         """
         self._check_mergeable(other)
         if other._columns is None:
             return self
+        if self.quantiles:  # a sketch keeps no trace of which values went into it
+            raise ValueError("quantile sketches cannot be subtracted; fit the rest afresh")
         if self._columns is not None and other._columns != self._columns:
             raise SchemaError(f"cannot subtract statistics of columns {other._columns} from "
                               f"{self._columns}; both must be fitted on the same columns")
