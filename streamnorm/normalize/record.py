@@ -190,8 +190,8 @@ def record_problem(record: dict[str, Any]) -> str | None:
     options = check_mode_options(mode, record.get("options", {}))
     if options is not None:
         return options
-    if mode == "robust" and _robust_problem(record):
-        return _robust_problem(record)
+    if mode == "robust" and (problem := _robust_problem(record)):
+        return problem
     return (names_problem(record, "columns")
             or names_problem(record, "by", empty=False))
 

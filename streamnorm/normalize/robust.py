@@ -9,7 +9,6 @@ as scikit-learn's ``_handle_zeros_in_scale`` does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,16 +42,3 @@ def robust_arrays(stats: FeatureStats, quantile_range: tuple[float, float]
     scale = bounds[1] - bounds[0]
     scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
     return center, scale
-
-
-def robust_center_scale(
-    stats: FeatureStats, names: Sequence[str], quantile_range: tuple[float, float],
-    recorded: Mapping[str, tuple[float, float]] | None = None,
-) -> dict[str, tuple[float, float]]:
-    """``{column: (median, q_hi - q_lo)}`` for ``names``: from ``recorded`` (read back from a
-    normalized file's record) when given, else from the statistics' sketches."""
-    if recorded is not None:
-        return {name: recorded[name] for name in names}
-    center, scale = robust_arrays(stats, quantile_range)
-    index = {name: j for j, name in enumerate(stats.columns)}
-    return {n: (float(center[index[n]]), float(scale[index[n]])) for n in names}
