@@ -37,6 +37,7 @@ from .ingest import add_by_views, add_view_careful, weights_array
 from .merge import Moments
 
 _kernels: Any = None
+_parallel: Any = None
 
 
 def small_kernels() -> Any:
@@ -47,6 +48,16 @@ def small_kernels() -> Any:
 
         _kernels = cpu_small
     return _kernels
+
+
+def parallel_update() -> Any:
+    """:func:`streamnorm.kernels.cpu_update.parallel_update_at`, imported on first use."""
+    global _parallel
+    if _parallel is None:
+        from ..kernels import cpu_update
+
+        _parallel = cpu_update.parallel_update_at
+    return _parallel
 
 
 @dataclass(frozen=True)
@@ -94,22 +105,24 @@ def add_small(state: Moments, batch: pa.RecordBatch, names: Sequence[str], small
     """Add ``batch`` (a batch of the planned schema) to ``state`` by the small-batch path;
     False, with nothing changed, when it does not fit (see the module docstring): take the
     general path then."""
-    if not isinstance(batch, pa.RecordBatch) or batch.num_rows > small.max_rows:
+    if not isinstance(batch, pa.RecordBatch):
         return False
     extended = small.weights is not None or state.moments == 4
-    if extended and not _extended_fits(state, small):
+    serial = batch.num_rows <= small.max_rows
+    if extended and not (serial and _extended_fits(state, small)):
         return False
     capsule, struct = cols.exported_batch(batch)
     fast = small_kernels()
+    update_at = fast.update_at if serial else parallel_update()
     if extended:
         done = _add_extended(state, batch, names, small, struct, kernels, inf, fast)
         del capsule  # the structs have been read
         return done
     s = state
     for g, (like, positions, children, status, partial, _) in enumerate(small.groups):
-        left = fast.update_at(struct, children, positions, like, s.null_count, s.nan_count,
-                              s.count, s.shift, s.shifted_mean, s.m2, s.min, s.max,
-                              s.scale_exp, status, partial)
+        left = update_at(struct, children, positions, like, s.null_count, s.nan_count,
+                         s.count, s.shift, s.shifted_mean, s.m2, s.min, s.max,
+                         s.scale_exp, status, partial)
         if left < 0:
             if g == 0:
                 return False
