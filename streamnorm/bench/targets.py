@@ -80,7 +80,9 @@ def bench_stats(rows: int, cols: int, batch_rows: int, repeat: int, threads: int
         for batch in batches:
             stats.update(batch)
 
-    cases = [Case(f"streamnorm, {batch_rows:,}-row batches", ours_batches, nbytes, ours=True)]
+    cases = [Case(f"streamnorm, {batch_rows:,}-row batches", ours_batches, nbytes, ours=True),
+             Case(CEILING, lambda: [ceiling(c) for c in data], nbytes,
+                  note="bound of any reader of the batches")]
     try:
         from sklearn.preprocessing import StandardScaler
 
