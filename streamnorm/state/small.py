@@ -9,6 +9,12 @@ columns, and a call per step. Here the steps run in :mod:`streamnorm.kernels.cpu
 * weights and/or ``moments=4``: the serial extension kernel (weights read by address), then
   the in-place merge, with numpy's ``d_n ** 3`` between them as the general merge takes it.
 
+Plain statistics of a larger record batch take the same route with the moments in one parallel
+launch (:func:`streamnorm.kernels.cpu_update.parallel_update_at`): over 65,536-row batches the
+general path's Python and numpy steps cost about 0.3-0.5 ms of CPU per batch, run cache-cold
+after the kernel has streamed the batch (weights and ``moments=4`` stay on the general path
+there, where the extension kernel dominates).
+
 The same bits as the general path for the same batching (``tests/test_small_batches.py``):
 the same kernels, and a merge that repeats :func:`~streamnorm.state.merge.merge_moment_arrays`
 operation for operation. Anything uncommon is handed back: :func:`add_small` returns False
@@ -102,9 +108,10 @@ def plan_small(schema: pa.Schema, plan: cols.BatchPlan | None, weights: str | No
 
 def add_small(state: Moments, batch: pa.RecordBatch, names: Sequence[str], small: SmallPlan,
               kernels: Backend, inf: str) -> bool:
-    """Add ``batch`` (a batch of the planned schema) to ``state`` by the small-batch path;
-    False, with nothing changed, when it does not fit (see the module docstring): take the
-    general path then."""
+    """Add ``batch`` (a batch of the planned schema) to ``state`` by the small-batch path (the
+    parallel call for plain statistics of a batch over ``small.max_rows``); False, with
+    nothing changed, when it does not fit (see the module docstring): take the general path
+    then."""
     if not isinstance(batch, pa.RecordBatch):
         return False
     extended = small.weights is not None or state.moments == 4
