@@ -81,8 +81,7 @@ def bench_stats(rows: int, cols: int, batch_rows: int, repeat: int, threads: int
             stats.update(batch)
 
     cases = [Case(f"streamnorm, {batch_rows:,}-row batches", ours_batches, nbytes, ours=True),
-             Case(CEILING, lambda: [ceiling(c) for c in data], nbytes,
-                  note="bound of any reader of the batches")]
+             Case(CEILING, lambda: [ceiling(c) for c in data], nbytes)]  # the bound
     try:
         from sklearn.preprocessing import StandardScaler
 
