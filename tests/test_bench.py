@@ -76,7 +76,8 @@ def test_goal_lines_use_the_issue_thresholds():
     lines = dict((text.strip().split("  ", 1)[1], status) for status, text in goal_lines({
         "stats": {"streamnorm FeatureStats.update": 1.0, "polars mean+var+min+max": 2.4,
                   "numba prange sum (memory-read ceiling)": 0.66},
-        "batches": {"streamnorm, 64k": 1.0, "scikit-learn StandardScaler.partial_fit": 31.0},
+        "batches": {"streamnorm, 64k": 1.0, "scikit-learn StandardScaler.partial_fit": 31.0,
+                    "numba prange sum (memory-read ceiling)": 0.8},
         "file": {"streamnorm": 0.79, "polars-expr": 2.0, "polars-2pass": 1.0},
         "file_rss": {"streamnorm": 401e6},
         "small_us": {"streamnorm update": 10.0, "sklearn partial_fit": 99.0,
@@ -93,6 +94,14 @@ def test_goal_lines_use_the_issue_thresholds():
     assert status["MB peak RSS, file -> file"] == "MISS"
     assert status["x sklearn partial_fit of 1 row, streamnorm update"] == "MISS"  # 9.9x
     assert status["x normalize, inverse of the wide file"] == "HIT"
+    # the bound of the batches' ratio: scikit-learn against a kernel at the read ceiling
+    assert status["x scikit-learn partial_fit at the memory-read ceiling"] == "note"
+    assert any(k.startswith("x scikit-learn partial_fit at the") and "at 0.80 of the ceiling" in k
+               for k in lines)
+    assert any(text.strip().startswith("38.75  x scikit-learn partial_fit at the")
+               for _, text in goal_lines({"batches": {
+                   "streamnorm, 64k": 1.0, "scikit-learn StandardScaler.partial_fit": 31.0,
+                   "numba prange sum (memory-read ceiling)": 0.8}}))
     assert sum(v == "HIT" for v in lines.values()) == 6  # weighted 5x, moments=4 9.9x too
 
 

@@ -156,15 +156,48 @@ def test_bad_weights_are_reported_as_by_the_general_path(monkeypatch):
     assert_same_state(fast, slow)
 
 
-def test_batches_above_the_serial_limit_take_the_general_path(monkeypatch):
+def test_batches_above_the_serial_limit_take_the_parallel_located_path(monkeypatch):
+    """Plain statistics of a batch over the serial limit go through the one parallel call
+    (kernels/cpu_update.py), weights and ``moments=4`` through the general path; the general
+    path's bits either way."""
     from streamnorm.kernels import cpu
 
     n = cpu.SERIAL_MAX_VALUES // 2 + 1  # two columns: one value over the limit
     rng = np.random.default_rng(9)
-    batch = pa.record_batch({"a": rng.normal(size=n), "b": rng.normal(size=n)})
-    fast, slow, taken = both_paths(monkeypatch, [batch, batch.slice(0, 3), batch])
-    assert taken == 1
+    batch = pa.record_batch({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                             "w": rng.integers(0, 3, n).astype(np.float64)})
+    for weights, options, expected in ((None, {}, 3), ("w", {}, 1), (None, {"moments": 4}, 1)):
+        fast, slow, taken = both_paths(monkeypatch, [batch, batch.slice(0, 3), batch], weights,
+                                       **options)
+        assert taken == expected  # the large ones too only for plain statistics
+        assert_same_state(fast, slow)
+
+
+def test_large_batches_of_adversarial_values_give_the_general_bits(monkeypatch):
+    """Over the serial limit: nulls, NaN, ±inf, an all-null column, huge offsets, overflowing
+    moments (the careful path), several dtype groups, the first batch without shifts, the
+    same bits as the general path, and for one or two threads."""
+    import numba
+
+    rng = np.random.default_rng(21)
+    batches = []
+    for i in range(3):
+        batch = rows(rng, 40_000 + 777 * i, nulls=i != 1, nan=True, inf=i == 2)
+        huge = rng.normal(0.0, 1e300, batch.num_rows) if i == 1 else rng.normal(1e9, 1.0,
+                                                                              batch.num_rows)
+        batches.append(batch.append_column("h", pa.array(huge)).append_column(
+            "n", pa.nulls(batch.num_rows, pa.float64())))
+    fast, slow, taken = both_paths(monkeypatch, batches)
+    assert taken == len(batches)
+    assert fast._state.scale_exp[list(fast.columns).index("h")] != 0
     assert_same_state(fast, slow)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = fit(batches)
+    finally:
+        numba.set_num_threads(threads)
+    assert_same_state(one, fast)
 
 
 def test_schema_changes_between_batches_replan(monkeypatch):
@@ -231,24 +264,26 @@ def test_any_small_batching_of_any_values_gives_the_general_bits(monkeypatch, da
 
 WARM_SCRIPT = """
 import numpy as np, pyarrow as pa, streamnorm as sn
-from streamnorm.kernels import cpu_small
+from streamnorm.kernels import cpu_small, cpu_update
 batch = pa.record_batch({"x": [1.0, 2.0], "i": pa.array([3, 4], pa.int32()), "w": [1.0, 2.0]})
+large = pa.record_batch({"x": np.arange(70000.0), "i": np.arange(70000, dtype=np.int32)})
 for stats, weights in ((sn.FeatureStats(), None), (sn.FeatureStats(), "w"),
                        (sn.FeatureStats(moments=4), None)):
     for _ in range(3):
         stats.update(batch, weights=weights)
-print(sum(sum(f.stats.cache_misses.values()) for f in vars(cpu_small).values()
-          if hasattr(f, "stats")), sum(len(f.signatures) for f in vars(cpu_small).values()
-                                       if hasattr(f, "signatures")))
+sn.FeatureStats().update(large)
+kernels = [f for m in (cpu_small, cpu_update) for f in vars(m).values() if hasattr(f, "stats")]
+print(sum(sum(f.stats.cache_misses.values()) for f in kernels),
+      sum(len(f.signatures) for f in kernels))
 """
 
 
 def test_small_kernels_load_from_the_cache_in_a_fresh_process():
-    """The small-batch kernels are cached and call only serial kernels (a cached function
-    calling a parallel one crashes on a warm cache, numba issue 8578): a second fresh process
-    runs every path and compiles nothing."""
+    """The small-batch kernels and the parallel one of large batches are cached, and none
+    calls a parallel kernel (a cached function calling a parallel one crashes on a warm cache,
+    numba issue 8578): a second fresh process runs every path and compiles nothing."""
     for _ in range(2):  # the first run may fill the cache
         done = run_python("-c", WARM_SCRIPT, timeout=1200)
         assert done.returncode == 0, done.stderr[-3000:]
     misses, loaded = map(int, done.stdout.split())
-    assert misses == 0 and loaded >= 4, done.stdout
+    assert misses == 0 and loaded >= 6, done.stdout

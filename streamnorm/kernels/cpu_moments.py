@@ -270,7 +270,7 @@ def _chunk_moments(values, validity, bit_offset, has_validity, start, stop, shif
 
 
 @njit(cache=True)
-def _empty_chunk_states(n):
+def empty_chunk_states(n):
     """Per-chunk (count, nan_count, shifted_mean, m2, min, max) arrays for ``n`` chunks."""
     return (np.zeros(n), np.zeros(n, dtype=np.int64), np.zeros(n), np.zeros(n),
             np.full(n, np.inf), np.full(n, -np.inf))
@@ -316,7 +316,7 @@ def parallel_column_moments(values, validity, bit_offset, has_validity, shift):
     """:func:`streamnorm.kernels.cpu.column_moments` with its chunks in parallel."""
     n = values.shape[0]
     n_chunks = (n + CHUNK - 1) // CHUNK
-    counts, nan_counts, means, m2s, los, his = _empty_chunk_states(n_chunks)
+    counts, nan_counts, means, m2s, los, his = empty_chunk_states(n_chunks)
     for c in prange(n_chunks):
         start = c * CHUNK
         stop = min(start + CHUNK, n)
@@ -351,7 +351,7 @@ def task_layout(lengths):
 
 
 @njit(cache=True)
-def _merge_tasks(first_task, counts, nan_counts, means, m2s, los, his):
+def merge_tasks(first_task, counts, nan_counts, means, m2s, los, his):
     """Each column's task states merged in chunk order: the first six result arrays of
     :func:`columns_moments_at`."""
     k = first_task.shape[0] - 1
@@ -393,7 +393,7 @@ def shifts_at(like, addresses, lengths, validity_addresses, bit_offsets, has_val
 
 
 @njit(cache=True)
-def _task_moments_at(t, first_task, task_column, like, addresses, lengths, validity_addresses,
+def task_moments_at(t, first_task, task_column, like, addresses, lengths, validity_addresses,
                      bit_offsets, has_validity, shifts):
     """The chunk state of (column, chunk) task ``t`` (see :func:`task_layout`)."""
     j = task_column[t]
@@ -430,13 +430,13 @@ def columns_moments_at(like, addresses, lengths, validity_addresses, bit_offsets
                            has_validity, shifts)
     first_task, task_column = task_layout(lengths)
     n_tasks = task_column.shape[0]
-    counts, nan_counts, means, m2s, los, his = _empty_chunk_states(n_tasks)
+    counts, nan_counts, means, m2s, los, his = empty_chunk_states(n_tasks)
     for t in prange(n_tasks):
-        counts[t], nan_counts[t], means[t], m2s[t], los[t], his[t] = _task_moments_at(
+        counts[t], nan_counts[t], means[t], m2s[t], los[t], his[t] = task_moments_at(
             t, first_task, task_column, like, addresses, lengths, validity_addresses,
             bit_offsets, has_validity, shift_used
         )
-    count, nan_count, mean, m2, lo, hi = _merge_tasks(
+    count, nan_count, mean, m2, lo, hi = merge_tasks(
         first_task, counts, nan_counts, means, m2s, los, his
     )
     return count, nan_count, mean, m2, lo, hi, shift_used
@@ -451,13 +451,13 @@ def serial_columns_moments_at(like, addresses, lengths, validity_addresses, bit_
                            has_validity, shifts)
     first_task, task_column = task_layout(lengths)
     n_tasks = task_column.shape[0]
-    counts, nan_counts, means, m2s, los, his = _empty_chunk_states(n_tasks)
+    counts, nan_counts, means, m2s, los, his = empty_chunk_states(n_tasks)
     for t in range(n_tasks):
-        counts[t], nan_counts[t], means[t], m2s[t], los[t], his[t] = _task_moments_at(
+        counts[t], nan_counts[t], means[t], m2s[t], los[t], his[t] = task_moments_at(
             t, first_task, task_column, like, addresses, lengths, validity_addresses,
             bit_offsets, has_validity, shift_used
         )
-    count, nan_count, mean, m2, lo, hi = _merge_tasks(
+    count, nan_count, mean, m2, lo, hi = merge_tasks(
         first_task, counts, nan_counts, means, m2s, los, his
     )
     return count, nan_count, mean, m2, lo, hi, shift_used

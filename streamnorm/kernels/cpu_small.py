@@ -139,10 +139,22 @@ def update_at(struct, children, positions, like, null_count, nan_count, count, s
         locate_children(struct, children, like.itemsize))
     if not usable:
         return -1
-    p_count, p_nan, p_mean, p_m2, p_lo, p_hi, p_shift = serial_columns_moments_at(
-        like, addresses, lengths, validity_addresses, bit_offsets, has_validity,
-        shift[positions])
-    for i in range(children.shape[0]):
+    result = serial_columns_moments_at(like, addresses, lengths, validity_addresses,
+                                       bit_offsets, has_validity, shift[positions])
+    return merge_batch(result, lengths, positions, null_count, nan_count, count, shift, mean,
+                       m2, lo, hi, scale_exp, status, partial)
+
+
+@njit(cache=True)
+def merge_batch(result, lengths, positions, null_count, nan_count, count, shift, mean, m2, lo,
+                hi, scale_exp, status, partial):
+    """The merge step of :func:`update_at` (and of
+    :func:`.cpu_update.parallel_update_at`): ``result``, the seven arrays of
+    :func:`.cpu_moments.columns_moments_at` for columns of ``lengths`` values, into the
+    state entries ``positions`` in place; ``status``/``partial`` and the return value as
+    :func:`update_at`'s."""
+    p_count, p_nan, p_mean, p_m2, p_lo, p_hi, p_shift = result
+    for i in range(positions.shape[0]):
         null_count[positions[i]] += lengths[i] - p_count[i] - p_nan[i]
         nan_count[positions[i]] += p_nan[i]
     status[:] = finite_status(p_count, p_mean, p_m2, p_lo, p_hi)
@@ -150,7 +162,7 @@ def update_at(struct, children, positions, like, null_count, nan_count, count, s
     merge_into(count, shift, mean, m2, nothing, nothing, lo, hi, scale_exp, positions, p_count,
                p_shift, p_mean, p_m2, nothing, nothing, p_lo, p_hi, nothing, False, status)
     left = 0
-    for i in range(children.shape[0]):
+    for i in range(positions.shape[0]):
         if status[i] != MERGED:
             left += 1
             partial[0, i], partial[1, i], partial[2, i] = p_count[i], p_shift[i], p_mean[i]
