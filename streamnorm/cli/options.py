@@ -29,8 +29,8 @@ from ..arrow.schemas import parse_schema_text
 from ..arrow.stdio import STREAM_FORMATS, StreamSource, is_stdio, stream_source
 from ..arrow.text import SkippedRowsWarning
 from ..config import TARGETS
-from ..normalize.affine import check_feature_range
 from ..errors import InputError
+from ..normalize.affine import check_feature_range, mode_options
 from .exits import UsageError
 
 _DATA_FILE_SUFFIXES = (*PARQUET_SUFFIXES, *IPC_SUFFIXES, ".arrows")
@@ -349,3 +349,11 @@ def wants_directory(output: str) -> bool:
     if not is_uri(output) and os.path.isdir(output):
         return True
     return os.path.splitext(output.rstrip("/"))[1].lower() not in _DATA_FILE_SUFFIXES
+
+
+def given_mode_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``normalize --mode`` (``--feature-range``, ``--quantile-range``),
+    checked, defaults filled in (:func:`streamnorm.normalize.affine.mode_options`): what the
+    summary lines show."""
+    return mode_options(args.mode, {"feature_range": args.feature_range,
+                                    "quantile_range": args.quantile_range})
