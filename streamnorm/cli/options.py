@@ -26,7 +26,15 @@ from ..arrow.formats import IPC_SUFFIXES, PARQUET_CODECS, PARQUET_SUFFIXES
 from ..arrow.locations import has_glob, is_uri, resolve
 from ..arrow.open import schema_and_batches
 from ..arrow.schemas import parse_schema_text
-from ..arrow.stdio import STREAM_FORMATS, StreamSource, is_stdio, stream_source
+from ..arrow.stdio import (
+    STREAM_FORMATS,
+    StreamSource,
+    is_stdio,
+    is_stream_location,
+    is_stream_path,
+    stream_source,
+    stream_source_at,
+)
 from ..arrow.text import SkippedRowsWarning
 from ..config import TARGETS
 from ..errors import InputError
@@ -254,10 +262,14 @@ def schema_option(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def open_input(args: argparse.Namespace) -> str | DataSource | StreamSource:
     """IN as given, a :class:`~streamnorm.arrow.dataset.DataSource` when ``--schema`` or
-    ``--skip-bad-rows`` asks for reading options, or stdin's stream for ``-``."""
+    ``--skip-bad-rows`` asks for reading options, or stdin's stream for ``-`` (a pipe or
+    device path, such as ``<(producer)`` or ``/dev/stdin``: its stream, read once alike)."""
     if is_stdio(args.input):
         check_stdio_usage(args)
         return stream_source()
+    if is_stream_path(args.input):
+        check_stdio_usage(args)
+        return stream_source_at(args.input)
     schema = schema_option(args)
     if schema is None and not args.skip_bad_rows:
         return args.input
@@ -265,28 +277,32 @@ def open_input(args: argparse.Namespace) -> str | DataSource | StreamSource:
 
 
 def check_stdio_usage(args: argparse.Namespace) -> None:
-    """Options that do not fit ``-`` as IN or OUT are a :class:`UsageError` naming them, and
-    so is ``--format`` with an OUT other than ``-``."""
-    stdio = is_stdio(args.input) or is_stdio(getattr(args, "output", None))
+    """Options that do not fit ``-`` (or a pipe or device path) as IN or OUT are a
+    :class:`UsageError` naming them, and so is ``--format`` with another OUT."""
+    output = getattr(args, "output", None)
+    stream_in = is_stream_location(args.input)
+    streams = [p for p in (args.input, output) if p is not None and is_stream_location(p)]
     given = [name for name, on in (
-        ("--schema", is_stdio(args.input) and getattr(args, "schema", None)),
-        ("--skip-bad-rows", is_stdio(args.input) and getattr(args, "skip_bad_rows", False)),
+        ("--schema", stream_in and getattr(args, "schema", None)),
+        ("--skip-bad-rows", stream_in and getattr(args, "skip_bad_rows", False)),
         ("--scheduler/--dask",
-         stdio and (getattr(args, "scheduler", None) or getattr(args, "dask", False))),
+         streams and (getattr(args, "scheduler", None) or getattr(args, "dask", False))),
     ) if on]
     if given:
-        raise UsageError(f"{' and '.join(given)} do(es) not apply to - (stdin/stdout): the "
+        shown = ("- (stdin/stdout)" if all(is_stdio(p) for p in streams)
+                 else " and ".join(dict.fromkeys(streams)))
+        raise UsageError(f"{' and '.join(given)} do(es) not apply to {shown}: the "
                          "stream is Arrow IPC with its own types, read once; drop "
                          f"{' and '.join(given)}")
-    if getattr(args, "format", None) is not None and not is_stdio(getattr(args, "output", "")):
-        raise UsageError("--format is for OUT - (stdout) only; a file's suffix decides its "
-                         "format, drop --format")
+    if getattr(args, "format", None) is not None and not is_stream_location(output or ""):
+        raise UsageError("--format is for OUT - (stdout) or a pipe only; a file's suffix "
+                         "decides its format, drop --format")
 
 
 def message_stream(args: argparse.Namespace) -> Any:
     """Where a command's closing line goes: stderr when OUT is ``-`` (stdout holds the
-    data), else stdout."""
-    return sys.stderr if is_stdio(getattr(args, "output", None)) else sys.stdout
+    data) or a pipe or device path (``/dev/stdout``, ``>(consumer)``), else stdout."""
+    return sys.stderr if is_stream_location(getattr(args, "output", None)) else sys.stdout
 
 
 @contextmanager
