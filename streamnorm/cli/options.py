@@ -42,7 +42,8 @@ from ..normalize.affine import check_feature_range, mode_options
 from .exits import UsageError
 
 _DATA_FILE_SUFFIXES = (*PARQUET_SUFFIXES, *IPC_SUFFIXES, ".arrows")
-IN_HELP = "file, directory, glob, CSV/JSON lines, s3:// URI, or - (an Arrow IPC stream on stdin)"
+IN_HELP = ("file, directory, glob, CSV/JSON lines, s3:// URI, or - (an Arrow IPC stream on "
+           "stdin; also a pipe path: <(producer), a FIFO, /dev/stdin)")
 COLUMN_HELP = "a column name or glob such as 'emb_*' (repeat); default: every numeric column"
 
 # --inf per command: (choices, default, help). stats keeps ±inf as values by default, as numpy
@@ -181,8 +182,9 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--format", choices=tuple(STREAM_FORMATS), default=None,
-        help="OUT - (stdout) only: arrows (Arrow IPC stream, default), parquet or csv (no "
-        "metadata record); a file's suffix decides its format",
+        help="OUT - (stdout) or a pipe path (>(consumer), a FIFO) only: arrows (Arrow IPC "
+        "stream, default), parquet or csv (no metadata record); a file's suffix decides its "
+        "format",
     )
     parser.add_argument(
         "--float32", action="store_true",
