@@ -272,3 +272,19 @@ def test_format_still_needs_a_stream_out(tmp_path, files) -> None:
                 cwd=tmp_path)
     assert_bad_input(proc, "--format is for OUT - (stdout) or a pipe",
                      absent=[tmp_path / "out.parquet"])
+
+
+def test_each_writer_of_a_fifo_is_a_new_stream(tmp_path, fifo, files) -> None:
+    """Once a stream has ended (or failed), opening the path again reads the next writer's
+    stream, as `cat fifo` twice does; nothing of the last one is kept."""
+    _, data = files
+    want = sn.feature_stats(tmp_path / "t.arrows")  # the stream's batching
+    for payload in (data, b"junk", data):
+        with feeding(fifo, payload):
+            if payload == b"junk":
+                with pytest.raises(sn.InputError, match=f"{fifo}: not an Arrow IPC stream"):
+                    sn.feature_stats(fifo)
+                continue
+            got = sn.feature_stats(fifo)
+        np.testing.assert_array_equal(got.mean, want.mean)
+        np.testing.assert_array_equal(got.count, want.count)

@@ -48,7 +48,8 @@ STREAM_FORMATS = {"arrows": "ipc-stream", "parquet": "parquet", "csv": "csv"}
 DEFAULT_STREAM_FORMAT = "arrows"
 
 _SOURCES: weakref.WeakKeyDictionary[Any, StreamSource] = weakref.WeakKeyDictionary()
-#: (st_dev, st_ino) of a pipe or device path -> its StreamSource, until its stream ends.
+#: (st_dev, st_ino) of a pipe or device path -> its StreamSource, from the moment it is
+#: opened (the open file keeps the inode from being reused) until its stream ends.
 _PATH_SOURCES: dict[tuple[int, int], StreamSource] = {}
 
 
@@ -119,12 +120,30 @@ class StreamSource:
     def _open(self) -> pa.RecordBatchReader:
         if self._reader is not None:
             return self._reader
+        try:
+            return self._open_reader()
+        except InputError:
+            self._release()  # a path's stream that cannot be read: closed, not shared
+            raise
+
+    def _release(self) -> None:
+        """Close a file opened from :attr:`path` and stop sharing this source."""
+        if self.path is None:
+            return
+        if self.file is not None:
+            self.file.close()
+        if self._key is not None and _PATH_SOURCES.get(self._key) is self:
+            del _PATH_SOURCES[self._key]
+
+    def _open_reader(self) -> pa.RecordBatchReader:
         if self.file is None and self.path is not None:
             try:  # a FIFO blocks here until its writer opens it, as stdin would
                 self.file = open(self.path, "rb")  # noqa: SIM115  (closed at the end)
             except OSError as exc:
                 raise InputError(f"{self.shown}: cannot open it ({exc.strerror or exc}); "
                                  "check the path and its permissions") from None
+            if self._key is not None:  # every opening of the path shares it from now on
+                _PATH_SOURCES[self._key] = self
         isatty = getattr(self.file, "isatty", None)
         if callable(isatty) and isatty():
             raise InputError(f"{self.shown} is a terminal; pipe an Arrow IPC stream into it, "
@@ -176,11 +195,7 @@ class StreamSource:
             raise InputError(f"{self.shown}: the stream ended in the middle of a batch or is "
                              f"corrupt ({first_line(exc)}); check the producer") from None
         finally:
-            if self.path is not None:
-                if self.file is not None:
-                    self.file.close()  # ours: opened from the path
-                if _PATH_SOURCES.get(self._key) is self:  # type: ignore[arg-type]
-                    del _PATH_SOURCES[self._key]  # type: ignore[arg-type]
+            self._release()  # a path's file is ours: closed at the end of its stream
 
 
 def once_message(shown: str) -> str:
@@ -216,9 +231,9 @@ def stream_source_at(path: str | os.PathLike) -> StreamSource:
     info = os.stat(text)
     key = (info.st_dev, info.st_ino)
     found = _PATH_SOURCES.get(key)
-    if found is None:
-        found = _PATH_SOURCES[key] = StreamSource(None, text, path=text, key=key)
-    return found
+    if found is not None and found.file is not None:  # opened, its stream not ended yet
+        return found
+    return StreamSource(None, text, path=text, key=key)  # registered once opened
 
 
 def is_one_shot(source: object) -> bool:
