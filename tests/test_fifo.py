@@ -288,3 +288,18 @@ def test_each_writer_of_a_fifo_is_a_new_stream(tmp_path, fifo, files) -> None:
             got = sn.feature_stats(fifo)
         np.testing.assert_array_equal(got.mean, want.mean)
         np.testing.assert_array_equal(got.count, want.count)
+
+
+def test_directory_into_dev_stdout_is_one_stream(tmp_path, files) -> None:
+    """`normalize DIR /dev/stdout | consumer`: a pipe OUT is one stream, not a directory."""
+    table, _ = files
+    (tmp_path / "d").mkdir()
+    pq.write_table(table.slice(0, 700), tmp_path / "d" / "a.parquet")
+    pq.write_table(table.slice(700), tmp_path / "d" / "b.parquet")
+    proc = _run("normalize", "d", "/dev/stdout", "--stats", "s.json", cwd=tmp_path)
+    assert_ok(proc)
+    assert "into /dev/stdout" in proc.stderr
+    got = ipc.open_stream(pa.BufferReader(proc.stdout)).read_all()
+    want = sn.Normalizer.from_stats(tmp_path / "s.json").transform(table)
+    np.testing.assert_array_equal(got["a"].to_numpy(zero_copy_only=False),
+                                  want["a"].to_numpy(zero_copy_only=False))

@@ -363,7 +363,10 @@ def is_dataset(location: str) -> bool:
 
 def wants_directory(output: str) -> bool:
     """Whether OUT is a directory for a dataset input: an existing directory, or a name
-    without a data-file suffix (``out.parquet`` means one file holding everything)."""
+    without a data-file suffix (``out.parquet`` means one file holding everything; so does
+    ``-`` or a pipe path such as ``/dev/stdout``: one stream)."""
+    if is_stream_location(output):
+        return False
     if not is_uri(output) and os.path.isdir(output):
         return True
     return os.path.splitext(output.rstrip("/"))[1].lower() not in _DATA_FILE_SUFFIXES
