@@ -98,11 +98,12 @@ def resolve_paths(obj: FileSet) -> list[str]:
     ``obj`` is a list of paths (kept in order), a glob pattern (``**`` recurses; sorted), a
     directory (its ``.parquet``/``.arrow``/… files at any depth, sorted, hidden and
     ``_``-prefixed ones and directories skipped) or a single file. Raises :class:`~streamnorm.InputError` when nothing matches.
+    The paths come back absolute: the workers' working directory is not the client's.
     """
     if isinstance(obj, (str, os.PathLike)):
-        paths = _expand_one(os.fspath(obj))
+        paths = [os.path.abspath(p) for p in _expand_one(os.fspath(obj))]
     elif isinstance(obj, Sequence) and not isinstance(obj, (bytes, bytearray)):
-        paths = [os.fspath(p) for p in obj]
+        paths = [os.path.abspath(os.fspath(p)) for p in obj]
     else:
         raise TypeError(
             "expected a dask DataFrame, a path, a glob or a list of paths, got "
@@ -340,38 +341,57 @@ def _fitted(
     obj: Any, mode: str, stats: FeatureStats | str | os.PathLike | None,
     columns: list[str] | None, batch_size: int | None, nan: NanPolicy, target: str | None,
     scheduler: str | None, threads: int | None, inf: str = "error",
+    options: dict[str, Any] | None = None,
 ) -> FeatureStats | None:
-    """The statistics batch mode needs: given (object or file, loaded on the client), or
-    fitted over ``obj`` on the cluster. None in layer / rms mode."""
-    if mode not in ("batch", "layer", "rms"):
-        raise ValueError(f"mode {mode!r} is not supported on Dask yet; normalize without Dask "
-                         "(CLI: drop --dask)")
-    if mode != "batch":
+    """The statistics a per-feature mode (batch, minmax, robust) needs: given (object or
+    file, loaded on the client), or fitted over ``obj`` on the cluster (robust: with the
+    quantile sketches, merged there). None in layer / rms mode. The mode and its ``options``
+    (``feature_range``, ``quantile_range``) are checked first, and robust mode given
+    statistics without sketches is an :class:`InputError` naming the way out: all on the
+    client, before any task runs."""
+    from .normalize import affine, plan
+
+    plan.check_mode(mode)
+    affine.mode_options(mode, options or {})
+    if not affine.is_per_feature(mode):
         if stats is not None:
-            raise ValueError(f"stats apply to mode='batch' only, not mode={mode!r}")
+            raise ValueError(f"stats apply to the per-feature modes "
+                             f"{tuple(affine.CENTER_SCALE)} only, not mode={mode!r}")
         return None
     if stats is None:
         return feature_stats(
             obj, columns, batch_size=batch_size, nan=nan, target=target, task_threads=threads,
             scheduler=scheduler, inf="skip" if inf == "skip" else "keep",
+            quantiles=mode == "robust",
         )
-    if isinstance(stats, FeatureStats):
-        return stats
-    return FeatureStats.load(stats)
+    loaded = stats if isinstance(stats, FeatureStats) else FeatureStats.load(stats)
+    if mode == "robust" and not loaded.quantiles:
+        shown = "these statistics" if isinstance(stats, FeatureStats) else os.fspath(stats)
+        raise InputError(f"{shown}: no quantile sketches, which mode 'robust' needs; compute "
+                         "them with `streamnorm stats IN --quantiles 0.5 -o FILE` "
+                         "(FeatureStats(quantiles=True)), or drop the statistics to fit them "
+                         "on the cluster")
+    return loaded
 
 
 def _make_normalizer(
     mode: str, stats: FeatureStats | None, columns: list[str] | None, eps: float | None,
-    ddof: int, nan: NanPolicy, target: str | None,
+    ddof: int, nan: NanPolicy, target: str | None, options: dict[str, Any] | None = None,
 ) -> Any:
-    """A ready Normalizer: from fitted statistics in batch mode, fit-free for layer / rms."""
-    from .normalize import Normalizer
+    """A ready Normalizer: from fitted statistics in a per-feature mode (batch, minmax,
+    robust: exactly :meth:`Normalizer.from_stats`, so every partition gets the same
+    ``(center, scale)`` as a single-machine normalizer of those statistics), fit-free for
+    layer / rms. ``options``: the mode's own (``feature_range``, ``quantile_range``)."""
+    from .normalize import Normalizer, affine
 
-    if mode == "batch":
+    given = {k: v for k, v in (options or {}).items() if v is not None}
+    if affine.is_per_feature(mode):
         assert stats is not None
-        return Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target)
+        return Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target,
+                                     mode=mode, **given)
     return Normalizer(
-        mode, columns=columns, eps=eps, ddof=ddof, nan=nan, target=target  # type: ignore[arg-type]
+        mode, columns=columns, eps=eps, ddof=ddof, nan=nan, target=target,  # type: ignore[arg-type]
+        **given,
     )
 
 
@@ -384,6 +404,7 @@ def _numeric_names(frame: pd.DataFrame) -> list[str]:
 def _normalize_frame(
     frame: pd.DataFrame, mode: str, stats: FeatureStats | None, columns: list[str] | None,
     eps: float | None, ddof: int, nan: NanPolicy, target: str | None, threads: int | None,
+    options: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Normalize one pandas partition through Arrow; other columns and the index are kept.
 
@@ -394,7 +415,7 @@ def _normalize_frame(
     """
     import pandas as pd
 
-    normalizer = _make_normalizer(mode, stats, columns, eps, ddof, nan, target)
+    normalizer = _make_normalizer(mode, stats, columns, eps, ddof, nan, target, options)
     if columns is not None:
         names = columns
     elif stats is not None:
@@ -445,6 +466,8 @@ def normalize(
     target: str | None = None,
     task_threads: int | None = 1,
     scheduler: str | None = None,
+    feature_range: tuple[float, float] | None = None,
+    quantile_range: tuple[float, float] | None = None,
 ) -> dask.dataframe.DataFrame:
     """A lazy Dask DataFrame of ``obj`` normalized partition by partition.
 
@@ -452,13 +475,22 @@ def normalize(
     ----------
     obj : a Dask DataFrame, or files (a list, glob or directory: one partition per file, read
         whole with Arrow-backed pandas dtypes).
-    mode : ``"batch"`` (per feature, needs statistics), ``"layer"`` or ``"rms"`` (per row).
-    stats : batch mode: a FeatureStats or a statistics file; None fits them first with
-        :func:`feature_stats` (that fit runs now, on the cluster; the transform stays lazy).
-    columns : the columns to normalize; None for the fitted (batch) or every numeric
+    mode : per feature, with statistics: ``"batch"`` (mean and standard deviation),
+        ``"minmax"`` (min and max onto ``feature_range``) or ``"robust"`` (median and
+        ``quantile_range``, from the quantile sketches); per row: ``"layer"`` or ``"rms"``.
+        Each partition gets exactly the values of a single-machine
+        :meth:`streamnorm.Normalizer.from_stats` of the same statistics (bit for bit).
+    stats : per-feature modes: a FeatureStats or a statistics file (robust: with quantile
+        sketches, ``FeatureStats(quantiles=True)`` / ``stats --quantiles``); None fits them
+        first with :func:`feature_stats` (that fit runs now, on the cluster, with the sketches
+        for robust; the transform stays lazy).
+    columns : the columns to normalize; None for the fitted (per-feature) or every numeric
         (layer / rms) column. Every other column, and the index, pass through unchanged.
     eps, ddof, nan, target : as in :class:`streamnorm.Normalizer`.
     task_threads, scheduler : as in :func:`feature_stats`.
+    feature_range, quantile_range : minmax's ``(lo, hi)`` (default (0, 1)) and robust's
+        percentages (default (25, 75)), as in :class:`streamnorm.Normalizer`; checked on the
+        client.
 
     Returns
     -------
@@ -469,11 +501,13 @@ def normalize(
     chosen = _column_list(columns)
     source = obj if _is_dask_frame(obj) else open_files(obj)
     frame = source if _is_dask_frame(source) else _files_frame(source)
+    options = {"feature_range": feature_range, "quantile_range": quantile_range}
     fitted = _fitted(
-        source, mode, stats, chosen, batch_size, nan, target, scheduler, task_threads
+        source, mode, stats, chosen, batch_size, nan, target, scheduler, task_threads,
+        options=options,
     )
     spec = {"mode": mode, "stats": fitted, "columns": chosen, "eps": eps, "ddof": ddof,
-            "nan": nan, "target": target, "threads": task_threads}
+            "nan": nan, "target": target, "threads": task_threads, "options": options}
     meta = _normalize_frame(frame._meta, **spec)
     return frame.map_partitions(_normalize_frame, **spec, meta=meta)
 
@@ -522,18 +556,25 @@ def normalize_files(
     row_group_size: int | None = None,
     float32: bool = False,
     inf: str = "error",
+    feature_range: tuple[float, float] | None = None,
+    quantile_range: tuple[float, float] | None = None,
 ) -> list[str]:
     """Normalize each input file into ``out_dir/<stem>.parquet``, one task per file.
 
     Each worker streams its own file (one row group / IPC batch at a time) into a temporary
     file renamed into place on success, so a failed or retried task never leaves a partial
-    output. In batch mode all files share one set of statistics: ``stats`` (a FeatureStats or
-    a statistics file) or, when None, a :func:`feature_stats` fit over all the inputs first.
-    The outputs carry the statistics in their schema metadata, like
-    :func:`streamnorm.normalize_file`'s. ``task_threads`` and ``scheduler`` are as in
+    output. In the per-feature modes (batch, minmax with ``feature_range``, robust with
+    ``quantile_range``: see :func:`normalize`) all files share one set of statistics:
+    ``stats`` (a FeatureStats or a statistics file; robust needs its quantile sketches) or,
+    when None, a :func:`feature_stats` fit over all the inputs first (robust: with the
+    sketches). Each file gets exactly the values :func:`streamnorm.normalize_file` gives with
+    those statistics, and the same record in its schema metadata (statistics, the mode's
+    options, robust's per-column center and scale), so :func:`streamnorm.inverse_file`
+    undoes it. ``task_threads`` and ``scheduler`` are as in
     :func:`feature_stats`; ``compression``, ``row_group_size`` and ``float32`` are the
-    output options of :func:`streamnorm.normalize_file`; ``inf`` its non-finite policy, checked
-    on the client before any task runs.
+    output options of :func:`streamnorm.normalize_file`; ``inf`` its non-finite policy. The
+    mode, its options, the statistics and the columns are checked on the client before any
+    task runs.
 
     Returns
     -------
@@ -542,21 +583,28 @@ def normalize_files(
     _require_dask()
     chosen = _column_list(columns)
     dataset = open_files(paths)
-    outputs = _destinations(dataset.files, Path(out_dir))
+    out_dir = Path(out_dir).absolute()  # the workers' working directory is not the client's
+    outputs = _destinations(dataset.files, out_dir)
     check_output_not_input(paths if isinstance(paths, (str, os.PathLike)) else dataset,
                                    out_dir, outputs)
+    mode_options = {"feature_range": feature_range, "quantile_range": quantile_range}
     fitted = _fitted(
-        dataset, mode, stats, chosen, batch_size, nan, target, scheduler, task_threads, inf
+        dataset, mode, stats, chosen, batch_size, nan, target, scheduler, task_threads, inf,
+        options=mode_options,
     )
     if fitted is not None and inf != "skip":
         from .normalize import check_finite_stats
 
         check_finite_stats(fitted, chosen)  # refused here, not in one task per file
+    if fitted is not None:  # columns, and a scale beyond float64 (minmax), refused here too
+        _make_normalizer(mode, fitted, chosen, eps, ddof, nan, target, mode_options
+                         ).output_schema(dataset.schema)
     options: dict[str, Any] = {"mode": mode, "columns": chosen, "stats": fitted, "eps": eps,
                                "inf": inf,
                                "batch_size": batch_size, "target": target, "ddof": ddof,
                                "nan": nan, "compression": compression,
-                               "row_group_size": row_group_size, "float32": float32}
+                               "row_group_size": row_group_size, "float32": float32,
+                               **mode_options}
     work = functools.partial(_normalize_one, threads=task_threads, **options)
     pairs = list(zip(_file_sources(dataset), outputs))
     return list(_file_bag(pairs).map(work).compute(scheduler=scheduler))

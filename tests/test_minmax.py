@@ -193,12 +193,6 @@ def test_cli_inspect_lists_minmax(tmp_path, small_file) -> None:
                                                        "rms", "minmax"]
 
 
-def test_dask_refuses_minmax_in_one_line(tmp_path, small_file) -> None:
-    snd = pytest.importorskip("streamnorm.dask")
-    with pytest.raises(ValueError, match="'minmax' is not supported on Dask yet"):
-        snd.normalize_files([str(tmp_path / "in.parquet")], tmp_path / "out", mode="minmax")
-
-
 def test_a_bad_recorded_feature_range_is_refused() -> None:
     import json
 

@@ -1,7 +1,8 @@
 """THE one entry from anything to (schema, record batches).
 
 Sources (docs/design.md §3): a path (Arrow IPC file or stream, Parquet, CSV / JSON lines), ``-``
-(an Arrow IPC stream on stdin), a binary file object holding an IPC stream, a directory, a glob, a list of paths, an object-store URI, a
+(an Arrow IPC stream on stdin), a path naming a pipe or a device (a FIFO, ``<(producer)``,
+``/dev/stdin``: an Arrow IPC stream read once, as ``-``), a binary file object holding an IPC stream, a directory, a glob, a list of paths, an object-store URI, a
 :class:`~streamnorm.arrow.dataset.DataSource`, a ``pa.RecordBatch``, ``pa.Table``,
 ``pa.RecordBatchReader``, an iterable of record batches, a 2-D numpy array (columns named "0", "1",
 …), or any object exporting ``__arrow_c_stream__`` / ``__arrow_c_array__`` (polars, pandas,
@@ -22,7 +23,14 @@ from .failures import read_error
 from .files import file_batches, guarded, rechunk
 from .locations import is_local_file, is_path, is_path_list
 from .schemas import check_unique_names
-from .stdio import StreamSource, is_file_object, is_stdio, stream_source
+from .stdio import (
+    StreamSource,
+    is_file_object,
+    is_stdio,
+    is_stream_path,
+    stream_source,
+    stream_source_at,
+)
 
 Source = Any  # see the module docstring for what a source may be
 
@@ -62,6 +70,8 @@ def _open_any(
         return stream_source().schema_and_batches(columns, batch_size)
     if isinstance(source, StreamSource):
         return source.schema_and_batches(columns, batch_size)
+    if is_stream_path(source):  # a FIFO or a device: memory-mapping it fails; read it as "-"
+        return stream_source_at(source).schema_and_batches(columns, batch_size)
     if is_path(source) and is_local_file(source):
         schema, batches = file_batches(source, columns, batch_size)
         return schema, rechunk(guarded(source, batches), batch_size)

@@ -26,7 +26,14 @@ from .files import file_batches, guarded
 from .formats import check_codec, output_format
 from .locations import is_uri, resolve
 from .schemas import float32_schema
-from .stdio import is_stdio, stdout_file, stream_format
+from .stdio import (
+    is_stdio,
+    is_stream_location,
+    is_stream_path,
+    open_stream_sink,
+    stdout_file,
+    stream_format,
+)
 
 
 def _is_uri(destination: object) -> bool:
@@ -49,7 +56,7 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Any]:
     permissions of any file the user creates (0666 less the umask: 0644 under umask 022), or
     keeps those of the file it replaces.
     """
-    if is_stdio(destination):  # stdout: written as it comes, nothing to move
+    if is_stream_location(destination):  # stdout, a pipe, a device: written as it comes
         yield destination
         return
     if _is_uri(destination):
@@ -114,9 +121,12 @@ def _atomic_uri(destination: str) -> Iterator[str]:
 
 
 def _open_sink(path: Any) -> Any:
-    """A local path string, an output stream for an object-store URI, or stdout for ``-``."""
+    """A local path string, an output stream for an object-store URI, stdout for ``-``, or a
+    binary file object for a pipe or device path."""
     if is_stdio(path):
         return stdout_file()
+    if is_stream_path(path):
+        return open_stream_sink(path)
     if _is_uri(path):
         fs, inner = resolve(path)
         return fs.open_output_stream(inner, compression=None)
@@ -163,7 +173,8 @@ class BatchWriter:
         row_group_size: int | None = None,
         float32: bool | Collection[str] = False,
     ):
-        self.format = fmt or (stream_format(None) if is_stdio(path) else output_format(path))
+        stream = is_stream_location(path)
+        self.format = fmt or (stream_format(None) if stream else output_format(path))
         codec = check_codec(self.format, compression)
         if row_group_size is not None and (self.format != "parquet" or row_group_size < 1):
             raise ValueError("row_group_size must be a positive number of rows, for Parquet "
@@ -183,7 +194,9 @@ class BatchWriter:
         self._failure: Failure | None = None
         self._abort = False
         self._closed = False
-        self._stdout = is_stdio(path)
+        #: stdout, a pipe or a device: flushed after every batch (stdout is never closed)
+        self._stdout = stream
+        self._owned = not is_stdio(path)
         #: Parquet only: key-value pairs added to the file's footer on a successful close
         #: (known only once every batch is written, such as the final statistics of online
         #: normalization). Other formats have written their schema and metadata already.
@@ -287,7 +300,7 @@ class BatchWriter:
                 self._writer.add_key_value_metadata(self.footer_metadata)
         finally:
             self._writer.close()
-            if self._stdout:
+            if self._stdout and not self._owned:
                 self._sink.flush()
             elif not isinstance(self._sink, str):
                 self._sink.close()

@@ -7,6 +7,15 @@ only once, so every opening of the same file object shares one :class:`StreamSou
 :class:`~streamnorm.errors.InputError` (batch normalization without statistics needs two
 passes: :func:`check_rereadable`).
 
+Paths that name a pipe or a device (a FIFO made by ``mkfifo``, bash's ``<(producer)`` /
+``>(consumer)``, ``/dev/stdin`` and ``/dev/stdout`` when they are pipes or a terminal,
+``/dev/null``): :func:`is_stream_path` (``os.stat``: ``S_ISFIFO`` or ``S_ISCHR``). They cannot
+be memory-mapped, sought or renamed into place, so they are read and written exactly as ``-``
+is, under the same one-pass rules, and messages name the path instead of stdin / stdout: one
+:class:`StreamSource` per pipe while it is read (:func:`stream_source_at`; once its stream has
+ended, opening the path again is a new stream, as ``cat fifo`` twice is), and a writer that
+flushes every batch (:func:`open_stream_sink`).
+
 Writing: ``-`` as a destination writes to stdout (:func:`stdout_file`), in the format
 ``"arrows"`` (Arrow IPC stream, default), ``"parquet"`` (Parquet needs no seeking: pyarrow
 writes it front to back and keeps its own position; readers need the whole of it, though) or
@@ -16,6 +25,8 @@ written (:class:`~streamnorm.arrow.sinks.BatchWriter`).
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 import weakref
 from collections.abc import Iterator
@@ -28,6 +39,7 @@ from ..errors import InputError
 from .failures import first_line
 from .files import rechunk
 from .formats import IPC_FILE_MAGIC, PARQUET_MAGIC
+from .locations import is_uri
 
 #: The name that means stdin as an input and stdout as an output.
 STDIO = "-"
@@ -36,11 +48,37 @@ STREAM_FORMATS = {"arrows": "ipc-stream", "parquet": "parquet", "csv": "csv"}
 DEFAULT_STREAM_FORMAT = "arrows"
 
 _SOURCES: weakref.WeakKeyDictionary[Any, StreamSource] = weakref.WeakKeyDictionary()
+#: (st_dev, st_ino) of a pipe or device path -> its StreamSource, from the moment it is
+#: opened (the open file keeps the inode from being reused) until its stream ends.
+_PATH_SOURCES: dict[tuple[int, int], StreamSource] = {}
 
 
 def is_stdio(location: object) -> bool:
     """Whether ``location`` is ``"-"``: stdin as an input, stdout as an output."""
     return isinstance(location, str) and location == STDIO
+
+
+def is_stream_path(location: object) -> bool:
+    """Whether ``location`` is a local path naming a FIFO (named pipe, ``<(cmd)``, a piped
+    ``/dev/stdin``) or a character device (a terminal, ``/dev/null``): something read and
+    written as a stream, like ``-``. False for ``-`` itself, URIs, missing paths and regular
+    files (one ``os.stat``, following symlinks)."""
+    if not isinstance(location, (str, os.PathLike)) or is_stdio(location):
+        return False
+    text = os.fspath(location)
+    if not isinstance(text, str) or is_uri(text):
+        return False
+    try:
+        mode = os.stat(text).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
+
+
+def is_stream_location(location: object) -> bool:
+    """Whether ``location`` is read or written as a stream: ``-``, or a pipe / device path
+    (:func:`is_stream_path`)."""
+    return is_stdio(location) or is_stream_path(location)
 
 
 def is_file_object(source: object) -> bool:
@@ -58,9 +96,13 @@ class StreamSource:
     pass is an :class:`InputError`.
     """
 
-    def __init__(self, file: IO[bytes] | Any, shown: str) -> None:
+    def __init__(self, file: IO[bytes] | Any, shown: str, path: str | None = None,
+                 key: tuple[int, int] | None = None) -> None:
         self.file = file
         self.shown = shown
+        #: a pipe or device path, opened on first use (then closed at the end of the stream)
+        self.path = path
+        self._key = key
         self._reader: pa.RecordBatchReader | None = None
         self.started = False
 
@@ -78,6 +120,30 @@ class StreamSource:
     def _open(self) -> pa.RecordBatchReader:
         if self._reader is not None:
             return self._reader
+        try:
+            return self._open_reader()
+        except InputError:
+            self._release()  # a path's stream that cannot be read: closed, not shared
+            raise
+
+    def _release(self) -> None:
+        """Close a file opened from :attr:`path` and stop sharing this source."""
+        if self.path is None:
+            return
+        if self.file is not None:
+            self.file.close()
+        if self._key is not None and _PATH_SOURCES.get(self._key) is self:
+            del _PATH_SOURCES[self._key]
+
+    def _open_reader(self) -> pa.RecordBatchReader:
+        if self.file is None and self.path is not None:
+            try:  # a FIFO blocks here until its writer opens it, as stdin would
+                self.file = open(self.path, "rb")  # noqa: SIM115  (closed at the end)
+            except OSError as exc:
+                raise InputError(f"{self.shown}: cannot open it ({exc.strerror or exc}); "
+                                 "check the path and its permissions") from None
+            if self._key is not None:  # every opening of the path shares it from now on
+                _PATH_SOURCES[self._key] = self
         isatty = getattr(self.file, "isatty", None)
         if callable(isatty) and isatty():
             raise InputError(f"{self.shown} is a terminal; pipe an Arrow IPC stream into it, "
@@ -128,6 +194,8 @@ class StreamSource:
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
             raise InputError(f"{self.shown}: the stream ended in the middle of a batch or is "
                              f"corrupt ({first_line(exc)}); check the producer") from None
+        finally:
+            self._release()  # a path's file is ours: closed at the end of its stream
 
 
 def once_message(shown: str) -> str:
@@ -153,18 +221,39 @@ def stream_source(file: Any = None) -> StreamSource:
     return found
 
 
+def stream_source_at(path: str | os.PathLike) -> StreamSource:
+    """The :class:`StreamSource` of a pipe or device path (:func:`is_stream_path`), named by
+    the path in messages, shared by every opening until its stream has been read to the end
+    (or failed): like stdin, it is read once, and a second pass over it is an
+    :class:`InputError`. The file is opened on first use and closed at the end of the stream;
+    opening the path after that is a new stream (a FIFO then waits for a new writer)."""
+    text = os.fspath(path)
+    info = os.stat(text)
+    key = (info.st_dev, info.st_ino)
+    found = _PATH_SOURCES.get(key)
+    if found is not None and found.file is not None:  # opened, its stream not ended yet
+        return found
+    return StreamSource(None, text, path=text, key=key)  # registered once opened
+
+
 def is_one_shot(source: object) -> bool:
-    """Whether ``source`` can be read only once: stdin (``-``), a file object, a
-    :class:`StreamSource`, a ``pa.RecordBatchReader`` or an iterator."""
-    return (is_stdio(source) or is_file_object(source)
+    """Whether ``source`` can be read only once: stdin (``-``), a pipe or device path, a file
+    object, a :class:`StreamSource`, a ``pa.RecordBatchReader`` or an iterator."""
+    return (is_stream_location(source) or is_file_object(source)
             or isinstance(source, (StreamSource, pa.RecordBatchReader, Iterator)))
 
 
 def check_rereadable(source: object) -> None:
     """:class:`InputError` (:func:`once_message`) when ``source`` can be read only once."""
     if is_one_shot(source):
-        shown = "stdin" if is_stdio(source) else str(
-            source if isinstance(source, StreamSource) else f"this {type(source).__name__}")
+        if is_stdio(source):
+            shown = "stdin"
+        elif is_stream_path(source):
+            shown = os.fspath(source)  # type: ignore[arg-type]
+        elif isinstance(source, StreamSource):
+            shown = str(source)
+        else:
+            shown = f"this {type(source).__name__}"
         raise InputError(once_message(shown))
 
 
@@ -181,3 +270,15 @@ def stream_format(format: str | None) -> str:
 def stdout_file() -> Any:
     """The binary file object of stdout (written, flushed, never closed by streamnorm)."""
     return sys.stdout.buffer
+
+
+def open_stream_sink(path: str | os.PathLike) -> Any:
+    """A pipe or device path (:func:`is_stream_path`) opened for writing as a binary file
+    object (flushed after every batch and closed by the writer). A FIFO blocks here until
+    its reader opens it. :class:`InputError` naming the path when it cannot be opened."""
+    try:
+        return open(os.fspath(path), "wb")  # noqa: SIM115  (closed by BatchWriter)
+    except OSError as exc:
+        raise InputError(f"{os.fspath(path)}: cannot open it for writing "
+                         f"({exc.strerror or exc}); check the path and its permissions"
+                         ) from None

@@ -13,7 +13,8 @@ from typing import Any
 from ..errors import InputError
 from ..state.features import FeatureStats
 from .exits import UsageError
-from .options import resolve_columns, schema_option
+from .options import given_mode_options, resolve_columns, schema_option
+from .tables import mode_text
 
 _DASK_HINT = "--scheduler / --dask need Dask: pip install 'streamnorm[dask]'"
 _DASK_LOG_ENV = "DASK_LOGGING__DISTRIBUTED"  # read by each spawned worker
@@ -125,7 +126,9 @@ def dask_normalize(args: argparse.Namespace) -> str:
             dataset, output, mode=args.mode, stats=args.stats, columns=columns, eps=args.eps,
             batch_size=args.batch_size, target=args.target, compression=args.compression,
             row_group_size=args.row_group_size, float32=args.float32, inf=args.inf,
+            feature_range=args.feature_range, quantile_range=args.quantile_range,
         )
     seconds = time.perf_counter() - start
-    return (f"normalized {len(written)} files ({args.mode} mode) into {output} in "
-            f"{seconds:.2f} s")
+    how = mode_text(args.mode, given_mode_options(args))
+    return (f"normalized {len(written)} files ({how}) into {output} "
+            f"in {seconds:.2f} s")

@@ -29,6 +29,7 @@ from .cluster import dask_normalize, dask_stats, uses_dask
 from .exits import EXIT_OK, UsageError
 from .options import (
     check_stdio_usage,
+    given_mode_options,
     is_dataset,
     message_stream,
     open_input,
@@ -39,7 +40,7 @@ from .options import (
     source_schema,
     wants_directory,
 )
-from .tables import format_table, summary_table
+from .tables import format_table, mode_text, summary_table
 
 _STATS_SUFFIXES = (".json", *IPC_SUFFIXES, *PARQUET_SUFFIXES)
 
@@ -143,7 +144,8 @@ def _normalize_directory(args: argparse.Namespace, source: object,
     return normalize_dataset(
         dataset, output, mode=args.mode, columns=columns, stats=args.stats,
         batch_size=args.batch_size, eps=args.eps, target=args.target, inf=args.inf,
-        feature_range=args.feature_range, **output_options(args),
+        feature_range=args.feature_range, quantile_range=args.quantile_range,
+        **output_options(args),
     )
 
 
@@ -175,8 +177,9 @@ def cmd_normalize(args: argparse.Namespace) -> int:
         columns = resolve_columns(args, source, args.mode)
         if is_dataset(args.input) and wants_directory(args.output):
             written = _normalize_directory(args, source, columns)
+            how = mode_text(args.mode, given_mode_options(args))
             print(f"normalized {len(written)} file{'s' if len(written) != 1 else ''} "
-                  f"({args.mode} mode) into {args.output} in "
+                  f"({how}) into {args.output} in "
                   f"{time.perf_counter() - start:.2f} s")
             return EXIT_OK
         result = normalize_file(
@@ -188,10 +191,10 @@ def cmd_normalize(args: argparse.Namespace) -> int:
         )
     seconds = time.perf_counter() - start
     norm = result.normalizer
-    how = f"{norm.mode} mode" + (", online" if norm.online else "")
+    how = mode_text(norm.mode, norm.options, norm.eps, norm.online)
     print(
         f"normalized {result.rows:,} rows of {len(result.columns)} columns "
-        f"({how}, eps={norm.eps:g}, {result.passes} pass"
+        f"({how}, {result.passes} pass"
         f"{'es' if result.passes > 1 else ''}) into {args.output} in {seconds:.2f} s",
         file=message_stream(args),
     )

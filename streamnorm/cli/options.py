@@ -26,15 +26,24 @@ from ..arrow.formats import IPC_SUFFIXES, PARQUET_CODECS, PARQUET_SUFFIXES
 from ..arrow.locations import has_glob, is_uri, resolve
 from ..arrow.open import schema_and_batches
 from ..arrow.schemas import parse_schema_text
-from ..arrow.stdio import STREAM_FORMATS, StreamSource, is_stdio, stream_source
+from ..arrow.stdio import (
+    STREAM_FORMATS,
+    StreamSource,
+    is_stdio,
+    is_stream_location,
+    is_stream_path,
+    stream_source,
+    stream_source_at,
+)
 from ..arrow.text import SkippedRowsWarning
 from ..config import TARGETS
-from ..normalize.affine import check_feature_range
 from ..errors import InputError
+from ..normalize.affine import check_feature_range, mode_options
 from .exits import UsageError
 
 _DATA_FILE_SUFFIXES = (*PARQUET_SUFFIXES, *IPC_SUFFIXES, ".arrows")
-IN_HELP = "file, directory, glob, CSV/JSON lines, s3:// URI, or - (an Arrow IPC stream on stdin)"
+IN_HELP = ("file, directory, glob, CSV/JSON lines, s3:// URI, or - (an Arrow IPC stream on "
+           "stdin; also a pipe path: <(producer), a FIFO, /dev/stdin)")
 COLUMN_HELP = "a column name or glob such as 'emb_*' (repeat); default: every numeric column"
 
 # --inf per command: (choices, default, help). stats keeps ±inf as values by default, as numpy
@@ -173,8 +182,9 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--format", choices=tuple(STREAM_FORMATS), default=None,
-        help="OUT - (stdout) only: arrows (Arrow IPC stream, default), parquet or csv (no "
-        "metadata record); a file's suffix decides its format",
+        help="OUT - (stdout) or a pipe path (>(consumer), a FIFO) only: arrows (Arrow IPC "
+        "stream, default), parquet or csv (no metadata record); a file's suffix decides its "
+        "format",
     )
     parser.add_argument(
         "--float32", action="store_true",
@@ -254,10 +264,14 @@ def schema_option(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def open_input(args: argparse.Namespace) -> str | DataSource | StreamSource:
     """IN as given, a :class:`~streamnorm.arrow.dataset.DataSource` when ``--schema`` or
-    ``--skip-bad-rows`` asks for reading options, or stdin's stream for ``-``."""
+    ``--skip-bad-rows`` asks for reading options, or stdin's stream for ``-`` (a pipe or
+    device path, such as ``<(producer)`` or ``/dev/stdin``: its stream, read once alike)."""
     if is_stdio(args.input):
         check_stdio_usage(args)
         return stream_source()
+    if is_stream_path(args.input):
+        check_stdio_usage(args)
+        return stream_source_at(args.input)
     schema = schema_option(args)
     if schema is None and not args.skip_bad_rows:
         return args.input
@@ -265,28 +279,32 @@ def open_input(args: argparse.Namespace) -> str | DataSource | StreamSource:
 
 
 def check_stdio_usage(args: argparse.Namespace) -> None:
-    """Options that do not fit ``-`` as IN or OUT are a :class:`UsageError` naming them, and
-    so is ``--format`` with an OUT other than ``-``."""
-    stdio = is_stdio(args.input) or is_stdio(getattr(args, "output", None))
+    """Options that do not fit ``-`` (or a pipe or device path) as IN or OUT are a
+    :class:`UsageError` naming them, and so is ``--format`` with another OUT."""
+    output = getattr(args, "output", None)
+    stream_in = is_stream_location(args.input)
+    streams = [p for p in (args.input, output) if p is not None and is_stream_location(p)]
     given = [name for name, on in (
-        ("--schema", is_stdio(args.input) and getattr(args, "schema", None)),
-        ("--skip-bad-rows", is_stdio(args.input) and getattr(args, "skip_bad_rows", False)),
+        ("--schema", stream_in and getattr(args, "schema", None)),
+        ("--skip-bad-rows", stream_in and getattr(args, "skip_bad_rows", False)),
         ("--scheduler/--dask",
-         stdio and (getattr(args, "scheduler", None) or getattr(args, "dask", False))),
+         streams and (getattr(args, "scheduler", None) or getattr(args, "dask", False))),
     ) if on]
     if given:
-        raise UsageError(f"{' and '.join(given)} do(es) not apply to - (stdin/stdout): the "
+        shown = ("- (stdin/stdout)" if all(is_stdio(p) for p in streams)
+                 else " and ".join(dict.fromkeys(streams)))
+        raise UsageError(f"{' and '.join(given)} do(es) not apply to {shown}: the "
                          "stream is Arrow IPC with its own types, read once; drop "
                          f"{' and '.join(given)}")
-    if getattr(args, "format", None) is not None and not is_stdio(getattr(args, "output", "")):
-        raise UsageError("--format is for OUT - (stdout) only; a file's suffix decides its "
-                         "format, drop --format")
+    if getattr(args, "format", None) is not None and not is_stream_location(output or ""):
+        raise UsageError("--format is for OUT - (stdout) or a pipe only; a file's suffix "
+                         "decides its format, drop --format")
 
 
 def message_stream(args: argparse.Namespace) -> Any:
     """Where a command's closing line goes: stderr when OUT is ``-`` (stdout holds the
-    data), else stdout."""
-    return sys.stderr if is_stdio(getattr(args, "output", None)) else sys.stdout
+    data) or a pipe or device path (``/dev/stdout``, ``>(consumer)``), else stdout."""
+    return sys.stderr if is_stream_location(getattr(args, "output", None)) else sys.stdout
 
 
 @contextmanager
@@ -345,7 +363,18 @@ def is_dataset(location: str) -> bool:
 
 def wants_directory(output: str) -> bool:
     """Whether OUT is a directory for a dataset input: an existing directory, or a name
-    without a data-file suffix (``out.parquet`` means one file holding everything)."""
+    without a data-file suffix (``out.parquet`` means one file holding everything; so does
+    ``-`` or a pipe path such as ``/dev/stdout``: one stream)."""
+    if is_stream_location(output):
+        return False
     if not is_uri(output) and os.path.isdir(output):
         return True
     return os.path.splitext(output.rstrip("/"))[1].lower() not in _DATA_FILE_SUFFIXES
+
+
+def given_mode_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``normalize --mode`` (``--feature-range``, ``--quantile-range``),
+    checked, defaults filled in (:func:`streamnorm.normalize.affine.mode_options`): what the
+    summary lines show."""
+    return mode_options(args.mode, {"feature_range": args.feature_range,
+                                    "quantile_range": args.quantile_range})

@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 2 bad usage or input, 130 interrupted, 143 terminated, 141 "
         "the reader of stdout closed the pipe early (`| head`), as for tools killed by SIGPIPE. "
         "IN - reads an Arrow IPC stream from stdin, OUT - writes one to stdout (--format); "
-        "messages go to stderr only.",
+        "messages go to stderr only. A path naming a pipe or device (<(producer), >(consumer), "
+        "a FIFO, /dev/stdin, /dev/stdout) is read or written the same way.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 
@@ -55,3 +56,16 @@ def summary_table(stats: FeatureStats, ddof: int = 0,
         for q, row in zip(quantiles, values):
             table = table.append_column(f"q={q:g}", pa.array(row, pa.float64()))
     return table
+
+
+def mode_text(mode: str, options: Mapping[str, Any], eps: float | None = None,
+              online: bool = False) -> str:
+    """How a normalization ran, for the summary lines: ``"minmax mode,
+    feature_range=(0, 1)"``, ``"robust mode, quantile_range=(25, 75)"``; a mode without
+    options of its own shows ``eps`` when given (``"batch mode, online, eps=0"``)."""
+    parts = [f"{mode} mode"] + (["online"] if online else [])
+    if options:
+        parts += [f"{name}=({value[0]:g}, {value[1]:g})" for name, value in options.items()]
+    elif eps is not None:
+        parts.append(f"eps={eps:g}")
+    return ", ".join(parts)

@@ -38,11 +38,13 @@ def normalize_dataset(
     float32: bool = False,
     inf: str = "error",
     feature_range: tuple[float, float] | None = None,
+    quantile_range: tuple[float, float] | None = None,
 ) -> list[str]:
     """Normalize every file of a directory / glob / list into ``dst_dir``, one output file per
     input file at the same relative path (so ``year=2024/`` partitions are kept). Batch (and
-    minmax, with ``feature_range``) mode fits once over all the files (partition keys are not features), then transforms file by
-    file. Returns the written paths (or URIs).
+    minmax with ``feature_range``, robust with ``quantile_range``) mode fits once over all
+    the files (partition keys are not features), then transforms file by file. Returns the
+    written paths (or URIs).
 
     All or nothing on a local ``dst_dir``: the files are written into a hidden staging
     directory beside it and moved into place once every one is complete, so a failure (a
@@ -58,10 +60,12 @@ def normalize_dataset(
     check_output_not_input(source, root, destinations)
     if affine.is_per_feature(mode) and stats is not None:
         norm = Normalizer.from_stats(stats, columns=columns, eps=eps, ddof=ddof, target=target,
-                                     mode=mode, feature_range=feature_range)
+                                     mode=mode, feature_range=feature_range,
+                                     quantile_range=quantile_range)
     else:
         norm = Normalizer(mode, columns=columns, eps=eps, ddof=ddof, target=target,  # type: ignore[arg-type]
-                          inf=inf, feature_range=feature_range)  # type: ignore[arg-type]
+                          inf=inf, feature_range=feature_range,  # type: ignore[arg-type]
+                          quantile_range=quantile_range)
         if affine.is_per_feature(mode):
             norm.fit(source, batch_size=batch_size)
     normalized = norm.normalized_columns(source.schema)

@@ -28,8 +28,11 @@ from ..arrow.stdio import (
     check_rereadable,
     is_file_object,
     is_stdio,
+    is_stream_location,
+    is_stream_path,
     stream_format,
     stream_source,
+    stream_source_at,
 )
 from ..errors import InputError, SchemaError
 from ..kernels import backend
@@ -44,7 +47,7 @@ from ..state.features import FeatureStats
 def count_rows(path: Any) -> int | None:
     """Rows in a local Parquet or IPC file from its metadata; None for an IPC stream, and for
     anything but a local file (directory, glob, CSV / JSON lines, URI, DataSource): unknown."""
-    if is_stdio(path) or not is_local_file(path):
+    if is_stream_location(path) or not is_local_file(path):
         return None
     fmt = file_format(path)
     try:
@@ -61,10 +64,13 @@ def count_rows(path: Any) -> int | None:
 
 def _one_pass_source(src: Any) -> Any:
     """``src`` ready for the several openings a file function makes: ``-`` as stdin's
-    stream, an iterator as a reader over it (opening an iterator takes its first batch to
-    learn the schema, which a second opening would then miss)."""
+    stream, a pipe or device path as its stream, an iterator as a reader over it (opening an
+    iterator takes its first batch to learn the schema, which a second opening would then
+    miss)."""
     if is_stdio(src):
         return stream_source()
+    if is_stream_path(src):
+        return stream_source_at(src)
     if isinstance(src, Iterator) and not is_file_object(src):
         schema, batches = schema_and_batches(src)
         if schema is not None:
@@ -80,10 +86,10 @@ def check_destination(
     it (:func:`streamnorm.arrow.outputs.check_output_not_input`), not a directory, in an existing
     directory.
     Raises :class:`InputError` naming the way out. Returns ``dst`` as a ``Path``, or as the
-    string it is for an object-store URI (``s3://…``; only its suffix is checked) or for
-    ``-`` (stdout)."""
-    if is_stdio(dst):
-        return dst
+    string it is for an object-store URI (``s3://…``; only its suffix is checked), for
+    ``-`` (stdout) or for a pipe or device path (written as a stream, like ``-``)."""
+    if is_stream_location(dst):
+        return os.fspath(dst)
     if is_uri(os.fspath(dst)):
         if check_format:
             output_format(os.fspath(dst))
@@ -104,14 +110,14 @@ def check_destination(
 
 
 def writer_format(dst: Any, format: str | None = None) -> str:
-    """The :class:`BatchWriter` format of ``dst``: by its suffix, or for ``-`` (stdout) by
-    ``format`` (``"arrows"``, the default, ``"parquet"`` or ``"csv"``), which is for ``-``
-    only."""
-    if is_stdio(dst):
+    """The :class:`BatchWriter` format of ``dst``: by its suffix, or for ``-`` (stdout) and
+    pipe or device paths by ``format`` (``"arrows"``, the default, ``"parquet"`` or
+    ``"csv"``), which is for those only."""
+    if is_stream_location(dst):
         return stream_format(format)
     if format is not None:
-        raise InputError(f"{dst}: format= (--format) is for the output - (stdout) only; a "
-                         "file's suffix decides its format, drop --format")
+        raise InputError(f"{dst}: format= (--format) is for the output - (stdout) or a pipe "
+                         "only; a file's suffix decides its format, drop --format")
     return output_format(dst)
 
 
@@ -247,9 +253,10 @@ def normalize_file(
         finally:
             bar.close()
     side = _large_grouped_stats(norm)
-    if side is not None and is_stdio(dst_path):
+    if side is not None and is_stream_location(dst_path):
         raise InputError("the grouped statistics are too large for the stream's metadata and "
-                         "cannot go beside stdout; write to a file, or save them with "
+                         f"cannot go beside {'stdout' if is_stdio(dst_path) else dst_path}; "
+                         "write to a file, or save them with "
                          "`streamnorm stats --by ... -o FILE` first")
     if float32:
         writer_options["float32"] = norm.normalized_columns(schema)
