@@ -14,7 +14,6 @@ Saved with the rest of the state as five fields per column (see :data:`SAVED_FIE
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -26,9 +25,13 @@ from .. import columns as cols
 from ..errors import StatsFileError
 from .statsfile import FIX
 
-#: Values sorted at a time before they enter a sketch (a run): large enough that the per-run
-#: merge costs little, small enough that the sort stays in cache.
-RUN_VALUES = 16384
+#: Values per sorted row: a batch enters a sketch as rows of this many values, each sorted
+#: (numpy sorts many short rows in one call with SIMD sorting networks, about 3x cheaper per
+#: value than runs of 16,384) and halved down to its level. A row keeps its values' order
+#: only: most of a long run's sorted order would be thrown away by its halvings.
+ROW_VALUES = 64
+#: Values sorted per numpy call (a multiple of ROW_VALUES): bounds the sorted copy at 2 MB.
+BLOCK_VALUES = 262144
 
 #: Saved fields per column: the count the sketch stands for, its exact min and max, the size
 #: of each level (level ``h`` items weigh ``2**h``) and the items, level 0 first.
@@ -104,7 +107,7 @@ class QuantileSketches:
         kernels = _kernels()
         tasks = [(j, batch.column(name)) for j, name in enumerate(names)]
         threads = min(kernels.thread_count(), len(tasks))
-        if threads <= 1 or batch.num_rows * len(tasks) < 4 * RUN_VALUES:
+        if threads <= 1 or batch.num_rows * len(tasks) < 65536:
             for j, column in tasks:
                 self._add_column(kernels, j, column, skip_inf)
             return
@@ -120,18 +123,14 @@ class QuantileSketches:
             if view.null_count:
                 bits = np.unpackbits(view.validity, bitorder="little")
                 values = values[bits[view.bit_offset:view.bit_offset + len(values)].astype(bool)]
-            for start in range(0, len(values), RUN_VALUES):
-                piece = values[start:start + RUN_VALUES]
-                run = np.sort(piece if piece.dtype == np.float64 else piece.astype(np.float64))
-                stop = len(run)
-                if stop and run[-1] != run[-1]:  # NaN sort last
-                    stop = int(np.argmax(np.isnan(run)))
-                begin = 0
-                if skip_inf and stop:
-                    begin = int(np.searchsorted(run[:stop], -math.inf, side="right"))
-                    stop = int(np.searchsorted(run[:stop], math.inf, side="left"))
-                if stop > begin:
-                    kernels.sketch_add_sorted(*sketch, run[begin:stop])
+            full = len(values) - len(values) % ROW_VALUES
+            for start in range(0, max(full, 1), BLOCK_VALUES):
+                stop = min(start + BLOCK_VALUES, full)
+                rows = _as_float64(values[start:stop]).reshape(-1, ROW_VALUES)
+                rows.sort(axis=1)
+                tail = _as_float64(values[full:] if stop == full else values[:0])
+                tail.sort()
+                kernels.sketch_add_rows(*sketch, rows, tail, skip_inf)
 
     # ------------------------------------------------------------------ merge, copy
     def merge(self, other: QuantileSketches) -> None:
@@ -200,6 +199,11 @@ class QuantileSketches:
             sketches.info[j] = (len(sizes), n)
             sketches.extremes[j] = (lo, hi)
         return sketches
+
+
+def _as_float64(values: np.ndarray) -> np.ndarray:
+    """A float64 copy of ``values`` (the caller sorts it in place)."""
+    return values.astype(np.float64)
 
 
 def _saved(sketches: QuantileSketches, j: int) -> tuple[Any, ...]:
