@@ -156,156 +156,55 @@ def _full_weight_py(num_levels: int) -> float:
     return float(sum(_level_capacity_py(num_levels, h) * 2.0 ** h for h in range(num_levels)))
 
 
-#: Growth per level of the least capacity of a stage of :func:`sketch_add_rows`: a level
-#: holds half the values of the one below at twice the weight, so capacity growing 4x per
-#: level keeps each level's share of the rank variance (weight / capacity) halving upward
-#: while the work per level (values / capacity passes) still shrinks.
-STAGE_GROWTH = 4
 #: ``FULL_WEIGHT[L]``: the most values a sketch of ``L`` levels stands for with every level
 #: at its capacity (float64: the top entries pass 2**63).
 FULL_WEIGHT = np.array([0.0] + [_full_weight_py(L) for L in range(1, MAX_LEVELS + 1)])
 
 
 @njit(cache=True, nogil=True)
-def _insert_sorted(items, levels, level, src, start, count):
-    """Put ``src[start:start + count]`` (sorted) into ``level`` of a sketch, merged in order
-    with its items. The levels below move down by ``count``: the free space at the front must
-    hold them."""
-    low = levels[0]
-    old = levels[level]
-    for i in range(low, old):
-        items[i - count] = items[i]
-    for h in range(level + 1):
-        levels[h] -= count
-    out = old - count
-    a = start
-    a_end = start + count
-    b = old
-    b_end = levels[level + 1]
-    while a < a_end and b < b_end:  # writes never pass the reads of b
-        if items[b] < src[a]:
-            items[out] = items[b]
-            b += 1
-        else:
-            items[out] = src[a]
-            a += 1
-        out += 1
-    while a < a_end:
-        items[out] = src[a]
-        a += 1
-        out += 1
-    # what is left of b is already in place
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _merge_halves(ws, x, y, length, out, halve, coin):
-    """Merge the sorted runs ``ws[x:x + length]`` and ``ws[y:y + length]`` into
-    ``ws[out:]``: all ``2 * length`` items, or with ``halve`` those at the even (``coin`` 0)
-    or odd (1) places of the merged run, ``length`` items (a KLL compaction). Ties take x
-    first. Merged from both ends at once (two independent chains of compares), branch-free
-    but for the halving's alternation."""
-    i = x
-    j = y
-    i_back = x + length - 1
-    j_back = y + length - 1
-    last = 2 * length - 1
-    for k in range(length):
-        a = ws[i]
-        b = ws[j]
-        take_b = b < a
-        front = b if take_b else a
-        j += take_b
-        i += 1 - take_b
-        c = ws[i_back]
-        d = ws[j_back]
-        take_c = d < c
-        back = c if take_c else d
-        i_back -= take_c
-        j_back -= 1 - take_c
-        if not halve:
-            ws[out + k] = front
-            ws[out + last - k] = back
-        else:
-            if (k & 1) == coin:
-                ws[out + (k >> 1)] = front
-            if ((last - k) & 1) == coin:
-                ws[out + ((last - k) >> 1)] = back
-
-
-@njit(cache=True, nogil=True)
-def sketch_add_rows(items, levels, info, extremes, rows, tail, skip_inf):
-    """Add the values of ``rows`` (float64[r, w], each row sorted ascending, NaN last, ``w`` a
-    power of two >= 8) and ``tail`` (float64[t], sorted, NaN last, t < w) to a sketch; returns
-    nothing.
-
-    Valid values are the non-NaN ones (and not ±inf when ``skip_inf``). Let ``L`` be the
-    level count of the sketch this call makes (at least), ``a`` the lowest level whose
-    capacity holds ``w >> a`` values. A row of ``w`` valid values is halved at levels
-    0 .. j-1 by a strided pick (one coin per level; ``j >= a``, deeper while that compaction's
-    rank variance, ~4**h / w per row, stays under a quarter of the top level's), then enters
-    a binary counter of sorted runs: stage ``s`` holds at most one run of ``stage_len[s]``
-    items weighing ``2**stage_level[s]``; a run arriving at a full stage is merged with its
-    run and carried up, halved with a coin (a KLL compaction) when the merged run would pass
-    the stage's capacity: that of its level in a sketch of ``L`` levels, and at least
-    ``2 * (w >> a) * STAGE_GROWTH**(level - a)``, so no level compacts more often than the
-    sketch would and the heavier ones far less. Values of shorter rows (NaN, ±inf, the tail)
-    are gathered into full rows; fewer than ``w`` left over enter level 0. What the counter
-    holds then forms one sketch, merged into this one (:func:`sketch_merge`, which compacts the
-    lowest full levels until the items fit). Work per value: a strided pick, then a few merge
-    steps for the 1/2**j of the values that survive it, after the caller's sort of short rows
-    (numpy's SIMD sorting networks). Up to ``K`` values in all, nothing is halved.
-    """
-    width = rows.shape[1]
-    count = rows.shape[0]
-    n0 = info[1]
-    total = n0 + count * width + tail.shape[0]
-    num_levels = max(info[0], 1)  # levels of the sketch this call makes, at least
+def sketch_row_level(info, count, width):
+    """The level ``j`` at which rows of ``width`` values (a power of two) enter a sketch that
+    is about to take ``count`` more values: the lowest level whose capacity holds
+    ``width >> j`` items in a sketch of the level count it will reach, or deeper while the
+    rows' own compaction at level ``j - 1`` (``width >> (j - 1)`` items, rank variance about
+    ``4**(j - 1) / width`` per row) stays under a quarter of the top level's (about
+    ``2**(L - 1) / K`` per value). 0 while the sketch is young (up to K values nothing is
+    halved)."""
+    total = info[1] + count
+    num_levels = max(info[0], 1)  # levels of the sketch it makes, at least
     while num_levels < MAX_LEVELS and FULL_WEIGHT[num_levels] < total:
         num_levels += 1
-    j = 0  # the lowest level whose capacity holds a row
-    while (width >> j) > LEVEL_CAPACITY[max(num_levels, j + 1), j]:
+    j = 0
+    while (width >> j) > LEVEL_CAPACITY[max(num_levels, j + 1), j] and (width >> j) > 1:
         j += 1
-    anchor = j
-    # a deeper pick while its compaction (w >> j items at level j: rank variance ~ 4**j / w
-    # per row) weighs under a quarter of the top level's (~ 2**(L - 1) / K per value)
     top_weight = width << min(num_levels - 1, 40)
     while (width >> (j + 1)) >= MIN_WIDTH and 4 ** j * 4 * K <= top_weight:
         j += 1
-    stages = 2
-    while (1 << (stages - 1)) <= count + 1:
-        stages += 1
-    stage_level = np.zeros(stages, dtype=np.int64)
-    stage_len = np.zeros(stages, dtype=np.int64)
-    stage_halve = np.zeros(stages, dtype=np.int64)
-    offsets = np.zeros(stages + 1, dtype=np.int64)
-    stage_level[0] = j
-    stage_len[0] = width >> j
-    for s in range(1, stages):
-        h = stage_level[s - 1]
-        length = stage_len[s - 1]
-        capacity = max(LEVEL_CAPACITY[max(num_levels, h + 1), h],
-                       2 * (width >> anchor) * STAGE_GROWTH ** min(h - anchor, 20))
-        if 2 * length > capacity and h + 1 < MAX_LEVELS:
-            stage_halve[s - 1] = 1
-            stage_level[s] = h + 1
-            stage_len[s] = length
-        else:
-            stage_level[s] = h
-            stage_len[s] = 2 * length
-    longest = 1
-    for s in range(stages):
-        offsets[s + 1] = offsets[s] + stage_len[s]
-        longest = max(longest, stage_len[s])
-    # one workspace: the stages' slots, two carries of up to 2 * longest, the gathered values
-    temp = offsets[stages]
-    gather = temp + 4 * longest
-    ws = np.empty(gather + 2 * width, dtype=np.float64)
-    full = np.zeros(stages + 1, dtype=np.bool_)
+    return j
+
+
+@njit(cache=True, nogil=True)
+def sketch_pick_rows(rows, tail, skip_inf, j, n, picked, rest, bounds):
+    """Halve sorted rows ``j`` times each: the first step of adding them to a sketch.
+
+    ``rows`` float64[r, w] (each row sorted ascending, NaN last, ``w`` a power of two) and
+    ``tail`` float64[t] (sorted, NaN last, t < w). Valid values are the non-NaN ones (and not
+    ±inf when ``skip_inf``). A row of ``w`` valid values is halved at levels 0 .. j-1, as KLL
+    compacts a sorted buffer, by one strided pick (one coin per level from ``n``, the count
+    so far, and the level): its ``w >> j`` survivors, weighing ``2**j`` each, are appended to
+    ``picked`` (float64[(r + 1) * (w >> j)]). The valid values of shorter rows (NaN, ±inf,
+    the tail) are gathered, in order, into full rows first; fewer than ``w`` left over go to
+    ``rest`` (float64[2 * w], sorted). ``bounds`` float64[2] gets the valid values' min and
+    max. Returns ``(survivors, left over)`` counts; ``picked`` stays in row order (the caller
+    sorts it: a 1 / 2**j share of the values).
+    """
+    width = rows.shape[1]
+    count = rows.shape[0]
+    first = width >> j
     gathered = 0
-    n = n0
+    out = 0
     low = np.inf
     high = -np.inf
-    first = stage_len[0]
     for r in range(count + 1):
         if r < count:
             stop = width
@@ -331,67 +230,92 @@ def sketch_add_rows(items, levels, info, extremes, rows, tail, skip_inf):
             pick = 0
             for h in range(j):
                 pick += _coin(n, h) << h
-            dst = temp if full[0] else offsets[0]
             for t in range(first):
-                ws[dst + t] = rows[r, pick + (t << j)]
-        else:  # a short row: its values join the gathered ones (a merge from the back)
-            i = gathered - 1
-            k = gathered + stop - begin - 1
-            for c in range(stop - 1, begin - 1, -1):
-                value = rows[r, c] if r < count else tail[c]
-                while i >= 0 and ws[gather + i] > value:
-                    ws[gather + k] = ws[gather + i]
-                    i -= 1
-                    k -= 1
-                ws[gather + k] = value
+                picked[out + t] = rows[r, pick + (t << j)]
+            out += first
+            continue
+        # a short row: its values join the gathered ones (merged from the back)
+        i = gathered - 1
+        k = gathered + stop - begin - 1
+        for c in range(stop - 1, begin - 1, -1):
+            value = rows[r, c] if r < count else tail[c]
+            while i >= 0 and rest[i] > value:
+                rest[k] = rest[i]
+                i -= 1
                 k -= 1
-            gathered += stop - begin
-            if gathered < width:
-                continue
-            n += width
-            low = min(low, ws[gather])
-            high = max(high, ws[gather + width - 1])
-            pick = 0
-            for h in range(j):
-                pick += _coin(n, h) << h
-            dst = temp if full[0] else offsets[0]
-            for t in range(first):
-                ws[dst + t] = ws[gather + pick + (t << j)]
-            gathered -= width
-            for t in range(gathered):
-                ws[gather + t] = ws[gather + width + t]
-        # the run at dst enters stage 0 and carries up while the stages are full
-        s = 0
-        current = temp
-        other = temp + 2 * longest
-        while full[s]:
-            target = other if full[s + 1] else offsets[s + 1]
-            _merge_halves(ws, offsets[s], current, stage_len[s], target, stage_halve[s],
-                          _coin(n, stage_level[s]))
-            full[s] = False
-            current, other = other, current
-            s += 1
-        full[s] = True
+            rest[k] = value
+            k -= 1
+        gathered += stop - begin
+        if gathered < width:
+            continue
+        n += width
+        low = min(low, rest[0])
+        high = max(high, rest[width - 1])
+        pick = 0
+        for h in range(j):
+            pick += _coin(n, h) << h
+        for t in range(first):
+            picked[out + t] = rest[pick + (t << j)]
+        out += first
+        gathered -= width
+        for t in range(gathered):
+            rest[t] = rest[width + t]
     if gathered:
-        low = min(low, ws[gather])
-        high = max(high, ws[gather + gathered - 1])
-    added = n - n0 + gathered
-    if added == 0:
+        low = min(low, rest[0])
+        high = max(high, rest[gathered - 1])
+    bounds[0] = low
+    bounds[1] = high
+    return out, gathered
+
+
+@njit(cache=True, nogil=True)
+def sketch_add_sorted(items, levels, info, extremes, run, base, low, high):
+    """Add ``run`` (float64[m], sorted ascending, no NaN; items weighing ``2**base`` each,
+    so standing for ``m * 2**base`` values within ``[low, high]``) to a sketch.
+
+    The run is compacted on its own first, as KLL compacts a sorted level: halved (one coin
+    per halving, an odd item left at its level) up to the lowest level ``j`` whose capacity
+    holds it, so each item costs a few copies after the caller's sort. Then the run's levels
+    are merged into the sketch (:func:`sketch_merge`). Rank error added per run: below
+    ``2**j``, with random-looking signs across runs.
+    """
+    m = run.shape[0]
+    if m == 0:
         return
-    # what the stages hold, and the values gathered, as one sketch b
-    size_b = gathered
-    top = 0
-    for s in range(stages):
-        if full[s]:
-            size_b += stage_len[s]
-            top = max(top, stage_level[s])
-    items_b = np.empty(size_b, dtype=np.float64)
-    levels_b = np.full(MAX_LEVELS + 2, size_b, dtype=np.int64)
-    for s in range(stages - 1, -1, -1):
-        if full[s]:
-            _insert_sorted(items_b, levels_b, stage_level[s], ws, offsets[s], stage_len[s])
-    _insert_sorted(items_b, levels_b, 0, ws, gather, gathered)
-    info_b = np.array([top + 1, added], dtype=np.int64)
+    num_levels = info[0]
+    j = base
+    while (m >> (j - base)) > LEVEL_CAPACITY[max(num_levels, j + 1), j]:
+        j += 1
+    n_after = info[1] + (m << base)
+    work = run.copy()
+    size = m
+    capacity = MAX_LEVELS + (m >> (j - base)) + 2
+    items_b = np.empty(capacity, dtype=np.float64)
+    levels_b = np.full(MAX_LEVELS + 2, capacity, dtype=np.int64)
+    # the odd items left at levels base .. j-1 go at the front, one per level at most
+    leftover = np.empty(j + 1, dtype=np.float64)
+    has_leftover = np.zeros(j + 1, dtype=np.bool_)
+    for h in range(base, j):
+        first = 0
+        if size & 1:
+            leftover[h] = work[0]
+            has_leftover[h] = True
+            first = 1
+        half = (size - first) // 2
+        offset = _coin(n_after, h)
+        for i in range(half):
+            work[i] = work[first + 2 * i + offset]
+        size = half
+    top = capacity - size
+    items_b[top:] = work[:size]
+    position = top
+    levels_b[j] = top
+    for h in range(j - 1, -1, -1):
+        if has_leftover[h]:
+            position -= 1
+            items_b[position] = leftover[h]
+        levels_b[h] = position
+    info_b = np.array([j + 1, m << base], dtype=np.int64)
     extremes_b = np.array([low, high])
     sketch_merge(items, levels, info, extremes, items_b, levels_b, info_b, extremes_b)
 

@@ -14,6 +14,7 @@ Saved with the rest of the state as five fields per column (see :data:`SAVED_FIE
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,12 +26,13 @@ from .. import columns as cols
 from ..errors import StatsFileError
 from .statsfile import FIX
 
-#: Values per sorted row: a batch enters a sketch as rows of this many values, each sorted
-#: (numpy sorts many short rows in one call with SIMD sorting networks, about 3x cheaper per
-#: value than runs of 16,384) and halved down to its level. A row keeps its values' order
-#: only: most of a long run's sorted order would be thrown away by its halvings.
+#: Values per sorted row: once a sketch is past its youth a batch enters as rows of this
+#: many values, all sorted by one numpy call (SIMD sorting networks: about half the cost per
+#: value of sorting runs of 16,384), each halved j times by a strided pick; only the
+#: survivors (1 / 2**j of the values) are then sorted together. Most of a long sorted run's
+#: order would be thrown away by its halvings anyway.
 ROW_VALUES = 64
-#: Values sorted per numpy call (a multiple of ROW_VALUES): bounds the sorted copy at 2 MB.
+#: Values taken at a time (a multiple of ROW_VALUES): bounds the sorted copy at 2 MB.
 BLOCK_VALUES = 262144
 
 #: Saved fields per column: the count the sketch stands for, its exact min and max, the size
@@ -123,14 +125,9 @@ class QuantileSketches:
             if view.null_count:
                 bits = np.unpackbits(view.validity, bitorder="little")
                 values = values[bits[view.bit_offset:view.bit_offset + len(values)].astype(bool)]
-            full = len(values) - len(values) % ROW_VALUES
-            for start in range(0, max(full, 1), BLOCK_VALUES):
-                stop = min(start + BLOCK_VALUES, full)
-                rows = _as_float64(values[start:stop]).reshape(-1, ROW_VALUES)
-                rows.sort(axis=1)
-                tail = _as_float64(values[full:] if stop == full else values[:0])
-                tail.sort()
-                kernels.sketch_add_rows(*sketch, rows, tail, skip_inf)
+            for start in range(0, len(values), BLOCK_VALUES):
+                _add_block(kernels, sketch, _as_float64(values[start:start + BLOCK_VALUES]),
+                           skip_inf)
 
     # ------------------------------------------------------------------ merge, copy
     def merge(self, other: QuantileSketches) -> None:
@@ -204,6 +201,46 @@ class QuantileSketches:
 def _as_float64(values: np.ndarray) -> np.ndarray:
     """A float64 copy of ``values`` (the caller sorts it in place)."""
     return values.astype(np.float64)
+
+
+def _add_block(kernels: Any, sketch: tuple[np.ndarray, ...], block: np.ndarray,
+               skip_inf: bool) -> None:
+    """Add ``block`` (a float64 copy of up to BLOCK_VALUES valid-or-NaN values; sorted in
+    place here) to one column's sketch.
+
+    While the sketch is young (row level 0) the block is sorted whole and added as one run.
+    Later it is cut into rows of ROW_VALUES, all sorted by one numpy call, each halved j
+    times by a strided pick (:func:`~streamnorm.kernels.cpu_sketch.sketch_pick_rows`); the
+    survivors, a 1 / 2**j share, are sorted whole and added as one run at level j.
+    """
+    j = kernels.sketch_row_level(sketch[2], len(block), ROW_VALUES)
+    full = len(block) - len(block) % ROW_VALUES
+    if j == 0 or full == 0:
+        block.sort()
+        stop = len(block)
+        if stop and block[-1] != block[-1]:  # NaN sort last
+            stop = int(np.argmax(np.isnan(block)))
+        begin = 0
+        if skip_inf and stop:
+            begin = int(np.searchsorted(block[:stop], -math.inf, side="right"))
+            stop = int(np.searchsorted(block[:stop], math.inf, side="left"))
+        if stop > begin:
+            kernels.sketch_add_sorted(*sketch, block[begin:stop], 0, block[begin],
+                                      block[stop - 1])
+        return
+    rows = block[:full].reshape(-1, ROW_VALUES)
+    rows.sort(axis=1)
+    tail = block[full:]
+    tail.sort()
+    picked = np.empty((len(rows) + 1) * (ROW_VALUES >> j))
+    rest = np.empty(2 * ROW_VALUES)
+    bounds = np.empty(2)
+    survivors, left = kernels.sketch_pick_rows(rows, tail, skip_inf, j, int(sketch[2][1]),
+                                               picked, rest, bounds)
+    run = picked[:survivors]
+    run.sort()
+    kernels.sketch_add_sorted(*sketch, run, j, bounds[0], bounds[1])
+    kernels.sketch_add_sorted(*sketch, rest[:left], 0, bounds[0], bounds[1])
 
 
 def _saved(sketches: QuantileSketches, j: int) -> tuple[Any, ...]:
