@@ -440,7 +440,9 @@ def test_rows_mixing_nan_inf_and_nulls() -> None:
         assert kept.count[0] == len(valid)
         with np.errstate(invalid="ignore"):
             got = kept.quantile(QS)[:, 0]
-        assert got[0] == -np.inf and got[-1] == np.inf
+        saved = kept.to_arrow()
+        assert saved["quantile_min"][0].as_py() == -np.inf
+        assert saved["quantile_max"][0].as_py() == np.inf
         inner = (QS > 0.02) & (QS < 0.98)
         assert rank_error(valid, got[inner], QS[inner]) <= RANK_ERROR
         got = skipped.quantile(QS)[:, 0]
@@ -502,3 +504,21 @@ def test_same_bits_with_one_thread_and_many() -> None:
     assert one == many
     assert one.to_arrow().column("quantile_items").to_pylist() == \
         many.to_arrow().column("quantile_items").to_pylist()
+
+
+def test_a_file_of_the_16k_run_version_loads_continues_and_merges() -> None:
+    """tests/data/quantiles_16k_runs.json was saved by the version that added batches as
+    sorted runs of 16,384 (3000 values in batches of 700): the layout is unchanged, so it
+    loads, answers as it did, and continues and merges through the row path."""
+    path = Path(__file__).parent / "data" / "quantiles_16k_runs.json"
+    old = sn.FeatureStats.load(path)
+    x = np.round(np.random.default_rng(31).lognormal(0, 1, 3000), 3)
+    np.testing.assert_array_equal(old.quantile([0.1, 0.5, 0.9])[:, 0], [0.266, 1.009, 3.6565])
+    rng = np.random.default_rng(32)
+    more, other = rng.lognormal(0, 1, 400_000), rng.lognormal(0.5, 1, 300_000)
+    grown = old.copy().update(pa.table({"x": more}))
+    merged = grown + fit(other, [100_000] * 3)
+    everything = np.concatenate([x, more, other])
+    assert merged.count[0] == len(everything)
+    assert rank_error(everything, merged.quantile(QS)[:, 0], QS) <= RANK_ERROR
+    assert rank_error(np.concatenate([x, more]), grown.quantile(QS)[:, 0], QS) <= RANK_ERROR

@@ -18,6 +18,14 @@ is kept is the one coin of KLL; here it is a bit of a hash of ``(n, level)``, so
 depends only on the values and their order, never on a seed, a thread count or a clock. The
 size is bounded whatever the count: at most :data:`CAPACITY` items (27.6 KB) per column.
 
+Values come in as sorted runs (:func:`sketch_add_sorted`: a run is halved down to the
+lowest level whose capacity holds it, then merged) or, once a sketch has grown, as rows of
+64 values each sorted by the caller (numpy sorts many short rows in one call) and halved
+``j`` times by one strided pick (:func:`sketch_pick_rows`; ``j`` from
+:func:`sketch_row_level`), the survivors then sorted by the caller and added as one run at
+level ``j``. A row's pick is the KLL compaction of a sorted buffer of 64, 32, … items at
+levels 0 … j-1: most of a long run's sorted order would be thrown away by its halvings.
+
 The kernels take one column at a time and release the GIL (``nogil``), so the caller runs
 columns on threads; each column's result is the same whatever the thread count.
 """
