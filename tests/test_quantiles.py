@@ -522,3 +522,22 @@ def test_a_file_of_the_16k_run_version_loads_continues_and_merges() -> None:
     assert merged.count[0] == len(everything)
     assert rank_error(everything, merged.quantile(QS)[:, 0], QS) <= RANK_ERROR
     assert rank_error(np.concatenate([x, more]), grown.quantile(QS)[:, 0], QS) <= RANK_ERROR
+
+
+@pytest.mark.parametrize("inf", ["keep", "skip"])
+def test_long_nan_heavy_column(inf) -> None:
+    """Past the first block (262,144 values) of a column whose rows mostly hold NaN, NaN (and
+    skipped ±inf) are dropped before the rows are cut: same count, extremes and rank bound."""
+    rng = np.random.default_rng(25)
+    x = rng.lognormal(0.0, 1.0, 700_000)
+    x[rng.random(len(x)) < 0.05] = np.nan
+    x[rng.random(len(x)) < 0.002] = np.inf
+    fs = sn.FeatureStats(quantiles=True, inf=inf).update(pa.table({"x": x}))
+    valid = x[np.isfinite(x)] if inf == "skip" else x[~np.isnan(x)]
+    assert fs.count[0] == len(valid)
+    saved = fs.to_arrow()
+    assert saved["quantile_n"][0].as_py() == len(valid)
+    assert saved["quantile_max"][0].as_py() == valid.max()
+    inner = QS < 0.99
+    assert rank_error(valid, fs.quantile(QS)[inner, 0], QS[inner]) <= RANK_ERROR
+    assert sn.FeatureStats.from_dict(fs.to_dict()) == fs

@@ -203,14 +203,15 @@ def sketch_pick_rows(rows, tail, skip_inf, j, n, picked, rest, bounds):
     ``picked`` (float64[(r + 1) * (w >> j)]). The valid values of shorter rows (NaN, ±inf,
     the tail) are gathered, in order, into full rows first; fewer than ``w`` left over go to
     ``rest`` (float64[2 * w], sorted). ``bounds`` float64[2] gets the valid values' min and
-    max. Returns ``(survivors, left over)`` counts; ``picked`` stays in row order (the caller
-    sorts it: a 1 / 2**j share of the values).
+    max. Returns the counts ``(survivors, left over, short rows)``; ``picked`` stays in row
+    order (the caller sorts it: a 1 / 2**j share of the values).
     """
     width = rows.shape[1]
     count = rows.shape[0]
     first = width >> j
     gathered = 0
     out = 0
+    short = 0
     low = np.inf
     high = -np.inf
     for r in range(count + 1):
@@ -243,6 +244,7 @@ def sketch_pick_rows(rows, tail, skip_inf, j, n, picked, rest, bounds):
             out += first
             continue
         # a short row: its values join the gathered ones (merged from the back)
+        short += 1
         i = gathered - 1
         k = gathered + stop - begin - 1
         for c in range(stop - 1, begin - 1, -1):
@@ -273,7 +275,7 @@ def sketch_pick_rows(rows, tail, skip_inf, j, n, picked, rest, bounds):
         high = max(high, rest[gathered - 1])
     bounds[0] = low
     bounds[1] = high
-    return out, gathered
+    return out, gathered, short
 
 
 @njit(cache=True, nogil=True)

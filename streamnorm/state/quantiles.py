@@ -127,9 +127,13 @@ class QuantileSketches:
             if view.null_count:
                 bits = np.unpackbits(view.validity, bitorder="little")
                 values = values[bits[view.bit_offset:view.bit_offset + len(values)].astype(bool)]
+            compress = False
             for start in range(0, len(values), BLOCK_VALUES):
-                _add_block(kernels, sketch, _as_float64(values[start:start + BLOCK_VALUES]),
-                           skip_inf)
+                block = _as_float64(values[start:start + BLOCK_VALUES])
+                if compress:  # most rows of the last block were short: drop NaN (±inf) first
+                    block = block[np.isfinite(block) if skip_inf else ~np.isnan(block)]
+                short = _add_block(kernels, sketch, block, skip_inf)
+                compress = short * 8 > len(block) // ROW_VALUES
 
     # ------------------------------------------------------------------ merge, copy
     def merge(self, other: QuantileSketches) -> None:
@@ -206,9 +210,11 @@ def _as_float64(values: np.ndarray) -> np.ndarray:
 
 
 def _add_block(kernels: Any, sketch: tuple[np.ndarray, ...], block: np.ndarray,
-               skip_inf: bool) -> None:
+               skip_inf: bool) -> int:
     """Add ``block`` (a float64 copy of up to BLOCK_VALUES valid-or-NaN values; sorted in
-    place here) to one column's sketch.
+    place here) to one column's sketch; returns how many rows held NaN or skipped ±inf (their
+    values are gathered into full rows, a slower branch: the caller drops NaN from the next
+    block instead when that was most rows).
 
     While the sketch is young (row level 0) the block is sorted whole and added as one run.
     Later it is cut into rows of ROW_VALUES, all sorted by one numpy call, each halved j
@@ -229,7 +235,7 @@ def _add_block(kernels: Any, sketch: tuple[np.ndarray, ...], block: np.ndarray,
         if stop > begin:
             kernels.sketch_add_sorted(*sketch, block[begin:stop], 0, block[begin],
                                       block[stop - 1])
-        return
+        return 0
     rows = block[:full].reshape(-1, ROW_VALUES)
     rows.sort(axis=1)
     tail = block[full:]
@@ -237,12 +243,13 @@ def _add_block(kernels: Any, sketch: tuple[np.ndarray, ...], block: np.ndarray,
     picked = np.empty((len(rows) + 1) * (ROW_VALUES >> j))
     rest = np.empty(2 * ROW_VALUES)
     bounds = np.empty(2)
-    survivors, left = kernels.sketch_pick_rows(rows, tail, skip_inf, j, int(sketch[2][1]),
-                                               picked, rest, bounds)
+    survivors, left, short = kernels.sketch_pick_rows(rows, tail, skip_inf, j,
+                                                      int(sketch[2][1]), picked, rest, bounds)
     run = picked[:survivors]
     run.sort()
     kernels.sketch_add_sorted(*sketch, run, j, bounds[0], bounds[1])
     kernels.sketch_add_sorted(*sketch, rest[:left], 0, bounds[0], bounds[1])
+    return int(short)
 
 
 def _saved(sketches: QuantileSketches, j: int) -> tuple[Any, ...]:
