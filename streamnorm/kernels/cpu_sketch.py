@@ -192,7 +192,7 @@ def sketch_row_level(info, count, width):
 
 
 @njit(cache=True, nogil=True)
-def sketch_pick_rows(rows, tail, skip_inf, j, n, picked, rest, bounds):
+def sketch_pick_rows(rows, tail, skip_inf, j, n, picked, rest, bounds, level=0):
     """Halve sorted rows ``j`` times each: the first step of adding them to a sketch.
 
     ``rows`` float64[r, w] (each row sorted ascending, NaN last, ``w`` a power of two) and
@@ -200,7 +200,8 @@ def sketch_pick_rows(rows, tail, skip_inf, j, n, picked, rest, bounds):
     ±inf when ``skip_inf``). A row of ``w`` valid values is halved at levels 0 .. j-1, as KLL
     compacts a sorted buffer, by one strided pick (one coin per level from ``n``, the count
     so far, and the level): its ``w >> j`` survivors, weighing ``2**j`` each, are appended to
-    ``picked`` (float64[(r + 1) * (w >> j)]). The valid values of shorter rows (NaN, ±inf,
+    ``picked`` (float64[(r + 1) * (w >> j)]). ``level``: the values' own level (their weight
+    ``2**level``; the halvings are then at levels ``level`` .. ``level + j - 1``). The valid values of shorter rows (NaN, ±inf,
     the tail) are gathered, in order, into full rows first; fewer than ``w`` left over go to
     ``rest`` (float64[2 * w], sorted). ``bounds`` float64[2] gets the valid values' min and
     max. Returns the counts ``(survivors, left over, short rows)``; ``picked`` stays in row
@@ -238,7 +239,7 @@ def sketch_pick_rows(rows, tail, skip_inf, j, n, picked, rest, bounds):
             high = max(high, rows[r, width - 1])
             pick = 0
             for h in range(j):
-                pick += _coin(n, h) << h
+                pick += _coin(n, level + h) << h
             for t in range(first):
                 picked[out + t] = rows[r, pick + (t << j)]
             out += first
@@ -263,7 +264,7 @@ def sketch_pick_rows(rows, tail, skip_inf, j, n, picked, rest, bounds):
         high = max(high, rest[width - 1])
         pick = 0
         for h in range(j):
-            pick += _coin(n, h) << h
+            pick += _coin(n, level + h) << h
         for t in range(first):
             picked[out + t] = rest[pick + (t << j)]
         out += first

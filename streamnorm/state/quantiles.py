@@ -34,6 +34,11 @@ from .statsfile import FIX
 #: survivors (1 / 2**j of the values) are then sorted together. Most of a long sorted run's
 #: order would be thrown away by its halvings anyway.
 ROW_VALUES = 64
+#: From this row level on, the rows' survivors are cut into sorted rows again and halved
+#: REPICK_LEVELS more times before the last, whole sort (numpy sorts 64-value rows at about
+#: a third of the cost per value of a 65,536-value sort); below it they are sorted whole.
+REPICK_FROM = 2
+REPICK_LEVELS = 2
 #: Values taken at a time (a multiple of ROW_VALUES): bounds the sorted copy at 2 MB.
 BLOCK_VALUES = 262144
 
@@ -243,12 +248,27 @@ def _add_block(kernels: Any, sketch: tuple[np.ndarray, ...], block: np.ndarray,
     picked = np.empty((len(rows) + 1) * (ROW_VALUES >> j))
     rest = np.empty(2 * ROW_VALUES)
     bounds = np.empty(2)
-    survivors, left, short = kernels.sketch_pick_rows(rows, tail, skip_inf, j,
-                                                      int(sketch[2][1]), picked, rest, bounds)
+    n = int(sketch[2][1])
+    survivors, left, short = kernels.sketch_pick_rows(rows, tail, skip_inf, j, n, picked, rest,
+                                                      bounds)
+    kernels.sketch_add_sorted(*sketch, rest[:left], 0, bounds[0], bounds[1])
     run = picked[:survivors]
+    if j >= REPICK_FROM and survivors >= 8 * ROW_VALUES:
+        # the survivors (weight 2**j) again as sorted rows, halved twice more (compactions
+        # of 64 and 32 items at levels j and j + 1), rather than sorted whole
+        full = survivors - survivors % ROW_VALUES
+        rows = run[:full].reshape(-1, ROW_VALUES)
+        rows.sort(axis=1)
+        tail = run[full:]
+        tail.sort()
+        again = np.empty((len(rows) + 1) * (ROW_VALUES >> REPICK_LEVELS))
+        survivors, left, _ = kernels.sketch_pick_rows(rows, tail, False, REPICK_LEVELS, n,
+                                                      again, rest, np.empty(2), j)
+        kernels.sketch_add_sorted(*sketch, rest[:left], j, bounds[0], bounds[1])
+        run = again[:survivors]
+        j += REPICK_LEVELS
     run.sort()
     kernels.sketch_add_sorted(*sketch, run, j, bounds[0], bounds[1])
-    kernels.sketch_add_sorted(*sketch, rest[:left], 0, bounds[0], bounds[1])
     return int(short)
 
 
