@@ -177,7 +177,9 @@ def sketch_row_level(info, count, width):
     rows' own compaction at level ``j - 1`` (``width >> (j - 1)`` items, rank variance about
     ``4**(j - 1) / width`` per row) stays under a quarter of the top level's (about
     ``2**(L - 1) / K`` per value). 0 while the sketch is young (up to K values nothing is
-    halved)."""
+    halved). Also returns how many of its survivors' halvings as rows of ``width`` again
+    (at levels ``j``, ``j + 1``: ``width``, ``width / 2`` items) pass that same test, at
+    most 2: ``(j, again)``."""
     total = info[1] + count
     num_levels = max(info[0], 1)  # levels of the sketch it makes, at least
     while num_levels < MAX_LEVELS and FULL_WEIGHT[num_levels] < total:
@@ -188,7 +190,10 @@ def sketch_row_level(info, count, width):
     top_weight = width << min(num_levels - 1, 40)
     while (width >> (j + 1)) >= MIN_WIDTH and 4 ** j * 4 * K <= top_weight:
         j += 1
-    return j
+    again = 0
+    while again < 2 and j > 0 and (1 << (j + again)) * 4 * K <= (top_weight >> again):
+        again += 1
+    return j, again
 
 
 @njit(cache=True, nogil=True)
@@ -329,6 +334,14 @@ def sketch_add_sorted(items, levels, info, extremes, run, base, low, high):
     info_b = np.array([j + 1, m << base], dtype=np.int64)
     extremes_b = np.array([low, high])
     sketch_merge(items, levels, info, extremes, items_b, levels_b, info_b, extremes_b)
+
+
+@njit(cache=True, nogil=True)
+def sketch_add_runs(items, levels, info, extremes, runs, base, low, high):
+    """:func:`sketch_add_sorted` for each row of ``runs`` (float64[r, m], each row sorted, no
+    NaN, items weighing ``2**base``), in order, in one call."""
+    for r in range(runs.shape[0]):
+        sketch_add_sorted(items, levels, info, extremes, runs[r], base, low, high)
 
 
 @njit(cache=True, nogil=True)

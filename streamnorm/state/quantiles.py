@@ -34,11 +34,9 @@ from .statsfile import FIX
 #: survivors (1 / 2**j of the values) are then sorted together. Most of a long sorted run's
 #: order would be thrown away by its halvings anyway.
 ROW_VALUES = 64
-#: From this row level on, the rows' survivors are cut into sorted rows again and halved
-#: REPICK_LEVELS more times before the last, whole sort (numpy sorts 64-value rows at about
-#: a third of the cost per value of a 65,536-value sort); below it they are sorted whole.
-REPICK_FROM = 2
-REPICK_LEVELS = 2
+#: Values a sorted run stands for: a young sketch takes a block as sorted runs of this many
+#: values, a grown one its rows' survivors as runs standing for as many.
+RUN_VALUES = 16384
 #: Values taken at a time (a multiple of ROW_VALUES): bounds the sorted copy at 2 MB.
 BLOCK_VALUES = 262144
 
@@ -221,25 +219,29 @@ def _add_block(kernels: Any, sketch: tuple[np.ndarray, ...], block: np.ndarray,
     values are gathered into full rows, a slower branch: the caller drops NaN from the next
     block instead when that was most rows).
 
-    While the sketch is young (row level 0) the block is sorted whole and added as one run.
+    While the sketch is young (row level 0) the block is added as sorted runs of RUN_VALUES.
     Later it is cut into rows of ROW_VALUES, all sorted by one numpy call, each halved j
     times by a strided pick (:func:`~streamnorm.kernels.cpu_sketch.sketch_pick_rows`); the
-    survivors, a 1 / 2**j share, are sorted whole and added as one run at level j.
+    survivors, a 1 / 2**j share, are cut into sorted rows and halved once or twice more when
+    that costs little accuracy (``again``), then added as sorted runs standing for RUN_VALUES
+    values each (:func:`~streamnorm.kernels.cpu_sketch.sketch_add_runs`).
     """
-    j = kernels.sketch_row_level(sketch[2], len(block), ROW_VALUES)
+    j, again = kernels.sketch_row_level(sketch[2], len(block), ROW_VALUES)
     full = len(block) - len(block) % ROW_VALUES
     if j == 0 or full == 0:
-        block.sort()
-        stop = len(block)
-        if stop and block[-1] != block[-1]:  # NaN sort last
-            stop = int(np.argmax(np.isnan(block)))
-        begin = 0
-        if skip_inf and stop:
-            begin = int(np.searchsorted(block[:stop], -math.inf, side="right"))
-            stop = int(np.searchsorted(block[:stop], math.inf, side="left"))
-        if stop > begin:
-            kernels.sketch_add_sorted(*sketch, block[begin:stop], 0, block[begin],
-                                      block[stop - 1])
+        for start in range(0, len(block), RUN_VALUES):
+            run = block[start:start + RUN_VALUES]
+            run.sort()
+            stop = len(run)
+            if stop and run[-1] != run[-1]:  # NaN sort last
+                stop = int(np.argmax(np.isnan(run)))
+            begin = 0
+            if skip_inf and stop:
+                begin = int(np.searchsorted(run[:stop], -math.inf, side="right"))
+                stop = int(np.searchsorted(run[:stop], math.inf, side="left"))
+            if stop > begin:
+                kernels.sketch_add_sorted(*sketch, run[begin:stop], 0, run[begin],
+                                          run[stop - 1])
         return 0
     rows = block[:full].reshape(-1, ROW_VALUES)
     rows.sort(axis=1)
@@ -253,22 +255,31 @@ def _add_block(kernels: Any, sketch: tuple[np.ndarray, ...], block: np.ndarray,
                                                       bounds)
     kernels.sketch_add_sorted(*sketch, rest[:left], 0, bounds[0], bounds[1])
     run = picked[:survivors]
-    if j >= REPICK_FROM and survivors >= 8 * ROW_VALUES:
-        # the survivors (weight 2**j) again as sorted rows, halved twice more (compactions
-        # of 64 and 32 items at levels j and j + 1), rather than sorted whole
+    if again and survivors >= 8 * ROW_VALUES:
+        # the survivors (weight 2**j) again as sorted rows, halved once or twice more
+        # (compactions of 64 and 32 items at levels j and j + 1), rather than sorted whole
         full = survivors - survivors % ROW_VALUES
         rows = run[:full].reshape(-1, ROW_VALUES)
         rows.sort(axis=1)
         tail = run[full:]
         tail.sort()
-        again = np.empty((len(rows) + 1) * (ROW_VALUES >> REPICK_LEVELS))
-        survivors, left, _ = kernels.sketch_pick_rows(rows, tail, False, REPICK_LEVELS, n,
-                                                      again, rest, np.empty(2), j)
+        picked = np.empty((len(rows) + 1) * (ROW_VALUES >> again))
+        survivors, left, _ = kernels.sketch_pick_rows(rows, tail, False, again, n, picked,
+                                                      rest, np.empty(2), j)
         kernels.sketch_add_sorted(*sketch, rest[:left], j, bounds[0], bounds[1])
-        run = again[:survivors]
-        j += REPICK_LEVELS
-    run.sort()
-    kernels.sketch_add_sorted(*sketch, run, j, bounds[0], bounds[1])
+        run = picked[:survivors]
+        j += again
+    # as runs standing for RUN_VALUES values each, all sorted by one numpy call: each run is
+    # halved only down to the level that holds it when it arrives, so the sketch fills all
+    # its levels, not just the top one a single long run would fit
+    width = max(1, RUN_VALUES >> j)
+    whole = len(run) - len(run) % width
+    runs = run[:whole].reshape(-1, width)
+    runs.sort(axis=1)
+    kernels.sketch_add_runs(*sketch, runs, j, bounds[0], bounds[1])
+    last = run[whole:]
+    last.sort()
+    kernels.sketch_add_sorted(*sketch, last, j, bounds[0], bounds[1])
     return int(short)
 
 
