@@ -390,3 +390,154 @@ def test_states_with_quantile_sketches_cannot_be_subtracted() -> None:
         a.subtract(b)
     assert a == before
     assert (a - sn.FeatureStats(quantiles=True)) == a  # an empty part: nothing to take back
+
+
+# --------------------------------------------------------------------------- sorted rows
+
+
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 127, 1024])
+def test_row_boundaries_are_exact_up_to_1024_values(n) -> None:
+    """Batches enter as sorted rows of 64 values and a shorter tail row: up to 1024 values in
+    all nothing is halved, whatever the row and batch boundaries."""
+    x = np.random.default_rng(n).normal(size=n)
+    for sizes in (None, [1] * min(n, 70), [63, 1, 64, 65]):
+        fs = fit(x, sizes)
+        assert fs.count[0] == n
+        np.testing.assert_array_equal(fs.quantile(QS)[:, 0], np.quantile(x, QS))
+        assert fs.median()[0] == np.median(x)
+
+
+@pytest.mark.parametrize("n", [1025, 4097, 70_001])
+def test_just_past_1024_values_within_rank_error(n) -> None:
+    x = np.random.default_rng(n).lognormal(0.0, 1.0, n)
+    for sizes in (None, [64] * 40, [1000, 25, 1]):
+        fs = fit(x, sizes)
+        assert fs.count[0] == n
+        got = fs.quantile(QS)[:, 0]
+        assert rank_error(x, got, QS) <= RANK_ERROR
+        assert got[0] == x.min() and got[-1] == x.max()
+
+
+def test_rows_mixing_nan_inf_and_nulls() -> None:
+    """Rows holding NaN, ±inf or nulls: their valid values are gathered into full rows; the
+    count, the extremes and the ranks are those of the valid values, whatever the batching."""
+    rng = np.random.default_rng(21)
+    n = 40_000
+    values = rng.normal(1e12, 1.0, n)  # a huge offset too
+    values[rng.random(n) < 0.05] = np.nan  # most rows of 64 hold a NaN
+    values[rng.random(n) < 0.01] = np.inf
+    values[rng.random(n) < 0.01] = -np.inf
+    mask = rng.random(n) < 0.1
+    table = pa.table({"x": pa.array(values, mask=mask)})
+    valid = values[~mask & ~np.isnan(values)]
+    finite = valid[np.isfinite(valid)]
+    for batch_rows in (n, 4096, 999, 64):
+        kept = sn.FeatureStats(quantiles=True)
+        skipped = sn.FeatureStats(quantiles=True, inf="skip")
+        for batch in table.to_batches(max_chunksize=batch_rows):
+            kept.update(batch)
+            skipped.update(batch)
+        assert kept.count[0] == len(valid)
+        with np.errstate(invalid="ignore"):
+            got = kept.quantile(QS)[:, 0]
+        saved = kept.to_arrow()
+        assert saved["quantile_min"][0].as_py() == -np.inf
+        assert saved["quantile_max"][0].as_py() == np.inf
+        inner = (QS > 0.02) & (QS < 0.98)
+        assert rank_error(valid, got[inner], QS[inner]) <= RANK_ERROR
+        got = skipped.quantile(QS)[:, 0]
+        assert got[0] == finite.min() and got[-1] == finite.max()
+        assert rank_error(finite, got, QS) <= RANK_ERROR
+        assert sn.FeatureStats.from_dict(skipped.to_dict()) == skipped  # a valid sketch
+
+
+def test_rows_mixing_nan_and_inf_exact_when_small() -> None:
+    x = np.array([np.nan, 3.0, np.inf, -1.0, np.nan, 2.0, -np.inf] * 100)  # 500 valid values
+    fs = sn.FeatureStats(quantiles=True, inf="skip").update(pa.table({"x": x}))
+    finite = x[np.isfinite(x)]
+    np.testing.assert_array_equal(fs.quantile(QS)[:, 0], np.quantile(finite, QS))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.int32, np.uint8, np.int64])
+def test_other_dtypes_through_the_rows(dtype) -> None:
+    rng = np.random.default_rng(22)
+    raw = rng.normal(50.0, 20.0, 30_000).clip(0, 250)
+    x = raw.astype(dtype)
+    as64 = x.astype(np.float64)
+    fs = fit(x, [7_000] * 4)
+    assert rank_error(as64, fs.quantile(QS)[:, 0], QS) <= RANK_ERROR
+    small = fit(x[:1000], [100] * 10)
+    np.testing.assert_array_equal(small.quantile(QS)[:, 0], np.quantile(as64[:1000], QS))
+
+
+def test_chunked_columns_and_merge_orders_within_rank_error() -> None:
+    """A column of many Arrow chunks (each chunk has its own rows and tail) and partial
+    states merged in several orders all stay within the rank error of the whole."""
+    rng = np.random.default_rng(23)
+    x = 1e9 + rng.lognormal(0.0, 2.0, 600_000)
+    cuts = np.sort(rng.integers(0, len(x), 30))
+    chunked = pa.chunked_array([x[a:b] for a, b in zip([0, *cuts], [*cuts, len(x)])])
+    whole = sn.FeatureStats(quantiles=True).update(pa.table({"x": chunked}))
+    assert whole.count[0] == len(x)
+    assert rank_error(x, whole.quantile(QS)[:, 0], QS) <= RANK_ERROR
+    parts = [fit(p, [int(rng.integers(1, 70_000))] * 3) for p in np.array_split(x, 9)]
+    for order in (range(9), reversed(range(9)), [4, 0, 8, 2, 6, 1, 7, 3, 5]):
+        merged = sn.FeatureStats(quantiles=True)
+        for i in order:
+            merged = merged + parts[i]
+        assert merged.count[0] == len(x)
+        assert rank_error(x, merged.quantile(QS)[:, 0], QS) <= RANK_ERROR
+
+
+def test_same_bits_with_one_thread_and_many() -> None:
+    """Columns run on threads; a column's sketch is the same bits with one thread or more."""
+    numba = pytest.importorskip("numba")
+    rng = np.random.default_rng(24)
+    table = pa.table({f"c{j}": rng.lognormal(j, 1.0, 300_000) for j in range(4)})
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = sn.FeatureStats(quantiles=True).update(table)
+    finally:
+        numba.set_num_threads(before)
+    many = sn.FeatureStats(quantiles=True).update(table)
+    assert one == many
+    assert one.to_arrow().column("quantile_items").to_pylist() == \
+        many.to_arrow().column("quantile_items").to_pylist()
+
+
+def test_a_file_of_the_16k_run_version_loads_continues_and_merges() -> None:
+    """tests/data/quantiles_16k_runs.json was saved by the version that added batches as
+    sorted runs of 16,384 (3000 values in batches of 700): the layout is unchanged, so it
+    loads, answers as it did, and continues and merges through the row path."""
+    path = Path(__file__).parent / "data" / "quantiles_16k_runs.json"
+    old = sn.FeatureStats.load(path)
+    x = np.round(np.random.default_rng(31).lognormal(0, 1, 3000), 3)
+    np.testing.assert_array_equal(old.quantile([0.1, 0.5, 0.9])[:, 0], [0.266, 1.009, 3.6565])
+    rng = np.random.default_rng(32)
+    more, other = rng.lognormal(0, 1, 400_000), rng.lognormal(0.5, 1, 300_000)
+    grown = old.copy().update(pa.table({"x": more}))
+    merged = grown + fit(other, [100_000] * 3)
+    everything = np.concatenate([x, more, other])
+    assert merged.count[0] == len(everything)
+    assert rank_error(everything, merged.quantile(QS)[:, 0], QS) <= RANK_ERROR
+    assert rank_error(np.concatenate([x, more]), grown.quantile(QS)[:, 0], QS) <= RANK_ERROR
+
+
+@pytest.mark.parametrize("inf", ["keep", "skip"])
+def test_long_nan_heavy_column(inf) -> None:
+    """Past the first block (262,144 values) of a column whose rows mostly hold NaN, NaN (and
+    skipped ±inf) are dropped before the rows are cut: same count, extremes and rank bound."""
+    rng = np.random.default_rng(25)
+    x = rng.lognormal(0.0, 1.0, 700_000)
+    x[rng.random(len(x)) < 0.05] = np.nan
+    x[rng.random(len(x)) < 0.002] = np.inf
+    fs = sn.FeatureStats(quantiles=True, inf=inf).update(pa.table({"x": x}))
+    valid = x[np.isfinite(x)] if inf == "skip" else x[~np.isnan(x)]
+    assert fs.count[0] == len(valid)
+    saved = fs.to_arrow()
+    assert saved["quantile_n"][0].as_py() == len(valid)
+    assert saved["quantile_max"][0].as_py() == valid.max()
+    inner = QS < 0.99
+    assert rank_error(valid, fs.quantile(QS)[inner, 0], QS[inner]) <= RANK_ERROR
+    assert sn.FeatureStats.from_dict(fs.to_dict()) == fs

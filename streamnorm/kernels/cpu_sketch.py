@@ -18,6 +18,14 @@ is kept is the one coin of KLL; here it is a bit of a hash of ``(n, level)``, so
 depends only on the values and their order, never on a seed, a thread count or a clock. The
 size is bounded whatever the count: at most :data:`CAPACITY` items (27.6 KB) per column.
 
+Values come in as sorted runs (:func:`sketch_add_sorted`: a run is halved down to the
+lowest level whose capacity holds it, then merged) or, once a sketch has grown, as rows of
+64 values each sorted by the caller (numpy sorts many short rows in one call) and halved
+``j`` times by one strided pick (:func:`sketch_pick_rows`; ``j`` from
+:func:`sketch_row_level`), the survivors then sorted by the caller and added as one run at
+level ``j``. A row's pick is the KLL compaction of a sorted buffer of 64, 32, … items at
+levels 0 … j-1: most of a long run's sorted order would be thrown away by its halvings.
+
 The kernels take one column at a time and release the GIL (``nogil``), so the caller runs
 columns on threads; each column's result is the same whatever the thread count.
 """
@@ -152,13 +160,138 @@ def _lowest_full_level(levels, num_levels):
     return num_levels - 1
 
 
-@njit(cache=True, nogil=True)
-def sketch_add_sorted(items, levels, info, extremes, run):
-    """Add ``run`` (float64[m], sorted ascending, no NaN) to a sketch; returns nothing.
+def _full_weight_py(num_levels: int) -> float:
+    return float(sum(_level_capacity_py(num_levels, h) * 2.0 ** h for h in range(num_levels)))
 
-    The run is compacted on its own first, as KLL compacts a sorted level 0: halved (one coin
+
+#: ``FULL_WEIGHT[L]``: the most values a sketch of ``L`` levels stands for with every level
+#: at its capacity (float64: the top entries pass 2**63).
+FULL_WEIGHT = np.array([0.0] + [_full_weight_py(L) for L in range(1, MAX_LEVELS + 1)])
+
+
+@njit(cache=True, nogil=True)
+def sketch_row_level(info, count, width):
+    """The level ``j`` at which rows of ``width`` values (a power of two) enter a sketch that
+    is about to take ``count`` more values: the lowest level whose capacity holds
+    ``width >> j`` items in a sketch of the level count it will reach, or deeper while the
+    rows' own compaction at level ``j - 1`` (``width >> (j - 1)`` items, rank variance about
+    ``4**(j - 1) / width`` per row) stays under a quarter of the top level's (about
+    ``2**(L - 1) / K`` per value). 0 while the sketch is young (up to K values nothing is
+    halved). Also returns how many of its survivors' halvings as rows of ``width`` again
+    (at levels ``j``, ``j + 1``: ``width``, ``width / 2`` items) pass that same test, at
+    most 2: ``(j, again)``."""
+    total = info[1] + count
+    num_levels = max(info[0], 1)  # levels of the sketch it makes, at least
+    while num_levels < MAX_LEVELS and FULL_WEIGHT[num_levels] < total:
+        num_levels += 1
+    j = 0
+    while (width >> j) > LEVEL_CAPACITY[max(num_levels, j + 1), j] and (width >> j) > 1:
+        j += 1
+    top_weight = width << min(num_levels - 1, 40)
+    while (width >> (j + 1)) >= MIN_WIDTH and 4 ** j * 4 * K <= top_weight:
+        j += 1
+    again = 0
+    while again < 2 and j > 0 and (1 << (j + again)) * 4 * K <= (top_weight >> again):
+        again += 1
+    return j, again
+
+
+@njit(cache=True, nogil=True)
+def sketch_pick_rows(rows, tail, skip_inf, j, n, picked, rest, bounds, level=0):
+    """Halve sorted rows ``j`` times each: the first step of adding them to a sketch.
+
+    ``rows`` float64[r, w] (each row sorted ascending, NaN last, ``w`` a power of two) and
+    ``tail`` float64[t] (sorted, NaN last, t < w). Valid values are the non-NaN ones (and not
+    ±inf when ``skip_inf``). A row of ``w`` valid values is halved at levels 0 .. j-1, as KLL
+    compacts a sorted buffer, by one strided pick (one coin per level from ``n``, the count
+    so far, and the level): its ``w >> j`` survivors, weighing ``2**j`` each, are appended to
+    ``picked`` (float64[(r + 1) * (w >> j)]). ``level``: the values' own level (their weight
+    ``2**level``; the halvings are then at levels ``level`` .. ``level + j - 1``). The valid values of shorter rows (NaN, ±inf,
+    the tail) are gathered, in order, into full rows first; fewer than ``w`` left over go to
+    ``rest`` (float64[2 * w], sorted). ``bounds`` float64[2] gets the valid values' min and
+    max. Returns the counts ``(survivors, left over, short rows)``; ``picked`` stays in row
+    order (the caller sorts it: a 1 / 2**j share of the values).
+    """
+    width = rows.shape[1]
+    count = rows.shape[0]
+    first = width >> j
+    gathered = 0
+    out = 0
+    short = 0
+    low = np.inf
+    high = -np.inf
+    for r in range(count + 1):
+        if r < count:
+            stop = width
+            while stop > 0 and rows[r, stop - 1] != rows[r, stop - 1]:  # NaN sort last
+                stop -= 1
+        else:
+            stop = tail.shape[0]
+            while stop > 0 and tail[stop - 1] != tail[stop - 1]:
+                stop -= 1
+        begin = 0
+        if skip_inf:
+            while begin < stop and (rows[r, begin] if r < count else tail[begin]) == -np.inf:
+                begin += 1
+            while stop > begin and (rows[r, stop - 1] if r < count else tail[stop - 1]) \
+                    == np.inf:
+                stop -= 1
+        if stop == begin:
+            continue
+        if r < count and stop - begin == width:
+            n += width
+            low = min(low, rows[r, 0])
+            high = max(high, rows[r, width - 1])
+            pick = 0
+            for h in range(j):
+                pick += _coin(n, level + h) << h
+            for t in range(first):
+                picked[out + t] = rows[r, pick + (t << j)]
+            out += first
+            continue
+        # a short row: its values join the gathered ones (merged from the back)
+        short += 1
+        i = gathered - 1
+        k = gathered + stop - begin - 1
+        for c in range(stop - 1, begin - 1, -1):
+            value = rows[r, c] if r < count else tail[c]
+            while i >= 0 and rest[i] > value:
+                rest[k] = rest[i]
+                i -= 1
+                k -= 1
+            rest[k] = value
+            k -= 1
+        gathered += stop - begin
+        if gathered < width:
+            continue
+        n += width
+        low = min(low, rest[0])
+        high = max(high, rest[width - 1])
+        pick = 0
+        for h in range(j):
+            pick += _coin(n, level + h) << h
+        for t in range(first):
+            picked[out + t] = rest[pick + (t << j)]
+        out += first
+        gathered -= width
+        for t in range(gathered):
+            rest[t] = rest[width + t]
+    if gathered:
+        low = min(low, rest[0])
+        high = max(high, rest[gathered - 1])
+    bounds[0] = low
+    bounds[1] = high
+    return out, gathered, short
+
+
+@njit(cache=True, nogil=True)
+def sketch_add_sorted(items, levels, info, extremes, run, base, low, high):
+    """Add ``run`` (float64[m], sorted ascending, no NaN; items weighing ``2**base`` each,
+    so standing for ``m * 2**base`` values within ``[low, high]``) to a sketch.
+
+    The run is compacted on its own first, as KLL compacts a sorted level: halved (one coin
     per halving, an odd item left at its level) up to the lowest level ``j`` whose capacity
-    holds it, so each value costs a few copies after the caller's sort. Then the run's levels
+    holds it, so each item costs a few copies after the caller's sort. Then the run's levels
     are merged into the sketch (:func:`sketch_merge`). Rank error added per run: below
     ``2**j``, with random-looking signs across runs.
     """
@@ -166,19 +299,19 @@ def sketch_add_sorted(items, levels, info, extremes, run):
     if m == 0:
         return
     num_levels = info[0]
-    j = 0
-    while (m >> j) > LEVEL_CAPACITY[max(num_levels, j + 1), j]:
+    j = base
+    while (m >> (j - base)) > LEVEL_CAPACITY[max(num_levels, j + 1), j]:
         j += 1
-    n_after = info[1] + m
+    n_after = info[1] + (m << base)
     work = run.copy()
     size = m
-    capacity = MAX_LEVELS + (m >> j) + 2
+    capacity = MAX_LEVELS + (m >> (j - base)) + 2
     items_b = np.empty(capacity, dtype=np.float64)
     levels_b = np.full(MAX_LEVELS + 2, capacity, dtype=np.int64)
-    # the odd items left at levels 0 .. j-1 go at the front, one per level at most
+    # the odd items left at levels base .. j-1 go at the front, one per level at most
     leftover = np.empty(j + 1, dtype=np.float64)
     has_leftover = np.zeros(j + 1, dtype=np.bool_)
-    for h in range(j):
+    for h in range(base, j):
         first = 0
         if size & 1:
             leftover[h] = work[0]
@@ -198,9 +331,17 @@ def sketch_add_sorted(items, levels, info, extremes, run):
             position -= 1
             items_b[position] = leftover[h]
         levels_b[h] = position
-    info_b = np.array([j + 1, m], dtype=np.int64)
-    extremes_b = np.array([run[0], run[m - 1]])
+    info_b = np.array([j + 1, m << base], dtype=np.int64)
+    extremes_b = np.array([low, high])
     sketch_merge(items, levels, info, extremes, items_b, levels_b, info_b, extremes_b)
+
+
+@njit(cache=True, nogil=True)
+def sketch_add_runs(items, levels, info, extremes, runs, base, low, high):
+    """:func:`sketch_add_sorted` for each row of ``runs`` (float64[r, m], each row sorted, no
+    NaN, items weighing ``2**base``), in order, in one call."""
+    for r in range(runs.shape[0]):
+        sketch_add_sorted(items, levels, info, extremes, runs[r], base, low, high)
 
 
 @njit(cache=True, nogil=True)
