@@ -45,7 +45,7 @@ def _gpu_visible() -> bool:
     return bool(cuda.is_available())
 
 
-# The simulator runs each CUDA thread as Python: about a minute in one process. In shards
+# The simulator runs each CUDA thread as Python: one to two minutes in one process. In shards
 # (tests/cuda_sim/conftest.py), the pytest-xdist workers share it instead of one of them
 # ending the run alone with it.
 SIMULATOR_SHARDS = 2
