@@ -2,9 +2,10 @@
 
 ``python tests/warm_kernels.py PART`` (PART ``stats`` or ``normalize``) calls the public API
 over the column types the tests use, on small batches (the serial kernels) and large ones
-(the parallel kernels). The root ``conftest.py`` runs both parts at once when pytest-xdist
-starts workers: otherwise each worker, and each ``streamnorm`` subprocess started before the
-cache is filled, compiles the same kernels again (about 1 s per kernel and type, ~200 of them).
+(the parallel kernels). The root ``conftest.py`` runs the two parts at once (they compile
+mostly different kernels) when pytest-xdist starts workers: otherwise each worker, and each
+``streamnorm`` or Dask worker subprocess started before the cache is filled, compiles the
+same kernels again (about 1 s per kernel and type, ~200 of them: ~4 CPU-minutes in all).
 Only the cache is written; a kernel missed here is compiled where it is first used, as before.
 """
 
@@ -53,9 +54,6 @@ def _stats(table: pa.Table) -> None:
         sn.FeatureStats(scalars, quantiles=True).update(batches)
         sn.FeatureStats(scalars, inf="skip").update(batches)
         sn.RunningStats(columns=scalars).update(batches[0])
-    sn.row_stats(table.select(scalars))
-    sn.row_stats(table.select(["vec"]))
-    sn.row_stats(table.select(["vec32"]))
 
 
 def _normalize(table: pa.Table) -> None:
@@ -63,14 +61,18 @@ def _normalize(table: pa.Table) -> None:
     from streamnorm.cli import main
 
     scalars = ["f64", "dense", "f32", "i64", "i32"]
+    # the row kernels first: by the time this part fits a batch normalizer, the other part
+    # has most likely saved the column-moment kernels, and this one loads them
+    for rows in (700, table.num_rows):
+        part = table.slice(0, rows)
+        for columns in (scalars, ["vec"], ["vec32"]):
+            sn.row_stats(part.select(columns))
+            for mode in ("layer", "rms"):
+                sn.Normalizer(mode, columns=columns).transform(part)
     for rows in (700, table.num_rows):
         part = table.slice(0, rows)
         batch = sn.Normalizer(columns=scalars).fit(part)
         batch.inverse_transform(batch.transform(part))
-        for mode in ("layer", "rms"):
-            sn.Normalizer(mode, columns=scalars).transform(part)
-            sn.Normalizer(mode, columns=["vec"]).transform(part)
-            sn.Normalizer(mode, columns=["vec32"]).transform(part)
         list(sn.Normalizer(online=True, columns=scalars).transform_batches(part.to_batches()))
     with tempfile.TemporaryDirectory() as tmp:  # the command's own paths, as subprocesses run it
         src = Path(tmp) / "in.parquet"
