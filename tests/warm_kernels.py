@@ -51,7 +51,6 @@ def _stats(table: pa.Table) -> None:
             sn.FeatureStats(scalars).update(batch, weights="w")
             sn.FeatureStats(scalars, moments=4).update(batch, weights="w")
         sn.FeatureStats(scalars, by="k").update(batches)
-        sn.FeatureStats(scalars, quantiles=True).update(batches)
         sn.FeatureStats(scalars, inf="skip").update(batches)
         sn.RunningStats(columns=scalars).update(batches[0])
 
@@ -74,6 +73,8 @@ def _normalize(table: pa.Table) -> None:
         batch = sn.Normalizer(columns=scalars).fit(part)
         batch.inverse_transform(batch.transform(part))
         list(sn.Normalizer(online=True, columns=scalars).transform_batches(part.to_batches()))
+        # the quantile sketches here too: the stats part has the most to compile
+        sn.FeatureStats(scalars, quantiles=True).update(part.to_batches())
     with tempfile.TemporaryDirectory() as tmp:  # the command's own paths, as subprocesses run it
         src = Path(tmp) / "in.parquet"
         pq.write_table(table, src, row_group_size=700)
