@@ -20,7 +20,7 @@ def _kernel_cache_is_fresh() -> bool:
     if spec is None or spec.origin is None:
         return False
     source = Path(spec.origin).parent / "kernels" / "cpu_moments.py"
-    if "NUMBA_CACHE_DIR" in os.environ:  # one folder per source folder, named after it
+    if os.environ.get("NUMBA_CACHE_DIR"):  # one folder per source folder, named after it
         index = list(Path(os.environ["NUMBA_CACHE_DIR"]).glob("kernels*/cpu_moments.*.nbi"))
     else:
         index = list((source.parent / "__pycache__").glob("cpu_moments.*.nbi"))
