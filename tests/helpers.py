@@ -1,13 +1,16 @@
-"""What the test files share: the command in a subprocess, the bad-input contract it keeps,
-and two statistics states compared.
+"""What the test files share: the command in a subprocess or in this process, the bad-input
+contract it keeps, and two statistics states compared.
 
 Exact and float64 references live in :mod:`references`.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import numpy as np
 
 import streamnorm as sn
+from streamnorm.cli import main as cli_main
 
 CLI = (sys.executable, "-m", "streamnorm")
 """The command line that runs ``streamnorm`` with this interpreter (and its PYTHONPATH)."""
@@ -34,6 +38,60 @@ def run_cli(*args: str | Path, cwd: str | Path, timeout: float = 180,
             **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run ``streamnorm ARGS`` in a subprocess in ``cwd`` (see :func:`run_python`)."""
     return run_python("-m", "streamnorm", *args, cwd=cwd, timeout=timeout, **kwargs)
+
+
+# Shown by a fresh interpreter's default warning filters (the others are ignored outside
+# __main__), so call_cli's stderr holds the warnings that run_cli's would.
+_HIDDEN_BY_DEFAULT = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+
+
+def _as_text(data: bytes) -> str:
+    """``data`` as :func:`subprocess.run` with ``text=True`` decodes it (universal newlines);
+    binary output (see ``stdout_bytes``) is not refused."""
+    return data.decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def call_cli(*args: str | Path, cwd: str | Path,
+             input: bytes | str = b"") -> subprocess.CompletedProcess[str]:
+    """Run ``streamnorm ARGS`` in this process: :func:`streamnorm.cli.main` in ``cwd``, with
+    ``input`` on stdin and stdout and stderr captured; the same result as :func:`run_cli`.
+
+    For tests of what the command does with its arguments and files, without a second of
+    interpreter start and kernel loading per call; what is about the process itself (pipes,
+    signals, exit statuses, ``python -m``) stays with :func:`run_cli` and :func:`start_cli`.
+    An exception escaping ``main`` (the traceback a process would print) fails the calling
+    test; warnings a fresh interpreter would print go to the captured stderr.
+    ``stdout_bytes`` holds stdout undecoded (binary outputs written to ``-``).
+    """
+    argv = [str(a) for a in args]
+    data = input.encode() if isinstance(input, str) else input
+    out, err = io.BytesIO(), io.BytesIO()
+    saved = sys.stdin, sys.stdout, sys.stderr, os.getcwd()
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.BytesIO(data)), encoding="utf-8")
+    sys.stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
+    sys.stderr = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
+    try:
+        os.chdir(cwd)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            try:
+                code = cli_main(argv)
+            except SystemExit as exc:  # the status the process would exit with
+                code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        for w in caught:
+            if not issubclass(w.category, _HIDDEN_BY_DEFAULT):
+                sys.stderr.write(warnings.formatwarning(w.message, w.category, w.filename,
+                                                        w.lineno, w.line))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        stdout, stderr = out.getvalue(), err.getvalue()
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved[:3]
+        os.chdir(saved[3])
+    done = subprocess.CompletedProcess(["streamnorm", *argv], code, _as_text(stdout),
+                                       _as_text(stderr))
+    done.stdout_bytes = stdout  # type: ignore[attr-defined]
+    return done
 
 
 def start_cli(*args: str | Path, cwd: str | Path, text: bool = False) -> subprocess.Popen:

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from helpers import assert_bad_input, run_cli, start_cli
+from helpers import assert_bad_input, call_cli, run_cli, start_cli
 
 import streamnorm as sn
 from streamnorm.progress import SimpleProgress
 
 
 def test_version_is_the_installed_one(tmp_path: Path) -> None:
-    proc = run_cli("--version", cwd=tmp_path)
+    proc = call_cli("--version", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"streamnorm {sn.__version__}"
     assert sn.__version__ == importlib.metadata.version("streamnorm")
@@ -29,21 +29,33 @@ def test_stats_table_names_its_ddof(tmp_path: Path) -> None:
     pq.write_table(pa.table({"x": values}), tmp_path / "d.parquet")
     for ddof in (0, 1):
         args = ["stats", "d.parquet", "--no-progress"] + (["--ddof", "1"] if ddof else [])
-        proc = run_cli(*args, cwd=tmp_path)
+        proc = call_cli(*args, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         header, row = proc.stdout.splitlines()
         names = header.split()
         assert f"std(ddof={ddof})" in names
         std = float(row.split()[names.index(f"std(ddof={ddof})")])
         assert abs(std - values.std(ddof=ddof)) < 1e-9
-    assert_bad_input(run_cli("stats", "d.parquet", "--ddof", "-1", cwd=tmp_path), "--ddof")
+    assert_bad_input(call_cli("stats", "d.parquet", "--ddof", "-1", cwd=tmp_path), "--ddof")
 
 
 def test_inspect_takes_no_progress(tmp_path: Path) -> None:
     pq.write_table(pa.table({"x": [1.0, 2.0]}), tmp_path / "d.parquet")
-    proc = run_cli("inspect", "d.parquet", "--no-progress", cwd=tmp_path)
+    proc = call_cli("inspect", "d.parquet", "--no-progress", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[1].startswith("x")
+
+
+def test_in_process_runs_give_what_the_process_gives(tmp_path: Path) -> None:
+    """call_cli, which most CLI tests use, reports what the real command reports: the same
+    exit code, stdout and stderr for a table, a bad input and a usage error."""
+    pq.write_table(pa.table({"x": [1.0, 2.0, None], "s": ["a", "b", "c"]}), tmp_path / "d.parquet")
+    for args in (["stats", "d.parquet", "--ddof", "1"], ["stats", "missing.parquet"],
+                 ["normalize", "d.parquet", "-c", "s", "o.parquet"], ["inspect", "d.parquet"]):
+        real, here = run_cli(*args, cwd=tmp_path), call_cli(*args, cwd=tmp_path)
+        assert (here.returncode, here.stdout, here.stderr) == (
+            real.returncode, real.stdout, real.stderr), args
+    assert not (tmp_path / "o.parquet").exists()
 
 
 def test_closed_pipe_exits_quietly(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The CUDA target: its kernel tests (in a subprocess) and its error when there is no GPU.
+"""The CUDA target: its kernel tests (in subprocesses) and its error when there is no GPU.
 
 The kernel tests live in ``tests/cuda_sim``. The CUDA simulator must be switched on before
 ``numba.cuda`` is first imported, and this process may already have imported it without the
@@ -45,9 +45,16 @@ def _gpu_visible() -> bool:
     return bool(cuda.is_available())
 
 
+# The simulator runs each CUDA thread as Python: one to two minutes in one process. In shards
+# (tests/cuda_sim/conftest.py), the pytest-xdist workers share it instead of one of them
+# ending the run alone with it.
+SIMULATOR_SHARDS = 2
+
+
 @needs_numba_cuda
-def test_cuda_kernels_under_the_simulator():
-    _run_kernel_suite(NUMBA_ENABLE_CUDASIM="1")
+@pytest.mark.parametrize("shard", range(SIMULATOR_SHARDS))
+def test_cuda_kernels_under_the_simulator(shard):
+    _run_kernel_suite(NUMBA_ENABLE_CUDASIM="1", STREAMNORM_CUDA_SHARD=f"{shard}/{SIMULATOR_SHARDS}")
 
 
 @needs_numba_cuda

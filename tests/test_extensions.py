@@ -10,14 +10,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import scipy.stats
+from helpers import assert_bad_input, call_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from helpers import assert_bad_input, run_cli
 from references import exact_moments, rel_err
 
 import streamnorm as sn
 from streamnorm.kernels.cpu import BLOCK, CHUNK
-
 
 # --------------------------------------------------------------------------- moments=4
 
@@ -390,15 +389,15 @@ def test_cli_stats_and_normalize_by_key_work_per_key(tmp_path):
     pq.write_table(pa.table({"k": ["a", "b", "a", "b"], "x": [1.0, 10.0, 3.0, 30.0]}),
                    tmp_path / "in.parquet")
 
-    done = run_cli("stats", "in.parquet", "--by", "k", "-o", "s.arrow", cwd=tmp_path)
+    done = call_cli("stats", "in.parquet", "--by", "k", "-o", "s.arrow", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     stats = sn.FeatureStats.load(tmp_path / "s.arrow")
     assert stats.by == ["k"] and stats.mean[:, 0].tolist() == [2.0, 20.0]
-    done = run_cli("normalize", "in.parquet", "out.parquet", "--by", "k", cwd=tmp_path)
+    done = call_cli("normalize", "in.parquet", "out.parquet", "--by", "k", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert pq.read_table(tmp_path / "out.parquet")["x"].to_pylist() == [-1.0, -1.0, 1.0, 1.0]
-    assert_bad_input(run_cli("normalize", "in.parquet", "o.parquet", "--by", "k", "--mode", "rms",
-                             cwd=tmp_path), "--by", absent=[tmp_path / "o.parquet"])
+    assert_bad_input(call_cli("normalize", "in.parquet", "o.parquet", "--by", "k", "--mode", "rms",
+                              cwd=tmp_path), "--by", absent=[tmp_path / "o.parquet"])
 
 
 def _key_frames() -> dict[str, object]:
@@ -465,18 +464,18 @@ def test_cli_by_on_parquet_written_by_polars_and_pandas(tmp_path):
         tmp_path / "pd.parquet")
 
     for name in ("pl", "plcat", "pd"):
-        done = run_cli("stats", f"{name}.parquet", "--by", "k", "-o", f"{name}.json",
-                       cwd=tmp_path)
+        done = call_cli("stats", f"{name}.parquet", "--by", "k", "-o", f"{name}.json",
+                        cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         stats = sn.FeatureStats.load(tmp_path / f"{name}.json")
         assert stats.keys.column("k").to_pylist() == ["b", "a"]
         assert stats.mean[:, 0].tolist() == [2.0, 20.0]
-        done = run_cli("normalize", f"{name}.parquet", f"{name}-out.parquet", "--by", "k",
-                       cwd=tmp_path)
+        done = call_cli("normalize", f"{name}.parquet", f"{name}-out.parquet", "--by", "k",
+                        cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         out = pq.read_table(tmp_path / f"{name}-out.parquet")
         assert out["x"].to_pylist() == [-1.0, -1.0, 1.0, 1.0]
-        done = run_cli("inverse", f"{name}-out.parquet", f"{name}-back.parquet", cwd=tmp_path)
+        done = call_cli("inverse", f"{name}-out.parquet", f"{name}-back.parquet", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert pq.read_table(tmp_path / f"{name}-back.parquet")["x"].to_pylist() == [
             1.0, 10.0, 3.0, 30.0]

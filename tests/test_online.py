@@ -20,13 +20,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import assert_bad_input, assert_ok, assert_same_stats, call_cli, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import streamnorm as sn
-from streamnorm.normalize.online import read_final_stats
-from helpers import assert_bad_input, assert_ok, assert_same_stats, run_cli
 from streamnorm.cli.runner import main
+from streamnorm.normalize.online import read_final_stats
 
 EPS64 = np.finfo(np.float64).eps
 
@@ -355,8 +355,8 @@ def parquet_in(tmp_path, rng: np.random.Generator):
 
 def test_cli_online_round_trip(tmp_path, parquet_in) -> None:
     out, final = tmp_path / "out.parquet", tmp_path / "final.json"
-    assert_ok(run_cli("normalize", parquet_in, out, "--online", "-o", final, "--no-progress",
-                      cwd=tmp_path))
+    assert_ok(call_cli("normalize", parquet_in, out, "--online", "-o", final, "--no-progress",
+                       cwd=tmp_path))
     whole = sn.feature_stats(parquet_in)
     saved = sn.FeatureStats.load(final)
     assert_same_stats(saved, whole)  # same row groups, same merges: equal
@@ -368,17 +368,17 @@ def test_cli_online_round_trip(tmp_path, parquet_in) -> None:
     assert got.num_rows == sum(b.num_rows for b in batches)
     assert_same_table(got, pa.Table.from_batches(want))
     # no inverse, no --stats from an online output: one line, nothing written
-    assert_bad_input(run_cli("inverse", out, tmp_path / "back.parquet", cwd=tmp_path),
+    assert_bad_input(call_cli("inverse", out, tmp_path / "back.parquet", cwd=tmp_path),
                      "normalized online", absent=[tmp_path / "back.parquet"])
-    assert_bad_input(run_cli("normalize", parquet_in, tmp_path / "again.parquet", "--stats",
-                             out, cwd=tmp_path), "normalized online",
+    assert_bad_input(call_cli("normalize", parquet_in, tmp_path / "again.parquet", "--stats",
+                              out, cwd=tmp_path), "normalized online",
                      absent=[tmp_path / "again.parquet"])
 
 
 def test_cli_momentum_warmup_to_arrow(tmp_path, parquet_in) -> None:
     out = tmp_path / "out.arrow"
-    assert_ok(run_cli("normalize", parquet_in, out, "--online", "--momentum", "0.3",
-                      "--warmup", "1000", "--float32", "--no-progress", cwd=tmp_path))
+    assert_ok(call_cli("normalize", parquet_in, out, "--online", "--momentum", "0.3",
+                       "--warmup", "1000", "--float32", "--no-progress", cwd=tmp_path))
     got = pa.ipc.open_file(out).read_all()
     norm = sn.Normalizer(online=True, momentum=0.3, warmup=1000)
     want = pa.Table.from_batches(list(norm.transform_batches(parquet_in)))
@@ -400,7 +400,8 @@ def test_cli_momentum_warmup_to_arrow(tmp_path, parquet_in) -> None:
 ])
 def test_cli_bad_combinations(tmp_path, parquet_in, capsys, args: list[str],
                               needle: str) -> None:
-    """In this process (the subprocess contract is checked below): exit 2, one line."""
+    """In this process (the subprocess contract: test_cli_online_refuses_infinities_...):
+    exit 2, one line."""
     out = tmp_path / "out.parquet"
     argv = ["normalize", str(parquet_in), str(out), *(a.format(tmp=tmp_path) for a in args)]
     assert main(argv) == 2
@@ -422,10 +423,10 @@ def test_cli_online_resumes_from_saved_stats(tmp_path, parquet_in, rng) -> None:
     pq.write_table(sample_table(rng, 900, offset=1e6), second, row_group_size=300)
     first_stats, final = tmp_path / "first.json", tmp_path / "final.json"
     out = tmp_path / "out.parquet"
-    assert_ok(run_cli("normalize", parquet_in, tmp_path / "o1.parquet", "--online", "-o",
-                      first_stats, "--no-progress", cwd=tmp_path))
-    assert_ok(run_cli("normalize", second, out, "--online", "--stats", first_stats, "-o", final,
-                      "--no-progress", cwd=tmp_path))
+    assert_ok(call_cli("normalize", parquet_in, tmp_path / "o1.parquet", "--online", "-o",
+                       first_stats, "--no-progress", cwd=tmp_path))
+    assert_ok(call_cli("normalize", second, out, "--online", "--stats", first_stats, "-o", final,
+                       "--no-progress", cwd=tmp_path))
     norm = sn.Normalizer(online=True).fit(parquet_in)
     want = pa.Table.from_batches(list(norm.transform_batches(second)))
     assert_same_table(pq.read_table(out), want)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 import scipy.stats
-from helpers import assert_bad_input, assert_ok, run_cli
+from helpers import assert_bad_input, assert_ok, call_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from references import exact_central_moments, exact_moments
@@ -464,10 +464,10 @@ def test_normalizing_a_bool_column_is_refused_with_the_way_out(tmp_path):
         sn.Normalizer(columns=["flag"]).fit(table)
     import pyarrow.parquet as pq
     pq.write_table(table, tmp_path / "in.parquet")
-    proc = run_cli("stats", "in.parquet", "-c", "flag", cwd=tmp_path)
+    proc = call_cli("stats", "in.parquet", "-c", "flag", cwd=tmp_path)
     assert_ok(proc)
     assert "0.6666666" in proc.stdout
-    proc = run_cli("normalize", "in.parquet", "out.parquet", "-c", "flag", cwd=tmp_path)
+    proc = call_cli("normalize", "in.parquet", "out.parquet", "-c", "flag", cwd=tmp_path)
     assert_bad_input(proc, "flag", "bool", absent=[tmp_path / "out.parquet"])
 
 

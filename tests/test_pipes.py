@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
-from helpers import CLI, assert_bad_input, assert_same_stats
+from helpers import CLI, assert_bad_input, assert_same_stats, call_cli
 
 import streamnorm as sn
 
@@ -118,6 +118,14 @@ def _run(*args: str | Path, stdin: bytes = b"", cwd: Path) -> subprocess.Complet
     return proc
 
 
+def _here(*args: str | Path, stdin: bytes = b"", cwd: Path) -> subprocess.CompletedProcess:
+    """:func:`_run` in this process (:func:`helpers.call_cli`), for what the command does with
+    the bytes it reads rather than with the pipe: stdout bytes, stderr text."""
+    proc = call_cli(*args, input=stdin, cwd=cwd)
+    proc.stdout = proc.stdout_bytes
+    return proc
+
+
 def _read_stream(data: bytes) -> pa.Table:
     return ipc.open_stream(pa.BufferReader(data)).read_all()
 
@@ -197,7 +205,7 @@ def test_stdin_statistics_equal_file_statistics(tmp_path):
     data = _stream_bytes(table)
     (tmp_path / "t.arrows").write_bytes(data)
     assert _run("stats", "-", "-o", "pipe.json", stdin=data, cwd=tmp_path).returncode == 0
-    assert _run("stats", "t.arrows", "-o", "file.json", cwd=tmp_path).returncode == 0
+    assert _here("stats", "t.arrows", "-o", "file.json", cwd=tmp_path).returncode == 0
     piped, filed = sn.FeatureStats.load(tmp_path / "pipe.json"), \
         sn.FeatureStats.load(tmp_path / "file.json")
     assert_same_stats(piped, filed, rtol=0.0)
@@ -205,7 +213,7 @@ def test_stdin_statistics_equal_file_statistics(tmp_path):
     np.testing.assert_array_equal(piped.m2, filed.m2)
     # and the printed table, and the library reading sys.stdin.buffer, agree too
     printed = _run("stats", "-", stdin=data, cwd=tmp_path)
-    assert printed.stdout.decode() == _run("stats", "t.arrows", cwd=tmp_path).stdout.decode()
+    assert printed.stdout.decode() == _here("stats", "t.arrows", cwd=tmp_path).stdout.decode()
     code = ("import sys, streamnorm as sn; "
             "sn.feature_stats(sys.stdin.buffer).save('lib.json')")
     lib = subprocess.run([sys.executable, "-c", code], input=data, cwd=tmp_path,
@@ -224,8 +232,8 @@ def test_stdout_stream_equals_file_output_and_carries_the_record(tmp_path):
     piped = _run("normalize", "-", "-", "--stats", "s.json", stdin=data, cwd=tmp_path)
     assert piped.returncode == 0, piped.stderr
     assert piped.stderr.startswith("normalized 3,000 rows") and "into -" in piped.stderr
-    assert _run("normalize", "t.arrows", "out.arrows", "--stats", "s.json",
-                cwd=tmp_path).returncode == 0
+    assert _here("normalize", "t.arrows", "out.arrows", "--stats", "s.json",
+                 cwd=tmp_path).returncode == 0
     # stdout holds the stream and nothing else: the very bytes of the file output
     assert piped.stdout == (tmp_path / "out.arrows").read_bytes()
     got = _read_stream(piped.stdout)
@@ -311,13 +319,13 @@ def test_truncated_stream_is_exit_2_naming_stdin(tmp_path):
      "Arrow IPC file"),
 ])
 def test_stdin_that_is_not_an_arrow_stream_is_exit_2(tmp_path, command, data, needle):
-    proc = _run(*command, stdin=data, cwd=tmp_path)
+    proc = _here(*command, stdin=data, cwd=tmp_path)
     assert_bad_input(proc, "stdin", needle)
     assert proc.stdout == b""
 
 
 def test_batch_mode_without_stats_refuses_stdin(tmp_path):
-    proc = _run("normalize", "-", "-", stdin=_stream_bytes(_table()), cwd=tmp_path)
+    proc = _here("normalize", "-", "-", stdin=_stream_bytes(_table()), cwd=tmp_path)
     assert_bad_input(proc, "stdin cannot be read twice", "--stats FILE", "--online")
     assert proc.stdout == b""
 
@@ -327,8 +335,8 @@ def test_batch_mode_without_stats_refuses_stdin(tmp_path):
     (("--dask",), "--dask"),
 ])
 def test_options_that_do_not_fit_stdin(tmp_path, options, needle):
-    proc = _run("normalize", "-", "-", "--mode", "layer", *options,
-                stdin=_stream_bytes(_table()), cwd=tmp_path)
+    proc = _here("normalize", "-", "-", "--mode", "layer", *options,
+                 stdin=_stream_bytes(_table()), cwd=tmp_path)
     assert_bad_input(proc, needle)
 
 
@@ -431,5 +439,5 @@ def test_online_normalization_reads_stdin_once(tmp_path):
     piped = _run("normalize", "-", "-", "--online", stdin=data, cwd=tmp_path)
     assert piped.returncode == 0, piped.stderr
     assert "online" in piped.stderr
-    assert _run("normalize", "t.arrows", "out.arrows", "--online", cwd=tmp_path).returncode == 0
+    assert _here("normalize", "t.arrows", "out.arrows", "--online", cwd=tmp_path).returncode == 0
     assert piped.stdout == (tmp_path / "out.arrows").read_bytes()

@@ -16,11 +16,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import assert_bad_input, run_cli
+from helpers import assert_bad_input, call_cli
 
 import streamnorm as sn
-from streamnorm import columns as cols
 from streamnorm import arrow, selection
+from streamnorm import columns as cols
 from streamnorm.pipeline import normalize_dataset
 
 RTOL = 1e-12
@@ -436,12 +436,12 @@ def test_s3_failed_write_leaves_nothing(s3_bucket):
 def test_cli_reads_datasets_and_csv(hive, tmp_path):
     root, table = hive
     out = tmp_path / "stats.json"
-    done = run_cli("stats", root, "-c", "a", "-o", out, cwd=tmp_path)
+    done = call_cli("stats", root, "-c", "a", "-o", out, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     _check(sn.FeatureStats.load(out), table, ["a"])
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n3\n")
-    assert_bad_input(run_cli("stats", bad, cwd=tmp_path), "line 3 has 1 fields instead of 2")
+    assert_bad_input(call_cli("stats", bad, cwd=tmp_path), "line 3 has 1 fields instead of 2")
 
 
 def test_cli_reads_and_writes_s3(s3_bucket, tmp_path):
@@ -451,20 +451,20 @@ def test_cli_reads_and_writes_s3(s3_bucket, tmp_path):
     for part in root.rglob("*.parquet"):
         with s3_bucket.open_output_stream(f"bucket/cli/{part.relative_to(root)}") as out:
             out.write(part.read_bytes())
-    done = run_cli("normalize", "s3://bucket/cli", "s3://bucket/cli-out", "-c", "a", cwd=tmp_path)
+    done = call_cli("normalize", "s3://bucket/cli", "s3://bucket/cli-out", "-c", "a", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("normalized 4 files (batch mode) into s3://bucket/cli-out")
     out = sn.feature_stats("s3://bucket/cli-out", columns=["a"])
     assert abs(out.mean[0]) < 1e-12 and out.var()[0] == pytest.approx(1.0, rel=1e-12)
     assert out.count[0] == table.num_rows
     one = "s3://bucket/cli-one/year=2023/month=1/part-0.parquet"
-    done = run_cli("normalize", "s3://bucket/cli/year=2023/month=1/part-0.parquet", one,
-                   "--mode", "rms", "--compression", "snappy", cwd=tmp_path)
+    done = call_cli("normalize", "s3://bucket/cli/year=2023/month=1/part-0.parquet", one,
+                    "--mode", "rms", "--compression", "snappy", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    done = run_cli("stats", one, cwd=tmp_path)
+    done = call_cli("stats", one, cwd=tmp_path)
     assert done.returncode == 0 and done.stdout.splitlines()[1].split()[0] == "a"
-    assert_bad_input(run_cli("normalize", "s3://bucket/cli/none.parquet", "s3://bucket/x.parquet",
-                             cwd=tmp_path), "none.parquet")
+    assert_bad_input(call_cli("normalize", "s3://bucket/cli/none.parquet", "s3://bucket/x.parquet",
+                              cwd=tmp_path), "none.parquet")
 
 
 @pytest.mark.parametrize("suffix", [".json", ".arrow", ".parquet"])
