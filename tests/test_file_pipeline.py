@@ -5,6 +5,7 @@ writing thread in the middle of the output (one-line error, nothing left behind)
 from __future__ import annotations
 
 import textwrap
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -144,3 +145,35 @@ def test_transform_batches_use_pooled_outputs():
     out = norm.transform(table.to_batches()[0])
     assert pa.total_allocated_bytes() - before >= 1000 * 8  # held by Arrow's pool
     assert np.allclose(out["x"].to_numpy(), (np.arange(1000.0) - 499.5) / np.arange(1000.0).std())
+
+
+def test_parallel_reader_decodes_at_most_one_batch_ahead(tmp_path, monkeypatch):
+    """Each decoding thread holds at most PARQUET_READ_AHEAD batches the consumer has not
+    taken, however long the consumer waits (the memory the reader adds stays bounded)."""
+    from streamnorm.arrow import parquet
+
+    path = tmp_path / "wide.parquet"
+    pq.write_table(pa.table({f"c{j}": np.arange(4_000.0) + j for j in range(4)}), path,
+                   row_group_size=1_000)
+    monkeypatch.setattr(parquet, "PARQUET_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(parquet, "reader_threads", lambda: 2)
+    decoded: dict[tuple[str, ...], int] = {}
+    real = parquet.parquet_row_groups
+    done = threading.Event()
+
+    def counting(path, reader, **options):
+        key = tuple(options["columns"])
+        for batch in real(path, reader, **options):
+            decoded[key] = decoded.get(key, 0) + 1
+            if decoded[key] > 3:  # one more than allowed: stop waiting
+                done.set()
+            yield batch
+
+    monkeypatch.setattr(parquet, "parquet_row_groups", counting)
+    batches = parquet.parquet_batches(path, pq.ParquetFile(path), None, 100)
+    taken = [next(batches) for _ in range(2)]
+    done.wait(0.5)  # time for a thread to run ahead if it could
+    assert len(decoded) == 2  # two decoding threads
+    assert all(n <= len(taken) + parquet.PARQUET_READ_AHEAD for n in decoded.values()), decoded
+    rest = list(batches)
+    assert sum(b.num_rows for b in taken + rest) == 4_000
