@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.dataset as pds
 import pyarrow.fs as pafs
 
 from ..columns import PARTITION_ROLE, ROLE_KEY, is_partition_key
@@ -141,6 +140,10 @@ class DataSource:
                              "select one kind with a glob such as '*.parquet'")
         keys: list[dict[str, Any]] = [{} for _ in files]
         if self.partitioning == "hive":
+            # imported here, not at the top: pyarrow.dataset imports pandas (about 50 MB and
+            # 1 s), which reading single files never needs
+            import pyarrow.dataset as pds
+
             try:
                 dataset = pds.dataset(files, filesystem=fs, format=dataset_format(formats),
                                       partitioning="hive", partition_base_dir=base)

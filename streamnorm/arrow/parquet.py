@@ -20,7 +20,9 @@ PARQUET_BATCH_ROWS = 65_536
 PARQUET_BUFFER_BYTES = 1 << 18
 #: Parquet data (uncompressed bytes of the columns read) below which one thread decodes it all.
 PARQUET_PARALLEL_BYTES = 16 << 20
-#: Batches each Parquet decoding thread may have ready ahead of the consumer.
+#: Batches each Parquet decoding thread may have decoded and not yet handed over: it starts
+#: decoding the next one only when the consumer takes one (so it decodes while the consumer
+#: computes, and holds no finished batch waiting for a place in the queue).
 PARQUET_READ_AHEAD = 1
 
 
@@ -105,38 +107,44 @@ def parquet_batches(
         return
     wanted = list(dict.fromkeys(parquet.schema_arrow.names if columns is None else columns))
     stop = threading.Event()
-    queues: list[queue.Queue] = [queue.Queue(maxsize=PARQUET_READ_AHEAD) for _ in groups]
+    # Each queue holds at most PARQUET_READ_AHEAD batches plus the end (None) or a Failure:
+    # a decoding thread takes a slot before decoding a batch, the consumer frees one as it
+    # takes a batch. (A bounded queue instead would let a thread hold one more finished
+    # batch while it waits to put it: 8 MB per thread on a 32-column float64 file.)
+    queues: list[queue.Queue] = [queue.Queue() for _ in groups]
+    slots = [threading.Semaphore(PARQUET_READ_AHEAD) for _ in groups]
 
-    def offer(q: queue.Queue, item: Any) -> bool:
+    def wait_for(slot: threading.Semaphore) -> bool:
         while not stop.is_set():
-            try:
-                q.put(item, timeout=0.05)
+            if slot.acquire(timeout=0.05):
                 return True
-            except queue.Full:
-                continue
         return False
 
-    def decode(group: list[str], q: queue.Queue) -> None:
+    def decode(group: list[str], q: queue.Queue, slot: threading.Semaphore) -> None:
         # Arrow decodes without the GIL: the groups' threads run truly in parallel.
         try:
             reader = open_parquet(path)
-            for batch in parquet_row_groups(path, reader, batch_size=rows, columns=group,
-                                            use_threads=False):
-                if not offer(q, batch):
+            batches = parquet_row_groups(path, reader, batch_size=rows, columns=group,
+                                         use_threads=False)
+            while wait_for(slot):
+                batch = next(batches, None)
+                q.put(batch)
+                if batch is None:
                     return
-            offer(q, None)
         except BaseException as exc:  # handed to the consumer, which raises it
-            offer(q, Failure(exc))
+            q.put(Failure(exc))
 
-    threads = [threading.Thread(target=decode, args=(group, q), daemon=True,
+    threads = [threading.Thread(target=decode, args=(group, q, slot), daemon=True,
                                 name=f"streamnorm-parquet-{k}")
-               for k, (group, q) in enumerate(zip(groups, queues))]
+               for k, (group, q, slot) in enumerate(zip(groups, queues, slots))]
     for thread in threads:
         thread.start()
     schema: pa.Schema | None = None
     try:
         while True:
             parts = [q.get() for q in queues]
+            for slot in slots:
+                slot.release()
             failure = next((p for p in parts if isinstance(p, Failure)), None)
             if failure is not None:
                 raise failure.exc

@@ -4,6 +4,7 @@ addresses the kernels read (:mod:`.views`). ``from . import columns as cols`` th
 
 from __future__ import annotations
 
+from .buffers import pooled_empty
 from .types import (
     PARTITION_ROLE,
     ROLE_KEY,
@@ -37,5 +38,5 @@ __all__ = [
     "bools_as_uint8", "check_numeric", "column_views", "common_type", "exported_batch",
     "field_type", "is_numeric",
     "is_partition_key", "is_vector", "locate_columns", "numeric_column_names", "plain_type",
-    "plan_batches", "primitive_view", "promoted_type", "vector_views", "why_not_numeric",
+    "plan_batches", "pooled_empty", "primitive_view", "promoted_type", "vector_views", "why_not_numeric",
 ]

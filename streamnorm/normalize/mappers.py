@@ -201,7 +201,8 @@ def map_columns(
             continue
         groups.setdefault((view.values.dtype, types[name]), []).append((name, view))
     for (_, arrow_type), members in groups.items():
-        outs = [np.empty(len(v), dtype=arrow_type.to_pandas_dtype()) for _, v in members]
+        # from Arrow's pool: freed batches' pages are reused, not faulted in again
+        outs = [cols.pooled_empty(len(v), arrow_type.to_pandas_dtype()) for _, v in members]
         centers = np.array([plan[name][0] for name, _ in members], dtype=np.float64)
         scales = np.array([plan[name][1] for name, _ in members], dtype=np.float64)
         many([v.values for _, v in members], centers, scales, outs)
@@ -318,7 +319,8 @@ def _row_scalars(
         )
     result = {}
     for (_, arrow_type), group in groups.items():
-        outs = [np.empty(batch.num_rows, dtype=arrow_type.to_pandas_dtype()) for _ in group]
+        outs = [cols.pooled_empty(batch.num_rows, arrow_type.to_pandas_dtype())
+                for _ in group]
         kernels.normalize_rows_columns([views[n].values for n in group], center, scale, outs)
         for name, out in zip(group, outs):
             v = views[name]

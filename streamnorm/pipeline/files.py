@@ -23,6 +23,7 @@ from ..arrow.formats import check_codec, file_format, output_format
 from ..arrow.locations import is_local_file, is_uri
 from ..arrow.open import schema_and_batches
 from ..arrow.outputs import check_output_not_input
+from ..arrow.parquet import PARQUET_BATCH_ROWS
 from ..arrow.sinks import BatchWriter, atomic_path
 from ..arrow.stdio import (
     check_rereadable,
@@ -261,12 +262,15 @@ def normalize_file(
     if float32:
         writer_options["float32"] = norm.normalized_columns(schema)
     rows = 0
+    read_rows = batch_size
+    if _split_batches(src, fmt, batch_size, row_group_size, online):
+        read_rows, writer_options["row_group_size"] = SPLIT_BATCH_ROWS, PARQUET_BATCH_ROWS
     bar = progress_bar("normalize" if passes == 1 else "normalize (pass 2)", total, progress)
     try:
         with atomic_path(dst_path) as tmp, _stats_beside(norm, side, dst_path):
             out_schema = norm.output_schema(schema)
             with BatchWriter(tmp, out_schema, fmt, **writer_options) as writer:
-                _, batches = schema_and_batches(src, batch_size=batch_size)
+                _, batches = schema_and_batches(src, batch_size=read_rows)
                 outs = (norm.transform_batches(_tracked(batches, bar)) if online
                         else (norm.transform(batch) for batch in _tracked(batches, bar)))
                 for out in outs:
@@ -284,6 +288,35 @@ def normalize_file(
     finally:
         bar.close()
     return FileResult(rows, passes, norm, norm.normalized_columns(schema))
+
+
+#: Rows per batch that :func:`normalize_file` reads and normalizes, Parquet to Parquet, when
+#: it can write the same row groups from them (:func:`_split_batches`): a quarter of the
+#: default batch, so the batches in flight between the reading, normalizing and writing
+#: threads take a quarter of the memory (about 80 MB less on a 32-column float64 file).
+SPLIT_BATCH_ROWS = PARQUET_BATCH_ROWS // 4
+
+
+def _split_batches(src: Any, fmt: str, batch_size: int | None, row_group_size: int | None,
+                   online: bool) -> bool:
+    """Whether :func:`normalize_file` may read ``src`` in batches of
+    :data:`SPLIT_BATCH_ROWS` and have the writer put them back into row groups of
+    :data:`PARQUET_BATCH_ROWS` rows: the output is then the file the default batches give
+    (the same values, row groups and metadata). True for a local Parquet file into Parquet
+    with no batch size nor row group size given, outside online normalization (whose
+    statistics follow the batches), when every row group but the last holds a multiple of
+    :data:`PARQUET_BATCH_ROWS` rows (else the default batches would end row groups early)."""
+    if (batch_size is not None or row_group_size is not None or online or fmt != "parquet"
+            or is_stdio(src) or not is_local_file(src)):
+        return False
+    try:
+        if file_format(src) != "parquet":
+            return False
+        metadata = pq.ParquetFile(src).metadata
+    except (InputError, pa.ArrowInvalid, OSError):
+        return False
+    sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    return all(n % PARQUET_BATCH_ROWS == 0 for n in sizes[:-1])
 
 
 def _large_grouped_stats(norm: Normalizer) -> pa.Table | None:
