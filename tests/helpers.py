@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
 
 import streamnorm as sn
 from streamnorm.cli import main as cli_main
@@ -146,3 +148,13 @@ def assert_same_stats(got: sn.FeatureStats, want: sn.FeatureStats, *, rtol: floa
     scale = np.maximum(np.abs(want.min), np.abs(want.max))
     assert np.all(np.abs(got.mean - want.mean) <= rtol * scale), got.mean - want.mean
     assert np.all(np.abs(got.m2 - want.m2) <= rtol * np.abs(want.m2)), got.m2 / want.m2 - 1
+
+
+def ipc_stream_bytes(table: pa.Table, max_chunksize: int = 700) -> bytes:
+    """``table`` as the bytes of an Arrow IPC stream, in batches of at most ``max_chunksize``
+    rows: what a producer pipes into ``streamnorm ... -``."""
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=max_chunksize):
+            writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 dd = pytest.importorskip("dask.dataframe")
-distributed = pytest.importorskip("distributed")
+pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
 import streamnorm as sn  # noqa: E402
@@ -76,15 +76,6 @@ def reference(paths: list[str]) -> sn.FeatureStats:
     for path in paths:
         stats.update(path)
     return stats
-
-
-@pytest.fixture(scope="module")
-def client():
-    """A real LocalCluster: 2 worker processes with 1 thread each; closed after the module."""
-    with distributed.LocalCluster(
-        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
-    ) as cluster, distributed.Client(cluster) as dask_client:
-        yield dask_client
 
 
 # --------------------------------------------------------------------------- helpers

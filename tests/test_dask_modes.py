@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 dd = pytest.importorskip("dask.dataframe")
-distributed = pytest.importorskip("distributed")
+pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
 from helpers import assert_bad_input, assert_ok, run_cli  # noqa: E402
@@ -66,14 +66,6 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 def large(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """3 files, 9000 rows: the sketches compact (approximate quantiles)."""
     return _write_files(tmp_path_factory.mktemp("large"), [2500, 3100, 3400], 8)
-
-
-@pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(
-        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
-    ) as cluster, distributed.Client(cluster) as dask_client:
-        yield dask_client
 
 
 def _whole(paths: list[str]) -> pa.Table:

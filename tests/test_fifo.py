@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
-from helpers import CLI, assert_bad_input, assert_ok
+from helpers import CLI, assert_bad_input, assert_ok, ipc_stream_bytes
 
 import streamnorm as sn
 
@@ -39,14 +39,6 @@ def _table(rows: int = 2000, seed: int = 5) -> pa.Table:
     return pa.table({"a": a, "b": pa.array(rng.normal(size=rows), pa.float32()),
                      "n": pa.array(rng.integers(-9, 9, rows), mask=rng.random(rows) < 0.1),
                      "tag": pa.array([f"t{i % 5}" for i in range(rows)])})
-
-
-def _stream_bytes(table: pa.Table, max_chunksize: int = 300) -> bytes:
-    sink = pa.BufferOutputStream()
-    with ipc.new_stream(sink, table.schema) as writer:
-        for batch in table.to_batches(max_chunksize=max_chunksize):
-            writer.write_batch(batch)
-    return sink.getvalue().to_pybytes()
 
 
 def _run(*args: str | Path, cwd: Path, stdin: bytes | None = None
@@ -113,7 +105,7 @@ def fifo(tmp_path: Path) -> Path:
 def files(tmp_path: Path) -> tuple[pa.Table, bytes]:
     """The table, its IPC stream bytes in ``t.arrows``, and its statistics in ``s.json``."""
     table = _table()
-    data = _stream_bytes(table)
+    data = ipc_stream_bytes(table, 300)
     (tmp_path / "t.arrows").write_bytes(data)
     sn.feature_stats(table).save(tmp_path / "s.json")
     return table, data

@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
-from helpers import CLI, assert_bad_input, assert_same_stats, call_cli
+from helpers import CLI, assert_bad_input, assert_same_stats, call_cli, ipc_stream_bytes
 
 import streamnorm as sn
 
@@ -100,14 +100,6 @@ def _table(rows: int = 3000, seed: int = 3) -> pa.Table:
     return pa.table({"a": a, "b": pa.array(rng.normal(size=rows), pa.float32()),
                      "n": pa.array(rng.integers(-5, 5, rows)),
                      "tag": pa.array([f"t{i % 7}" for i in range(rows)])})
-
-
-def _stream_bytes(table: pa.Table, max_chunksize: int = 700) -> bytes:
-    sink = pa.BufferOutputStream()
-    with ipc.new_stream(sink, table.schema) as writer:
-        for batch in table.to_batches(max_chunksize=max_chunksize):
-            writer.write_batch(batch)
-    return sink.getvalue().to_pybytes()
 
 
 def _run(*args: str | Path, stdin: bytes = b"", cwd: Path) -> subprocess.CompletedProcess:
@@ -202,7 +194,7 @@ def test_peak_rss_stays_flat_however_long_the_stream(tmp_path, gigabytes):
 
 def test_stdin_statistics_equal_file_statistics(tmp_path):
     table = _table()
-    data = _stream_bytes(table)
+    data = ipc_stream_bytes(table)
     (tmp_path / "t.arrows").write_bytes(data)
     assert _run("stats", "-", "-o", "pipe.json", stdin=data, cwd=tmp_path).returncode == 0
     assert _here("stats", "t.arrows", "-o", "file.json", cwd=tmp_path).returncode == 0
@@ -226,7 +218,7 @@ def test_stdin_statistics_equal_file_statistics(tmp_path):
 
 def test_stdout_stream_equals_file_output_and_carries_the_record(tmp_path):
     table = _table()
-    data = _stream_bytes(table)
+    data = ipc_stream_bytes(table)
     (tmp_path / "t.arrows").write_bytes(data)
     sn.feature_stats(table).save(tmp_path / "s.json")
     piped = _run("normalize", "-", "-", "--stats", "s.json", stdin=data, cwd=tmp_path)
@@ -255,7 +247,7 @@ def test_stdout_stream_equals_file_output_and_carries_the_record(tmp_path):
 
 def test_format_parquet_and_csv_on_stdout(tmp_path):
     table = _table(500).drop_columns(["tag"])
-    data = _stream_bytes(table, 100)
+    data = ipc_stream_bytes(table, 100)
     pq_out = _run("normalize", "-", "-", "--mode", "rms", "--format", "parquet", stdin=data,
                   cwd=tmp_path)
     assert pq_out.returncode == 0, pq_out.stderr
@@ -273,7 +265,7 @@ def test_format_parquet_and_csv_on_stdout(tmp_path):
 
 
 def test_inspect_stdin(tmp_path):
-    proc = _run("inspect", "-", stdin=_stream_bytes(_table()), cwd=tmp_path)
+    proc = _run("inspect", "-", stdin=ipc_stream_bytes(_table()), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.decode().splitlines()
     assert lines[0].split()[:2] == ["column", "type"]
@@ -306,7 +298,7 @@ def test_closed_consumer_ends_quietly_with_141(tmp_path):
 
 
 def test_truncated_stream_is_exit_2_naming_stdin(tmp_path):
-    data = _stream_bytes(_table())
+    data = ipc_stream_bytes(_table())
     proc = _run("stats", "-", stdin=data[: len(data) // 2], cwd=tmp_path)
     assert_bad_input(proc, "stdin", "middle of a batch")
 
@@ -325,7 +317,7 @@ def test_stdin_that_is_not_an_arrow_stream_is_exit_2(tmp_path, command, data, ne
 
 
 def test_batch_mode_without_stats_refuses_stdin(tmp_path):
-    proc = _here("normalize", "-", "-", stdin=_stream_bytes(_table()), cwd=tmp_path)
+    proc = _here("normalize", "-", "-", stdin=ipc_stream_bytes(_table()), cwd=tmp_path)
     assert_bad_input(proc, "stdin cannot be read twice", "--stats FILE", "--online")
     assert proc.stdout == b""
 
@@ -336,7 +328,7 @@ def test_batch_mode_without_stats_refuses_stdin(tmp_path):
 ])
 def test_options_that_do_not_fit_stdin(tmp_path, options, needle):
     proc = _here("normalize", "-", "-", "--mode", "layer", *options,
-                 stdin=_stream_bytes(_table()), cwd=tmp_path)
+                 stdin=ipc_stream_bytes(_table()), cwd=tmp_path)
     assert_bad_input(proc, needle)
 
 
@@ -417,7 +409,7 @@ def test_one_shot_sources_refuse_a_second_pass(tmp_path):
     with pytest.raises(sn.InputError, match="cannot be read twice"):
         sn.normalize_file(reader, tmp_path / "out.parquet")
     assert not (tmp_path / "out.parquet").exists()
-    stream = pa.BufferReader(_stream_bytes(table))
+    stream = pa.BufferReader(ipc_stream_bytes(table))
     assert sn.feature_stats(stream).count[0] == 200 - len(range(0, 200, 17))
     with pytest.raises(sn.InputError, match="cannot be read twice"):
         sn.feature_stats(stream)
@@ -434,7 +426,7 @@ def test_iterator_source_keeps_its_first_batch(tmp_path):
 
 def test_online_normalization_reads_stdin_once(tmp_path):
     """`normalize - - --online` needs no statistics and writes what the file version writes."""
-    data = _stream_bytes(_table(1500), 300)
+    data = ipc_stream_bytes(_table(1500), 300)
     (tmp_path / "t.arrows").write_bytes(data)
     piped = _run("normalize", "-", "-", "--online", stdin=data, cwd=tmp_path)
     assert piped.returncode == 0, piped.stderr
