@@ -195,7 +195,7 @@ class BatchWriter:
         self._abort = False
         self._closed = False
         #: stdout, a pipe or a device: flushed after every batch (stdout is never closed)
-        self._stdout = stream
+        self._streamed = stream
         self._owned = not is_stdio(path)
         #: Parquet only: key-value pairs added to the file's footer on a successful close
         #: (known only once every batch is written, such as the final statistics of online
@@ -253,7 +253,7 @@ class BatchWriter:
             batch = batch.cast(self.schema)
         if self.row_group_size is None:
             self._writer.write_batch(batch)
-            self._flush_stdout()
+            self._flush_stream()
             return
         self._pending.append(batch)
         self._pending_rows += batch.num_rows
@@ -268,14 +268,15 @@ class BatchWriter:
         full = table.num_rows if final else table.num_rows // size * size
         if full:
             self._writer.write_table(table.slice(0, full), row_group_size=size)
-            self._flush_stdout()
+            self._flush_stream()
         rest = table.slice(full)
         self._pending = rest.to_batches() if rest.num_rows else []
         self._pending_rows = rest.num_rows
 
-    def _flush_stdout(self) -> None:
-        """On stdout, hand what was written to the reader now (a pipe sees each batch)."""
-        if self._stdout:
+    def _flush_stream(self) -> None:
+        """On stdout, a pipe or a device, hand what was written to the reader now (a pipe sees
+        each batch)."""
+        if self._streamed:
             self._sink.flush()
 
     def _join(self) -> None:
@@ -300,7 +301,7 @@ class BatchWriter:
                 self._writer.add_key_value_metadata(self.footer_metadata)
         finally:
             self._writer.close()
-            if self._stdout and not self._owned:
+            if self._streamed and not self._owned:
                 self._sink.flush()
             elif not isinstance(self._sink, str):
                 self._sink.close()

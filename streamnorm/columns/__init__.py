@@ -38,5 +38,6 @@ __all__ = [
     "bools_as_uint8", "check_numeric", "column_views", "common_type", "exported_batch",
     "field_type", "is_numeric",
     "is_partition_key", "is_vector", "locate_columns", "numeric_column_names", "plain_type",
-    "plan_batches", "pooled_empty", "primitive_view", "promoted_type", "vector_views", "why_not_numeric",
+    "plan_batches", "pooled_empty", "primitive_view", "promoted_type", "vector_views",
+    "why_not_numeric",
 ]

@@ -39,6 +39,8 @@ ROW_VALUES = 64
 RUN_VALUES = 16384
 #: Values taken at a time (a multiple of ROW_VALUES): bounds the sorted copy at 2 MB.
 BLOCK_VALUES = 262144
+#: Values in a batch (all its sketched columns) below which one thread takes every column.
+THREADED_MIN_VALUES = 65536
 
 #: Saved fields per column: the count the sketch stands for, its exact min and max, the size
 #: of each level (level ``h`` items weigh ``2**h``) and the items, level 0 first.
@@ -114,7 +116,7 @@ class QuantileSketches:
         kernels = _kernels()
         tasks = [(j, batch.column(name)) for j, name in enumerate(names)]
         threads = min(kernels.thread_count(), len(tasks))
-        if threads <= 1 or batch.num_rows * len(tasks) < 65536:
+        if threads <= 1 or batch.num_rows * len(tasks) < THREADED_MIN_VALUES:
             for j, column in tasks:
                 self._add_column(kernels, j, column, skip_inf)
             return
