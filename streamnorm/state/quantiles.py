@@ -245,31 +245,14 @@ def _add_block(kernels: Any, sketch: tuple[np.ndarray, ...], block: np.ndarray,
                 kernels.sketch_add_sorted(*sketch, run[begin:stop], 0, run[begin],
                                           run[stop - 1])
         return 0
-    rows = block[:full].reshape(-1, ROW_VALUES)
-    rows.sort(axis=1)
-    tail = block[full:]
-    tail.sort()
-    picked = np.empty((len(rows) + 1) * (ROW_VALUES >> j))
-    rest = np.empty(2 * ROW_VALUES)
     bounds = np.empty(2)
     n = int(sketch[2][1])
-    survivors, left, short = kernels.sketch_pick_rows(rows, tail, skip_inf, j, n, picked, rest,
-                                                      bounds)
-    kernels.sketch_add_sorted(*sketch, rest[:left], 0, bounds[0], bounds[1])
-    run = picked[:survivors]
-    if again and survivors >= 8 * ROW_VALUES:
+    run, short = _pick_rows(kernels, sketch, block, skip_inf, j, n, 0, bounds)
+    if again and len(run) >= 8 * ROW_VALUES:
         # the survivors (weight 2**j) again as sorted rows, halved once or twice more
         # (compactions of 64 and 32 items at levels j and j + 1), rather than sorted whole
-        full = survivors - survivors % ROW_VALUES
-        rows = run[:full].reshape(-1, ROW_VALUES)
-        rows.sort(axis=1)
-        tail = run[full:]
-        tail.sort()
-        picked = np.empty((len(rows) + 1) * (ROW_VALUES >> again))
-        survivors, left, _ = kernels.sketch_pick_rows(rows, tail, False, again, n, picked,
-                                                      rest, np.empty(2), j)
-        kernels.sketch_add_sorted(*sketch, rest[:left], j, bounds[0], bounds[1])
-        run = picked[:survivors]
+        run, _ = _pick_rows(kernels, sketch, run, False, again, n, j, np.empty(2),
+                            (bounds[0], bounds[1]))
         j += again
     # as runs standing for RUN_VALUES values each, all sorted by one numpy call: each run is
     # halved only down to the level that holds it when it arrives, so the sketch fills all
@@ -282,7 +265,31 @@ def _add_block(kernels: Any, sketch: tuple[np.ndarray, ...], block: np.ndarray,
     last = run[whole:]
     last.sort()
     kernels.sketch_add_sorted(*sketch, last, j, bounds[0], bounds[1])
-    return int(short)
+    return short
+
+
+def _pick_rows(kernels: Any, sketch: tuple[np.ndarray, ...], values: np.ndarray,
+               skip_inf: bool, j: int, n: int, level: int, bounds: np.ndarray,
+               extremes: tuple[float, float] | None = None) -> tuple[np.ndarray, int]:
+    """One row pass of :func:`_add_block`: ``values`` (float64, weight ``2**level`` each;
+    sorted here in place) cut into rows of ROW_VALUES and a tail, every row halved ``j``
+    times (:func:`~streamnorm.kernels.cpu_sketch.sketch_pick_rows`, ``n`` the count so far,
+    ``bounds`` float64[2] getting the valid values' min and max), the values left over (fewer
+    than a row) added to the sketch at ``level``, recording ``extremes`` (default: the
+    ``bounds`` found). Returns the survivors (in row order, weight ``2**(level + j)``) and
+    the number of short rows."""
+    full = len(values) - len(values) % ROW_VALUES
+    rows = values[:full].reshape(-1, ROW_VALUES)
+    rows.sort(axis=1)
+    tail = values[full:]
+    tail.sort()
+    picked = np.empty((len(rows) + 1) * (ROW_VALUES >> j))
+    rest = np.empty(2 * ROW_VALUES)
+    survivors, left, short = kernels.sketch_pick_rows(rows, tail, skip_inf, j, n, picked, rest,
+                                                      bounds, level)
+    low, high = (bounds[0], bounds[1]) if extremes is None else extremes
+    kernels.sketch_add_sorted(*sketch, rest[:left], level, low, high)
+    return picked[:survivors], int(short)
 
 
 def _saved(sketches: QuantileSketches, j: int) -> tuple[Any, ...]:
