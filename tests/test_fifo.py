@@ -11,6 +11,7 @@ the path.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
-from helpers import CLI, assert_bad_input, assert_ok, ipc_stream_bytes
+from helpers import CLI, assert_bad_input, assert_ok, call_cli, ipc_stream_bytes
 
 import streamnorm as sn
 
@@ -295,3 +296,87 @@ def test_directory_into_dev_stdout_is_one_stream(tmp_path, files) -> None:
     want = sn.Normalizer.from_stats(tmp_path / "s.json").transform(table)
     np.testing.assert_array_equal(got["a"].to_numpy(zero_copy_only=False),
                                   want["a"].to_numpy(zero_copy_only=False))
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_stats_to_stdout_and_back_through_a_pipe(tmp_path, files) -> None:
+    """`stats IN -o -` writes the JSON state on stdout (the closing line on stderr), and
+    `normalize IN OUT --stats -` reads it from stdin: the same output as through a file."""
+    saved = call_cli("stats", "t.arrows", "-o", "-", cwd=tmp_path)
+    assert_ok(saved)
+    assert saved.stderr.startswith("wrote statistics of 3 columns over 2,000 rows to stdout")
+    assert sn.FeatureStats.from_dict(json.loads(saved.stdout)) == \
+        sn.feature_stats(tmp_path / "t.arrows")
+    assert_ok(call_cli("normalize", "t.arrows", "piped.arrows", "--stats", "-",
+                       input=saved.stdout, cwd=tmp_path))
+    (tmp_path / "saved.json").write_text(saved.stdout)
+    sn.normalize_file(tmp_path / "t.arrows", tmp_path / "file.arrows",
+                      stats=tmp_path / "saved.json")
+    assert (tmp_path / "piped.arrows").read_bytes() == (tmp_path / "file.arrows").read_bytes()
+
+
+def test_stats_into_a_fifo_and_dev_stdout(tmp_path, fifo, files) -> None:
+    with draining(fifo) as got:
+        assert_ok(_run("stats", "t.arrows", "-o", fifo, cwd=tmp_path))
+    want = sn.feature_stats(tmp_path / "t.arrows")
+    assert sn.FeatureStats.from_dict(json.loads(got[0])) == want
+    # /dev/stdout redirected to a regular file is still the process's stream
+    with open(tmp_path / "redirected", "wb") as out:
+        proc = subprocess.run([*CLI, "stats", "t.arrows", "-o", "/dev/stdout"], stdout=out,
+                              stderr=subprocess.PIPE, cwd=tmp_path, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    redirected = json.loads((tmp_path / "redirected").read_bytes())
+    assert sn.FeatureStats.from_dict(redirected) == want
+
+
+def test_stats_read_from_a_fifo_as_json_or_arrow(tmp_path, fifo, files) -> None:
+    want = sn.FeatureStats.load(tmp_path / "s.json")
+    with feeding(fifo, (tmp_path / "s.json").read_bytes()):
+        assert sn.FeatureStats.load(fifo) == want
+    with feeding(fifo, ipc_stream_bytes(want.to_arrow(), 1000)):
+        assert sn.FeatureStats.load(fifo) == want
+
+
+@pytest.mark.parametrize(("data", "needle"), [
+    (b"", "no statistics arrived (the stream is empty)"),
+    (b"not statistics", "neither JSON nor an Arrow IPC stream"),
+    (b'{"version": 1', "statistics"),
+])
+def test_bad_statistics_on_stdin(tmp_path, files, data, needle) -> None:
+    proc = call_cli("normalize", "t.arrows", "out.arrows", "--stats", "-", input=data,
+                    cwd=tmp_path)
+    assert_bad_input(proc, needle)
+    assert proc.stderr.startswith("streamnorm: error: stdin: ")
+    assert not (tmp_path / "out.arrows").exists()
+
+
+def test_stdin_cannot_be_both_in_and_stats(tmp_path, files) -> None:
+    _, data = files
+    proc = call_cli("normalize", "-", "out.arrows", "--stats", "-", input=data, cwd=tmp_path)
+    assert_bad_input(proc, "stdin cannot be both IN and --stats")
+
+
+def test_binary_statistics_suffix_on_a_stream_is_refused(tmp_path, files) -> None:
+    with pytest.raises(sn.InputError, match="statistics written to a pipe or device are JSON"):
+        sn.FeatureStats.load(tmp_path / "s.json").save(_dev_null_named(tmp_path))
+
+
+def _dev_null_named(tmp_path: Path) -> Path:
+    """A character device whose name ends in .parquet: a symlink to /dev/null."""
+    link = tmp_path / "sink.parquet"
+    link.symlink_to("/dev/null")
+    return link
+
+
+def test_a_fifo_inside_a_list_or_data_source_says_why(tmp_path, fifo, files) -> None:
+    """A pipe is read once as a stream; among other files (or as a DataSource) it used to be
+    reported as "no such file"."""
+    for opening in (lambda: sn.feature_stats([fifo, tmp_path / "t.arrows"]),
+                    lambda: sn.DataSource(fifo)):
+        with pytest.raises(sn.InputError) as err:
+            opening()
+        assert str(err.value) == (
+            f"{fifo}: is a pipe or a device, which can be read only once as a stream, not as a "
+            "file of a dataset; pass it alone as the input, or save it to a file first")

@@ -45,6 +45,7 @@ from .files import open_file, rechunk
 from .formats import FORMATS, dataset_format, format_of
 from .locations import display, expand_glob, file_info, has_glob, list_files, resolve
 from .schemas import SchemaLike, as_schema, conform, unify_schemas
+from .stdio import is_stream_location
 from .text import SkipCounter, SourceOptions, json_keys
 
 
@@ -113,6 +114,7 @@ class DataSource:
                     raise InputError(f"{shown}: the directory holds no data file; check the path")
                 return fs, path, self._parts(fs, path, files), False
             if info.type != pafs.FileType.File:
+                _refuse_stream(location)
                 raise InputError(f"{shown}: no such file or directory; check the path")
             return fs, os.path.dirname(path), [FilePart(path, os.path.basename(path), {})], True
         items = list(location)
@@ -125,6 +127,7 @@ class DataSource:
         paths = [p for _, p in resolved]
         for item, path in zip(items, paths):
             if file_info(fs, path, os.fspath(item)).type != pafs.FileType.File:
+                _refuse_stream(item)
                 raise InputError(f"{os.fspath(item)}: no such file; check the path")
         base = os.path.commonpath(paths) if len(paths) > 1 else os.path.dirname(paths[0])
         if base in paths:
@@ -295,3 +298,13 @@ def open_source(
             raise ValueError("open_source: give options when creating the DataSource")
         return location
     return DataSource(location, **options)
+
+
+def _refuse_stream(location: Any) -> None:
+    """A pipe or device path inside a list or given to :class:`DataSource` is an
+    :class:`InputError` saying why (it can be read once, as a stream, never opened as a file
+    among others) and what works instead."""
+    if is_stream_location(location):
+        raise InputError(f"{os.fspath(location)}: is a pipe or a device, which can be read only "
+                         "once as a stream, not as a file of a dataset; pass it alone as the "
+                         "input, or save it to a file first")

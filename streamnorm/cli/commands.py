@@ -12,6 +12,7 @@ from .. import selection
 from ..arrow.dataset import DataSource, open_source
 from ..arrow.formats import IPC_SUFFIXES, PARQUET_SUFFIXES
 from ..arrow.locations import is_uri
+from ..arrow.stdio import is_stream_location
 from ..errors import InputError
 from ..kernels import backend
 from ..normalize import Normalizer, check_batch_columns
@@ -54,6 +55,8 @@ def check_target(target: str | None) -> None:
 
 
 def _check_stats_output(src: str, dst: str) -> None:
+    if is_stream_location(dst):  # -, a pipe or a device: the JSON state, as a stream
+        return
     if Path(dst).suffix.lower() not in _STATS_SUFFIXES:
         raise InputError(
             f"{dst}: unknown statistics format {Path(dst).suffix or '(no suffix)'}; use .json, "
@@ -124,8 +127,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
         over = f"{rows:,} rows"
     if args.output:
         stats.save(args.output)
-        print(f"wrote statistics of {len(stats.columns)} columns over {over} to "
-              f"{args.output}")
+        shown = "stdout" if args.output == "-" else args.output
+        print(f"wrote statistics of {len(stats.columns)} columns over {over} to {shown}",
+              file=message_stream(args))
     else:
         print(format_table(summary_table(stats, args.ddof, args.quantiles)))
     return EXIT_OK

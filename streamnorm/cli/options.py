@@ -296,6 +296,11 @@ def check_stdio_usage(args: argparse.Namespace) -> None:
         raise UsageError(f"{' and '.join(given)} do(es) not apply to {shown}: the "
                          "stream is Arrow IPC with its own types, read once; drop "
                          f"{' and '.join(given)}")
+    stats = getattr(args, "stats", None)
+    if stats is not None and is_stream_location(stats) and stats == args.input:
+        shown = "stdin" if is_stdio(stats) else stats
+        raise UsageError(f"{shown} cannot be both IN and --stats: a stream is read once; "
+                         "save the statistics to a file and pass that")
     if getattr(args, "format", None) is not None and not is_stream_location(output or ""):
         raise UsageError("--format is for OUT - (stdout) or a pipe only; a file's suffix "
                          "decides its format, drop --format")

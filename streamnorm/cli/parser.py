@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
         "named with -c is counted as 0/1.",
     )
     stats.add_argument("input", metavar="IN", help=IN_HELP)
-    stats.add_argument("-o", "--output", metavar="STATS", help="save the statistics here")
+    stats.add_argument("-o", "--output", metavar="STATS", help="save the statistics here (.json, .arrow or .parquet; - or a pipe: the JSON on "
+        "the stream, the closing line on stderr)")
     stats.add_argument(
         "--ddof", type=non_negative_int, default=0, metavar="N",
         help="the printed std divides by count - N (default 0, numpy's; 1 for pandas'). A "
@@ -125,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     norm.add_argument(
         "--stats", metavar="FILE",
         help="batch / minmax / robust mode: use these statistics (a stats file, or a file "
-        "normalized before) instead of a fitting pass; with --online: continue them (resume a "
+        "normalized before; - or a pipe: the JSON of `stats -o -`) instead of a fitting "
+        "pass; with --online: continue them (resume a "
         "stream from the statistics its -o saved)",
     )
     norm.add_argument(

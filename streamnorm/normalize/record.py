@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from ..arrow.locations import is_uri
 from ..arrow.open import schema_and_batches
+from ..arrow.stdio import is_stream_location
 from ..errors import InputError, StatsFileError
 from ..state.features import FeatureStats
 from ..state.persist import json_float, naming
@@ -276,6 +277,6 @@ def stats_location(stats: str | os.PathLike) -> Any:
 def holds_record(stats: str | os.PathLike) -> bool:
     """Whether the file ``stats`` is normalized data carrying a record rather than a statistics
     file; a ``.json`` file is never opened for this."""
-    if os.fspath(stats).lower().endswith(".json"):
-        return False
+    if os.fspath(stats).lower().endswith(".json") or is_stream_location(stats):
+        return False  # a stream is read once, by the loader (statistics only)
     return is_record(file_schema(stats_location(stats)).metadata)

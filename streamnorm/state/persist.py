@@ -14,16 +14,20 @@ import contextlib
 import json
 import math
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.ipc as ipc
 
+from ..arrow.failures import first_line
 from ..arrow.locations import is_uri, resolve
 from ..arrow.open import schema_and_batches
 from ..arrow.sinks import atomic_path, write_table
+from ..arrow.stdio import is_stdio, is_stream_location, open_stream_sink, stdout_file
 from ..errors import InputError, StatsFileError
 from . import statsfile
 from .merge import Moments, check_moments
@@ -175,6 +179,9 @@ def save_state(path: str | os.PathLike, to_dict: Callable[[], dict[str, Any]],
                to_arrow: Callable[[], pa.Table]) -> None:
     """Write a state atomically: ``to_dict()`` as ``.json``, else ``to_arrow()`` as Arrow IPC
     or Parquet by suffix. ``path`` is a local path or an object-store URI string."""
+    if is_stream_location(path):
+        _save_json_to_stream(path, to_dict)
+        return
     where = location(path)
     if os.fspath(path).lower().endswith(".json"):
         data = (json.dumps(to_dict(), indent=1) + "\n").encode()
@@ -186,12 +193,64 @@ def save_state(path: str | os.PathLike, to_dict: Callable[[], dict[str, Any]],
         write_table(to_arrow(), where)
 
 
+def _save_json_to_stream(path: str | os.PathLike, to_dict: Callable[[], dict[str, Any]]) -> None:
+    """``-`` (stdout), a pipe or a device path: the JSON state written as a stream (nothing
+    to rename, so not atomic: a consumer sees the end of the text when it is complete)."""
+    name = os.fspath(path)
+    if not is_stdio(name) and name.lower().endswith(_NOT_JSON_SUFFIXES):
+        raise InputError(f"{name}: statistics written to a pipe or device are JSON; drop the "
+                         "suffix, or write a file")
+    data = (json.dumps(to_dict(), indent=1) + "\n").encode()
+    if is_stdio(name):
+        out = stdout_file()
+        out.write(data)
+        out.flush()
+        return
+    with open_stream_sink(name) as out:
+        out.write(data)
+
+
+#: Suffixes that name a binary state format, which a stream cannot hold (Parquet needs to
+#: seek; the JSON text is what pipes and devices carry).
+_NOT_JSON_SUFFIXES = (".arrow", ".arrows", ".feather", ".ipc", ".parquet", ".pq")
+
+
+def _load_from_stream(name: str, from_dict: Callable[[dict[str, Any]], Any],
+                      from_arrow: Callable[[pa.Table], Any]) -> Any:
+    """``-`` (stdin), a pipe or a device path: read to its end once, JSON when the text starts
+    with ``{`` (what :func:`save_state` writes there), else an Arrow IPC stream."""
+    shown = "stdin" if is_stdio(name) else name
+    try:
+        if is_stdio(name):
+            data = sys.stdin.buffer.read()
+        else:
+            with open(name, "rb") as raw:
+                data = raw.read()
+    except OSError as exc:
+        raise InputError(f"{shown}: cannot read it ({exc.strerror or exc}); check the path"
+                         ) from None
+    if not data.strip():
+        raise StatsFileError(f"{shown}: no statistics arrived (the stream is empty); check "
+                             "the command that writes them")
+    with naming(shown):
+        if data.lstrip()[:1] == b"{":
+            return from_dict(statsfile.parse_json(data))
+        try:
+            table = ipc.open_stream(pa.BufferReader(data)).read_all()
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise StatsFileError(f"neither JSON nor an Arrow IPC stream ({first_line(exc)}); "
+                                 "send the output of `streamnorm stats ... -o -`") from None
+        return from_arrow(table)
+
+
 def load_state(path: str | os.PathLike, from_dict: Callable[[dict[str, Any]], Any],
                from_arrow: Callable[[pa.Table], Any]) -> Any:
     """Read a state written by :func:`save_state` and rebuild it with ``from_dict`` (``.json``)
     or ``from_arrow``; problems are :class:`StatsFileError` / :class:`InputError` naming the
     file."""
     name = os.fspath(path)
+    if is_stream_location(name):
+        return _load_from_stream(name, from_dict, from_arrow)
     if name.lower().endswith(".json"):
         try:
             filesystem, inner = resolve(name)
