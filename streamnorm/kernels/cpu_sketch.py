@@ -375,7 +375,8 @@ def sketch_add_sorted(items, levels, info, extremes, run, base, low, high):
     The run is compacted on its own first, as KLL compacts a sorted level: halved (one coin
     per halving, an odd item left at its level) up to the lowest level ``j`` whose capacity
     holds it, so each item costs a few copies after the caller's sort. Then the run's levels
-    are merged into the sketch (:func:`sketch_merge`). Rank error added per run: below
+    are merged into the sketch (:func:`sketch_merge`; in place by :func:`_insert_run` when
+    the sketch has the room, with the same result). Rank error added per run: below
     ``2**j``, with random-looking signs across runs.
     """
     m = run.shape[0]
@@ -388,9 +389,6 @@ def sketch_add_sorted(items, levels, info, extremes, run, base, low, high):
     n_after = info[1] + (m << base)
     work = run.copy()
     size = m
-    capacity = MAX_LEVELS + (m >> (j - base)) + 2
-    items_b = np.empty(capacity, dtype=np.float64)
-    levels_b = np.full(MAX_LEVELS + 2, capacity, dtype=np.int64)
     # the odd items left at levels base .. j-1 go at the front, one per level at most
     leftover = np.empty(j + 1, dtype=np.float64)
     has_leftover = np.zeros(j + 1, dtype=np.bool_)
@@ -405,6 +403,12 @@ def sketch_add_sorted(items, levels, info, extremes, run, base, low, high):
         for i in range(half):
             work[i] = work[first + 2 * i + offset]
         size = half
+    if _insert_run(items, levels, info, extremes, work, size, j, leftover, has_leftover, base,
+                   n_after, low, high):
+        return
+    capacity = MAX_LEVELS + size + 2
+    items_b = np.empty(capacity, dtype=np.float64)
+    levels_b = np.full(MAX_LEVELS + 2, capacity, dtype=np.int64)
     top = capacity - size
     items_b[top:] = work[:size]
     position = top
@@ -417,6 +421,71 @@ def sketch_add_sorted(items, levels, info, extremes, run, base, low, high):
     info_b = np.array([j + 1, m << base], dtype=np.int64)
     extremes_b = np.array([low, high])
     sketch_merge(items, levels, info, extremes, items_b, levels_b, info_b, extremes_b)
+
+
+@njit(cache=True, nogil=True)
+def _insert_run(items, levels, info, extremes, run, size, j, leftover, has_leftover, base, n,
+                low, high):
+    """:func:`sketch_merge` of a one-run sketch into a sketch, in place, with the same result
+    bits but without copying the whole sketch: ``run[:size]`` (sorted) at level ``j`` and
+    ``leftover[h]`` where ``has_leftover[h]`` at the levels ``base .. j - 1``; ``n`` the count
+    after it, ``low``/``high`` its extremes. The levels below ``j`` move down into the free
+    space at the front, each taking its leftover where the merge puts it (level 0 appends,
+    a sorted level puts it after its items that are not greater); the run is merged into
+    level ``j`` from the front, into the gap that opens before it; then the lowest full
+    levels are compacted as :func:`sketch_merge` does. Returns False, changing nothing, when
+    this does not apply: an empty sketch, ``j`` 0 or not below the top level, or less free
+    space than the items added."""
+    num_levels = info[0]
+    extra = size
+    for h in range(base, j):
+        if has_leftover[h]:
+            extra += 1
+    if info[1] == 0 or j == 0 or j >= num_levels or levels[0] < extra:
+        return False
+    moved = extra
+    for h in range(j):
+        begin = levels[h]
+        end = levels[h + 1]
+        levels[h] = begin - moved
+        if h >= base and has_leftover[h]:
+            x = leftover[h]
+            i = begin
+            while i < end and (h == 0 or not x < items[i]):
+                items[i - moved] = items[i]
+                i += 1
+            items[i - moved] = x
+            for k in range(i, end):
+                items[k - moved + 1] = items[k]
+            moved -= 1
+        else:
+            for i in range(begin, end):
+                items[i - moved] = items[i]
+    a = levels[j]
+    a_end = levels[j + 1]
+    out = a - size
+    levels[j] = out
+    b = 0
+    while a < a_end and b < size:  # writes never pass the reads of a
+        if run[b] < items[a]:
+            items[out] = run[b]
+            b += 1
+        else:
+            items[out] = items[a]
+            a += 1
+        out += 1
+    while b < size:
+        items[out] = run[b]
+        b += 1
+        out += 1
+    while levels[num_levels] - levels[0] > CAPACITY_TABLE[num_levels]:
+        level = _lowest_full_level(levels, num_levels)
+        num_levels = compact_level(items, levels, num_levels, level, n)
+    info[0] = num_levels
+    info[1] = n
+    extremes[0] = min(extremes[0], low)
+    extremes[1] = max(extremes[1], high)
+    return True
 
 
 @njit(cache=True, nogil=True)
