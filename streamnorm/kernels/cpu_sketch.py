@@ -286,9 +286,10 @@ def sketch_pick_rows(rows, tail, skip_inf, j, n, picked, rest, bounds, level=0):
 
 #: Values per group of :func:`sketch_halve_groups` and the groups side by side in a tile
 #: (its lanes): group ``i`` of a tile of ``GROUP_VALUES * GROUP_LANES`` values holds the
-#: values ``i, i + GROUP_LANES, …``, so one loop over the lanes sorts 64 groups in SIMD.
+#: values ``i, i + GROUP_LANES, …``, so one loop over the lanes sorts many groups in SIMD,
+#: reading 8 streams long enough for the hardware prefetcher (8 KB each).
 GROUP_VALUES = 8
-GROUP_LANES = 64
+GROUP_LANES = 1024
 #: The level number salting the groups' coins (above any level a sketch uses).
 GROUP_SALT = 62
 
@@ -308,13 +309,14 @@ def sketch_halve_groups(values, n, out):
     of many tiny sorted buffers at level 0, done with SIMD min/max and no sort call.
 
     ``values`` float64[m] (contiguous; read only), ``n`` the count so far (seeds the coins).
-    The first ``m - m % 512`` values are taken as tiles of 512, each 64 groups of 8 (group
-    ``i`` of a tile: its values ``i, i + 64, …, i + 448``), every group sorted by a 19-step
-    network and halved by one hashed coin (positions 0, 2, 4, 6 or 1, 3, 5, 7). The
-    survivors (weight 2) go to ``out`` (float64[≥ (m // 512) * 256]): a tile's ``t``-th
-    survivors of its 64 groups are ``out[tile * 256 + 64 * t:][:64]``, so a row of 64 holds
-    values of one tile. A group adds a rank error of at most 1, only to the quantiles that
-    fall inside it: rank variance at most 1/8 per value (1/16 for values in random order).
+    The first ``m - m % 8192`` values are taken as tiles of 8192, each 1024 groups of 8
+    (group ``i`` of a tile: its values ``i, i + 1024, …, i + 7168``), every group sorted by
+    a 19-step network and halved by one hashed coin (positions 0, 2, 4, 6 or 1, 3, 5, 7).
+    The survivors (weight 2) go to ``out`` (float64[≥ (m // 8192) * 4096]): a tile's
+    ``t``-th survivors of its groups are ``out[tile * 4096 + 1024 * t:][:1024]``, so a row
+    of 64 holds values of one tile. A group adds a rank error of at most 1, only to the
+    quantiles that fall inside it: rank variance at most 1/8 per value (1/16 for values in
+    random order).
 
     Returns ``(bad, low, high)``: ``bad`` true when a value is NaN (the survivors are then
     meaningless: the caller takes the other path), else the exact min and max.
@@ -326,46 +328,46 @@ def sketch_halve_groups(values, n, out):
     for tile in range(tiles):
         base = tile * (GROUP_VALUES * GROUP_LANES)
         dst = tile * (GROUP_VALUES * GROUP_LANES // 2)
-        word = _coin_word(n + base, GROUP_SALT)
-        for i in range(GROUP_LANES):
-            v0 = values[base + 0 + i]
-            v1 = values[base + 64 + i]
-            v2 = values[base + 128 + i]
-            v3 = values[base + 192 + i]
-            v4 = values[base + 256 + i]
-            v5 = values[base + 320 + i]
-            v6 = values[base + 384 + i]
-            v7 = values[base + 448 + i]
-            bad |= ((v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3) | (v4 != v4)
-                    | (v5 != v5) | (v6 != v6) | (v7 != v7))
-            v0, v1 = min(v0, v1), max(v0, v1)
-            v2, v3 = min(v2, v3), max(v2, v3)
-            v0, v2 = min(v0, v2), max(v0, v2)
-            v1, v3 = min(v1, v3), max(v1, v3)
-            v1, v2 = min(v1, v2), max(v1, v2)
-            v4, v5 = min(v4, v5), max(v4, v5)
-            v6, v7 = min(v6, v7), max(v6, v7)
-            v4, v6 = min(v4, v6), max(v4, v6)
-            v5, v7 = min(v5, v7), max(v5, v7)
-            v5, v6 = min(v5, v6), max(v5, v6)
-            v0, v4 = min(v0, v4), max(v0, v4)
-            v2, v6 = min(v2, v6), max(v2, v6)
-            v2, v4 = min(v2, v4), max(v2, v4)
-            v1, v5 = min(v1, v5), max(v1, v5)
-            v3, v7 = min(v3, v7), max(v3, v7)
-            v3, v5 = min(v3, v5), max(v3, v5)
-            v1, v2 = min(v1, v2), max(v1, v2)
-            v3, v4 = min(v3, v4), max(v3, v4)
-            v5, v6 = min(v5, v6), max(v5, v6)
-            lows[i] = min(lows[i], v0)
-            highs[i] = max(highs[i], v7)
-            c = (word >> np.uint64(i)) & np.uint64(1)
-            out[dst + i] = v1 if c else v0
-            out[dst + 64 + i] = v3 if c else v2
-            out[dst + 128 + i] = v5 if c else v4
-            out[dst + 192 + i] = v7 if c else v6
+        for w in range(GROUP_LANES // 64):
+            word = _coin_word(n + base + w, GROUP_SALT)
+            for i in range(w * 64, w * 64 + 64):
+                v0 = values[base + 0 * GROUP_LANES + i]
+                v1 = values[base + 1 * GROUP_LANES + i]
+                v2 = values[base + 2 * GROUP_LANES + i]
+                v3 = values[base + 3 * GROUP_LANES + i]
+                v4 = values[base + 4 * GROUP_LANES + i]
+                v5 = values[base + 5 * GROUP_LANES + i]
+                v6 = values[base + 6 * GROUP_LANES + i]
+                v7 = values[base + 7 * GROUP_LANES + i]
+                bad |= ((v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3) | (v4 != v4)
+                        | (v5 != v5) | (v6 != v6) | (v7 != v7))
+                v0, v1 = min(v0, v1), max(v0, v1)
+                v2, v3 = min(v2, v3), max(v2, v3)
+                v0, v2 = min(v0, v2), max(v0, v2)
+                v1, v3 = min(v1, v3), max(v1, v3)
+                v1, v2 = min(v1, v2), max(v1, v2)
+                v4, v5 = min(v4, v5), max(v4, v5)
+                v6, v7 = min(v6, v7), max(v6, v7)
+                v4, v6 = min(v4, v6), max(v4, v6)
+                v5, v7 = min(v5, v7), max(v5, v7)
+                v5, v6 = min(v5, v6), max(v5, v6)
+                v0, v4 = min(v0, v4), max(v0, v4)
+                v2, v6 = min(v2, v6), max(v2, v6)
+                v2, v4 = min(v2, v4), max(v2, v4)
+                v1, v5 = min(v1, v5), max(v1, v5)
+                v3, v7 = min(v3, v7), max(v3, v7)
+                v3, v5 = min(v3, v5), max(v3, v5)
+                v1, v2 = min(v1, v2), max(v1, v2)
+                v3, v4 = min(v3, v4), max(v3, v4)
+                v5, v6 = min(v5, v6), max(v5, v6)
+                lows[i] = min(lows[i], v0)
+                highs[i] = max(highs[i], v7)
+                c = (word >> np.uint64(i & 63)) & np.uint64(1)
+                out[dst + 0 * GROUP_LANES + i] = v1 if c else v0
+                out[dst + 1 * GROUP_LANES + i] = v3 if c else v2
+                out[dst + 2 * GROUP_LANES + i] = v5 if c else v4
+                out[dst + 3 * GROUP_LANES + i] = v7 if c else v6
     return bad, lows.min(), highs.max()
-
 
 @njit(cache=True, nogil=True)
 def sketch_add_sorted(items, levels, info, extremes, run, base, low, high):

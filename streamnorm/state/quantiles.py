@@ -264,19 +264,19 @@ def _add_halved(kernels: Any, sketch: tuple[np.ndarray, ...], values: np.ndarray
     """Add ``values`` (up to BLOCK_VALUES of a column's valid-or-NaN values, any numeric
     dtype; not modified) to one column's sketch by the halved path, if it applies: False
     (nothing added) while the sketch's rows would be halved fewer than HALVED_MIN_LEVEL
-    times, for blocks of fewer than 8 tiles, or when the values hold NaN (or ±inf that
+    times, for blocks of fewer than 2 tiles, or when the values hold NaN (or ±inf that
     ``skip_inf`` skips): the caller then takes :func:`_add_block`.
 
     The values are first halved in groups of 8 by a SIMD sorting network
     (:func:`~streamnorm.kernels.cpu_sketch.sketch_halve_groups`: no copy, no sort call),
     the survivors (weight 2, half as many) then taken as :func:`_add_block` takes a block at
     level 1: sorted rows halved ``j - 1`` times, and so on. The values past the last whole
-    tile (fewer than 512) go through :func:`_add_block`.
+    tile (fewer than 8192) go through :func:`_add_block`.
     """
     j, again = kernels.sketch_row_level(sketch[2], len(values), ROW_VALUES)
     tile = kernels.GROUP_VALUES * kernels.GROUP_LANES
     whole = len(values) - len(values) % tile
-    if j < HALVED_MIN_LEVEL or whole < 8 * tile:
+    if j < HALVED_MIN_LEVEL or whole < 2 * tile:
         return False
     source = np.ascontiguousarray(values[:whole], dtype=np.float64)
     n = int(sketch[2][1])
