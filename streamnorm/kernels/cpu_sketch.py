@@ -25,6 +25,9 @@ lowest level whose capacity holds it, then merged) or, once a sketch has grown, 
 :func:`sketch_row_level`), the survivors then sorted by the caller and added as one run at
 level ``j``. A row's pick is the KLL compaction of a sorted buffer of 64, 32, … items at
 levels 0 … j-1: most of a long run's sorted order would be thrown away by its halvings.
+Larger blocks are first halved in groups of 8 (:func:`sketch_halve_groups`: a 19-step
+min/max network over 1024 groups side by side, in SIMD, then one hashed coin per group),
+which halves the values the caller sorts as rows.
 
 The kernels take one column at a time and release the GIL (``nogil``), so the caller runs
 columns on threads; each column's result is the same whatever the thread count.

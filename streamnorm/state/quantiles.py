@@ -5,7 +5,8 @@ Each column keeps a KLL sketch (:mod:`streamnorm.kernels.cpu_sketch`): at most
 enters a column's sketch in blocks of its valid values (nulls and NaN skipped, as the
 statistics skip them; ±inf are values unless ``inf="skip"``, as in the statistics): a young
 sketch takes a block as one sorted run, a grown one as sorted rows of 64 values each halved
-j times by a strided pick, the survivors then sorted as one run (:func:`_add_block`); states
+j times by a strided pick, the survivors then sorted as one run (:func:`_add_block`), and
+from j = 2 first halves it in groups of 8 by a SIMD sorting network (:func:`_add_halved`); states
 merge exactly in count and approximately in rank. The promise, tested against
 ``numpy.quantile``: the value returned for ``q`` has a true rank within 0.5% of ``q`` (of the
 count) for any batching and any merge order; while a column has seen no more than 1024 values
