@@ -3,8 +3,9 @@
 Once a column's rows are halved twice or more, a block is first halved in groups of 8 by a
 SIMD sorting network (``cpu_sketch.sketch_halve_groups``), then sorted as rows. Checked here:
 the kernel against numpy, exact counts and extremes whatever sits where (NaN, ±inf, the
-values past the last whole tile, other dtypes), and the rank bound on orders that put every
-group across the distribution.
+values past the last whole tile, other dtypes), the rank bound on orders that put every
+group across the distribution, and that a run merged in place (``sketch_add_sorted``) gives
+the bits of ``sketch_merge``.
 """
 
 from __future__ import annotations
@@ -124,3 +125,50 @@ def test_rank_bound_for_orders_that_defeat_the_groups(order: str) -> None:
         fs = fit(x, sizes)
         assert fs.count[0] == len(x)
         assert rank_error(s, fs.quantile(QS)[:, 0], QS) <= RANK_ERROR
+
+
+def _coin(n: int, level: int) -> int:
+    """cpu_sketch's coin (the top bit of splitmix64 of ``(n, level)``), in Python."""
+    mask = (1 << 64) - 1
+    z = (n * 64 + level + 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return (z ^ (z >> 31)) >> 63
+
+
+def _one_run_sketch(info: np.ndarray, run: np.ndarray, base: int) -> tuple[np.ndarray, ...]:
+    """The one-run sketch sketch_add_sorted documents: ``run`` halved (odd items left at
+    their level) up to the lowest level whose capacity holds it in the target sketch."""
+    m, j = len(run), base
+    while (m >> (j - base)) > cpu_sketch.LEVEL_CAPACITY[max(info[0], j + 1), j]:
+        j += 1
+    n_after = int(info[1]) + (m << base)
+    work, left = list(run), {}
+    for h in range(base, j):
+        if len(work) & 1:
+            left[h], work = work[0], work[1:]
+        work = work[_coin(n_after, h)::2]
+    below = [left[h] for h in range(j) if h in left]
+    items = np.array(below + work)
+    levels = np.full(cpu_sketch.MAX_LEVELS + 2, len(items), dtype=np.int64)
+    position = 0
+    for h in range(j + 1):
+        levels[h] = position
+        position += 1 if h in left else 0
+    return items, levels, np.array([j + 1, m << base]), np.array([run[0], run[-1]])
+
+
+def test_runs_merged_in_place_equal_the_merge_of_a_one_run_sketch() -> None:
+    """sketch_add_sorted merges a run in place when the sketch has room; the result is the
+    one sketch_merge gives for the one-run sketch, item for item."""
+    rng = np.random.default_rng(45)
+    sketches = quantiles.QuantileSketches(1)
+    sketch = sketches.column(0)
+    for step in range(400):
+        m, base = int(rng.integers(1, 2500)), int(rng.integers(0, 7))
+        run = np.sort(np.round(rng.normal(size=m), int(rng.integers(1, 4))))  # with ties
+        expected = sketches.copy()
+        cpu_sketch.sketch_merge(*expected.column(0), *_one_run_sketch(sketch[2], run, base))
+        cpu_sketch.sketch_add_sorted(*sketch, run, base, run[0], run[-1])
+        assert sketches.equals(expected), step
+    assert sketches.count[0] > 5_000_000
