@@ -363,6 +363,7 @@ from streamnorm.kernels import cpu_sketch
 x = np.random.default_rng(0).normal(size=50_000)
 a = sn.FeatureStats(quantiles=True).update(pa.table({"x": x}))
 b = sn.FeatureStats(quantiles=True).update(pa.table({"x": x[:10]}))
+c = sn.FeatureStats(quantiles=True).update(pa.table({"x": np.tile(x, 6)}))  # halved path
 (a + b).quantile([0.1, 0.5]); a.median()
 misses = {name: sum(f.stats.cache_misses.values())
           for name, f in vars(cpu_sketch).items() if hasattr(f, "stats")}
