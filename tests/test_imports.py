@@ -13,6 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import assert_ok, run_python
 
+from streamnorm.arrow.parquet import (
+    PARQUET_LOCAL_BUFFER_BYTES,
+    open_parquet,
+    parquet_batches,
+)
 from streamnorm.columns import numpy_array, string_array
 
 
@@ -123,3 +128,21 @@ def test_string_array_is_pa_array(values: list[str | None]) -> None:
     got = string_array(values)
     got.validate(full=True)
     assert got.equals(pa.array(values, pa.string()))
+
+
+def test_local_parquet_small_buffer_reads_every_page_size(tmp_path: Path) -> None:
+    # A local path reads through a 32 KiB buffer (pages larger than it are read directly),
+    # a file object through 256 KiB: the same batches either way, for pages smaller and
+    # larger than the buffer, with a dictionary page, checksums verified.
+    rng = np.random.default_rng(3)
+    n = 60_000
+    table = pa.table({f"c{j}": rng.normal(0, 1, n) for j in range(3)}
+                     | {"k": rng.integers(0, 5, n), "s": pa.array(["ab"] * n)})
+    for page, name in ((1 << 10, "small"), (8 * PARQUET_LOCAL_BUFFER_BYTES, "large")):
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(table, path, data_page_size=page, row_group_size=25_000,
+                       write_page_checksum=True, use_dictionary=["k", "s"])
+        for source in (path, str(path), pa.OSFile(str(path))):
+            got = pa.Table.from_batches(
+                list(parquet_batches(path, open_parquet(source), None, 4096)))
+            assert got.equals(table)
