@@ -26,6 +26,8 @@ def numpy_array(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
     flat = np.ascontiguousarray(np.ravel(values))
     if flat.dtype.kind not in "iuf":  # bools, objects, dates: pyarrow's own conversion
         return pa.array(flat, arrow_type)
+    if not flat.dtype.isnative:  # Arrow buffers are in the machine's byte order
+        flat = flat.astype(flat.dtype.newbyteorder("="))
     base = pa.from_numpy_dtype(flat.dtype)
     array = pa.Array.from_buffers(base, len(flat), [None, pa.py_buffer(flat)], null_count=0)
     return array if base == arrow_type else array.cast(arrow_type)
