@@ -1,5 +1,6 @@
 """What a normalize loads (issue 14, peak memory): no pandas (33 MB), and on the command line
-no scipy.linalg (16 MB); pandas users and numba users of the same process unaffected."""
+no scipy.linalg (16 MB); pandas users and numba users of the same process unaffected. Also the
+pieces behind it: the pandas-free array builders, and the local Parquet reader's small buffers."""
 
 from __future__ import annotations
 
