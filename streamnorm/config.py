@@ -49,6 +49,33 @@ def prepare_numba() -> None:
 
 
 _pool_from_env = False  # prepare_numba sized numba's pool from $STREAMNORM_NUM_THREADS
+_numba_blas = True  # numba's array math may load scipy.linalg (see numba_without_blas)
+
+
+def numba_without_blas() -> None:
+    """Have :func:`load_numba_math` load numba's array math without ``scipy.linalg``: for a
+    process that runs only streamnorm's kernels (the command line). Numba's CPU target imports
+    ``scipy.linalg`` (16 MB resident) when it first loads, only to check that a BLAS exists
+    for ``np.correlate`` / ``np.convolve``; no kernel of streamnorm uses BLAS."""
+    global _numba_blas
+    _numba_blas = False
+
+
+def load_numba_math() -> None:
+    """Load numba's NumPy overloads (``numba.np.arraymath``, which numba's CPU target loads
+    with the first kernel anyway); after :func:`numba_without_blas`, with ``scipy.linalg``
+    hidden while it loads, so that numba's BLAS check finds none (``np.correlate`` and
+    ``np.convolve`` in numba functions of this process then use numba's own loop; ``np.dot``
+    and ``np.linalg`` still load ``scipy.linalg`` when compiled). Nothing when numba's array
+    math or ``scipy.linalg`` is loaded already."""
+    if _numba_blas or "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    sys.modules["scipy.linalg"] = None  # type: ignore[assignment]  # import fails: no BLAS
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        if "scipy.linalg" in sys.modules and sys.modules["scipy.linalg"] is None:
+            del sys.modules["scipy.linalg"]
 _applied = False  # the thread count was applied (from the environment or explicitly)
 
 

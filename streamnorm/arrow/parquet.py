@@ -16,8 +16,14 @@ from .failures import Failure, corrupt_row_group
 
 #: Rows per batch read from a Parquet row group when the caller sets no batch size.
 PARQUET_BATCH_ROWS = 65_536
-#: Bytes each Parquet column reader buffers from the file (no pre-buffering, see below).
+#: Bytes each Parquet column reader buffers from the file (no pre-buffering, see below) when
+#: the file is opened as a file object (an object store's: fewer, larger requests).
 PARQUET_BUFFER_BYTES = 1 << 18
+#: The same for a local file given by its path: page headers and small pages come through this
+#: buffer, pages larger than it are read directly, so a small one costs a few more reads from
+#: the page cache and saves memory: 32 of them per 32-column file, and on the 4M x 32 bench
+#: file 15-25 MB of peak RSS against 256 KiB (allocator included; CPU time unchanged).
+PARQUET_LOCAL_BUFFER_BYTES = 1 << 15
 #: Parquet data (uncompressed bytes of the columns read) below which one thread decodes it all.
 PARQUET_PARALLEL_BYTES = 16 << 20
 #: Batches each Parquet decoding thread may have decoded and not yet handed over: it starts
@@ -34,8 +40,10 @@ def open_parquet(path: Any) -> pq.ParquetFile:
     # batch and the per-column reader state, not by the row group or the file. Pages that
     # carry a CRC (every file streamnorm writes) are verified: a flipped byte is an error,
     # not a different number.
-    return pq.ParquetFile(path, memory_map=False, pre_buffer=False,
-                          buffer_size=PARQUET_BUFFER_BYTES, page_checksum_verification=True)
+    local = isinstance(path, (str, os.PathLike))
+    buffer = PARQUET_LOCAL_BUFFER_BYTES if local else PARQUET_BUFFER_BYTES
+    return pq.ParquetFile(path, memory_map=False, pre_buffer=False, buffer_size=buffer,
+                          page_checksum_verification=True)
 
 
 def parquet_row_groups(path: object, parquet: pq.ParquetFile, **options: Any

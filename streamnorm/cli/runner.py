@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from ..config import numba_without_blas
 from ..errors import StreamnormError
 from .commands import cmd_inspect, cmd_inverse, cmd_normalize, cmd_stats
 from .demo import cmd_demo
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     0 on success, 2 on bad usage or input (one line on stderr), 130 on Ctrl-C, 143 on SIGTERM.
     """
     # OMP_WAIT_POLICY and the thread count: streamnorm.config, applied by streamnorm.kernels.
+    numba_without_blas()  # this process runs only streamnorm's kernels: no scipy.linalg
     parser = build_parser()
     args: argparse.Namespace | None = None
     try:

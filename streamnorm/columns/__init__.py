@@ -4,6 +4,7 @@ addresses the kernels read (:mod:`.views`). ``from . import columns as cols`` th
 
 from __future__ import annotations
 
+from .arrays import numpy_array, string_array
 from .buffers import pooled_empty
 from .types import (
     PARTITION_ROLE,
@@ -37,7 +38,7 @@ __all__ = [
     "PARTITION_ROLE", "ROLE_KEY", "BatchPlan", "BufferGroup", "ColumnView", "VectorView",
     "bools_as_uint8", "check_numeric", "column_views", "common_type", "exported_batch",
     "field_type", "is_numeric",
-    "is_partition_key", "is_vector", "locate_columns", "numeric_column_names", "plain_type",
-    "plan_batches", "pooled_empty", "primitive_view", "promoted_type", "vector_views",
-    "why_not_numeric",
+    "is_partition_key", "is_vector", "locate_columns", "numeric_column_names", "numpy_array",
+    "plain_type", "plan_batches", "pooled_empty", "primitive_view", "promoted_type",
+    "string_array", "vector_views", "why_not_numeric",
 ]

@@ -564,7 +564,7 @@ class FeatureStats:
     def to_arrow(self) -> pa.Table:
         """The state as a table, one row per column (see :mod:`~streamnorm.state.persist`);
         reloads exactly."""
-        values: dict[str, Any] = {"column": pa.array(self.columns, pa.string())}
+        values: dict[str, Any] = {"column": cols.string_array(self.columns)}
         values.update(persist.state_columns(self._state, self.mean))
         values["type"] = self._saved_types()
         if self._sketch is not None:

@@ -28,6 +28,7 @@ from ..arrow.locations import is_uri, resolve
 from ..arrow.open import schema_and_batches
 from ..arrow.sinks import atomic_path, write_table
 from ..arrow.stdio import is_stdio, is_stream_location, open_stream_sink, stdout_file
+from ..columns.arrays import numpy_array, string_array
 from ..errors import InputError, StatsFileError
 from . import statsfile
 from .merge import Moments, check_moments
@@ -85,14 +86,14 @@ def state_columns(state: Moments, mean: np.ndarray) -> dict[str, pa.Array]:
     if state.moments == 4:
         raw.update(m3=state.m3, m4=state.m4)
     return {
-        name: pa.array(np.ravel(raw[name]), arrow_type)
+        name: numpy_array(raw[name], arrow_type)
         for name, arrow_type in (*state_fields(state.moments, state.weighted), *OPTIONAL_FIELDS)
     }
 
 
 def type_column(types: Sequence[pa.DataType | None]) -> pa.Array:
     """The saved ``type`` field: each column's Arrow type as a string (null when unknown)."""
-    return pa.array([str(t) if t is not None else None for t in types], pa.string())
+    return string_array([str(t) if t is not None else None for t in types])
 
 
 def load_arrays(state: Moments, table: pa.Table, shape: tuple[int, ...]) -> None:
