@@ -204,7 +204,7 @@ def _ov_dense_sum_minmax(values, start, stop, shift):
         return impl
 
     def copied(values, start, stop, shift):
-        # a strided view: the same bits through a contiguous copy of the block
+        # a strided view: the first pass through a contiguous copy of the block
         block = np.ascontiguousarray(values[start:stop])
         total, lo, hi = contiguous_sum_minmax(block, 0, block.shape[0], shift)
         if np.isfinite(total):
