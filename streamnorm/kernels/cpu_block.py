@@ -26,6 +26,10 @@ Measured and left out: the subtract and the add as ``fma(x, 1, -shift)`` and ``f
 acc)`` (the same bits, on the multiply pipes instead of the add pipes that ``vminpd`` shares)
 gave nothing on Zen 3.
 
+Numba's cache keys a cached function on its own file only: the IR emitted here is compiled
+into :mod:`.cpu_moments`' cached kernels, so a change to it must come with a change to that
+file (or a cleared cache), else a warm cache keeps the old code.
+
 Only for a block that holds no NaN: the caller uses min/max only when the sum is finite,
 which proves the block holds no NaN and no ±inf.
 """
