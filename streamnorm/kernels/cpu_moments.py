@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+from .cpu_block import dense_sum_minmax
 from .memory import array_at, bitmap_at
 
 #: Values per two-pass block: small enough to stay in L1 between the two passes.
@@ -161,6 +162,25 @@ def _dense_block_sum_keys(values, start, stop, shift):
     return total, lo, hi
 
 
+def _dense_first_pass(values, start, stop, shift):  # pragma: no cover - see the overload
+    raise NotImplementedError
+
+
+@overload(_dense_first_pass, inline="always")
+def _ov_dense_first_pass(values, start, stop, shift):
+    """(sum of ``x - shift``, min, max) of a block without validity: float blocks through
+    the explicit vector loop of :mod:`.cpu_block`, integer blocks through order keys (an
+    integer is its own key: plain integer min/max)."""
+    if values.dtype in (types.float32, types.float64):
+        return lambda values, start, stop, shift: dense_sum_minmax(values, start, stop, shift)
+
+    def impl(values, start, stop, shift):
+        total, lo_key, hi_key = _dense_block_sum_keys(values, start, stop, shift)
+        first = values[start]
+        return total, _from_order_key(lo_key, first), _from_order_key(hi_key, first)
+    return impl
+
+
 @njit(cache=True, fastmath=BLOCK_MATH)
 def _dense_block_m2(values, start, stop, shift, block_mean):
     block = values[start:stop]
@@ -228,17 +248,15 @@ def _checked_block(values, validity, bit_offset, has_validity, start, stop, shif
 def _block_moments(values, validity, bit_offset, has_validity, start, stop, shift):
     """Moments of ``values[start:stop]``: (count, nan_count, shifted mean, m2, min, max)."""
     if not has_validity:
-        # Fast path: one vectorised read gives the shifted sum and the min/max keys; a finite
-        # sum proves the block holds no NaN or inf, so the keys are valid and no per-value
+        # Fast path: one vectorised read gives the shifted sum and the min/max; a finite
+        # sum proves the block holds no NaN or inf, so min/max are valid and no per-value
         # check is needed. The second pass then reads the block from L1.
-        total, lo_key, hi_key = _dense_block_sum_keys(values, start, stop, shift)
+        total, lo, hi = _dense_first_pass(values, start, stop, shift)
         if np.isfinite(total):
             n = stop - start
             block_mean = total / n
             m2 = _dense_block_m2(values, start, stop, shift, block_mean)
-            first = values[start]
-            return (n, 0, block_mean, m2, _from_order_key(lo_key, first),
-                    _from_order_key(hi_key, first))
+            return n, 0, block_mean, m2, lo, hi
     return _checked_block(values, validity, bit_offset, has_validity, start, stop, shift)
 
 
