@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from ..config import apply_thread_count, load_numba_math, prepare_numba, resolve_target
 from .api import Backend
+from .cache_guard import drop_stale_caches
 
 prepare_numba()  # before any module of this package imports numba
+drop_stale_caches()  # before any kernel loads from numba's cache
 
 __all__ = ["Backend", "backend"]
 
