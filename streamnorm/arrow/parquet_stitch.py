@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import struct as _struct
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -266,6 +267,8 @@ class Part:
 
     body: pa.Buffer
     metadata: Struct
+    #: the reusable buffer ``body`` lies in (:class:`Buffers`), or None
+    buffer: pa.Buffer | None = None
 
 
 def split_part(data: pa.Buffer) -> Part:
@@ -326,16 +329,68 @@ def footer(template: Struct, groups: list[Struct], extra: dict[bytes, bytes]) ->
 
 
 def encode_part(schema: pa.Schema, options: dict[str, Any],
-                write: Callable[[pq.ParquetWriter], None]) -> Part:
+                write: Callable[[pq.ParquetWriter], None], buffers: Buffers | None = None,
+                size_hint: int = 0) -> Part:
     """Encode into an in-memory Parquet file with ``pq.ParquetWriter(sink, schema,
-    **options)``, ``write`` writing the data, and split it (:func:`split_part`)."""
+    **options)``, ``write`` writing the data, and split it (:func:`split_part`).
+
+    With ``buffers``, the file is written into one of their buffers of at least
+    ``size_hint`` bytes (handed back with :meth:`Buffers.give` once the part is written); a
+    file that does not fit is written again into a growing buffer (same bytes)."""
+    if buffers is not None:
+        buffer = buffers.take(size_hint)
+        stream = pa.FixedSizeBufferWriter(buffer)
+        try:
+            _write_file(stream, schema, options, write)
+        except OSError:  # "Write out of bounds": too small; a real error repeats below
+            buffers.give(buffer)
+        else:
+            part = split_part(buffer.slice(0, stream.tell()))
+            part.buffer = buffer
+            return part
     sink = pa.BufferOutputStream()
+    _write_file(sink, schema, options, write)
+    return split_part(sink.getvalue())
+
+
+def _write_file(sink: Any, schema: pa.Schema, options: dict[str, Any],
+                write: Callable[[pq.ParquetWriter], None]) -> None:
     writer = pq.ParquetWriter(sink, schema, **options)
     try:
         write(writer)
     finally:
         writer.close()
-    return split_part(sink.getvalue())
+
+
+class Buffers:
+    """Output buffers reused from part to part: memory already touched (no page faults, no
+    copies as a buffer grows), at most as many as parts in flight."""
+
+    def __init__(self) -> None:
+        self._free: list[pa.Buffer] = []
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> pa.Buffer:
+        """A free buffer of at least ``size`` bytes (a new one if none is that large)."""
+        with self._lock:
+            fits = [b for b in self._free if b.size >= size]
+            if fits:
+                self._free.remove(fits[0])
+                return fits[0]
+            if self._free:
+                self._free.pop(0)  # too small: replaced by the new one
+        return pa.allocate_buffer(size, resizable=False)
+
+    def give(self, buffer: pa.Buffer) -> None:
+        """Hand ``buffer`` back (its part is written)."""
+        with self._lock:
+            self._free.append(buffer)
+
+
+def size_hint(data: pa.Table | pa.RecordBatch) -> int:
+    """Bytes to reserve for the Parquet file of ``data``: its Arrow size, an eighth more
+    (levels, page headers, incompressible values), and room for the footer."""
+    return data.nbytes + data.nbytes // 8 + (1 << 20) + 4096 * data.num_columns
 
 
 def encoding_threads() -> int:
@@ -368,6 +423,9 @@ class StitchedParquetWriter:
         self.threads = max(1, threads if threads is not None else encoding_threads())
         self._owned = isinstance(sink, str)
         self._out: Any = pa.OSFile(sink, "wb") if self._owned else sink
+        # Reused buffers only where a write copies the bytes before returning (a local
+        # file); an object-store stream may keep a reference to upload later.
+        self._buffers = Buffers() if self._owned else None
         self._pos = 0
         self._template: Struct | None = None
         self._groups: list[Struct] = []
@@ -380,18 +438,20 @@ class StitchedParquetWriter:
     # -- writing -----------------------------------------------------------------------
     def write_batch(self, batch: pa.RecordBatch) -> None:
         """Write ``batch`` as pyarrow's ``write_batch`` would (its row groups)."""
-        self._submit(lambda w: w.write_batch(batch))
+        self._submit(lambda w: w.write_batch(batch), size_hint(batch))
 
     def write_table(self, table: pa.Table, row_group_size: int | None = None) -> None:
         """Write ``table``; with ``row_group_size``, each slice of that many rows is one row
         group encoded on its own (as pyarrow cuts it)."""
         if row_group_size is None or table.num_rows <= row_group_size:
-            self._submit(lambda w: w.write_table(table, row_group_size=row_group_size))
+            self._submit(lambda w: w.write_table(table, row_group_size=row_group_size),
+                         size_hint(table))
             return
         for start in range(0, table.num_rows, row_group_size):
             piece = table.slice(start, row_group_size)
             self._submit(lambda w, piece=piece: w.write_table(piece,
-                                                               row_group_size=row_group_size))
+                                                               row_group_size=row_group_size),
+                         size_hint(piece))
 
     def add_key_value_metadata(self, metadata: dict[str | bytes, str | bytes]) -> None:
         """Key-value pairs for the footer (replacing a key already there)."""
@@ -399,20 +459,20 @@ class StitchedParquetWriter:
             k = key.encode() if isinstance(key, str) else bytes(key)
             self._extra[k] = value.encode() if isinstance(value, str) else bytes(value)
 
-    def _submit(self, write: Callable[[pq.ParquetWriter], None]) -> None:
+    def _submit(self, write: Callable[[pq.ParquetWriter], None], hint: int) -> None:
         if self._closed or self._broken:
             raise ValueError("the Parquet writer is closed")
         try:
             while len(self._pending) >= self.threads:
                 self._write_next()
+            args = (self.schema, self.options, write, self._buffers, hint)
             if self.threads == 1:
-                self._pending.append(encode_part(self.schema, self.options, write))
+                self._pending.append(encode_part(*args))
             else:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(self.threads,
                                                     thread_name_prefix="streamnorm-encode")
-                self._pending.append(self._pool.submit(encode_part, self.schema,
-                                                       self.options, write))
+                self._pending.append(self._pool.submit(encode_part, *args))
         except BaseException:
             self._broken = True
             raise
@@ -435,6 +495,8 @@ class StitchedParquetWriter:
         if part.body.size:
             self._out.write(part.body)
         self._pos += part.body.size
+        if part.buffer is not None and self._buffers is not None:
+            self._buffers.give(part.buffer)
 
     # -- finishing ---------------------------------------------------------------------
     def close(self) -> None:
