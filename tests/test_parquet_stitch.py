@@ -18,6 +18,7 @@ import pytest
 import streamnorm as sn
 from streamnorm.arrow import parquet_stitch as ps
 from streamnorm.arrow import sinks
+from streamnorm.arrow import thrift as ps_thrift
 
 #: The writer options BatchWriter uses for Parquet files.
 OPTIONS = {"compression": "zstd", "use_dictionary": ["i", "s"], "write_page_checksum": True}
@@ -134,26 +135,26 @@ def test_page_checksums_still_guard_the_stitched_pages(tmp_path):
         pq.ParquetFile(path, page_checksum_verification=True).read()
 
 
-def _all_types() -> ps.Struct:
-    inner = ps.Struct([[1, ps.I32, -5], [2, ps.BINARY, b"abc"]])
-    return ps.Struct([
-        [1, ps.TRUE, True], [2, ps.FALSE, False], [3, ps.BYTE, -7], [4, ps.I16, -300],
-        [5, ps.I32, 2**31 - 1], [6, ps.I64, -(2**63)], [7, ps.DOUBLE, struct.pack("<d", 1.5)],
-        [8, ps.BINARY, b""], [9, ps.LIST, ps.TList(ps.TRUE, [1, 2, 1])],
-        [10, ps.SET, ps.TList(ps.I64, [1, -1], ps.SET)],
-        [11, ps.MAP, ps.TMap(ps.BINARY, ps.STRUCT, [(b"k", inner)])],
-        [12, ps.MAP, ps.TMap(0, 0, [])], [13, ps.LIST, ps.TList(ps.STRUCT, [inner] * 20)],
-        [40, ps.STRUCT, ps.Struct([[1000, ps.I32, 1], [2, ps.TRUE, True]])],  # long deltas
-        [41, ps.LIST, ps.TList(ps.BINARY, [])],
+def _all_types() -> ps_thrift.Struct:
+    inner = ps_thrift.Struct([[1, ps_thrift.I32, -5], [2, ps_thrift.BINARY, b"abc"]])
+    return ps_thrift.Struct([
+        [1, ps_thrift.TRUE, True], [2, ps_thrift.FALSE, False], [3, ps_thrift.BYTE, -7], [4, ps_thrift.I16, -300],
+        [5, ps_thrift.I32, 2**31 - 1], [6, ps_thrift.I64, -(2**63)], [7, ps_thrift.DOUBLE, struct.pack("<d", 1.5)],
+        [8, ps_thrift.BINARY, b""], [9, ps_thrift.LIST, ps_thrift.TList(ps_thrift.TRUE, [1, 2, 1])],
+        [10, ps_thrift.SET, ps_thrift.TList(ps_thrift.I64, [1, -1], ps_thrift.SET)],
+        [11, ps_thrift.MAP, ps_thrift.TMap(ps_thrift.BINARY, ps_thrift.STRUCT, [(b"k", inner)])],
+        [12, ps_thrift.MAP, ps_thrift.TMap(0, 0, [])], [13, ps_thrift.LIST, ps_thrift.TList(ps_thrift.STRUCT, [inner] * 20)],
+        [40, ps_thrift.STRUCT, ps_thrift.Struct([[1000, ps_thrift.I32, 1], [2, ps_thrift.TRUE, True]])],  # long deltas
+        [41, ps_thrift.LIST, ps_thrift.TList(ps_thrift.BINARY, [])],
     ])
 
 
 def test_thrift_round_trips_every_type_and_unknown_fields():
-    data = ps.write_struct(_all_types())
-    back, used = ps.read_struct(data + b"tail")
+    data = ps_thrift.write_struct(_all_types())
+    back, used = ps_thrift.read_struct(data + b"tail")
     assert used == len(data)
     assert back == _all_types()
-    assert ps.write_struct(back) == data
+    assert ps_thrift.write_struct(back) == data
 
 
 def test_thrift_round_trips_pyarrow_footers(tmp_path):
@@ -164,14 +165,14 @@ def test_thrift_round_trips_pyarrow_footers(tmp_path):
     data = path.read_bytes()
     length = int.from_bytes(data[-8:-4], "little")
     footer = data[-8 - length:-8]
-    parsed, used = ps.read_struct(footer)
-    assert used == length and ps.write_struct(parsed) == footer
+    parsed, used = ps_thrift.read_struct(footer)
+    assert used == length and ps_thrift.write_struct(parsed) == footer
 
 
 @pytest.mark.parametrize("bad", [b"\x15", b"\x19\xf5", b"\x18\x85", b"\x1d"])
 def test_thrift_refuses_truncated_or_unknown_data(bad):
-    with pytest.raises(ps.ThriftError):
-        ps.read_struct(bad)
+    with pytest.raises(ps_thrift.ThriftError):
+        ps_thrift.read_struct(bad)
 
 
 def test_parts_with_page_indexes_are_refused():
@@ -179,6 +180,17 @@ def test_parts_with_page_indexes_are_refused():
     pq.write_table(pa.table({"x": [1.0, 2.0]}), sink, write_page_index=True)
     with pytest.raises(ValueError, match="page indexes"):
         ps.split_part(sink.getvalue())
+
+
+def test_a_footer_cut_short_is_refused():
+    sink = pa.BufferOutputStream()
+    pq.write_table(_table(100), sink)
+    data = sink.getvalue().to_pybytes()
+    length = int.from_bytes(data[-8:-4], "little")
+    for keep in (1, length // 3, length - 1):
+        cut = data[:-8 - length + keep] + struct.pack("<I", keep) + b"PAR1"
+        with pytest.raises(ps_thrift.ThriftError):
+            ps.split_part(pa.py_buffer(cut))
     with pytest.raises(ValueError, match="page indexes"):
         ps.StitchedParquetWriter(pa.BufferOutputStream(), pa.schema([("x", pa.float64())]),
                                  write_page_index=True)

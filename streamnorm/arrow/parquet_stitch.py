@@ -8,12 +8,13 @@ thread pool (pyarrow releases the GIL while it encodes) and writes the finished 
 order: ``PAR1``, each part's row-group bytes, then one footer built from the parts' footers
 with every absolute offset shifted to where the bytes landed.
 
-The footer is Thrift compact-protocol ``FileMetaData`` (parquet-format's ``parquet.thrift``).
-:func:`read_struct` / :func:`write_struct` are a small generic compact-protocol reader and
-writer: every field is kept, in order, whether this module knows it or not, so a footer
-written back unchanged is the same bytes (tested against pyarrow's own files). The output
-does not depend on the thread count: one thread runs the same encode-and-stitch steps inline,
-and a part's bytes do not depend on where it lands.
+The footer is Thrift compact-protocol ``FileMetaData`` (parquet-format's ``parquet.thrift``,
+codec in :mod:`.thrift`). A part's footer is walked once, on its encoding thread, without
+building it: each ``RowGroup`` struct is kept as bytes with holes where its absolute offsets
+(``RowGroup.file_offset``, ``ColumnChunk.file_offset``, ``ColumnMetaData`` data / index /
+dictionary page and Bloom filter offsets) and ordinal go, and every other field, known or
+not, is copied as it was. The output does not depend on the thread count: one thread runs
+the same encode-and-stitch steps inline, and a part's bytes do not depend on where it lands.
 """
 
 from __future__ import annotations
@@ -23,250 +24,134 @@ import struct as _struct
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .parquet import reader_threads
-
-# Thrift compact protocol type codes.
-STOP, TRUE, FALSE, BYTE, I16, I32, I64, DOUBLE, BINARY, LIST, SET, MAP, STRUCT = range(13)
-_INTS = (BYTE, I16, I32, I64)
+from .thrift import (
+    BINARY,
+    FALSE,
+    I16,
+    I32,
+    I64,
+    LIST,
+    STOP,
+    STRUCT,
+    TRUE,
+    Struct,
+    ThriftError,
+    TList,
+    skip_value,
+    value_at,
+    varint_at,
+    write_field_header,
+    write_value,
+    write_varint,
+    write_zigzag,
+)
 
 #: Most threads encoding row groups at once (each holds a row group and its encoded bytes).
 MAX_ENCODING_THREADS = 4
 MAGIC = b"PAR1"
 
-
-@dataclass
-class TList:
-    """A Thrift list or set: element type code and values (bool elements as their raw byte)."""
-
-    etype: int
-    items: list[Any]
-    ttype: int = LIST
-
-
-@dataclass
-class TMap:
-    """A Thrift map: key and value type codes and the (key, value) pairs in order."""
-
-    ktype: int
-    vtype: int
-    items: list[tuple[Any, Any]]
-
-
-@dataclass
-class Struct:
-    """A Thrift struct: ``[field id, type code, value]`` for each field, in order read."""
-
-    fields: list[list[Any]] = field(default_factory=list)
-
-    def get(self, fid: int, default: Any = None) -> Any:
-        """The value of field ``fid`` (``default`` when absent)."""
-        for f in self.fields:
-            if f[0] == fid:
-                return f[2]
-        return default
-
-    def set(self, fid: int, ttype: int, value: Any) -> None:
-        """Set field ``fid`` (type code ``ttype``), inserted in id order when absent."""
-        for f in self.fields:
-            if f[0] == fid:
-                f[1], f[2] = ttype, value
-                return
-        at = next((k for k, f in enumerate(self.fields) if f[0] > fid), len(self.fields))
-        self.fields.insert(at, [fid, ttype, value])
-
-    def shift(self, fid: int, delta: int) -> None:
-        """Add ``delta`` to the integer field ``fid`` if present."""
-        for f in self.fields:
-            if f[0] == fid:
-                f[2] += delta
-
-
-class ThriftError(ValueError):
-    """Bytes that are not valid Thrift compact protocol."""
-
-
-class _Reader:
-    def __init__(self, data: bytes):
-        self.data = data
-        self.pos = 0
-
-    def byte(self) -> int:
-        try:
-            b = self.data[self.pos]
-        except IndexError:
-            raise ThriftError("truncated Thrift data") from None
-        self.pos += 1
-        return b
-
-    def varint(self) -> int:
-        shift = result = 0
-        while True:
-            b = self.byte()
-            result |= (b & 0x7F) << shift
-            if b < 0x80:
-                return result
-            shift += 7
-            if shift > 70:
-                raise ThriftError("varint too long")
-
-    def zigzag(self) -> int:
-        z = self.varint()
-        return (z >> 1) ^ -(z & 1)
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise ThriftError("truncated Thrift data")
-        chunk = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return chunk
-
-    def value(self, ttype: int, depth: int) -> Any:
-        if depth > 64:
-            raise ThriftError("Thrift data nested too deeply")
-        if ttype in (TRUE, FALSE):  # a bool element of a list / map: one byte
-            return self.byte()
-        if ttype == BYTE:
-            b = self.byte()
-            return b - 256 if b > 127 else b
-        if ttype in (I16, I32, I64):
-            return self.zigzag()
-        if ttype == DOUBLE:
-            return self.take(8)
-        if ttype == BINARY:
-            return self.take(self.varint())
-        if ttype in (LIST, SET):
-            head = self.byte()
-            size, etype = head >> 4, head & 0x0F
-            if size == 15:
-                size = self.varint()
-            return TList(etype, [self.value(etype, depth + 1) for _ in range(size)], ttype)
-        if ttype == MAP:
-            size = self.varint()
-            if size == 0:
-                return TMap(0, 0, [])
-            kv = self.byte()
-            k, v = kv >> 4, kv & 0x0F
-            return TMap(k, v, [(self.value(k, depth + 1), self.value(v, depth + 1))
-                               for _ in range(size)])
-        if ttype == STRUCT:
-            return self.struct(depth + 1)
-        raise ThriftError(f"unknown Thrift type code {ttype}")
-
-    def struct(self, depth: int = 0) -> Struct:
-        out = Struct()
-        last = 0
-        while True:
-            head = self.byte()
-            ttype = head & 0x0F
-            if ttype == STOP:
-                return out
-            delta = head >> 4
-            fid = last + delta if delta else self.zigzag()
-            if ttype in (TRUE, FALSE):
-                value: Any = ttype == TRUE
-            else:
-                value = self.value(ttype, depth)
-            out.fields.append([fid, ttype, value])
-            last = fid
-
-
-def read_struct(data: bytes) -> tuple[Struct, int]:
-    """Parse one compact-protocol struct at the start of ``data``: (struct, bytes read)."""
-    reader = _Reader(data)
-    return reader.struct(), reader.pos
-
-
-def _varint(out: bytearray, n: int) -> None:
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-
-
-def _zigzag(out: bytearray, n: int) -> None:
-    _varint(out, ((n << 1) ^ (n >> 63)) & 0xFFFFFFFFFFFFFFFF)
-
-
-def _write_value(out: bytearray, ttype: int, value: Any) -> None:
-    if ttype in (TRUE, FALSE):
-        out.append(value)
-    elif ttype == BYTE:
-        out.append(value & 0xFF)
-    elif ttype in (I16, I32, I64):
-        _zigzag(out, value)
-    elif ttype == DOUBLE:
-        out += value
-    elif ttype == BINARY:
-        _varint(out, len(value))
-        out += value
-    elif ttype in (LIST, SET):
-        size = len(value.items)
-        if size < 15:
-            out.append(size << 4 | value.etype)
-        else:
-            out.append(0xF0 | value.etype)
-            _varint(out, size)
-        for item in value.items:
-            _write_value(out, value.etype, item)
-    elif ttype == MAP:
-        _varint(out, len(value.items))
-        if value.items:
-            out.append(value.ktype << 4 | value.vtype)
-            for k, v in value.items:
-                _write_value(out, value.ktype, k)
-                _write_value(out, value.vtype, v)
-    elif ttype == STRUCT:
-        _write_struct(out, value)
-    else:
-        raise ThriftError(f"unknown Thrift type code {ttype}")
-
-
-def _write_struct(out: bytearray, s: Struct) -> None:
-    last = 0
-    for fid, ttype, value in s.fields:
-        if ttype in (TRUE, FALSE):
-            ttype = TRUE if value else FALSE
-        delta = fid - last
-        if 0 < delta <= 15:
-            out.append(delta << 4 | ttype)
-        else:
-            out.append(ttype)
-            _zigzag(out, fid)
-        if ttype not in (TRUE, FALSE):
-            _write_value(out, ttype, value)
-        last = fid
-    out.append(STOP)
-
-
-def write_struct(s: Struct) -> bytes:
-    """The compact-protocol bytes of ``s``."""
-    out = bytearray()
-    _write_struct(out, s)
-    return bytes(out)
-
-
-# parquet.thrift field ids used here.
-_FILE_NUM_ROWS, _FILE_ROW_GROUPS, _FILE_KV, _FILE_ENCRYPTION = 3, 4, 5, 8
-_RG_COLUMNS, _RG_NUM_ROWS, _RG_FILE_OFFSET, _RG_ORDINAL = 1, 3, 5, 7
-_CC_FILE_OFFSET, _CC_META, _CC_OFFSET_INDEX, _CC_COLUMN_INDEX = 2, 3, 4, 6
+# What the stitching does to a field (parquet.thrift field ids below).
+_SHIFT, _SHIFT_SET, _ORDINAL, _ROWS, _REFUSE = range(5)
 #: ColumnMetaData: data_page_offset, index_page_offset, dictionary_page_offset,
 #: bloom_filter_offset (absolute positions in the file).
-_CMD_OFFSETS = (9, 10, 11, 14)
+_COLUMN_META = {9: _SHIFT, 10: _SHIFT, 11: _SHIFT, 14: _SHIFT}
+#: ColumnChunk: file_offset (0 when unset: pyarrow writes 0), meta_data, the page indexes
+#: (refused: their page locations would need moving too) and encryption (refused).
+_COLUMN_CHUNK = {2: _SHIFT_SET, 3: _COLUMN_META, 4: _REFUSE, 6: _REFUSE, 8: _REFUSE,
+                 9: _REFUSE}
+#: RowGroup: columns, num_rows, file_offset, ordinal.
+_ROW_GROUP = {1: _COLUMN_CHUNK, 3: _ROWS, 5: _SHIFT, 7: _ORDINAL}
+_FILE_NUM_ROWS, _FILE_ROW_GROUPS, _FILE_KV, _FILE_ENCRYPTION = 3, 4, 5, 8
+
+
+@dataclass
+class RowGroupBytes:
+    """One row group's ``RowGroup`` struct as bytes, with holes where its absolute offsets
+    and ordinal go: ``pieces[k]``, hole ``k``, ``pieces[k + 1]``, ..."""
+
+    pieces: list[bytes]
+    holes: list[tuple[int, int]]  # (what, value in the part)
+    num_rows: int
+
+    def placed(self, delta: int, ordinal: int) -> bytes:
+        """The struct's bytes for the row group moved ``delta`` bytes later in the file and
+        numbered ``ordinal``."""
+        out = bytearray(self.pieces[0])
+        for (what, value), piece in zip(self.holes, self.pieces[1:]):
+            if what == _ORDINAL:
+                value = (ordinal + 2**15) % 2**16 - 2**15  # a Thrift i16, as pyarrow wraps
+            elif what == _SHIFT or value:  # _SHIFT_SET: 0 means unset
+                value += delta
+            write_zigzag(out, value)
+            out += piece
+        return bytes(out)
+
+
+def _walk(data: bytes, pos: int, spec: dict[int, Any], cuts: list[tuple[int, int, int, int]],
+          found: dict[int, int]) -> int:
+    """Walk the struct at ``pos`` following ``spec`` (field id → action or nested spec),
+    noting the byte range and value of each field to rewrite in ``cuts`` and the values of
+    ``_ROWS`` fields in ``found``; returns the position after the struct."""
+    last = 0
+    while True:
+        head = data[pos]
+        pos += 1
+        ttype = head & 0x0F
+        if ttype == STOP:
+            return pos
+        if head >> 4:
+            fid = last + (head >> 4)
+        else:
+            z, pos = varint_at(data, pos)
+            fid = (z >> 1) ^ -(z & 1)
+        last = fid
+        if ttype == TRUE or ttype == FALSE:
+            continue
+        action = spec.get(fid)
+        if action is None:
+            pos = skip_value(data, pos, ttype)
+        elif isinstance(action, dict):
+            if ttype == STRUCT:
+                pos = _walk(data, pos, action, cuts, found)
+            elif ttype == LIST and data[pos] & 0x0F == STRUCT:
+                size, pos = data[pos] >> 4, pos + 1
+                if size == 15:
+                    size, pos = varint_at(data, pos)
+                for _ in range(size):
+                    pos = _walk(data, pos, action, cuts, found)
+            else:
+                raise ThriftError(f"unexpected Thrift type {ttype} of field {fid}")
+        elif action == _REFUSE:
+            raise ValueError("Parquet page indexes or encryption cannot be stitched; write "
+                             "without them")
+        elif ttype in (I16, I32, I64):
+            z, end = varint_at(data, pos)
+            value = (z >> 1) ^ -(z & 1)
+            if action == _ROWS:
+                found[fid] = value
+            else:
+                cuts.append((pos, end, action, value))
+            pos = end
+        else:
+            raise ThriftError(f"unexpected Thrift type {ttype} of field {fid}")
 
 
 @dataclass
 class Part:
     """One pyarrow-written in-memory Parquet file, split: its row-group bytes (the file less
-    its leading magic and its footer) and its parsed ``FileMetaData``."""
+    its leading magic and its footer), its row groups' ``RowGroup`` structs and the other
+    ``FileMetaData`` fields ((field id, type, value bytes) each)."""
 
     body: pa.Buffer
-    metadata: Struct
+    row_groups: list[RowGroupBytes]
+    fields: list[tuple[int, int, bytes]]
     #: the reusable buffer ``body`` lies in (:class:`Buffers`), or None
     buffer: pa.Buffer | None = None
 
@@ -282,50 +167,96 @@ def split_part(data: pa.Buffer) -> Part:
     start = size - 8 - length
     if start < 4:
         raise ValueError("Parquet footer length out of range")
-    metadata, _ = read_struct(data.slice(start, length).to_pybytes())
-    if metadata.get(_FILE_ENCRYPTION) is not None:
-        raise ValueError("encrypted Parquet cannot be stitched")
-    for group in _row_groups(metadata):
-        for chunk in group.get(_RG_COLUMNS).items:
-            if chunk.get(_CC_OFFSET_INDEX) is not None or chunk.get(_CC_COLUMN_INDEX) is not None:
-                raise ValueError("Parquet page indexes cannot be stitched; write without them")
-    return Part(data.slice(4, start - 4), metadata)
+    meta = data.slice(start, length).to_pybytes()
+    groups: list[RowGroupBytes] = []
+    fields: list[tuple[int, int, bytes]] = []
+    try:
+        pos, last = 0, 0
+        while True:
+            head = meta[pos]
+            pos += 1
+            ttype = head & 0x0F
+            if ttype == STOP:
+                break
+            if head >> 4:
+                fid = last + (head >> 4)
+            else:
+                z, pos = varint_at(meta, pos)
+                fid = (z >> 1) ^ -(z & 1)
+            last = fid
+            if fid == _FILE_ENCRYPTION:
+                raise ValueError("encrypted Parquet cannot be stitched")
+            if fid == _FILE_ROW_GROUPS and ttype == LIST:
+                count, pos = meta[pos] >> 4, pos + 1
+                if count == 15:
+                    count, pos = varint_at(meta, pos)
+                for _ in range(count):
+                    cuts: list[tuple[int, int, int, int]] = []
+                    found: dict[int, int] = {}
+                    begin = pos
+                    pos = _walk(meta, pos, _ROW_GROUP, cuts, found)
+                    edges = [begin] + [x for c in cuts for x in c[:2]] + [pos]
+                    pieces = [meta[edges[k]:edges[k + 1]] for k in range(0, len(edges), 2)]
+                    groups.append(RowGroupBytes(pieces, [c[2:] for c in cuts],
+                                                found.get(3, 0)))
+                fields.append((fid, ttype, b""))
+                continue
+            end = pos if ttype in (TRUE, FALSE) else skip_value(meta, pos, ttype)
+            fields.append((fid, ttype, meta[pos:end]))
+            pos = end
+    except IndexError:
+        raise ThriftError("truncated Thrift data") from None
+    return Part(data.slice(4, start - 4), groups, fields)
 
 
-def _row_groups(metadata: Struct) -> list[Struct]:
-    groups = metadata.get(_FILE_ROW_GROUPS)
-    return [] if groups is None else groups.items
+def footer(fields: list[tuple[int, int, bytes]], groups: list[bytes], num_rows: int,
+           extra: dict[bytes, bytes]) -> bytes:
+    """The footer (``FileMetaData`` bytes, its length and the magic) of a file holding the
+    row groups ``groups`` (``RowGroup`` structs, placed) and ``num_rows`` rows, with the
+    other fields of a part's footer (``fields``: its schema, key-value metadata updated with
+    ``extra`` as pyarrow's ``add_key_value_metadata`` does, and the rest as they were)."""
+    out = bytearray()
+    last = 0
+    for fid, ttype, raw in fields:
+        if fid == _FILE_KV and extra and ttype == LIST:
+            continue  # written below, in its place
+        if fid > _FILE_KV and extra and last < _FILE_KV:
+            last = _kv_field(out, last, fields, extra)
+        write_field_header(out, last, fid, ttype)
+        last = fid
+        if fid == _FILE_NUM_ROWS:
+            write_zigzag(out, num_rows)
+        elif fid == _FILE_ROW_GROUPS:
+            write_value(out, LIST, TList(STRUCT, []))  # header only when empty
+            if groups:
+                del out[-1]
+                if len(groups) < 15:
+                    out.append(len(groups) << 4 | STRUCT)
+                else:
+                    out.append(0xF0 | STRUCT)
+                    write_varint(out, len(groups))
+                for group in groups:
+                    out += group
+        else:
+            out += raw
+    if extra and last < _FILE_KV:
+        last = _kv_field(out, last, fields, extra)
+    out.append(STOP)
+    return bytes(out) + _struct.pack("<I", len(out)) + MAGIC
 
 
-def shift_row_group(group: Struct, delta: int, ordinal: int) -> None:
-    """Move row group ``group`` (in place) ``delta`` bytes later in the file and number it
-    ``ordinal`` (if it carries an ordinal): its and its column chunks' absolute offsets."""
-    group.shift(_RG_FILE_OFFSET, delta)
-    if group.get(_RG_ORDINAL) is not None:
-        group.set(_RG_ORDINAL, I16, (ordinal + 2**15) % 2**16 - 2**15)  # Thrift i16
-    for chunk in group.get(_RG_COLUMNS).items:
-        if chunk.get(_CC_FILE_OFFSET):  # 0: unset (deprecated; pyarrow writes 0)
-            chunk.shift(_CC_FILE_OFFSET, delta)
-        meta = chunk.get(_CC_META)
-        if meta is not None:
-            for fid in _CMD_OFFSETS:
-                meta.shift(fid, delta)
-
-
-def footer(template: Struct, groups: list[Struct], extra: dict[bytes, bytes]) -> bytes:
-    """The footer (``FileMetaData`` bytes, its length and the magic) of a file holding
-    ``groups`` (already shifted), with ``template``'s schema, key-value metadata (updated
-    with ``extra`` as pyarrow's ``add_key_value_metadata`` does) and other fields."""
-    meta = Struct([list(f) for f in template.fields])
-    meta.set(_FILE_NUM_ROWS, I64, sum(g.get(_RG_NUM_ROWS) for g in groups))
-    meta.set(_FILE_ROW_GROUPS, LIST, TList(STRUCT, groups))
-    if extra:  # pyarrow's order: the added pairs, then the template's other pairs
-        old = meta.get(_FILE_KV)
-        pairs = [Struct([[1, BINARY, k], [2, BINARY, v]]) for k, v in extra.items()]
-        pairs += [] if old is None else [kv for kv in old.items if kv.get(1) not in extra]
-        meta.set(_FILE_KV, LIST, TList(STRUCT, pairs))
-    body = write_struct(meta)
-    return body + _struct.pack("<I", len(body)) + MAGIC
+def _kv_field(out: bytearray, last: int, fields: list[tuple[int, int, bytes]],
+              extra: dict[bytes, bytes]) -> int:
+    """Write the key-value metadata field: pyarrow's order, the added pairs, then the
+    part's other pairs."""
+    raw = next((r for fid, t, r in fields if fid == _FILE_KV and t == LIST), None)
+    pairs = [Struct([[1, BINARY, k], [2, BINARY, v]]) for k, v in extra.items()]
+    if raw is not None:
+        old, _ = value_at(raw, 0, LIST, 0)
+        pairs += [kv for kv in old.items if kv.get(1) not in extra]
+    write_field_header(out, last, _FILE_KV, LIST)
+    write_value(out, LIST, TList(STRUCT, pairs))
+    return _FILE_KV
 
 
 def encode_part(schema: pa.Schema, options: dict[str, Any],
@@ -427,8 +358,9 @@ class StitchedParquetWriter:
         # file); an object-store stream may keep a reference to upload later.
         self._buffers = Buffers() if self._owned else None
         self._pos = 0
-        self._template: Struct | None = None
-        self._groups: list[Struct] = []
+        self._fields: list[tuple[int, int, bytes]] | None = None  # the first part's footer
+        self._groups: list[bytes] = []
+        self._rows = 0
         self._extra: dict[bytes, bytes] = {}
         self._pending: collections.deque = collections.deque()
         self._pool: ThreadPoolExecutor | None = None
@@ -486,12 +418,12 @@ class StitchedParquetWriter:
         if self._pos == 0:
             self._out.write(MAGIC)
             self._pos = len(MAGIC)
-        if self._template is None:
-            self._template = part.metadata
+        if self._fields is None:
+            self._fields = part.fields
         delta = self._pos - len(MAGIC)
-        for group in _row_groups(part.metadata):
-            shift_row_group(group, delta, len(self._groups))
-            self._groups.append(group)
+        for group in part.row_groups:
+            self._groups.append(group.placed(delta, len(self._groups)))
+            self._rows += group.num_rows
         if part.body.size:
             self._out.write(part.body)
         self._pos += part.body.size
@@ -510,10 +442,10 @@ class StitchedParquetWriter:
         try:
             while self._pending:
                 self._write_next()
-            if self._template is None:  # nothing written: an empty file's footer
+            if self._fields is None:  # nothing written: an empty file's footer
                 self._append(encode_part(self.schema, self.options, lambda w: None))
-            assert self._template is not None
-            self._out.write(footer(self._template, self._groups, self._extra))
+            assert self._fields is not None
+            self._out.write(footer(self._fields, self._groups, self._rows, self._extra))
         except BaseException:
             self._broken = True
             self._closed = False
