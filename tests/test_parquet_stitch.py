@@ -262,3 +262,12 @@ def test_an_encoding_failure_midway_leaves_no_output(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "out.parquet"]
     assert len(calls) < 40  # it stopped
     assert not [t for t in threading.enumerate() if t.name.startswith("streamnorm-encode")]
+
+
+def test_a_part_larger_than_its_buffer_is_written_again_the_same(tmp_path, monkeypatch):
+    table = _table(3_000)
+    calls = [("table", table, 1_000)]
+    want = _single(table, calls)
+    monkeypatch.setattr(ps, "size_hint", lambda data: 64)  # every fixed buffer overflows
+    for threads in (1, 2):
+        assert _stitched(tmp_path / f"s{threads}.parquet", table, calls, threads) == want
