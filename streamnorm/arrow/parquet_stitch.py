@@ -56,6 +56,8 @@ from .thrift import (
 #: Most threads encoding row groups at once (each holds a row group and its encoded bytes).
 MAX_ENCODING_THREADS = 4
 MAGIC = b"PAR1"
+#: Bytes per write of a part to the output file.
+WRITE_BYTES = 1 << 20
 
 # What the stitching does to a field (parquet.thrift field ids below).
 _SHIFT, _SHIFT_SET, _ORDINAL, _ROWS, _REFUSE = range(5)
@@ -424,8 +426,9 @@ class StitchedParquetWriter:
         for group in part.row_groups:
             self._groups.append(group.placed(delta, len(self._groups)))
             self._rows += group.num_rows
-        if part.body.size:
-            self._out.write(part.body)
+        body = part.body
+        for start in range(0, body.size, WRITE_BYTES):
+            self._out.write(body.slice(start, min(WRITE_BYTES, body.size - start)))
         self._pos += part.body.size
         if part.buffer is not None and self._buffers is not None:
             self._buffers.give(part.buffer)
