@@ -55,6 +55,11 @@ from .thrift import (
 
 #: Most threads encoding row groups at once (each holds a row group and its encoded bytes).
 MAX_ENCODING_THREADS = 4
+#: Fewest encoding threads (CPUs) for which :class:`~.sinks.BatchWriter` stitches Parquet
+#: files: on 2 CPUs the rest of a file → file job already keeps both busy, and stitching
+#: there gave the same CPU and wall time as pyarrow's one writer for ~110 MB more peak RSS
+#: (README, performance notes); the output is the same bytes either way.
+STITCH_MIN_THREADS = 3
 MAGIC = b"PAR1"
 #: Bytes per write of a part to the output file.
 WRITE_BYTES = 1 << 20
@@ -330,6 +335,12 @@ def encoding_threads() -> int:
     """Threads encoding row groups: the CPUs this process may run on, at most
     :data:`MAX_ENCODING_THREADS`."""
     return max(1, min(reader_threads(), MAX_ENCODING_THREADS))
+
+
+def parallel_encoding() -> bool:
+    """Whether Parquet files are written by :class:`StitchedParquetWriter` (at least
+    :data:`STITCH_MIN_THREADS` encoding threads) rather than one ``pq.ParquetWriter``."""
+    return encoding_threads() >= STITCH_MIN_THREADS
 
 
 class StitchedParquetWriter:

@@ -25,7 +25,7 @@ from .failures import Failure
 from .files import file_batches, guarded
 from .formats import check_codec, output_format
 from .locations import is_uri, resolve
-from .parquet_stitch import StitchedParquetWriter
+from .parquet_stitch import StitchedParquetWriter, parallel_encoding
 from .schemas import float32_schema
 from .stdio import (
     is_stdio,
@@ -207,8 +207,10 @@ class BatchWriter:
             # Dictionary-encoding random floats costs ~4x in the writer and saves nothing.
             dictionary_columns = [f.name for f in self.schema if not _is_float_like(f.type)]
             # A file gets its row groups encoded on several threads and stitched in order
-            # (the same bytes as one pq.ParquetWriter); a stream is written batch by batch.
-            parquet_writer: Any = pq.ParquetWriter if stream else StitchedParquetWriter
+            # (the same bytes as one pq.ParquetWriter) given enough CPUs; a stream is
+            # written batch by batch.
+            stitched = not stream and parallel_encoding()
+            parquet_writer: Any = StitchedParquetWriter if stitched else pq.ParquetWriter
             self._writer: Any = parquet_writer(
                 self._sink, self.schema, compression=codec,
                 use_dictionary=dictionary_columns or False, write_page_checksum=True,
