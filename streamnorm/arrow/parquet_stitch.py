@@ -1,0 +1,488 @@
+"""Parquet written on several threads: row groups encoded concurrently, each by pyarrow into
+its own in-memory Parquet file, then stitched in order into one output file.
+
+pyarrow's Parquet writer encodes a file on one thread (its Python API does not expose
+column-parallel writing), and encoding, page checksums and zstd are most of the time of a
+file → file normalization. :class:`StitchedParquetWriter` hands each row group to a small
+thread pool (pyarrow releases the GIL while it encodes) and writes the finished parts in
+order: ``PAR1``, each part's row-group bytes, then one footer built from the parts' footers
+with every absolute offset shifted to where the bytes landed.
+
+The footer is Thrift compact-protocol ``FileMetaData`` (parquet-format's ``parquet.thrift``,
+codec in :mod:`.thrift`). A part's footer is walked once, on its encoding thread, without
+building it: each ``RowGroup`` struct is kept as bytes with holes where its absolute offsets
+(``RowGroup.file_offset``, ``ColumnChunk.file_offset``, ``ColumnMetaData`` data / index /
+dictionary page and Bloom filter offsets) and ordinal go, and every other field, known or
+not, is copied as it was. The output does not depend on the thread count: one thread runs
+the same encode-and-stitch steps inline, and a part's bytes do not depend on where it lands.
+"""
+
+from __future__ import annotations
+
+import collections
+import struct as _struct
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .parquet import reader_threads
+from .thrift import (
+    BINARY,
+    FALSE,
+    I16,
+    I32,
+    I64,
+    LIST,
+    STOP,
+    STRUCT,
+    TRUE,
+    Struct,
+    ThriftError,
+    TList,
+    skip_value,
+    value_at,
+    varint_at,
+    write_field_header,
+    write_value,
+    write_varint,
+    write_zigzag,
+)
+
+#: Most threads encoding row groups at once (each holds a row group and its encoded bytes).
+MAX_ENCODING_THREADS = 4
+#: Fewest encoding threads (CPUs) for which :class:`~.sinks.BatchWriter` stitches Parquet
+#: files: on 2 CPUs the rest of a file → file job already keeps both busy, and stitching
+#: there gave the same CPU and wall time as pyarrow's one writer for ~110 MB more peak RSS
+#: (README, performance notes); the output is the same bytes either way.
+STITCH_MIN_THREADS = 3
+MAGIC = b"PAR1"
+#: Bytes per write of a part to the output file.
+WRITE_BYTES = 1 << 20
+
+# What the stitching does to a field (parquet.thrift field ids below).
+_SHIFT, _SHIFT_SET, _ORDINAL, _ROWS, _REFUSE = range(5)
+#: ColumnMetaData: data_page_offset, index_page_offset, dictionary_page_offset,
+#: bloom_filter_offset (absolute positions in the file).
+_COLUMN_META = {9: _SHIFT, 10: _SHIFT, 11: _SHIFT, 14: _SHIFT}
+#: ColumnChunk: file_offset (0 when unset: pyarrow writes 0), meta_data, the page indexes
+#: (refused: their page locations would need moving too) and encryption (refused).
+_COLUMN_CHUNK = {2: _SHIFT_SET, 3: _COLUMN_META, 4: _REFUSE, 6: _REFUSE, 8: _REFUSE,
+                 9: _REFUSE}
+#: RowGroup: columns, num_rows, file_offset, ordinal.
+_ROW_GROUP = {1: _COLUMN_CHUNK, 3: _ROWS, 5: _SHIFT, 7: _ORDINAL}
+_FILE_NUM_ROWS, _FILE_ROW_GROUPS, _FILE_KV, _FILE_ENCRYPTION = 3, 4, 5, 8
+
+
+@dataclass
+class RowGroupBytes:
+    """One row group's ``RowGroup`` struct as bytes, with holes where its absolute offsets
+    and ordinal go: ``pieces[k]``, hole ``k``, ``pieces[k + 1]``, ..."""
+
+    pieces: list[bytes]
+    holes: list[tuple[int, int]]  # (what, value in the part)
+    num_rows: int
+
+    def placed(self, delta: int, ordinal: int) -> bytes:
+        """The struct's bytes for the row group moved ``delta`` bytes later in the file and
+        numbered ``ordinal``."""
+        out = bytearray(self.pieces[0])
+        for (what, value), piece in zip(self.holes, self.pieces[1:]):
+            if what == _ORDINAL:
+                value = (ordinal + 2**15) % 2**16 - 2**15  # a Thrift i16, as pyarrow wraps
+            elif what == _SHIFT or value:  # _SHIFT_SET: 0 means unset
+                value += delta
+            write_zigzag(out, value)
+            out += piece
+        return bytes(out)
+
+
+def _walk(data: bytes, pos: int, spec: dict[int, Any], cuts: list[tuple[int, int, int, int]],
+          found: dict[int, int]) -> int:
+    """Walk the struct at ``pos`` following ``spec`` (field id → action or nested spec),
+    noting the byte range and value of each field to rewrite in ``cuts`` and the values of
+    ``_ROWS`` fields in ``found``; returns the position after the struct."""
+    last = 0
+    while True:
+        head = data[pos]
+        pos += 1
+        ttype = head & 0x0F
+        if ttype == STOP:
+            return pos
+        if head >> 4:
+            fid = last + (head >> 4)
+        else:
+            z, pos = varint_at(data, pos)
+            fid = (z >> 1) ^ -(z & 1)
+        last = fid
+        if ttype == TRUE or ttype == FALSE:
+            continue
+        action = spec.get(fid)
+        if action is None:
+            pos = skip_value(data, pos, ttype)
+        elif isinstance(action, dict):
+            if ttype == STRUCT:
+                pos = _walk(data, pos, action, cuts, found)
+            elif ttype == LIST and data[pos] & 0x0F == STRUCT:
+                size, pos = data[pos] >> 4, pos + 1
+                if size == 15:
+                    size, pos = varint_at(data, pos)
+                for _ in range(size):
+                    pos = _walk(data, pos, action, cuts, found)
+            else:
+                raise ThriftError(f"unexpected Thrift type {ttype} of field {fid}")
+        elif action == _REFUSE:
+            raise ValueError("Parquet page indexes or encryption cannot be stitched; write "
+                             "without them")
+        elif ttype in (I16, I32, I64):
+            z, end = varint_at(data, pos)
+            value = (z >> 1) ^ -(z & 1)
+            if action == _ROWS:
+                found[fid] = value
+            else:
+                cuts.append((pos, end, action, value))
+            pos = end
+        else:
+            raise ThriftError(f"unexpected Thrift type {ttype} of field {fid}")
+
+
+@dataclass
+class Part:
+    """One pyarrow-written in-memory Parquet file, split: its row-group bytes (the file less
+    its leading magic and its footer), its row groups' ``RowGroup`` structs and the other
+    ``FileMetaData`` fields ((field id, type, value bytes) each)."""
+
+    body: pa.Buffer
+    row_groups: list[RowGroupBytes]
+    fields: list[tuple[int, int, bytes]]
+    #: the reusable buffer ``body`` lies in (:class:`Buffers`), or None
+    buffer: pa.Buffer | None = None
+
+
+def split_part(data: pa.Buffer) -> Part:
+    """Split a whole Parquet file held in memory (plaintext footer, no page index) into a
+    :class:`Part`. Raises ``ValueError`` for anything else."""
+    size = data.size
+    tail = data.slice(size - 8).to_pybytes() if size >= 12 else b""
+    if data.slice(0, 4).to_pybytes() != MAGIC or tail[4:] != MAGIC:
+        raise ValueError("not a plaintext Parquet file")
+    length = int.from_bytes(tail[:4], "little")
+    start = size - 8 - length
+    if start < 4:
+        raise ValueError("Parquet footer length out of range")
+    meta = data.slice(start, length).to_pybytes()
+    groups: list[RowGroupBytes] = []
+    fields: list[tuple[int, int, bytes]] = []
+    try:
+        pos, last = 0, 0
+        while True:
+            head = meta[pos]
+            pos += 1
+            ttype = head & 0x0F
+            if ttype == STOP:
+                break
+            if head >> 4:
+                fid = last + (head >> 4)
+            else:
+                z, pos = varint_at(meta, pos)
+                fid = (z >> 1) ^ -(z & 1)
+            last = fid
+            if fid == _FILE_ENCRYPTION:
+                raise ValueError("encrypted Parquet cannot be stitched")
+            if fid == _FILE_ROW_GROUPS and ttype == LIST:
+                count, pos = meta[pos] >> 4, pos + 1
+                if count == 15:
+                    count, pos = varint_at(meta, pos)
+                for _ in range(count):
+                    cuts: list[tuple[int, int, int, int]] = []
+                    found: dict[int, int] = {}
+                    begin = pos
+                    pos = _walk(meta, pos, _ROW_GROUP, cuts, found)
+                    edges = [begin] + [x for c in cuts for x in c[:2]] + [pos]
+                    pieces = [meta[edges[k]:edges[k + 1]] for k in range(0, len(edges), 2)]
+                    groups.append(RowGroupBytes(pieces, [c[2:] for c in cuts],
+                                                found.get(3, 0)))
+                fields.append((fid, ttype, b""))
+                continue
+            end = pos if ttype in (TRUE, FALSE) else skip_value(meta, pos, ttype)
+            fields.append((fid, ttype, meta[pos:end]))
+            pos = end
+    except IndexError:
+        raise ThriftError("truncated Thrift data") from None
+    return Part(data.slice(4, start - 4), groups, fields)
+
+
+def footer(fields: list[tuple[int, int, bytes]], groups: list[bytes], num_rows: int,
+           extra: dict[bytes, bytes]) -> bytes:
+    """The footer (``FileMetaData`` bytes, its length and the magic) of a file holding the
+    row groups ``groups`` (``RowGroup`` structs, placed) and ``num_rows`` rows, with the
+    other fields of a part's footer (``fields``: its schema, key-value metadata updated with
+    ``extra`` as pyarrow's ``add_key_value_metadata`` does, and the rest as they were)."""
+    out = bytearray()
+    last = 0
+    for fid, ttype, raw in fields:
+        if fid == _FILE_KV and extra and ttype == LIST:
+            continue  # written below, in its place
+        if fid > _FILE_KV and extra and last < _FILE_KV:
+            last = _kv_field(out, last, fields, extra)
+        write_field_header(out, last, fid, ttype)
+        last = fid
+        if fid == _FILE_NUM_ROWS:
+            write_zigzag(out, num_rows)
+        elif fid == _FILE_ROW_GROUPS:
+            write_value(out, LIST, TList(STRUCT, []))  # header only when empty
+            if groups:
+                del out[-1]
+                if len(groups) < 15:
+                    out.append(len(groups) << 4 | STRUCT)
+                else:
+                    out.append(0xF0 | STRUCT)
+                    write_varint(out, len(groups))
+                for group in groups:
+                    out += group
+        else:
+            out += raw
+    if extra and last < _FILE_KV:
+        last = _kv_field(out, last, fields, extra)
+    out.append(STOP)
+    return bytes(out) + _struct.pack("<I", len(out)) + MAGIC
+
+
+def _kv_field(out: bytearray, last: int, fields: list[tuple[int, int, bytes]],
+              extra: dict[bytes, bytes]) -> int:
+    """Write the key-value metadata field: pyarrow's order, the added pairs, then the
+    part's other pairs."""
+    raw = next((r for fid, t, r in fields if fid == _FILE_KV and t == LIST), None)
+    pairs = [Struct([[1, BINARY, k], [2, BINARY, v]]) for k, v in extra.items()]
+    if raw is not None:
+        old, _ = value_at(raw, 0, LIST, 0)
+        pairs += [kv for kv in old.items if kv.get(1) not in extra]
+    write_field_header(out, last, _FILE_KV, LIST)
+    write_value(out, LIST, TList(STRUCT, pairs))
+    return _FILE_KV
+
+
+def encode_part(schema: pa.Schema, options: dict[str, Any],
+                write: Callable[[pq.ParquetWriter], None], buffers: Buffers | None = None,
+                size_hint: int = 0) -> Part:
+    """Encode into an in-memory Parquet file with ``pq.ParquetWriter(sink, schema,
+    **options)``, ``write`` writing the data, and split it (:func:`split_part`).
+
+    With ``buffers``, the file is written into one of their buffers of at least
+    ``size_hint`` bytes (handed back with :meth:`Buffers.give` once the part is written); a
+    file that does not fit is written again into a growing buffer (same bytes)."""
+    if buffers is not None:
+        buffer = buffers.take(size_hint)
+        stream = pa.FixedSizeBufferWriter(buffer)
+        try:
+            _write_file(stream, schema, options, write)
+        except OSError:  # "Write out of bounds": too small; a real error repeats below
+            buffers.give(buffer)
+        else:
+            part = split_part(buffer.slice(0, stream.tell()))
+            part.buffer = buffer
+            return part
+    sink = pa.BufferOutputStream()
+    _write_file(sink, schema, options, write)
+    return split_part(sink.getvalue())
+
+
+def _write_file(sink: Any, schema: pa.Schema, options: dict[str, Any],
+                write: Callable[[pq.ParquetWriter], None]) -> None:
+    writer = pq.ParquetWriter(sink, schema, **options)
+    try:
+        write(writer)
+    finally:
+        writer.close()
+
+
+class Buffers:
+    """Output buffers reused from part to part: memory already touched (no page faults, no
+    copies as a buffer grows), at most as many as parts in flight."""
+
+    def __init__(self) -> None:
+        self._free: list[pa.Buffer] = []
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> pa.Buffer:
+        """A free buffer of at least ``size`` bytes (a new one if none is that large)."""
+        with self._lock:
+            fits = [b for b in self._free if b.size >= size]
+            if fits:
+                self._free.remove(fits[0])
+                return fits[0]
+            if self._free:
+                self._free.pop(0)  # too small: replaced by the new one
+        return pa.allocate_buffer(size, resizable=False)
+
+    def give(self, buffer: pa.Buffer) -> None:
+        """Hand ``buffer`` back (its part is written)."""
+        with self._lock:
+            self._free.append(buffer)
+
+
+def size_hint(data: pa.Table | pa.RecordBatch) -> int:
+    """Bytes to reserve for the Parquet file of ``data``: its Arrow size, an eighth more
+    (levels, page headers, incompressible values), and room for the footer."""
+    return data.nbytes + data.nbytes // 8 + (1 << 20) + 4096 * data.num_columns
+
+
+def encoding_threads() -> int:
+    """Threads encoding row groups: the CPUs this process may run on, at most
+    :data:`MAX_ENCODING_THREADS`."""
+    return max(1, min(reader_threads(), MAX_ENCODING_THREADS))
+
+
+def parallel_encoding() -> bool:
+    """Whether Parquet files are written by :class:`StitchedParquetWriter` (at least
+    :data:`STITCH_MIN_THREADS` encoding threads) rather than one ``pq.ParquetWriter``."""
+    return encoding_threads() >= STITCH_MIN_THREADS
+
+
+class StitchedParquetWriter:
+    """A ``pq.ParquetWriter`` look-alike (``write_batch``, ``write_table``,
+    ``add_key_value_metadata``, ``close``) that encodes row groups on ``threads`` threads.
+
+    ``sink`` is a local path (opened here, written from the start) or a writable pyarrow
+    output stream (left open by ``close``). ``options`` go to each part's
+    ``pq.ParquetWriter`` (compression, dictionary, page checksums; page indexes and
+    encryption are refused). Each ``write_batch`` call, and each ``row_group_size`` rows of a
+    ``write_table`` call, is one part, encoded as pyarrow would encode that row group in one
+    file; so the file is the one a single ``pq.ParquetWriter`` fed the same calls writes
+    (same bytes). At most ``threads`` parts are in flight (queued, encoding, or encoded and
+    waiting for their turn); the calling thread writes them in order. An encoding error is
+    raised by a later ``write_*`` or by ``close``; after one, ``close`` discards.
+    """
+
+    def __init__(self, sink: Any, schema: pa.Schema, *, threads: int | None = None,
+                 **options: Any):
+        if options.get("write_page_index") or options.get("encryption_properties"):
+            raise ValueError("page indexes and encryption are not supported when stitching")
+        self.schema = schema
+        self.options = options
+        self.threads = max(1, threads if threads is not None else encoding_threads())
+        self._owned = isinstance(sink, str)
+        self._out: Any = pa.OSFile(sink, "wb") if self._owned else sink
+        # Reused buffers only where a write copies the bytes before returning (a local
+        # file); an object-store stream may keep a reference to upload later.
+        self._buffers = Buffers() if self._owned else None
+        self._pos = 0
+        self._fields: list[tuple[int, int, bytes]] | None = None  # the first part's footer
+        self._groups: list[bytes] = []
+        self._rows = 0
+        self._extra: dict[bytes, bytes] = {}
+        self._pending: collections.deque = collections.deque()
+        self._pool: ThreadPoolExecutor | None = None
+        self._broken = False
+        self._closed = False
+
+    # -- writing -----------------------------------------------------------------------
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        """Write ``batch`` as pyarrow's ``write_batch`` would (its row groups)."""
+        self._submit(lambda w: w.write_batch(batch), size_hint(batch))
+
+    def write_table(self, table: pa.Table, row_group_size: int | None = None) -> None:
+        """Write ``table``; with ``row_group_size``, each slice of that many rows is one row
+        group encoded on its own (as pyarrow cuts it)."""
+        if row_group_size is None or table.num_rows <= row_group_size:
+            self._submit(lambda w: w.write_table(table, row_group_size=row_group_size),
+                         size_hint(table))
+            return
+        for start in range(0, table.num_rows, row_group_size):
+            piece = table.slice(start, row_group_size)
+            self._submit(lambda w, piece=piece: w.write_table(piece,
+                                                               row_group_size=row_group_size),
+                         size_hint(piece))
+
+    def add_key_value_metadata(self, metadata: dict[str | bytes, str | bytes]) -> None:
+        """Key-value pairs for the footer (replacing a key already there)."""
+        for key, value in metadata.items():
+            k = key.encode() if isinstance(key, str) else bytes(key)
+            self._extra[k] = value.encode() if isinstance(value, str) else bytes(value)
+
+    def _submit(self, write: Callable[[pq.ParquetWriter], None], hint: int) -> None:
+        if self._closed or self._broken:
+            raise ValueError("the Parquet writer is closed")
+        try:
+            while len(self._pending) >= self.threads:
+                self._write_next()
+            args = (self.schema, self.options, write, self._buffers, hint)
+            if self.threads == 1:
+                self._pending.append(encode_part(*args))
+            else:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.threads,
+                                                    thread_name_prefix="streamnorm-encode")
+                self._pending.append(self._pool.submit(encode_part, *args))
+        except BaseException:
+            self._broken = True
+            raise
+
+    def _write_next(self) -> None:
+        item = self._pending.popleft()
+        part: Part = item.result() if isinstance(item, Future) else item
+        self._append(part)
+
+    def _append(self, part: Part) -> None:
+        if self._pos == 0:
+            self._out.write(MAGIC)
+            self._pos = len(MAGIC)
+        if self._fields is None:
+            self._fields = part.fields
+        delta = self._pos - len(MAGIC)
+        for group in part.row_groups:
+            self._groups.append(group.placed(delta, len(self._groups)))
+            self._rows += group.num_rows
+        body = part.body
+        for start in range(0, body.size, WRITE_BYTES):
+            self._out.write(body.slice(start, min(WRITE_BYTES, body.size - start)))
+        self._pos += part.body.size
+        if part.buffer is not None and self._buffers is not None:
+            self._buffers.give(part.buffer)
+
+    # -- finishing ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Write the parts still in flight and the footer; after an error, :meth:`discard`."""
+        if self._closed:
+            return
+        if self._broken:
+            self.discard()
+            return
+        self._closed = True
+        try:
+            while self._pending:
+                self._write_next()
+            if self._fields is None:  # nothing written: an empty file's footer
+                self._append(encode_part(self.schema, self.options, lambda w: None))
+            assert self._fields is not None
+            self._out.write(footer(self._fields, self._groups, self._rows, self._extra))
+        except BaseException:
+            self._broken = True
+            self._closed = False
+            self.discard()
+            raise
+        finally:
+            self._shutdown()
+
+    def discard(self) -> None:
+        """Stop: drop the parts in flight (waiting for those being encoded), write nothing
+        more; the output is left incomplete for the caller to remove. Never raises."""
+        self._closed = True
+        self._pending.clear()
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._owned and not self._out.closed:
+            try:
+                self._out.close()
+            except (OSError, pa.ArrowException):  # pragma: no cover - a failing close
+                if not self._broken:
+                    raise
+
