@@ -21,11 +21,11 @@ dd = pytest.importorskip("dask.dataframe")
 pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
-import streamnorm as sn  # noqa: E402
-import streamnorm.dask as snd  # noqa: E402
-
 from dask_tasks import kill_worker_once  # noqa: E402  (tests/ is on the workers' sys.path)
 from helpers import assert_same_stats  # noqa: E402
+
+import streamnorm as sn  # noqa: E402
+import streamnorm.dask as snd  # noqa: E402
 
 # The workers cannot import this test module: ship its helper functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

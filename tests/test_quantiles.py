@@ -14,11 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import assert_bad_input, assert_ok, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import streamnorm as sn
-from helpers import assert_bad_input, assert_ok, run_cli
 
 QS = np.array([0.0, 0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 0.999, 1.0])
 RANK_ERROR = 0.005

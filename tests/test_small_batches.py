@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+from helpers import run_python
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import streamnorm as sn
 from streamnorm.state import small
-
-from helpers import run_python
 
 
 def bits(a: np.ndarray) -> np.ndarray:

@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from references import exact_mean_std, exact_mean_var, rel_err
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from references import exact_mean_std, exact_mean_var, rel_err
 
 import streamnorm as sn
 from streamnorm.kernels.cpu import BLOCK, CHUNK

@@ -11,13 +11,26 @@ groups encoded on several threads), ``text`` (CSV, JSON lines), ``files`` (one f
 
 from .dataset import DataSource, FilePart, open_source
 from .failures import read_error
-from .formats import (IPC_CODECS, IPC_SUFFIXES, PARQUET_CODECS, PARQUET_SUFFIXES, file_format,
-                      format_of, output_format)
+from .formats import (
+                      IPC_CODECS,
+                      IPC_SUFFIXES,
+                      PARQUET_CODECS,
+                      PARQUET_SUFFIXES,
+                      file_format,
+                      format_of,
+                      output_format,
+)
 from .locations import has_glob, is_local_file, is_path, is_path_list, is_uri, resolve
 from .open import Source, iter_batches, numpy_to_batch, schema_and_batches
 from .outputs import check_output_not_input, output_name
-from .schemas import (SchemaLike, as_schema, check_unique_names, float32_schema,
-                      parse_schema_text, unify_schemas)
+from .schemas import (
+                      SchemaLike,
+                      as_schema,
+                      check_unique_names,
+                      float32_schema,
+                      parse_schema_text,
+                      unify_schemas,
+)
 from .sinks import BatchWriter, atomic_path, read_table, write_table
 from .text import SkippedRowsWarning
 

@@ -12,7 +12,12 @@ import pyarrow.ipc as ipc
 from ..errors import InputError
 from .failures import first_line, read_error
 from .formats import file_format, format_of, sniff_binary
-from .parquet import PARQUET_BATCH_ROWS, open_parquet, parquet_batches, parquet_row_groups
+from .parquet import (
+    PARQUET_BATCH_ROWS,
+    open_parquet,
+    parquet_batches,
+    parquet_row_groups,
+)
 from .schemas import check_unique_names
 from .text import SkipCounter, SourceOptions, csv_batches, json_batches
 

@@ -12,8 +12,15 @@ import pyarrow.fs as pafs
 from ..errors import InputError
 from .dataset import DataSource
 from .formats import COMPRESSION_SUFFIXES, format_of
-from .locations import (expand_glob, has_glob, is_path_list, is_uri, list_files, resolve,
-                        split_glob)
+from .locations import (
+    expand_glob,
+    has_glob,
+    is_path_list,
+    is_uri,
+    list_files,
+    resolve,
+    split_glob,
+)
 
 
 def _input_locations(source: Any) -> list[str]:

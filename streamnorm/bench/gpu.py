@@ -59,6 +59,7 @@ def time_kernels(column_bytes: int, ln_rows: int, ln_width: int, repeat: int,
     from numba import cuda
 
     import streamnorm as sn
+
     from ..kernels import backend
 
     sync = cuda.synchronize

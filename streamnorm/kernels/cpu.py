@@ -22,7 +22,12 @@ from . import cpu_block, cpu_ext, cpu_map, cpu_moments, cpu_rows, cpu_small, cpu
 from .cpu_ext import column_moments_ext, grouped_moments, pebay_merge
 from .cpu_map import denormalize_column, normalize_column
 from .cpu_moments import BLOCK, CHUNK, SERIAL_MAX_VALUES, chan_merge, first_finite
-from .cpu_rows import LAYER_TILE_BYTES, ROW_BLOCK, row_moments_matrix, normalize_rows_matrix
+from .cpu_rows import (
+    LAYER_TILE_BYTES,
+    ROW_BLOCK,
+    normalize_rows_matrix,
+    row_moments_matrix,
+)
 from .memory import addresses_of
 
 #: This backend's target name.

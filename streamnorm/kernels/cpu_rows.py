@@ -15,6 +15,7 @@ from numba import njit, prange
 from .cpu_moments import BLOCK_MATH, valid_bit
 from .memory import array_at, bitmap_at
 
+
 @njit(cache=True, inline="always")
 def _segment(like, addresses, n_rows, k, start, stop):
     """Rows ``start:stop`` of column ``k`` (``n_rows`` values of ``like``'s dtype at

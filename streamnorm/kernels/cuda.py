@@ -50,10 +50,15 @@ from numba import cuda, float64, njit
 from numba.cuda.core import config as _cuda_config
 
 from . import memory
-from .cpu_ext import column_moments_ext, grouped_moments
 from .cpu import columns_moments_ext, columns_moments_ext_at
-from .cpu_moments import (SERIAL_MAX_VALUES, chan_formula, chan_merge, serial_columns_moments_at,
-                          shifts_at)
+from .cpu_ext import column_moments_ext, grouped_moments
+from .cpu_moments import (
+    SERIAL_MAX_VALUES,
+    chan_formula,
+    chan_merge,
+    serial_columns_moments_at,
+    shifts_at,
+)
 from .cpu_moments import first_finite as _cpu_first_finite
 
 __all__ = [

@@ -10,7 +10,6 @@ from .normalizer import Normalizer
 from .plan import MODES, Mode, check_batch_columns, output_type
 from .record import INLINE_STATS_BYTES, METADATA_KEY, STATS_FILE_SUFFIX
 
-
 __all__ = [
     "INLINE_STATS_BYTES",
     "METADATA_KEY",

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..errors import NonFiniteError
 from ..state.features import FeatureStats
-from . import mappers, robust as robust_mode
+from . import mappers
+from . import robust as robust_mode
 from .plan import PER_FEATURE_MODES
 
 CenterScale = Callable[..., tuple[np.ndarray, np.ndarray]]

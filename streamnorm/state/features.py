@@ -26,8 +26,8 @@ from ..arrow.open import Source, schema_and_batches
 from ..errors import SchemaError
 from ..kernels import backend
 from . import ingest, persist, small, statsfile
-from .quantiles import QuantileSketches, quantile_array, table_with_json_sketches
 from .merge import Moments, check_moments
+from .quantiles import QuantileSketches, quantile_array, table_with_json_sketches
 
 NanPolicy = Literal["skip", "propagate"]
 NAN_POLICIES = ("skip", "propagate")
