@@ -44,6 +44,7 @@ from .thrift import (
     Struct,
     ThriftError,
     TList,
+    field_header_at,
     skip_value,
     value_at,
     varint_at,
@@ -108,16 +109,9 @@ def _walk(data: bytes, pos: int, spec: dict[int, Any], cuts: list[tuple[int, int
     ``_ROWS`` fields in ``found``; returns the position after the struct."""
     last = 0
     while True:
-        head = data[pos]
-        pos += 1
-        ttype = head & 0x0F
+        ttype, fid, pos = field_header_at(data, pos, last)
         if ttype == STOP:
             return pos
-        if head >> 4:
-            fid = last + (head >> 4)
-        else:
-            z, pos = varint_at(data, pos)
-            fid = (z >> 1) ^ -(z & 1)
         last = fid
         if ttype == TRUE or ttype == FALSE:
             continue

@@ -131,23 +131,31 @@ def value_at(data: bytes, pos: int, ttype: int, depth: int) -> tuple[Any, int]:
     raise ThriftError(f"unknown Thrift type code {ttype}")
 
 
+def field_header_at(data: bytes, pos: int, last: int) -> tuple[int, int, int]:
+    """The field header at ``pos`` after field id ``last``: (type code, field id, position
+    after it); the type code is ``STOP`` at the end of a struct (its field id then means
+    nothing)."""
+    head = data[pos]
+    pos += 1
+    ttype = head & 0x0F
+    if ttype == STOP:
+        return ttype, last, pos
+    delta = head >> 4
+    if delta:
+        return ttype, last + delta, pos
+    z, pos = varint_at(data, pos)
+    return ttype, (z >> 1) ^ -(z & 1), pos
+
+
 def _struct_at(data: bytes, pos: int, depth: int) -> tuple[Struct, int]:
     if depth > 64:
         raise ThriftError("Thrift data nested too deeply")
     fields: list[list[Any]] = []
     last = 0
     while True:
-        head = data[pos]
-        pos += 1
-        ttype = head & 0x0F
+        ttype, fid, pos = field_header_at(data, pos, last)
         if ttype == STOP:
             return Struct(fields), pos
-        delta = head >> 4
-        if delta:
-            fid = last + delta
-        else:
-            z, pos = varint_at(data, pos)
-            fid = (z >> 1) ^ -(z & 1)
         if ttype == TRUE or ttype == FALSE:
             fields.append([fid, ttype, ttype == TRUE])
         else:
@@ -217,12 +225,7 @@ def _write_struct(out: bytearray, s: Struct) -> None:
     for fid, ttype, value in s.fields:
         if ttype in (TRUE, FALSE):
             ttype = TRUE if value else FALSE
-        delta = fid - last
-        if 0 < delta <= 15:
-            out.append(delta << 4 | ttype)
-        else:
-            out.append(ttype)
-            write_zigzag(out, fid)
+        write_field_header(out, last, fid, ttype)
         if ttype not in (TRUE, FALSE):
             write_value(out, ttype, value)
         last = fid
@@ -278,6 +281,8 @@ def skip_value(data: bytes, pos: int, ttype: int) -> int:
 
 
 def write_field_header(out: bytearray, last: int, fid: int, ttype: int) -> None:
+    """Append the header of field ``fid`` of type code ``ttype``, after field id ``last``:
+    the id as a delta in the type byte when it fits, else after it as a zigzag varint."""
     delta = fid - last
     if 0 < delta <= 15:
         out.append(delta << 4 | ttype)
