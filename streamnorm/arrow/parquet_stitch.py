@@ -59,7 +59,7 @@ MAX_ENCODING_THREADS = 4
 #: Fewest encoding threads (CPUs) for which :class:`~.sinks.BatchWriter` stitches Parquet
 #: files: on 2 CPUs the rest of a file → file job already keeps both busy, and stitching
 #: there gave the same CPU and wall time as pyarrow's one writer for ~110 MB more peak RSS
-#: (README, performance notes); the output is the same bytes either way.
+#: (docs/performance.md); the output is the same bytes either way.
 STITCH_MIN_THREADS = 3
 MAGIC = b"PAR1"
 #: Bytes per write of a part to the output file.
