@@ -72,15 +72,7 @@ def is_stream_path(location: object) -> bool:
         mode = os.stat(text).st_mode
     except (OSError, ValueError):
         return False
-    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
-        return True
-    # /dev/stdout, /dev/fd/1, /proc/self/fd/1 redirected to a regular file: still the
-    # process's stream (a temporary file beside it cannot be created in /dev/fd to rename)
-    return stat.S_ISREG(mode) and os.path.dirname(os.path.abspath(text)) in _FD_DIRECTORIES
-
-
-#: Directories whose entries name the process's open streams.
-_FD_DIRECTORIES = ("/dev", "/dev/fd", "/proc/self/fd")
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 def is_stream_location(location: object) -> bool:
