@@ -76,6 +76,8 @@ def load_numba_math() -> None:
     finally:
         if "scipy.linalg" in sys.modules and sys.modules["scipy.linalg"] is None:
             del sys.modules["scipy.linalg"]
+
+
 _applied = False  # the thread count was applied (from the environment or explicitly)
 
 

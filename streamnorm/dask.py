@@ -159,7 +159,6 @@ def _column_list(columns: Sequence[str] | None) -> list[str] | None:
     return list(columns) if columns is not None else None
 
 
-
 @contextlib.contextmanager
 def _numba_threads(threads: int | None) -> Iterator[None]:
     """Run the block with ``threads`` numba threads in this (worker) thread; None: unchanged.

@@ -64,7 +64,6 @@ def skip(peer: str, why: Exception | str, out: Any) -> None:
     print(f"  [skipped {peer}: {why}]", file=out)
 
 
-
 def interleaved_us(fns: dict[str, Callable[[], Any]], calls: int, block: int = 25,
                    budget_s: float = 30.0) -> tuple[dict[str, float], dict[str, float]]:
     """``(best, median)`` microseconds of single calls of each function.

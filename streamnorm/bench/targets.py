@@ -148,8 +148,6 @@ def bench_layer(rows: int, width: int, repeat: int, threads: int,
     return {"layer": table}
 
 
-
-
 QUANTILES_CASE = "streamnorm FeatureStats(quantiles=True).update"
 PLAIN_CASE = "streamnorm FeatureStats.update (no quantiles)"
 

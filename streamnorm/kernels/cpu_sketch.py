@@ -372,6 +372,7 @@ def sketch_halve_groups(values, n, out):
                 out[dst + 3 * GROUP_LANES + i] = v7 if c else v6
     return bad, lows.min(), highs.max()
 
+
 @njit(cache=True, nogil=True)
 def sketch_add_sorted(items, levels, info, extremes, run, base, low, high):
     """Add ``run`` (float64[m], sorted ascending, no NaN; items weighing ``2**base`` each,

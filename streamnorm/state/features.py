@@ -674,6 +674,7 @@ class FeatureStats:
                          "inf_count": self.inf_count, "mean": self.mean, "std": self.std(ddof),
                          "min": self.min, "max": self.max})
 
+
 def feature_stats(
     source: Source,
     columns: Sequence[str] | None = None,
