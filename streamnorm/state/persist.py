@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.ipc as ipc
 
-from ..arrow.failures import first_line
+from ..arrow.formats import IPC_SUFFIXES, PARQUET_SUFFIXES
 from ..arrow.locations import is_uri, resolve
 from ..arrow.open import schema_and_batches
 from ..arrow.sinks import atomic_path, write_table
@@ -185,7 +184,7 @@ def save_state(path: str | os.PathLike, to_dict: Callable[[], dict[str, Any]],
         return
     where = location(path)
     if os.fspath(path).lower().endswith(".json"):
-        data = (json.dumps(to_dict(), indent=1) + "\n").encode()
+        data = _json_bytes(to_dict)
         with atomic_path(where) as tmp:
             filesystem, inner = resolve(tmp)
             with filesystem.open_output_stream(inner, compression=None) as out:
@@ -201,7 +200,7 @@ def _save_json_to_stream(path: str | os.PathLike, to_dict: Callable[[], dict[str
     if not is_stdio(name) and name.lower().endswith(_NOT_JSON_SUFFIXES):
         raise InputError(f"{name}: statistics written to a pipe or device are JSON; drop the "
                          "suffix, or write a file")
-    data = (json.dumps(to_dict(), indent=1) + "\n").encode()
+    data = _json_bytes(to_dict)
     if is_stdio(name):
         out = stdout_file()
         out.write(data)
@@ -213,7 +212,12 @@ def _save_json_to_stream(path: str | os.PathLike, to_dict: Callable[[], dict[str
 
 #: Suffixes that name a binary state format, which a stream cannot hold (Parquet needs to
 #: seek; the JSON text is what pipes and devices carry).
-_NOT_JSON_SUFFIXES = (".arrow", ".arrows", ".feather", ".ipc", ".parquet", ".pq")
+_NOT_JSON_SUFFIXES = (*IPC_SUFFIXES, *PARQUET_SUFFIXES)
+
+
+def _json_bytes(to_dict: Callable[[], dict[str, Any]]) -> bytes:
+    """The ``.json`` state file's bytes: ``to_dict()`` indented, with a final newline."""
+    return (json.dumps(to_dict(), indent=1) + "\n").encode()
 
 
 def _load_from_stream(name: str, from_dict: Callable[[dict[str, Any]], Any],
@@ -236,12 +240,8 @@ def _load_from_stream(name: str, from_dict: Callable[[dict[str, Any]], Any],
     with naming(shown):
         if data.lstrip()[:1] == b"{":
             return from_dict(statsfile.parse_json(data))
-        try:
-            table = ipc.open_stream(pa.BufferReader(data)).read_all()
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise StatsFileError(f"neither JSON nor an Arrow IPC stream ({first_line(exc)}); "
-                                 "send the output of `streamnorm stats ... -o -`") from None
-        return from_arrow(table)
+        return from_arrow(statsfile.decode_ipc(
+            data, "the statistics, neither JSON nor an Arrow IPC stream,"))
 
 
 def load_state(path: str | os.PathLike, from_dict: Callable[[dict[str, Any]], Any],

@@ -321,14 +321,15 @@ def _bad(field: str, mask: np.ndarray, names: list[str], problem: str) -> None:
         raise _fail(f"statistics of column {names[i]!r}: field {field!r} {problem}")
 
 
-def decode_ipc(data: bytes) -> pa.Table:
-    """A table from Arrow IPC stream bytes; corrupt bytes are a :class:`StatsFileError`."""
+def decode_ipc(data: bytes, what: str = "the embedded Arrow statistics") -> pa.Table:
+    """A table from Arrow IPC stream bytes; corrupt bytes are a :class:`StatsFileError`
+    saying ``what`` cannot be read."""
     import pyarrow.ipc as ipc
 
     try:
         return ipc.open_stream(pa.py_buffer(data)).read_all()
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise _fail(f"the embedded Arrow statistics cannot be read ({exc})") from None
+        raise _fail(f"{what} cannot be read ({exc})") from None
 
 
 def encode_ipc(table: pa.Table) -> bytes:
