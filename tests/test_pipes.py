@@ -353,6 +353,83 @@ def test_signal_while_waiting_on_stdin(tmp_path, sig, code, word):
     prod.wait()
 
 
+def _other_thread_taking(pid: int, sig: int) -> int | None:
+    """A thread of process ``pid`` other than its main thread that does not block ``sig``
+    (/proc/PID/task/TID/status SigBlk), or None."""
+    try:
+        tids = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as fh:
+                blocked = next(int(line.split()[1], 16) for line in fh
+                               if line.startswith("SigBlk:"))
+        except (OSError, StopIteration):
+            continue
+        if not blocked & (1 << (sig - 1)):
+            return tid
+    return None
+
+
+def _signal_thread(pid: int, tid: int, sig: int) -> None:
+    """tgkill(2): ``sig`` to one thread of ``pid``, as the kernel may pick for Ctrl-C."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    syscall_number = {"x86_64": 234, "aarch64": 131}[os.uname().machine]
+    assert libc.syscall(syscall_number, pid, tid, sig) == 0, ctypes.get_errno()
+
+
+def _wait_until_blocked(pid: int, seconds: float = 60.0) -> None:
+    """Until the main thread of ``pid`` has slept (state S) for 0.5 s in a row."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    since = None
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+        now = time.monotonic()
+        since = (since or now) if state == "S" else None
+        if since is not None and now - since >= 0.5:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the process never blocked")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.uname().machine not in
+                    ("x86_64", "aarch64"), reason="needs Linux tgkill and /proc")
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"),
+                                             (signal.SIGINT, 130, "interrupted")])
+def test_signal_on_another_thread_while_waiting_on_stdin(tmp_path, sig, code, word):
+    """The kernel may hand Ctrl-C to any thread not blocking it (numba's, Arrow's): the main
+    thread, waiting for the producer's next batch, must still stop. It stayed blocked in
+    read() until the producer moved (the hang seen once in CI)."""
+    producer = _write(tmp_path, "producer.py", PRODUCER)
+    prod = subprocess.Popen([sys.executable, producer, tmp_path / "never", "3"],
+                            stdout=subprocess.PIPE)
+    norm = subprocess.Popen([*CLI, "normalize", "-", "-", "--mode", "layer"],
+                            stdin=prod.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    prod.stdout.close()
+    try:
+        assert ipc.open_stream(norm.stdout).read_next_batch().num_rows == 500
+        _wait_until_blocked(norm.pid)
+        tid = _other_thread_taking(norm.pid, sig)
+        if tid is None:
+            pytest.skip("no thread other than the main one takes the signal")
+        _signal_thread(norm.pid, tid, sig)
+        assert norm.wait(timeout=30) == code  # the producer waits 120 s: no help from it
+        err = norm.stderr.read().decode()
+        assert err.strip().splitlines() == [
+            f"streamnorm: error: {word}; the output on stdout ends early"], err
+    finally:
+        norm.kill()
+        prod.kill()
+        norm.wait()
+        prod.wait()
+
+
 # --------------------------------------------------------------------------- Python
 
 

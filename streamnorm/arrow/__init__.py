@@ -4,7 +4,7 @@ Modules, bottom up (each imports only those before it, plus ``streamnorm.columns
 ``config`` and ``errors``): ``failures`` (Arrow errors as one-line messages), ``formats``
 (suffixes, magic bytes, the sniffer, codecs), ``locations`` (URIs, paths, globs, directory
 listing), ``schemas``, ``parquet``, ``thrift`` (compact protocol), ``parquet_stitch`` (Parquet row
-groups encoded on several threads), ``text`` (CSV, JSON lines), ``files`` (one file of any format), ``dataset``
+groups encoded on several threads), ``signal_io`` (pipe reads that notice signals), ``text`` (CSV, JSON lines), ``files`` (one file of any format), ``dataset``
 (:class:`DataSource`), ``outputs`` (outputs against inputs), ``open`` (the one entry
 :func:`schema_and_batches`) and ``sinks`` (:func:`atomic_path`, :class:`BatchWriter`).
 """

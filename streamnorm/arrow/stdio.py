@@ -40,6 +40,7 @@ from .failures import first_line
 from .files import rechunk
 from .formats import IPC_FILE_MAGIC, PARQUET_MAGIC
 from .locations import is_uri
+from .signal_io import signal_aware_reader
 
 #: The name that means stdin as an input and stdout as an output.
 STDIO = "-"
@@ -48,6 +49,9 @@ STREAM_FORMATS = {"arrows": "ipc-stream", "parquet": "parquet", "csv": "csv"}
 DEFAULT_STREAM_FORMAT = "arrows"
 
 _SOURCES: weakref.WeakKeyDictionary[Any, StreamSource] = weakref.WeakKeyDictionary()
+#: sys.stdin.buffer -> the signal-aware reader over its descriptor (one per object, so that
+#: buffered bytes are never split between two readers)
+_STDIN_FILES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 #: (st_dev, st_ino) of a pipe or device path -> its StreamSource, from the moment it is
 #: opened (the open file keeps the inode from being reused) until its stream ends.
 _PATH_SOURCES: dict[tuple[int, int], StreamSource] = {}
@@ -138,7 +142,7 @@ class StreamSource:
     def _open_reader(self) -> pa.RecordBatchReader:
         if self.file is None and self.path is not None:
             try:  # a FIFO blocks here until its writer opens it, as stdin would
-                self.file = open(self.path, "rb")  # noqa: SIM115  (closed at the end)
+                self.file = signal_aware_reader(os.open(self.path, os.O_RDONLY), owned=True)
             except OSError as exc:
                 raise InputError(f"{self.shown}: cannot open it ({exc.strerror or exc}); "
                                  "check the path and its permissions") from None
@@ -212,13 +216,37 @@ def stream_source(file: Any = None) -> StreamSource:
         file = sys.stdin.buffer
     elif file is not getattr(sys.stdin, "buffer", None):
         shown = f"the stream {getattr(file, 'name', type(file).__name__)}"
+    reads = stdin_file() if shown == "stdin" else file
     try:
         found = _SOURCES.get(file)
     except TypeError:  # not weak-referenceable: not shared
-        return StreamSource(file, shown)
+        return StreamSource(reads, shown)
     if found is None:
-        found = _SOURCES[file] = StreamSource(file, shown)
+        found = _SOURCES[file] = StreamSource(reads, shown)
     return found
+
+
+def stdin_file() -> Any:
+    """The binary file object of stdin as streamnorm reads it (never closed): waiting for a
+    producer, it still notices Ctrl-C / SIGTERM (:mod:`.signal_io`). ``sys.stdin.buffer``
+    itself when that has no descriptor (replaced by a test or a notebook) or is a regular
+    file (which never blocks, and whose position stays shared)."""
+    stdin = sys.stdin.buffer
+    try:
+        found = _STDIN_FILES.get(stdin)
+    except TypeError:
+        return stdin
+    if found is not None:
+        return found
+    try:
+        fd = stdin.fileno()
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except (AttributeError, OSError, ValueError):
+        return stdin
+    if regular:
+        return stdin
+    made = _STDIN_FILES[stdin] = signal_aware_reader(fd, owned=False)
+    return made
 
 
 def stream_source_at(path: str | os.PathLike) -> StreamSource:

@@ -14,7 +14,6 @@ import contextlib
 import json
 import math
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,15 @@ import pyarrow as pa
 from ..arrow.formats import IPC_SUFFIXES, PARQUET_SUFFIXES
 from ..arrow.locations import is_uri, resolve
 from ..arrow.open import schema_and_batches
+from ..arrow.signal_io import signal_aware_reader
 from ..arrow.sinks import atomic_path, write_table
-from ..arrow.stdio import is_stdio, is_stream_location, open_stream_sink, stdout_file
+from ..arrow.stdio import (
+    is_stdio,
+    is_stream_location,
+    open_stream_sink,
+    stdin_file,
+    stdout_file,
+)
 from ..columns.arrays import numpy_array, string_array
 from ..errors import InputError, StatsFileError
 from . import statsfile
@@ -227,9 +233,9 @@ def _load_from_stream(name: str, from_dict: Callable[[dict[str, Any]], Any],
     shown = "stdin" if is_stdio(name) else name
     try:
         if is_stdio(name):
-            data = sys.stdin.buffer.read()
+            data = stdin_file().read()
         else:
-            with open(name, "rb") as raw:
+            with signal_aware_reader(os.open(name, os.O_RDONLY), owned=True) as raw:
                 data = raw.read()
     except OSError as exc:
         raise InputError(f"{shown}: cannot read it ({exc.strerror or exc}); check the path"
