@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from helpers import assert_ok, run_python
 
 #: Loaded only by the formats, modes and compilations that need them.
@@ -104,3 +105,16 @@ def test_quick_cache_loads_compile_then_load(tmp_path: Path) -> None:
     assert first["later"] == second["later"] == 500500.0
     assert first["registries"] is True  # it compiled
     assert second["registries"] is False  # it loaded from the cache only
+
+
+def test_bench_file_children_share_one_environment_with_bytecode_cached(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every way of the file target runs as an installed package does (bytecode cached), in
+    # the bench's working directory, whatever PYTHONDONTWRITEBYTECODE says around it.
+    from streamnorm.bench.files import child_environment
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    env = child_environment(2, str(tmp_path))
+    assert "PYTHONDONTWRITEBYTECODE" not in env
+    assert Path(env["PYTHONPYCACHEPREFIX"]).parent == tmp_path
+    assert env["STREAMNORM_NUM_THREADS"] == env["POLARS_MAX_THREADS"] == "2"
