@@ -63,11 +63,13 @@ def numba_without_blas() -> None:
 
 def load_numba_math() -> None:
     """Load numba's NumPy overloads (``numba.np.arraymath``, which numba's CPU target loads
-    with the first kernel anyway); after :func:`numba_without_blas`, with ``scipy.linalg``
-    hidden while it loads, so that numba's BLAS check finds none (``np.correlate`` and
-    ``np.convolve`` in numba functions of this process then use numba's own loop; ``np.dot``
-    and ``np.linalg`` still load ``scipy.linalg`` when compiled). Nothing when numba's array
-    math or ``scipy.linalg`` is loaded already."""
+    before it compiles; :mod:`streamnorm.kernels.cache_load` calls this before a kernel missing
+    from the cache compiles, and a kernel loaded from the cache needs none of it); after
+    :func:`numba_without_blas`, with ``scipy.linalg`` hidden while it loads, so that numba's
+    BLAS check finds none (``np.correlate`` and ``np.convolve`` in numba functions of this
+    process then use numba's own loop; ``np.dot`` and ``np.linalg`` still load
+    ``scipy.linalg`` when compiled). Nothing when numba's array math or ``scipy.linalg`` is
+    loaded already."""
     if _numba_blas or "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
         return
     sys.modules["scipy.linalg"] = None  # type: ignore[assignment]  # import fails: no BLAS

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
@@ -216,6 +215,8 @@ class BatchWriter:
                 use_dictionary=dictionary_columns or False, write_page_checksum=True,
             )
         elif self.format == "csv":
+            import pyarrow.csv as pacsv  # loaded on first use
+
             self._writer = pacsv.CSVWriter(self._sink, self.schema)
         else:
             options = ipc.IpcWriteOptions(compression=codec)

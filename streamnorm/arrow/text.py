@@ -9,13 +9,13 @@ import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 import pyarrow.fs as pafs
-import pyarrow.json as pjson
+
+if TYPE_CHECKING:
+    import pyarrow.json as pjson
 
 from ..config import json_block_size
 from ..errors import InputError
@@ -141,6 +141,8 @@ _CONVERSION = re.compile(r"CSV column #(\d+): CSV conversion error to (\S+): inv
 def _line_of_value(fs: pafs.FileSystem, path: str, options: Any, column: int, value: str,
                    schema: pa.Schema) -> int | None:
     """Line of the first row whose ``column`` holds ``value`` (re-read with string types)."""
+    import pyarrow.compute as pc  # pyarrow's compute, CSV and JSON modules load on first use
+    import pyarrow.csv as pcsv
     read, parse, _ = options
     as_text = pcsv.ConvertOptions(column_types={n: pa.string() for n in schema.names},
                                   strings_can_be_null=False)
@@ -160,6 +162,7 @@ def csv_batches(fs: pafs.FileSystem, path: str, shown: str, opts: SourceOptions,
     from the first block or given by ``opts.schema``; a malformed row is an
     :class:`InputError` naming its line, or skipped and counted in ``counter``
     (``opts.skip_bad_rows``). The batches' ``close()`` closes the reader."""
+    import pyarrow.csv as pcsv
     delimiter = opts.delimiter or ("\t" if ".tsv" in path.lower() else ",")
     bad = _BadRows(opts.skip_bad_rows)
     read = pcsv.ReadOptions(block_size=opts.block_size) if opts.block_size else pcsv.ReadOptions()
@@ -235,6 +238,7 @@ def _report_skipped(shown: str, skipped: int, examples: list[str], counter: Skip
 
 
 def _json_parse(schema: pa.Schema | None, fixed: bool) -> pjson.ParseOptions:
+    import pyarrow.json as pjson
     behaviour = "ignore" if fixed else "infer"
     return pjson.ParseOptions(explicit_schema=schema, unexpected_field_behavior=behaviour)
 
@@ -242,6 +246,7 @@ def _json_parse(schema: pa.Schema | None, fixed: bool) -> pjson.ParseOptions:
 def _parse_json_lines(lines: list[tuple[int, bytes]], options: pjson.ParseOptions,
                       block_size: int) -> tuple[list[pa.Table], list[tuple[int, str]]]:
     """Parse lines with pyarrow.json; bisect a failing chunk down to its bad lines."""
+    import pyarrow.json as pjson
     try:
         data = b"".join(line for _, line in lines)
         read = pjson.ReadOptions(block_size=block_size)
@@ -312,6 +317,7 @@ def json_batches(fs: pafs.FileSystem, path: str, shown: str, opts: SourceOptions
                   counter: SkipCounter) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """(schema, batches) of JSON lines file ``path`` of ``fs``, as :func:`csv_batches`; a
     line longer than the block size is an :class:`InputError`."""
+    import pyarrow.json as pjson
     block_size = json_block_size(opts.block_size)
     if opts.skip_bad_rows:
         return _json_batches_skipping(fs, path, shown, opts, counter, block_size)

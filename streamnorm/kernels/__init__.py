@@ -8,7 +8,7 @@ on first use, after :func:`streamnorm.config.prepare_numba` has set numba's envi
 
 from __future__ import annotations
 
-from ..config import apply_thread_count, load_numba_math, prepare_numba, resolve_target
+from ..config import apply_thread_count, prepare_numba, resolve_target
 from .api import Backend
 from .cache_guard import drop_stale_caches
 
@@ -28,7 +28,7 @@ def backend(target: str | None = None) -> Backend:
     chosen = resolve_target(target)
     apply_thread_count()
     if chosen == "cpu":
-        load_numba_math()
+        # its cached kernels load without numba's compiler set-up (.cache_load)
         from . import cpu
 
         return cpu  # type: ignore[return-value]  # a module satisfying the protocol

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import cpu_block, cpu_ext, cpu_map, cpu_moments, cpu_rows, cpu_small, cpu_update
+from .cache_load import quick_cache_loads
 from .cpu_ext import column_moments_ext, grouped_moments, pebay_merge
 from .cpu_map import denormalize_column, normalize_column
 from .cpu_moments import BLOCK, CHUNK, SERIAL_MAX_VALUES, chan_merge, first_finite
@@ -37,6 +38,8 @@ FUSED_ROW_NORM = True
 
 #: The modules holding this backend's compiled kernels (for cache checks and warm-up).
 KERNEL_MODULES = (cpu_block, cpu_moments, cpu_rows, cpu_map, cpu_ext, cpu_small, cpu_update)
+for _module in KERNEL_MODULES:  # cached kernels load without numba's compiler set-up
+    quick_cache_loads(_module)
 
 __all__ = [
     "BLOCK", "CHUNK", "FUSED_ROW_NORM", "KERNEL_MODULES", "LAYER_TILE_BYTES", "ROW_BLOCK",

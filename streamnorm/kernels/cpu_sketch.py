@@ -35,8 +35,12 @@ columns on threads; each column's result is the same whatever the thread count.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from numba import njit
+
+from .cache_load import quick_cache_loads
 
 #: KLL's accuracy parameter: the top level's capacity. Rank error ~ 2.3 / K**0.97 (99% of
 #: sketches; DataSketches' fit): 0.27% for K = 1024, under the 0.5% promised.
@@ -639,3 +643,6 @@ def thread_count() -> int:
     import numba
 
     return int(numba.get_num_threads())
+
+
+quick_cache_loads(sys.modules[__name__])  # cached kernels load without numba's compiler set-up

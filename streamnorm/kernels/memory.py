@@ -30,11 +30,14 @@ Invariants
 from __future__ import annotations
 
 import ctypes
+import sys
 from collections.abc import Sequence
 
 import numpy as np
 from numba import carray, njit, types
 from numba.extending import intrinsic
+
+from .cache_load import quick_cache_loads
 
 # A private prototype bound to the symbol: setting restype/argtypes on
 # ctypes.pythonapi.PyCapsule_GetPointer would change it for every library in the process.
@@ -158,3 +161,6 @@ def bitmap_at(address, bit_offset, length, has_validity, empty):
     if not has_validity:
         return empty
     return array_at(address, (bit_offset + length + 7) // 8, empty)
+
+
+quick_cache_loads(sys.modules[__name__])  # cached kernels load without numba's compiler set-up

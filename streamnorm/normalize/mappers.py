@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.types as pat
 
 from .. import columns as cols
@@ -250,6 +249,8 @@ def map_grouped_batch(
     type. Nulls stay null, and so do the rows whose key the statistics never saw (no statistics
     to normalize them with).
     """
+    import pyarrow.compute as pc  # loaded on first use (about 0.1 s and 6 MB)
+
     n = batch.num_rows
     rows = stats.key_rows(batch) if n else np.zeros(0, dtype=np.int64)
     unseen = rows < 0

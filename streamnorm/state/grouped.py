@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .. import columns as cols
 from ..errors import InputError, StatsFileError
@@ -52,6 +51,8 @@ def _freeze(value: Any) -> Hashable:
 
 def _key_codes(column: pa.Array) -> np.ndarray:
     """Integer codes of one key column: equal values get equal codes (nulls one code)."""
+    import pyarrow.compute as pc  # loaded on first use (about 0.1 s and 6 MB)
+
     if pa.types.is_dictionary(column.type):
         column = column.dictionary_decode()
     try:
@@ -251,6 +252,8 @@ class GroupedFeatureStats(FeatureStats, option="by"):
                 column = column.combine_chunks()
             if pa.types.is_dictionary(column.type):
                 column = column.dictionary_decode()
+            import pyarrow.compute as pc
+
             try:
                 found = pc.index_in(column, value_set=self._known_keys(), skip_nulls=False)
                 return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
