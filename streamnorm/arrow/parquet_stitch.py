@@ -8,6 +8,12 @@ thread pool (pyarrow releases the GIL while it encodes) and writes the finished 
 order: ``PAR1``, each part's row-group bytes, then one footer built from the parts' footers
 with every absolute offset shifted to where the bytes landed.
 
+On two CPUs the row groups go one at a time, each encoded as column ranges on two threads
+(``column_parts``): each range is its own in-memory Parquet file of that row group's columns,
+and their column chunks, which do not depend on one another, are written one after the other
+under one ``RowGroup`` merged from the ranges' (:func:`merge_row_groups`). One row group in
+flight holds less memory than two, and the encoding still takes both cores.
+
 The footer is Thrift compact-protocol ``FileMetaData`` (parquet-format's ``parquet.thrift``,
 codec in :mod:`.thrift`). A part's footer is walked once, on its encoding thread, without
 building it: each ``RowGroup`` struct is kept as bytes with holes where its absolute offsets
@@ -56,14 +62,23 @@ from .thrift import (
 
 #: Most threads encoding row groups at once (each holds a row group and its encoded bytes).
 MAX_ENCODING_THREADS = 4
-#: Fewest encoding threads (CPUs) for which :class:`~.sinks.BatchWriter` stitches Parquet
-#: files: on 2 CPUs the rest of a file → file job already keeps both busy, and stitching
-#: there gave the same CPU and wall time as pyarrow's one writer for ~110 MB more peak RSS
-#: (docs/performance.md); the output is the same bytes either way.
+#: Fewest encoding threads (CPUs) for which :class:`~.sinks.BatchWriter` stitches whole row
+#: groups encoded in parallel: on 2 CPUs two row groups in flight gave the same CPU and wall
+#: time as pyarrow's one writer for ~110 MB more peak RSS (docs/performance.md), so there
+#: each row group is encoded as column ranges instead (:data:`COLUMN_MIN_THREADS`); the
+#: output is the same bytes either way.
 STITCH_MIN_THREADS = 3
+#: Fewest encoding threads for which :class:`~.sinks.BatchWriter` encodes a Parquet file's
+#: row groups as column ranges on that many threads, one row group at a time (below
+#: :data:`STITCH_MIN_THREADS`): the writer, the largest single cost of a file → file job,
+#: is then no longer one thread that the rest of the job waits for.
+COLUMN_MIN_THREADS = 2
 MAGIC = b"PAR1"
 #: Bytes per write of a part to the output file.
 WRITE_BYTES = 1 << 20
+#: Rows of the row groups pyarrow's writer cuts when given no row group size (and the most
+#: it puts in one): a piece of at most this many rows is one row group.
+ONE_GROUP_ROWS = 1 << 20
 
 # What the stitching does to a field (parquet.thrift field ids below).
 _SHIFT, _SHIFT_SET, _ORDINAL, _ROWS, _REFUSE = range(5)
@@ -77,6 +92,8 @@ _COLUMN_CHUNK = {2: _SHIFT_SET, 3: _COLUMN_META, 4: _REFUSE, 6: _REFUSE, 8: _REF
 #: RowGroup: columns, num_rows, file_offset, ordinal.
 _ROW_GROUP = {1: _COLUMN_CHUNK, 3: _ROWS, 5: _SHIFT, 7: _ORDINAL}
 _FILE_NUM_ROWS, _FILE_ROW_GROUPS, _FILE_KV, _FILE_ENCRYPTION = 3, 4, 5, 8
+#: RowGroup: total_byte_size and total_compressed_size (summed over its column chunks).
+_RG_TOTAL_BYTES, _RG_COMPRESSED = 2, 6
 
 
 @dataclass
@@ -260,6 +277,75 @@ def _kv_field(out: bytearray, last: int, fields: list[tuple[int, int, bytes]],
     return _FILE_KV
 
 
+def merge_row_groups(groups: list[bytes]) -> bytes:
+    """One ``RowGroup`` struct from those of the column ranges of one row group (each placed
+    where its column chunks landed, in column order): the ranges' column chunks in order,
+    ``total_byte_size`` and ``total_compressed_size`` summed, every other field (rows, the
+    first chunk's ``file_offset``, ordinal) as in the first range: the struct one writer of
+    all the columns gives."""
+    chunks: list[bytes] = []
+    sums = {_RG_TOTAL_BYTES: 0, _RG_COMPRESSED: 0}
+    layout: list[tuple[int, int, bytes]] = []  # the first range's fields: (id, type, bytes)
+    for k, data in enumerate(groups):
+        pos, last = 0, 0
+        while True:
+            ttype, fid, start = field_header_at(data, pos, last)
+            if ttype == STOP:
+                break
+            last = fid
+            end = skip_value(data, start, ttype)
+            if fid == 1 and ttype == LIST:
+                size, at = data[start] >> 4, start + 1
+                if size == 15:
+                    size, at = varint_at(data, at)
+                for _ in range(size):
+                    after = skip_value(data, at, STRUCT)
+                    chunks.append(data[at:after])
+                    at = after
+            elif fid in sums and ttype in (I32, I64):
+                z, _ = varint_at(data, start)
+                sums[fid] += (z >> 1) ^ -(z & 1)
+            if k == 0:
+                layout.append((fid, ttype, data[start:end]))
+            pos = end
+    out = bytearray()
+    last = 0
+    for fid, ttype, raw in layout:
+        write_field_header(out, last, fid, ttype)
+        last = fid
+        if fid == 1 and ttype == LIST:
+            if len(chunks) < 15:
+                out.append(len(chunks) << 4 | STRUCT)
+            else:
+                out.append(0xF0 | STRUCT)
+                write_varint(out, len(chunks))
+            for chunk in chunks:
+                out += chunk
+        elif fid in sums and ttype in (I32, I64):
+            write_zigzag(out, sums[fid])
+        else:
+            out += raw
+    out.append(STOP)
+    return bytes(out)
+
+
+def column_ranges(data: pa.Table | pa.RecordBatch, parts: int) -> list[tuple[int, int]]:
+    """``data``'s columns cut into at most ``parts`` consecutive ranges (start, stop) of
+    similar size in bytes, none empty."""
+    sizes = [column.nbytes for column in data.columns]
+    total = sum(sizes) or 1
+    ranges: list[tuple[int, int]] = []
+    start, acc = 0, 0
+    for stop in range(1, len(sizes) + 1):
+        acc += sizes[stop - 1]
+        if (stop < len(sizes) and len(ranges) < parts - 1
+                and acc * parts >= total * (len(ranges) + 1)):
+            ranges.append((start, stop))
+            start = stop
+    ranges.append((start, len(sizes)))
+    return ranges
+
+
 def encode_part(schema: pa.Schema, options: dict[str, Any],
                 write: Callable[[pq.ParquetWriter], None], buffers: Buffers | None = None,
                 size_hint: int = 0) -> Part:
@@ -333,8 +419,16 @@ def encoding_threads() -> int:
 
 def parallel_encoding() -> bool:
     """Whether Parquet files are written by :class:`StitchedParquetWriter` (at least
-    :data:`STITCH_MIN_THREADS` encoding threads) rather than one ``pq.ParquetWriter``."""
-    return encoding_threads() >= STITCH_MIN_THREADS
+    :data:`COLUMN_MIN_THREADS` encoding threads) rather than one ``pq.ParquetWriter``."""
+    return encoding_threads() >= min(COLUMN_MIN_THREADS, STITCH_MIN_THREADS)
+
+
+def column_parts() -> int:
+    """The ``column_parts`` of a :class:`StitchedParquetWriter` on this machine: one (whole
+    row groups in parallel) from :data:`STITCH_MIN_THREADS` encoding threads on, else as
+    many column ranges as threads."""
+    threads = encoding_threads()
+    return 1 if threads >= STITCH_MIN_THREADS else threads
 
 
 class StitchedParquetWriter:
@@ -350,15 +444,21 @@ class StitchedParquetWriter:
     (same bytes). At most ``threads`` parts are in flight (queued, encoding, or encoded and
     waiting for their turn); the calling thread writes them in order. An encoding error is
     raised by a later ``write_*`` or by ``close``; after one, ``close`` discards.
+
+    ``column_parts`` above 1: each row group of at most :data:`ONE_GROUP_ROWS` rows is
+    encoded as that many column ranges at once (the calling thread encodes the first, the
+    pool the others) and written before the call returns: one row group in flight, the
+    same bytes.
     """
 
     def __init__(self, sink: Any, schema: pa.Schema, *, threads: int | None = None,
-                 **options: Any):
+                 column_parts: int = 1, **options: Any):
         if options.get("write_page_index") or options.get("encryption_properties"):
             raise ValueError("page indexes and encryption are not supported when stitching")
         self.schema = schema
         self.options = options
         self.threads = max(1, threads if threads is not None else encoding_threads())
+        self.column_parts = max(1, column_parts)
         self._owned = isinstance(sink, str)
         self._out: Any = pa.OSFile(sink, "wb") if self._owned else sink
         # Reused buffers only where a write copies the bytes before returning (a local
@@ -377,11 +477,19 @@ class StitchedParquetWriter:
     # -- writing -----------------------------------------------------------------------
     def write_batch(self, batch: pa.RecordBatch) -> None:
         """Write ``batch`` as pyarrow's ``write_batch`` would (its row groups)."""
+        if self._by_columns(batch, batch.num_rows):
+            self._submit_columns(batch, None)
+            return
         self._submit(lambda w: w.write_batch(batch), size_hint(batch))
 
     def write_table(self, table: pa.Table, row_group_size: int | None = None) -> None:
         """Write ``table``; with ``row_group_size``, each slice of that many rows is one row
         group encoded on its own (as pyarrow cuts it)."""
+        size = ONE_GROUP_ROWS if row_group_size is None else row_group_size
+        if self._by_columns(table, size):
+            for start in range(0, table.num_rows, size):
+                self._submit_columns(table.slice(start, size), row_group_size)
+            return
         if row_group_size is None or table.num_rows <= row_group_size:
             self._submit(lambda w: w.write_table(table, row_group_size=row_group_size),
                          size_hint(table))
@@ -416,21 +524,80 @@ class StitchedParquetWriter:
             self._broken = True
             raise
 
+    def _by_columns(self, data: pa.Table | pa.RecordBatch, rows_per_group: int) -> bool:
+        """Whether ``data`` goes as column ranges: asked for, several columns, rows, and row
+        groups of at most :data:`ONE_GROUP_ROWS` rows (pyarrow's own cut)."""
+        return (self.column_parts > 1 and data.num_columns > 1 and data.num_rows > 0
+                and 0 < rows_per_group <= ONE_GROUP_ROWS)
+
+    def _submit_columns(self, data: pa.Table | pa.RecordBatch,
+                        row_group_size: int | None) -> None:
+        """Encode ``data`` (one row group) as column ranges at once, and write it."""
+        if self._closed or self._broken:
+            raise ValueError("the Parquet writer is closed")
+        try:
+            while self._pending:
+                self._write_next()
+            jobs = []
+            for start, stop in column_ranges(data, self.column_parts):
+                piece = data.select(list(range(start, stop)))
+                if isinstance(piece, pa.RecordBatch):
+                    def write(w: pq.ParquetWriter, piece: Any = piece) -> None:
+                        w.write_batch(piece)
+                else:
+                    def write(w: pq.ParquetWriter, piece: Any = piece) -> None:
+                        w.write_table(piece, row_group_size=row_group_size)
+                jobs.append((piece.schema, self.options, write, self._buffers,
+                             size_hint(piece)))
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads,
+                                                thread_name_prefix="streamnorm-encode")
+            later = [self._pool.submit(encode_part, *job) for job in jobs[1:]]
+            self._pending.append([encode_part(*jobs[0]), *later])
+            self._write_next()
+        except BaseException:
+            self._broken = True
+            raise
+
     def _write_next(self) -> None:
         item = self._pending.popleft()
+        if isinstance(item, list):
+            self._append_columns([p.result() if isinstance(p, Future) else p for p in item])
+            return
         part: Part = item.result() if isinstance(item, Future) else item
         self._append(part)
 
+    def _append_columns(self, parts: list[Part]) -> None:
+        """Write the column ranges of one row group in order, under one merged
+        ``RowGroup``; the footer's other fields come from a file of all the columns."""
+        if any(len(part.row_groups) != 1 for part in parts):
+            raise ValueError("a column range was not written as one row group")
+        if self._fields is None:
+            self._fields = encode_part(self.schema, self.options, lambda w: None).fields
+        start = max(self._pos, len(MAGIC))
+        placed, at = [], start
+        for part in parts:
+            placed.append(part.row_groups[0].placed(at - len(MAGIC), len(self._groups)))
+            at += part.body.size
+        self._groups.append(merge_row_groups(placed))
+        self._rows += parts[0].row_groups[0].num_rows
+        for part in parts:
+            self._write_body(part)
+
     def _append(self, part: Part) -> None:
-        if self._pos == 0:
-            self._out.write(MAGIC)
-            self._pos = len(MAGIC)
         if self._fields is None:
             self._fields = part.fields
-        delta = self._pos - len(MAGIC)
+        delta = max(self._pos, len(MAGIC)) - len(MAGIC)
         for group in part.row_groups:
             self._groups.append(group.placed(delta, len(self._groups)))
             self._rows += group.num_rows
+        self._write_body(part)
+
+    def _write_body(self, part: Part) -> None:
+        """Write ``part``'s row-group bytes where the file ends (after the leading magic)."""
+        if self._pos == 0:
+            self._out.write(MAGIC)
+            self._pos = len(MAGIC)
         body = part.body
         for start in range(0, body.size, WRITE_BYTES):
             self._out.write(body.slice(start, min(WRITE_BYTES, body.size - start)))
