@@ -8,11 +8,11 @@ thread pool (pyarrow releases the GIL while it encodes) and writes the finished 
 order: ``PAR1``, each part's row-group bytes, then one footer built from the parts' footers
 with every absolute offset shifted to where the bytes landed.
 
-On two CPUs the row groups go one at a time, each encoded as column ranges on two threads
-(``column_parts``): each range is its own in-memory Parquet file of that row group's columns,
-and their column chunks, which do not depend on one another, are written one after the other
-under one ``RowGroup`` merged from the ranges' (:func:`merge_row_groups`). One row group in
-flight holds less memory than two, and the encoding still takes both cores.
+Row groups can also go one at a time, each encoded as column ranges on several threads
+(``column_parts``; :data:`COLUMN_MIN_THREADS`): each range is its own in-memory Parquet file
+of that row group's columns, and their column chunks, which do not depend on one another,
+are written one after the other under one ``RowGroup`` merged from the ranges'
+(:func:`merge_row_groups`). One row group in flight holds less memory than several.
 
 The footer is Thrift compact-protocol ``FileMetaData`` (parquet-format's ``parquet.thrift``,
 codec in :mod:`.thrift`). A part's footer is walked once, on its encoding thread, without
@@ -64,21 +64,25 @@ from .thrift import (
 MAX_ENCODING_THREADS = 4
 #: Fewest encoding threads (CPUs) for which :class:`~.sinks.BatchWriter` stitches whole row
 #: groups encoded in parallel: on 2 CPUs two row groups in flight gave the same CPU and wall
-#: time as pyarrow's one writer for ~110 MB more peak RSS (docs/performance.md), so there
-#: each row group is encoded as column ranges instead (:data:`COLUMN_MIN_THREADS`); the
-#: output is the same bytes either way.
+#: time as pyarrow's one writer for ~110 MB more peak RSS (docs/performance.md); the output
+#: is the same bytes either way.
 STITCH_MIN_THREADS = 3
 #: Fewest encoding threads for which :class:`~.sinks.BatchWriter` encodes a Parquet file's
-#: row groups as column ranges on that many threads, one row group at a time (below
-#: :data:`STITCH_MIN_THREADS`): the writer, the largest single cost of a file → file job,
-#: is then no longer one thread that the rest of the job waits for.
-COLUMN_MIN_THREADS = 2
+#: row groups as column ranges on that many threads, one row group at a time (when below
+#: :data:`STITCH_MIN_THREADS`). Off (equal to it): on the 2-core znver3 machine, loaded, it
+#: cost 1.2-1.8 s more CPU and 30-40 MB more peak RSS in the file → file job, over the 400
+#: MB goal, for a wall time the load hid (docs/performance.md); 2 turns it on there.
+COLUMN_MIN_THREADS = STITCH_MIN_THREADS
 MAGIC = b"PAR1"
 #: Bytes per write of a part to the output file.
 WRITE_BYTES = 1 << 20
 #: Rows of the row groups pyarrow's writer cuts when given no row group size (and the most
 #: it puts in one): a piece of at most this many rows is one row group.
 ONE_GROUP_ROWS = 1 << 20
+#: Bytes (of Arrow data) per column range when row groups are encoded by columns: each range
+#: in flight holds its encoded bytes, so smaller ranges hold less (a 16 MB row group of 32
+#: float64 columns: 8 ranges of 4 columns, 2 in flight, about 4 MB of encoded bytes).
+RANGE_BYTES = 2 << 20
 
 # What the stitching does to a field (parquet.thrift field ids below).
 _SHIFT, _SHIFT_SET, _ORDINAL, _ROWS, _REFUSE = range(5)
@@ -426,7 +430,7 @@ def parallel_encoding() -> bool:
 def column_parts() -> int:
     """The ``column_parts`` of a :class:`StitchedParquetWriter` on this machine: one (whole
     row groups in parallel) from :data:`STITCH_MIN_THREADS` encoding threads on, else as
-    many column ranges as threads."""
+    many column ranges at once as threads (from :data:`COLUMN_MIN_THREADS`)."""
     threads = encoding_threads()
     return 1 if threads >= STITCH_MIN_THREADS else threads
 
@@ -446,9 +450,9 @@ class StitchedParquetWriter:
     raised by a later ``write_*`` or by ``close``; after one, ``close`` discards.
 
     ``column_parts`` above 1: each row group of at most :data:`ONE_GROUP_ROWS` rows is
-    encoded as that many column ranges at once (the calling thread encodes the first, the
-    pool the others) and written before the call returns: one row group in flight, the
-    same bytes.
+    encoded as column ranges, that many at once on the pool, each written in order as soon
+    as it is encoded, and the row group is written before the call returns: one row group
+    in flight, the same bytes.
     """
 
     def __init__(self, sink: Any, schema: pa.Schema, *, threads: int | None = None,
@@ -532,14 +536,23 @@ class StitchedParquetWriter:
 
     def _submit_columns(self, data: pa.Table | pa.RecordBatch,
                         row_group_size: int | None) -> None:
-        """Encode ``data`` (one row group) as column ranges at once, and write it."""
+        """Encode ``data`` (one row group) as column ranges of about :data:`RANGE_BYTES`,
+        ``column_parts`` at a time, each written as soon as it and those before it are
+        encoded; then its ``RowGroup`` merged from theirs."""
         if self._closed or self._broken:
             raise ValueError("the Parquet writer is closed")
         try:
             while self._pending:
                 self._write_next()
-            jobs = []
-            for start, stop in column_ranges(data, self.column_parts):
+            if self._fields is None:  # the footer's schema and metadata: all the columns
+                self._fields = encode_part(self.schema, self.options, lambda w: None).fields
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.column_parts,
+                                                thread_name_prefix="streamnorm-encode")
+            count = max(self.column_parts, -(-data.nbytes // RANGE_BYTES))
+            window: collections.deque = collections.deque()
+            placed: list[bytes] = []
+            for start, stop in column_ranges(data, count):
                 piece = data.select(list(range(start, stop)))
                 if isinstance(piece, pa.RecordBatch):
                     def write(w: pq.ParquetWriter, piece: Any = piece) -> None:
@@ -547,42 +560,31 @@ class StitchedParquetWriter:
                 else:
                     def write(w: pq.ParquetWriter, piece: Any = piece) -> None:
                         w.write_table(piece, row_group_size=row_group_size)
-                jobs.append((piece.schema, self.options, write, self._buffers,
-                             size_hint(piece)))
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads,
-                                                thread_name_prefix="streamnorm-encode")
-            later = [self._pool.submit(encode_part, *job) for job in jobs[1:]]
-            self._pending.append([encode_part(*jobs[0]), *later])
-            self._write_next()
+                window.append(self._pool.submit(encode_part, piece.schema, self.options,
+                                                write, self._buffers, size_hint(piece)))
+                if len(window) >= self.column_parts:
+                    self._place(window.popleft().result(), placed)
+            while window:
+                self._place(window.popleft().result(), placed)
+            self._groups.append(merge_row_groups(placed))
+            self._rows += data.num_rows
         except BaseException:
             self._broken = True
             raise
 
+    def _place(self, part: Part, placed: list[bytes]) -> None:
+        """Write the column range ``part`` where the file ends, noting its ``RowGroup``
+        struct placed there in ``placed``."""
+        if len(part.row_groups) != 1:
+            raise ValueError("a column range was not written as one row group")
+        at = max(self._pos, len(MAGIC))
+        placed.append(part.row_groups[0].placed(at - len(MAGIC), len(self._groups)))
+        self._write_body(part)
+
     def _write_next(self) -> None:
         item = self._pending.popleft()
-        if isinstance(item, list):
-            self._append_columns([p.result() if isinstance(p, Future) else p for p in item])
-            return
         part: Part = item.result() if isinstance(item, Future) else item
         self._append(part)
-
-    def _append_columns(self, parts: list[Part]) -> None:
-        """Write the column ranges of one row group in order, under one merged
-        ``RowGroup``; the footer's other fields come from a file of all the columns."""
-        if any(len(part.row_groups) != 1 for part in parts):
-            raise ValueError("a column range was not written as one row group")
-        if self._fields is None:
-            self._fields = encode_part(self.schema, self.options, lambda w: None).fields
-        start = max(self._pos, len(MAGIC))
-        placed, at = [], start
-        for part in parts:
-            placed.append(part.row_groups[0].placed(at - len(MAGIC), len(self._groups)))
-            at += part.body.size
-        self._groups.append(merge_row_groups(placed))
-        self._rows += parts[0].row_groups[0].num_rows
-        for part in parts:
-            self._write_body(part)
 
     def _append(self, part: Part) -> None:
         if self._fields is None:

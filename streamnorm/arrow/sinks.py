@@ -206,8 +206,7 @@ class BatchWriter:
             # Dictionary-encoding random floats costs ~4x in the writer and saves nothing.
             dictionary_columns = [f.name for f in self.schema if not _is_float_like(f.type)]
             # A file gets its row groups encoded on several threads and stitched in order
-            # (the same bytes as one pq.ParquetWriter): whole row groups on several threads
-            # from 3 CPUs, on 2 each row group as column ranges on both; a stream is
+            # (the same bytes as one pq.ParquetWriter) given enough CPUs; a stream is
             # written batch by batch.
             options: dict[str, Any] = {"compression": codec, "write_page_checksum": True,
                                        "use_dictionary": dictionary_columns or False}
