@@ -262,6 +262,7 @@ def test_normalize_output_does_not_depend_on_the_thread_count(tmp_path, monkeypa
     assert outs[0] == outs[1] == outs[2]
     single = tmp_path / "single.parquet"
     monkeypatch.setattr(ps, "STITCH_MIN_THREADS", 99)  # pyarrow's one writer
+    monkeypatch.setattr(ps, "COLUMN_MIN_THREADS", 99)
     sn.normalize_file(src, single)
     assert single.read_bytes() == outs[0]  # the file pyarrow's one writer writes
     monkeypatch.setattr(ps, "COLUMN_MIN_THREADS", 2)  # row groups by column ranges
@@ -320,7 +321,7 @@ def test_a_failing_column_range_leaves_no_output(tmp_path, monkeypatch):
         return real(*args)
 
     monkeypatch.setattr(ps, "STITCH_MIN_THREADS", 99)
-    monkeypatch.setattr(ps, "COLUMN_MIN_THREADS", 2)  # by columns on 2 threads
+    assert ps.COLUMN_MIN_THREADS == 2  # by columns on 2 threads
     monkeypatch.setattr(ps, "encoding_threads", lambda: 2)
     monkeypatch.setattr(ps, "encode_part", failing)
     with pytest.raises(OSError, match="No space left"):
@@ -338,3 +339,23 @@ def test_a_column_range_larger_than_its_buffer_is_written_again_the_same(tmp_pat
     want = _single(table, calls)
     monkeypatch.setattr(ps, "size_hint", lambda data: 64)  # every fixed buffer overflows
     assert _stitched(tmp_path / "c.parquet", table, calls, 2, column_parts=2) == want
+
+
+def test_two_cpus_encode_by_columns_and_more_by_row_groups(tmp_path, monkeypatch):
+    from streamnorm.arrow import sinks
+
+    made = []
+
+    class Recording(ps.StitchedParquetWriter):
+        def __init__(self, *args, **kwargs):
+            made.append(kwargs["column_parts"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(sinks, "StitchedParquetWriter", Recording)
+    schema = pa.schema([("a", pa.float64()), ("b", pa.float64())])
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(ps, "encoding_threads", lambda threads=threads: threads)
+        with sinks.BatchWriter(tmp_path / f"{threads}.parquet", schema) as writer:
+            writer.write(pa.record_batch([pa.array([1.0]), pa.array([2.0])], schema=schema))
+        assert pq.read_table(tmp_path / f"{threads}.parquet").num_rows == 1
+    assert made == [2, 1]  # 1 CPU: pyarrow's writer; 2: by columns; 3: by row groups

@@ -69,10 +69,10 @@ MAX_ENCODING_THREADS = 4
 STITCH_MIN_THREADS = 3
 #: Fewest encoding threads for which :class:`~.sinks.BatchWriter` encodes a Parquet file's
 #: row groups as column ranges on that many threads, one row group at a time (when below
-#: :data:`STITCH_MIN_THREADS`). Off (equal to it): on the 2-core znver3 machine, loaded, it
-#: cost 1.2-1.8 s more CPU and 30-40 MB more peak RSS in the file → file job, over the 400
-#: MB goal, for a wall time the load hid (docs/performance.md); 2 turns it on there.
-COLUMN_MIN_THREADS = STITCH_MIN_THREADS
+#: :data:`STITCH_MIN_THREADS`): on 2 CPUs the writer, 43% of the normalizing pass's CPU on
+#: one thread, is no longer the thread the rest of the job waits for; same CPU and peak RSS
+#: as pyarrow's one writer (docs/performance.md).
+COLUMN_MIN_THREADS = 2
 MAGIC = b"PAR1"
 #: Bytes per write of a part to the output file.
 WRITE_BYTES = 1 << 20
