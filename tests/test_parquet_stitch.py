@@ -321,7 +321,7 @@ def test_a_failing_column_range_leaves_no_output(tmp_path, monkeypatch):
         return real(*args)
 
     monkeypatch.setattr(ps, "STITCH_MIN_THREADS", 99)
-    assert ps.COLUMN_MIN_THREADS == 2  # by columns on 2 threads
+    monkeypatch.setattr(ps, "COLUMN_MIN_THREADS", 2)  # by columns on 2 threads
     monkeypatch.setattr(ps, "encoding_threads", lambda: 2)
     monkeypatch.setattr(ps, "encode_part", failing)
     with pytest.raises(OSError, match="No space left"):
@@ -341,7 +341,8 @@ def test_a_column_range_larger_than_its_buffer_is_written_again_the_same(tmp_pat
     assert _stitched(tmp_path / "c.parquet", table, calls, 2, column_parts=2) == want
 
 
-def test_two_cpus_encode_by_columns_and_more_by_row_groups(tmp_path, monkeypatch):
+def test_column_ranges_from_column_min_threads_and_row_groups_from_stitch_min(tmp_path,
+                                                                            monkeypatch):
     from streamnorm.arrow import sinks
 
     made = []
@@ -352,6 +353,7 @@ def test_two_cpus_encode_by_columns_and_more_by_row_groups(tmp_path, monkeypatch
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(sinks, "StitchedParquetWriter", Recording)
+    monkeypatch.setattr(ps, "COLUMN_MIN_THREADS", 2)
     schema = pa.schema([("a", pa.float64()), ("b", pa.float64())])
     for threads in (1, 2, 3):
         monkeypatch.setattr(ps, "encoding_threads", lambda threads=threads: threads)

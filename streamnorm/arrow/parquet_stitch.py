@@ -69,10 +69,12 @@ MAX_ENCODING_THREADS = 4
 STITCH_MIN_THREADS = 3
 #: Fewest encoding threads for which :class:`~.sinks.BatchWriter` encodes a Parquet file's
 #: row groups as column ranges on that many threads, one row group at a time (when below
-#: :data:`STITCH_MIN_THREADS`): on 2 CPUs the writer, 43% of the normalizing pass's CPU on
-#: one thread, is no longer the thread the rest of the job waits for; same CPU and peak RSS
-#: as pyarrow's one writer (docs/performance.md).
-COLUMN_MIN_THREADS = 2
+#: :data:`STITCH_MIN_THREADS`), so that on 2 CPUs the writer, 43% of the normalizing pass's
+#: CPU on one thread, is not the thread the rest of the job waits for. Off for now (equal to
+#: :data:`STITCH_MIN_THREADS`): on the loaded 2-core machine it gave the same CPU and a wall
+#: time the load hid, and its peak RSS reached 397 MB in 2 of 9 runs against at most 361 MB
+#: without (docs/performance.md); 2 turns it on once a quiet machine shows the gain.
+COLUMN_MIN_THREADS = STITCH_MIN_THREADS
 MAGIC = b"PAR1"
 #: Bytes per write of a part to the output file.
 WRITE_BYTES = 1 << 20
