@@ -56,8 +56,10 @@ def _single(table: pa.Table, calls, extra=None) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _stitched(path, table: pa.Table, calls, threads: int, extra=None) -> bytes:
-    writer = ps.StitchedParquetWriter(str(path), table.schema, threads=threads, **OPTIONS)
+def _stitched(path, table: pa.Table, calls, threads: int, extra=None,
+              column_parts: int = 1) -> bytes:
+    writer = ps.StitchedParquetWriter(str(path), table.schema, threads=threads,
+                                      column_parts=column_parts, **OPTIONS)
     for method, data, size in calls:
         if method == "batch":
             writer.write_batch(data)
@@ -94,6 +96,32 @@ def test_stitched_file_is_the_single_writers_file_for_any_thread_count(tmp_path,
     for threads in (1, 2, 4):
         got = _stitched(tmp_path / f"t{threads}.parquet", table, calls, threads, extra)
         assert got == want, (case, threads)
+
+
+@pytest.mark.parametrize("case", list(_cases()))
+def test_row_groups_encoded_as_column_ranges_give_the_single_writers_file(tmp_path, case):
+    schema, calls = _cases()[case]
+    extra = {"streamnorm.final": "{}"}
+    want = _single(schema.empty_table(), calls, extra)
+    for threads, parts in ((1, 2), (2, 2), (2, 3), (3, 7), (2, 40)):
+        got = _stitched(tmp_path / f"c{threads}{parts}.parquet", schema.empty_table(), calls,
+                        threads, extra, column_parts=parts)
+        assert got == want, (case, threads, parts)
+
+
+def test_column_ranges_are_consecutive_balanced_and_never_empty():
+    table = pa.table({"a": np.zeros(100, np.int8), "b": np.zeros(100), "c": np.zeros(100),
+                      "d": np.zeros(100),
+                      "e": pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(300)), 3)})
+    assert ps.column_ranges(table, 2) == [(0, 4), (4, 5)]
+    assert ps.column_ranges(table, 5) == [(0, 3), (3, 4), (4, 5)]
+    assert ps.column_ranges(table.select(["a"]), 2) == [(0, 1)]
+    wide = pa.table({f"c{j}": np.zeros(64) for j in range(32)})
+    assert ps.column_ranges(wide, 2) == [(0, 16), (16, 32)]
+    for parts in (3, 7, 40):
+        ranges = ps.column_ranges(wide, parts)
+        assert len(ranges) == min(parts, 32) and ranges[0][0] == 0 and ranges[-1][1] == 32
+        assert all(a < b == c for (a, b), (c, _) in zip(ranges, ranges[1:]))
 
 
 def test_every_reader_reads_the_stitched_file(tmp_path):
@@ -234,8 +262,13 @@ def test_normalize_output_does_not_depend_on_the_thread_count(tmp_path, monkeypa
     assert outs[0] == outs[1] == outs[2]
     single = tmp_path / "single.parquet"
     monkeypatch.setattr(ps, "STITCH_MIN_THREADS", 99)  # pyarrow's one writer
+    monkeypatch.setattr(ps, "COLUMN_MIN_THREADS", 99)
     sn.normalize_file(src, single)
     assert single.read_bytes() == outs[0]  # the file pyarrow's one writer writes
+    monkeypatch.setattr(ps, "COLUMN_MIN_THREADS", 2)  # row groups by column ranges
+    by_columns = tmp_path / "columns.parquet"
+    sn.normalize_file(src, by_columns)
+    assert by_columns.read_bytes() == outs[0]
     back = tmp_path / "back.parquet"
     sn.inverse_file(tmp_path / "o2.parquet", back)
     np.testing.assert_allclose(pq.read_table(back)["c1"].to_numpy(),
@@ -272,3 +305,59 @@ def test_a_part_larger_than_its_buffer_is_written_again_the_same(tmp_path, monke
     monkeypatch.setattr(ps, "size_hint", lambda data: 64)  # every fixed buffer overflows
     for threads in (1, 2):
         assert _stitched(tmp_path / f"s{threads}.parquet", table, calls, threads) == want
+
+
+def test_a_failing_column_range_leaves_no_output(tmp_path, monkeypatch):
+    src, dst = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    pq.write_table(pa.table({"x": np.arange(40_000.0), "y": np.arange(40_000.0)}), src,
+                   row_group_size=1_000)
+    dst.write_bytes(b"keep me")
+    real, calls = ps.encode_part, []
+
+    def failing(*args):
+        calls.append(args[0].names)
+        if len(calls) == 7:  # a range of the fourth row group
+            raise OSError(28, "No space left on device")
+        return real(*args)
+
+    monkeypatch.setattr(ps, "STITCH_MIN_THREADS", 99)
+    monkeypatch.setattr(ps, "COLUMN_MIN_THREADS", 2)  # by columns on 2 threads
+    monkeypatch.setattr(ps, "encoding_threads", lambda: 2)
+    monkeypatch.setattr(ps, "encode_part", failing)
+    with pytest.raises(OSError, match="No space left"):
+        sn.normalize_file(src, dst, batch_size=1_000)
+    assert dst.read_bytes() == b"keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "out.parquet"]
+    assert ["x"] in calls[:3] and ["y"] in calls[:3] and len(calls) < 12  # by columns; stopped
+    assert not [t for t in threading.enumerate() if t.name.startswith("streamnorm-encode")]
+
+
+def test_a_column_range_larger_than_its_buffer_is_written_again_the_same(tmp_path,
+                                                                         monkeypatch):
+    table = _table(3_000)
+    calls = [("table", table, 1_000)]
+    want = _single(table, calls)
+    monkeypatch.setattr(ps, "size_hint", lambda data: 64)  # every fixed buffer overflows
+    assert _stitched(tmp_path / "c.parquet", table, calls, 2, column_parts=2) == want
+
+
+def test_column_ranges_from_column_min_threads_and_row_groups_from_stitch_min(tmp_path,
+                                                                            monkeypatch):
+    from streamnorm.arrow import sinks
+
+    made = []
+
+    class Recording(ps.StitchedParquetWriter):
+        def __init__(self, *args, **kwargs):
+            made.append(kwargs["column_parts"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(sinks, "StitchedParquetWriter", Recording)
+    monkeypatch.setattr(ps, "COLUMN_MIN_THREADS", 2)
+    schema = pa.schema([("a", pa.float64()), ("b", pa.float64())])
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(ps, "encoding_threads", lambda threads=threads: threads)
+        with sinks.BatchWriter(tmp_path / f"{threads}.parquet", schema) as writer:
+            writer.write(pa.record_batch([pa.array([1.0]), pa.array([2.0])], schema=schema))
+        assert pq.read_table(tmp_path / f"{threads}.parquet").num_rows == 1
+    assert made == [2, 1]  # 1 CPU: pyarrow's writer; 2: by columns; 3: by row groups

@@ -8,6 +8,12 @@ thread pool (pyarrow releases the GIL while it encodes) and writes the finished 
 order: ``PAR1``, each part's row-group bytes, then one footer built from the parts' footers
 with every absolute offset shifted to where the bytes landed.
 
+Row groups can also go one at a time, each encoded as column ranges on several threads
+(``column_parts``; :data:`COLUMN_MIN_THREADS`): each range is its own in-memory Parquet file
+of that row group's columns, and their column chunks, which do not depend on one another,
+are written one after the other under one ``RowGroup`` merged from the ranges'
+(:func:`merge_row_groups`). One row group in flight holds less memory than several.
+
 The footer is Thrift compact-protocol ``FileMetaData`` (parquet-format's ``parquet.thrift``,
 codec in :mod:`.thrift`). A part's footer is walked once, on its encoding thread, without
 building it: each ``RowGroup`` struct is kept as bytes with holes where its absolute offsets
@@ -56,14 +62,29 @@ from .thrift import (
 
 #: Most threads encoding row groups at once (each holds a row group and its encoded bytes).
 MAX_ENCODING_THREADS = 4
-#: Fewest encoding threads (CPUs) for which :class:`~.sinks.BatchWriter` stitches Parquet
-#: files: on 2 CPUs the rest of a file → file job already keeps both busy, and stitching
-#: there gave the same CPU and wall time as pyarrow's one writer for ~110 MB more peak RSS
-#: (docs/performance.md); the output is the same bytes either way.
+#: Fewest encoding threads (CPUs) for which :class:`~.sinks.BatchWriter` stitches whole row
+#: groups encoded in parallel: on 2 CPUs two row groups in flight gave the same CPU and wall
+#: time as pyarrow's one writer for ~110 MB more peak RSS (docs/performance.md); the output
+#: is the same bytes either way.
 STITCH_MIN_THREADS = 3
+#: Fewest encoding threads for which :class:`~.sinks.BatchWriter` encodes a Parquet file's
+#: row groups as column ranges on that many threads, one row group at a time (when below
+#: :data:`STITCH_MIN_THREADS`), so that on 2 CPUs the writer, 43% of the normalizing pass's
+#: CPU on one thread, is not the thread the rest of the job waits for. Off for now (equal to
+#: :data:`STITCH_MIN_THREADS`): on the loaded 2-core machine it gave the same CPU and a wall
+#: time the load hid, and its peak RSS reached 397 MB in 2 of 9 runs against at most 361 MB
+#: without (docs/performance.md); 2 turns it on once a quiet machine shows the gain.
+COLUMN_MIN_THREADS = STITCH_MIN_THREADS
 MAGIC = b"PAR1"
 #: Bytes per write of a part to the output file.
 WRITE_BYTES = 1 << 20
+#: Rows of the row groups pyarrow's writer cuts when given no row group size (and the most
+#: it puts in one): a piece of at most this many rows is one row group.
+ONE_GROUP_ROWS = 1 << 20
+#: Bytes (of Arrow data) per column range when row groups are encoded by columns: each range
+#: in flight holds its encoded bytes, so smaller ranges hold less (a 16 MB row group of 32
+#: float64 columns: 8 ranges of 4 columns, 2 in flight, about 4 MB of encoded bytes).
+RANGE_BYTES = 2 << 20
 
 # What the stitching does to a field (parquet.thrift field ids below).
 _SHIFT, _SHIFT_SET, _ORDINAL, _ROWS, _REFUSE = range(5)
@@ -77,6 +98,8 @@ _COLUMN_CHUNK = {2: _SHIFT_SET, 3: _COLUMN_META, 4: _REFUSE, 6: _REFUSE, 8: _REF
 #: RowGroup: columns, num_rows, file_offset, ordinal.
 _ROW_GROUP = {1: _COLUMN_CHUNK, 3: _ROWS, 5: _SHIFT, 7: _ORDINAL}
 _FILE_NUM_ROWS, _FILE_ROW_GROUPS, _FILE_KV, _FILE_ENCRYPTION = 3, 4, 5, 8
+#: RowGroup: total_byte_size and total_compressed_size (summed over its column chunks).
+_RG_TOTAL_BYTES, _RG_COMPRESSED = 2, 6
 
 
 @dataclass
@@ -260,6 +283,75 @@ def _kv_field(out: bytearray, last: int, fields: list[tuple[int, int, bytes]],
     return _FILE_KV
 
 
+def merge_row_groups(groups: list[bytes]) -> bytes:
+    """One ``RowGroup`` struct from those of the column ranges of one row group (each placed
+    where its column chunks landed, in column order): the ranges' column chunks in order,
+    ``total_byte_size`` and ``total_compressed_size`` summed, every other field (rows, the
+    first chunk's ``file_offset``, ordinal) as in the first range: the struct one writer of
+    all the columns gives."""
+    chunks: list[bytes] = []
+    sums = {_RG_TOTAL_BYTES: 0, _RG_COMPRESSED: 0}
+    layout: list[tuple[int, int, bytes]] = []  # the first range's fields: (id, type, bytes)
+    for k, data in enumerate(groups):
+        pos, last = 0, 0
+        while True:
+            ttype, fid, start = field_header_at(data, pos, last)
+            if ttype == STOP:
+                break
+            last = fid
+            end = skip_value(data, start, ttype)
+            if fid == 1 and ttype == LIST:
+                size, at = data[start] >> 4, start + 1
+                if size == 15:
+                    size, at = varint_at(data, at)
+                for _ in range(size):
+                    after = skip_value(data, at, STRUCT)
+                    chunks.append(data[at:after])
+                    at = after
+            elif fid in sums and ttype in (I32, I64):
+                z, _ = varint_at(data, start)
+                sums[fid] += (z >> 1) ^ -(z & 1)
+            if k == 0:
+                layout.append((fid, ttype, data[start:end]))
+            pos = end
+    out = bytearray()
+    last = 0
+    for fid, ttype, raw in layout:
+        write_field_header(out, last, fid, ttype)
+        last = fid
+        if fid == 1 and ttype == LIST:
+            if len(chunks) < 15:
+                out.append(len(chunks) << 4 | STRUCT)
+            else:
+                out.append(0xF0 | STRUCT)
+                write_varint(out, len(chunks))
+            for chunk in chunks:
+                out += chunk
+        elif fid in sums and ttype in (I32, I64):
+            write_zigzag(out, sums[fid])
+        else:
+            out += raw
+    out.append(STOP)
+    return bytes(out)
+
+
+def column_ranges(data: pa.Table | pa.RecordBatch, parts: int) -> list[tuple[int, int]]:
+    """``data``'s columns cut into at most ``parts`` consecutive ranges (start, stop) of
+    similar size in bytes, none empty."""
+    sizes = [column.nbytes for column in data.columns]
+    total = sum(sizes) or 1
+    ranges: list[tuple[int, int]] = []
+    start, acc = 0, 0
+    for stop in range(1, len(sizes) + 1):
+        acc += sizes[stop - 1]
+        if (stop < len(sizes) and len(ranges) < parts - 1
+                and acc * parts >= total * (len(ranges) + 1)):
+            ranges.append((start, stop))
+            start = stop
+    ranges.append((start, len(sizes)))
+    return ranges
+
+
 def encode_part(schema: pa.Schema, options: dict[str, Any],
                 write: Callable[[pq.ParquetWriter], None], buffers: Buffers | None = None,
                 size_hint: int = 0) -> Part:
@@ -333,8 +425,16 @@ def encoding_threads() -> int:
 
 def parallel_encoding() -> bool:
     """Whether Parquet files are written by :class:`StitchedParquetWriter` (at least
-    :data:`STITCH_MIN_THREADS` encoding threads) rather than one ``pq.ParquetWriter``."""
-    return encoding_threads() >= STITCH_MIN_THREADS
+    :data:`COLUMN_MIN_THREADS` encoding threads) rather than one ``pq.ParquetWriter``."""
+    return encoding_threads() >= min(COLUMN_MIN_THREADS, STITCH_MIN_THREADS)
+
+
+def column_parts() -> int:
+    """The ``column_parts`` of a :class:`StitchedParquetWriter` on this machine: one (whole
+    row groups in parallel) from :data:`STITCH_MIN_THREADS` encoding threads on, else as
+    many column ranges at once as threads (from :data:`COLUMN_MIN_THREADS`)."""
+    threads = encoding_threads()
+    return 1 if threads >= STITCH_MIN_THREADS else threads
 
 
 class StitchedParquetWriter:
@@ -350,15 +450,21 @@ class StitchedParquetWriter:
     (same bytes). At most ``threads`` parts are in flight (queued, encoding, or encoded and
     waiting for their turn); the calling thread writes them in order. An encoding error is
     raised by a later ``write_*`` or by ``close``; after one, ``close`` discards.
+
+    ``column_parts`` above 1: each row group of at most :data:`ONE_GROUP_ROWS` rows is
+    encoded as column ranges, that many at once on the pool, each written in order as soon
+    as it is encoded, and the row group is written before the call returns: one row group
+    in flight, the same bytes.
     """
 
     def __init__(self, sink: Any, schema: pa.Schema, *, threads: int | None = None,
-                 **options: Any):
+                 column_parts: int = 1, **options: Any):
         if options.get("write_page_index") or options.get("encryption_properties"):
             raise ValueError("page indexes and encryption are not supported when stitching")
         self.schema = schema
         self.options = options
         self.threads = max(1, threads if threads is not None else encoding_threads())
+        self.column_parts = max(1, column_parts)
         self._owned = isinstance(sink, str)
         self._out: Any = pa.OSFile(sink, "wb") if self._owned else sink
         # Reused buffers only where a write copies the bytes before returning (a local
@@ -377,11 +483,19 @@ class StitchedParquetWriter:
     # -- writing -----------------------------------------------------------------------
     def write_batch(self, batch: pa.RecordBatch) -> None:
         """Write ``batch`` as pyarrow's ``write_batch`` would (its row groups)."""
+        if self._by_columns(batch, batch.num_rows):
+            self._submit_columns(batch, None)
+            return
         self._submit(lambda w: w.write_batch(batch), size_hint(batch))
 
     def write_table(self, table: pa.Table, row_group_size: int | None = None) -> None:
         """Write ``table``; with ``row_group_size``, each slice of that many rows is one row
         group encoded on its own (as pyarrow cuts it)."""
+        size = ONE_GROUP_ROWS if row_group_size is None else row_group_size
+        if self._by_columns(table, size):
+            for start in range(0, table.num_rows, size):
+                self._submit_columns(table.slice(start, size), row_group_size)
+            return
         if row_group_size is None or table.num_rows <= row_group_size:
             self._submit(lambda w: w.write_table(table, row_group_size=row_group_size),
                          size_hint(table))
@@ -416,21 +530,78 @@ class StitchedParquetWriter:
             self._broken = True
             raise
 
+    def _by_columns(self, data: pa.Table | pa.RecordBatch, rows_per_group: int) -> bool:
+        """Whether ``data`` goes as column ranges: asked for, several columns, rows, and row
+        groups of at most :data:`ONE_GROUP_ROWS` rows (pyarrow's own cut)."""
+        return (self.column_parts > 1 and data.num_columns > 1 and data.num_rows > 0
+                and 0 < rows_per_group <= ONE_GROUP_ROWS)
+
+    def _submit_columns(self, data: pa.Table | pa.RecordBatch,
+                        row_group_size: int | None) -> None:
+        """Encode ``data`` (one row group) as column ranges of about :data:`RANGE_BYTES`,
+        ``column_parts`` at a time, each written as soon as it and those before it are
+        encoded; then its ``RowGroup`` merged from theirs."""
+        if self._closed or self._broken:
+            raise ValueError("the Parquet writer is closed")
+        try:
+            while self._pending:
+                self._write_next()
+            if self._fields is None:  # the footer's schema and metadata: all the columns
+                self._fields = encode_part(self.schema, self.options, lambda w: None).fields
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.column_parts,
+                                                thread_name_prefix="streamnorm-encode")
+            count = max(self.column_parts, -(-data.nbytes // RANGE_BYTES))
+            window: collections.deque = collections.deque()
+            placed: list[bytes] = []
+            for start, stop in column_ranges(data, count):
+                piece = data.select(list(range(start, stop)))
+                if isinstance(piece, pa.RecordBatch):
+                    def write(w: pq.ParquetWriter, piece: Any = piece) -> None:
+                        w.write_batch(piece)
+                else:
+                    def write(w: pq.ParquetWriter, piece: Any = piece) -> None:
+                        w.write_table(piece, row_group_size=row_group_size)
+                window.append(self._pool.submit(encode_part, piece.schema, self.options,
+                                                write, self._buffers, size_hint(piece)))
+                if len(window) >= self.column_parts:
+                    self._place(window.popleft().result(), placed)
+            while window:
+                self._place(window.popleft().result(), placed)
+            self._groups.append(merge_row_groups(placed))
+            self._rows += data.num_rows
+        except BaseException:
+            self._broken = True
+            raise
+
+    def _place(self, part: Part, placed: list[bytes]) -> None:
+        """Write the column range ``part`` where the file ends, noting its ``RowGroup``
+        struct placed there in ``placed``."""
+        if len(part.row_groups) != 1:
+            raise ValueError("a column range was not written as one row group")
+        at = max(self._pos, len(MAGIC))
+        placed.append(part.row_groups[0].placed(at - len(MAGIC), len(self._groups)))
+        self._write_body(part)
+
     def _write_next(self) -> None:
         item = self._pending.popleft()
         part: Part = item.result() if isinstance(item, Future) else item
         self._append(part)
 
     def _append(self, part: Part) -> None:
-        if self._pos == 0:
-            self._out.write(MAGIC)
-            self._pos = len(MAGIC)
         if self._fields is None:
             self._fields = part.fields
-        delta = self._pos - len(MAGIC)
+        delta = max(self._pos, len(MAGIC)) - len(MAGIC)
         for group in part.row_groups:
             self._groups.append(group.placed(delta, len(self._groups)))
             self._rows += group.num_rows
+        self._write_body(part)
+
+    def _write_body(self, part: Part) -> None:
+        """Write ``part``'s row-group bytes where the file ends (after the leading magic)."""
+        if self._pos == 0:
+            self._out.write(MAGIC)
+            self._pos = len(MAGIC)
         body = part.body
         for start in range(0, body.size, WRITE_BYTES):
             self._out.write(body.slice(start, min(WRITE_BYTES, body.size - start)))

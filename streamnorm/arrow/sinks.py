@@ -24,7 +24,7 @@ from .failures import Failure
 from .files import file_batches, guarded
 from .formats import check_codec, output_format
 from .locations import is_uri, resolve
-from .parquet_stitch import StitchedParquetWriter, parallel_encoding
+from .parquet_stitch import StitchedParquetWriter, column_parts, parallel_encoding
 from .schemas import float32_schema
 from .stdio import (
     is_stdio,
@@ -208,12 +208,14 @@ class BatchWriter:
             # A file gets its row groups encoded on several threads and stitched in order
             # (the same bytes as one pq.ParquetWriter) given enough CPUs; a stream is
             # written batch by batch.
-            stitched = not stream and parallel_encoding()
-            parquet_writer: Any = StitchedParquetWriter if stitched else pq.ParquetWriter
-            self._writer: Any = parquet_writer(
-                self._sink, self.schema, compression=codec,
-                use_dictionary=dictionary_columns or False, write_page_checksum=True,
-            )
+            options: dict[str, Any] = {"compression": codec, "write_page_checksum": True,
+                                       "use_dictionary": dictionary_columns or False}
+            if not stream and parallel_encoding():
+                self._writer: Any = StitchedParquetWriter(self._sink, self.schema,
+                                                          column_parts=column_parts(),
+                                                          **options)
+            else:
+                self._writer = pq.ParquetWriter(self._sink, self.schema, **options)
         elif self.format == "csv":
             import pyarrow.csv as pacsv  # loaded on first use
 
