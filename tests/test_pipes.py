@@ -430,6 +430,34 @@ def test_signal_on_another_thread_while_waiting_on_stdin(tmp_path):
         prod.wait()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.uname().machine not in
+                    ("x86_64", "aarch64"), reason="needs Linux tgkill and /proc")
+def test_signal_on_another_thread_while_stdout_is_full(tmp_path, rng):
+    """Writing to a consumer that stopped reading (its pipe full), a SIGINT the kernel hands
+    to another thread still stops streamnorm: exit 130, one line, the input untouched. The
+    main thread waited on the writing thread, which waited on the consumer."""
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"a": rng.normal(size=400_000), "b": rng.normal(size=400_000)}),
+                   src)
+    before = src.read_bytes()
+    norm = subprocess.Popen([*CLI, "normalize", str(src), "-", "--batch-size", "10000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_until_blocked(norm.pid)  # the 64 KiB pipe is full: nobody reads it
+        tid = _other_thread_taking(norm.pid, signal.SIGINT)
+        if tid is None:
+            pytest.skip("no thread other than the main one takes the signal")
+        _signal_thread(norm.pid, tid, signal.SIGINT)
+        assert norm.wait(timeout=30) == 130
+        err = norm.stderr.read().decode()
+        assert err.strip().splitlines() == [
+            "streamnorm: error: interrupted; the output on stdout ends early"], err
+    finally:
+        norm.kill()
+        norm.wait()
+    assert src.read_bytes() == before
+
+
 # --------------------------------------------------------------------------- Python
 
 

@@ -13,8 +13,9 @@ least that often while the pipe is idle, and a pending signal's handler runs the
 moves as before (one ``read()`` per ready pipe, buffered by :mod:`io`); only an idle wait is
 cut into slices. Where ``poll`` is missing (Windows), the plain file object is used.
 
-Writing is not covered: the output is written by a writer thread, and a ``write()`` to a full
-pipe blocks until the consumer reads (a consumer in the same terminal gets Ctrl-C too).
+Writing is done by :class:`~streamnorm.arrow.sinks.BatchWriter`'s thread, which may stay in
+``write()`` on a full pipe; the main thread waits for it in slices of :data:`WAIT_SECONDS` too,
+and an interrupted stream does not wait for it at all.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from .formats import check_codec, output_format
 from .locations import is_uri, resolve
 from .parquet_stitch import StitchedParquetWriter, column_parts, parallel_encoding
 from .schemas import float32_schema
+from .signal_io import WAIT_SECONDS
 from .stdio import (
     is_stdio,
     is_stream_location,
@@ -237,11 +238,27 @@ class BatchWriter:
             self._thread = threading.Thread(target=self._run, daemon=True,
                                             name="streamnorm-writer")
             self._thread.start()
-        self._queue.put(batch)
+        self._put(batch)
+
+    def _put(self, item: pa.RecordBatch | None) -> None:
+        """Queue ``item`` for the writing thread. The wait for room is cut into slices, so
+        that Ctrl-C / SIGTERM stop the caller even when the kernel hands the signal to
+        another thread while the writer is blocked on a full pipe (see ``signal_io``)."""
+        while True:
+            try:
+                self._queue.put(item, timeout=WAIT_SECONDS)
+                return
+            except queue.Full:
+                continue  # back in the interpreter: a pending signal's handler runs here
 
     def _run(self) -> None:
         while True:
-            batch = self._queue.get()
+            try:
+                batch = self._queue.get(timeout=WAIT_SECONDS)
+            except queue.Empty:
+                if self._abort:
+                    return  # an aborted stream's caller did not wait for this thread
+                continue
             if batch is None:
                 return
             if self._failure is not None or self._abort:
@@ -291,10 +308,17 @@ class BatchWriter:
     def _join(self) -> None:
         """Wait for the background thread to finish what was queued (all of it unless
         aborting) and stop."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
+        if self._thread is None:
+            return
+        if self._abort and self._streamed:
+            # A consumer that stopped reading can hold the thread in write() for ever: an
+            # aborted stream is left to it (a daemon; it drops what is queued and ends).
             self._thread = None
+            return
+        self._put(None)
+        while self._thread.is_alive():
+            self._thread.join(WAIT_SECONDS)  # in slices, as in _put
+        self._thread = None
 
     def close(self) -> None:
         """Write what is queued and the file's footer; raises a write error not yet raised."""
@@ -311,12 +335,23 @@ class BatchWriter:
         finally:
             if self._abort and isinstance(self._writer, StitchedParquetWriter):
                 self._writer.discard()  # no footer, no waiting for queued row groups
+            elif self._abort and self._streamed:
+                self._leave_stream_cut()
             else:
                 self._writer.close()
-            if self._streamed and not self._owned:
+            if self._abort and self._streamed:
+                pass  # flushing or closing could wait for ever on a stalled consumer
+            elif self._streamed and not self._owned:
                 self._sink.flush()
             elif not isinstance(self._sink, str):
                 self._sink.close()
+
+    def _leave_stream_cut(self) -> None:
+        """An aborted stream gets no end: no end-of-stream marker or Parquet footer that
+        would make the batches written so far look complete (and writing one could wait for
+        ever on a consumer that stopped reading)."""
+        if isinstance(self._writer, pq.ParquetWriter):
+            self._writer.is_open = False  # its finalizer would write the footer otherwise
 
     def abort(self) -> None:
         """Stop without writing what is still queued (the file is left incomplete: the
