@@ -7,15 +7,10 @@ mostly different kernels) when pytest-xdist starts workers: otherwise each worke
 ``streamnorm`` or Dask worker subprocess started before the cache is filled, compiles the
 same kernels again (about 1 s per kernel and type, ~200 of them: ~4 CPU-minutes in all).
 Only the cache is written; a kernel missed here is compiled where it is first used, as before.
-Each part ends with the scripts of the warm-cache tests (``WARM_CACHE_SCRIPTS``), so that
-their first fresh process already finds every kernel and they need no second one.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import io
 import sys
 import tempfile
 from pathlib import Path
@@ -25,11 +20,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 PARTS = ("stats", "normalize")
-#: Per part: the warm-cache tests' scripts (test module, name of its script), run at its end.
-WARM_CACHE_SCRIPTS = {
-    "stats": [("test_small_batches", "WARM_SCRIPT")],
-    "normalize": [("test_quantiles", "WARM_CACHE_SCRIPT"), ("test_kernels", "WARM_CACHE_SCRIPT")],
-}
 
 
 def _table(n: int) -> pa.Table:
@@ -102,10 +92,6 @@ def main(part: str) -> None:
 
     table = _table(3 * cpu.CHUNK)
     {"stats": _stats, "normalize": _normalize}[part](table)
-    for module, name in WARM_CACHE_SCRIPTS[part]:
-        script = getattr(importlib.import_module(module), name)
-        with contextlib.redirect_stdout(io.StringIO()):  # (each prints its cache misses)
-            exec(script, {"__name__": "__warm_cache_script__"})
 
 
 if __name__ == "__main__":
