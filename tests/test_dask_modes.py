@@ -1,6 +1,6 @@
 """minmax and robust normalization on Dask (``streamnorm.dask``, ``normalize --scheduler``).
 
-One real ``distributed.LocalCluster`` (2 worker processes, 1 thread each) for the module. The
+One real ``distributed.LocalCluster`` (2 worker processes, 1 thread each; conftest). The
 reference is always the single-machine :class:`streamnorm.Normalizer` of the same statistics:
 every value must be bit-identical, because each partition / file is normalized with
 :meth:`Normalizer.from_stats` of the statistics fitted (or given) on the client. Statistics

@@ -375,9 +375,11 @@ def test_sketch_kernels_load_from_a_warm_cache() -> None:
     """docs/design.md §5: a fresh process with a warm cache compiles no sketch kernel."""
     from helpers import run_python
 
-    for _ in range(2):  # the first run may fill the cache; the second must only load it
+    for _ in range(2):  # the first run may fill the cache; a second must then only load it
         result = run_python("-c", WARM_CACHE_SCRIPT, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
+        if result.stdout.split()[0] == "0":
+            break  # this run already loaded every kernel (the suite's warm-up filled the cache)
     assert result.stdout.split()[0] == "0", result.stdout
 
 

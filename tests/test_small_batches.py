@@ -281,8 +281,10 @@ def test_small_kernels_load_from_the_cache_in_a_fresh_process():
     """The small-batch kernels and the parallel one of large batches are cached, and none
     calls a parallel kernel (a cached function calling a parallel one crashes on a warm cache,
     numba issue 8578): a second fresh process runs every path and compiles nothing."""
-    for _ in range(2):  # the first run may fill the cache
+    for _ in range(2):  # the first run may fill the cache; a second must then only load it
         done = run_python("-c", WARM_SCRIPT, timeout=1200)
         assert done.returncode == 0, done.stderr[-3000:]
-    misses, loaded = map(int, done.stdout.split())
+        misses, loaded = map(int, done.stdout.split())
+        if misses == 0:
+            break  # this run already loaded every kernel (the suite's warm-up filled the cache)
     assert misses == 0 and loaded >= 6, done.stdout
