@@ -22,7 +22,13 @@ import pyarrow.ipc as ipc
 import streamnorm as sn
 from streamnorm.cli import main as cli_main
 
-CLI = (sys.executable, "-m", "streamnorm")
+PYTHON = (sys.executable, "-P")
+"""This interpreter, importing the installed streamnorm (and PYTHONPATH's), never the copy in
+its working directory: ``-P`` keeps ``-m`` and ``-c`` from putting the directory first on
+``sys.path``. From the repository root (CI's working directory) every subprocess otherwise
+ran the checkout instead of the package CI installed, compiling its kernels from a cold
+cache that the suite's warm-up had not filled."""
+CLI = (*PYTHON, "-m", "streamnorm")
 """The command line that runs ``streamnorm`` with this interpreter (and its PYTHONPATH)."""
 
 
@@ -32,7 +38,7 @@ def run_python(*args: str | Path, cwd: str | Path | None = None, timeout: float 
 
     Extra keywords go to :func:`subprocess.run` (``env``, ``umask``, ...).
     """
-    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True,
+    return subprocess.run([*PYTHON, *map(str, args)], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, **kwargs)
 
 

@@ -28,7 +28,8 @@ needs_numba_cuda = pytest.mark.skipif(
 
 
 def _run_kernel_suite(**env: str) -> None:
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/cuda_sim"]
+    command = [sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+               "tests/cuda_sim"]
     environ = {k: v for k, v in os.environ.items() if k != "STREAMNORM_TARGET"}
     environ.update(env)
     done = subprocess.run(
@@ -121,7 +122,7 @@ def test_the_gpu_code_path_types_and_lowers_without_a_gpu():
     shuffles, libdevice) through numba's typing and lowering, which needs no GPU."""
     environ = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     done = subprocess.run(
-        [sys.executable, "-c", _LOWER_FOR_A_GPU],
+        [sys.executable, "-P", "-c", _LOWER_FOR_A_GPU],
         cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300,
     )
     if done.stdout.startswith("SKIP"):
@@ -148,7 +149,7 @@ else:
 def test_cuda_target_without_numba_cuda_says_what_to_install():
     environ = {k: v for k, v in os.environ.items() if k != "STREAMNORM_TARGET"}
     done = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_NUMBA_CUDA],
+        [sys.executable, "-P", "-c", _WITHOUT_NUMBA_CUDA],
         cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -164,7 +165,7 @@ def test_the_cpu_path_never_imports_numba_cuda():
     )
     environ = {k: v for k, v in os.environ.items() if k != "STREAMNORM_TARGET"}
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True,
+        [sys.executable, "-P", "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -86,6 +86,6 @@ def test_the_package_stamp_matches_its_sources_after_import() -> None:
             "s = p / '__pycache__' / STAMP_NAME; "
             "print(s.read_text() == source_fingerprint(p) if os.access(p, os.W_OK) else True)")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         timeout=120)
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
+                         env=env, timeout=120)
     assert out.stdout.strip() == "True", out.stderr

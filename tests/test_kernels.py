@@ -521,8 +521,8 @@ def test_warm_cache_process_loads_every_kernel_and_compiles_nothing():
     function calling a parallel one segfaulted on a warm cache) and compiles nothing."""
     env = dict(os.environ)
     for _ in range(2):  # the first run may fill the cache; a second must then only load it
-        result = subprocess.run([sys.executable, "-c", WARM_CACHE_SCRIPT], capture_output=True,
-                                text=True, env=env, timeout=1200)
+        result = subprocess.run([sys.executable, "-P", "-c", WARM_CACHE_SCRIPT],
+                                capture_output=True, text=True, env=env, timeout=1200)
         assert result.returncode == 0, result.stderr[-3000:]
         if result.stdout.split()[0] == "0":
             break  # this run already loaded every kernel (the suite's warm-up filled the cache)
@@ -561,7 +561,7 @@ def _run_python(code: str, **env: str) -> str:
     environ = {k: v for k, v in os.environ.items()
                if k not in ("STREAMNORM_NUM_THREADS", "NUMBA_NUM_THREADS", "OMP_WAIT_POLICY")}
     environ.update(env)
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+    done = subprocess.run([sys.executable, "-P", "-c", textwrap.dedent(code)], capture_output=True,
                           text=True, env=environ, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.strip()
