@@ -233,6 +233,18 @@ def split_part(data: pa.Buffer) -> Part:
     return Part(data.slice(4, start - 4), groups, fields)
 
 
+def _append_struct_list(out: bytearray, items: list[bytes]) -> None:
+    """A compact-protocol list of structs: its header (size and element type), then the
+    structs' encoded bytes as given."""
+    if len(items) < 15:
+        out.append(len(items) << 4 | STRUCT)
+    else:
+        out.append(0xF0 | STRUCT)
+        write_varint(out, len(items))
+    for item in items:
+        out += item
+
+
 def footer(fields: list[tuple[int, int, bytes]], groups: list[bytes], num_rows: int,
            extra: dict[bytes, bytes]) -> bytes:
     """The footer (``FileMetaData`` bytes, its length and the magic) of a file holding the
@@ -251,16 +263,7 @@ def footer(fields: list[tuple[int, int, bytes]], groups: list[bytes], num_rows: 
         if fid == _FILE_NUM_ROWS:
             write_zigzag(out, num_rows)
         elif fid == _FILE_ROW_GROUPS:
-            write_value(out, LIST, TList(STRUCT, []))  # header only when empty
-            if groups:
-                del out[-1]
-                if len(groups) < 15:
-                    out.append(len(groups) << 4 | STRUCT)
-                else:
-                    out.append(0xF0 | STRUCT)
-                    write_varint(out, len(groups))
-                for group in groups:
-                    out += group
+            _append_struct_list(out, groups)
         else:
             out += raw
     if extra and last < _FILE_KV:
@@ -320,13 +323,7 @@ def merge_row_groups(groups: list[bytes]) -> bytes:
         write_field_header(out, last, fid, ttype)
         last = fid
         if fid == 1 and ttype == LIST:
-            if len(chunks) < 15:
-                out.append(len(chunks) << 4 | STRUCT)
-            else:
-                out.append(0xF0 | STRUCT)
-                write_varint(out, len(chunks))
-            for chunk in chunks:
-                out += chunk
+            _append_struct_list(out, chunks)
         elif fid in sums and ttype in (I32, I64):
             write_zigzag(out, sums[fid])
         else:
