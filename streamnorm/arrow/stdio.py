@@ -142,7 +142,7 @@ class StreamSource:
     def _open_reader(self) -> pa.RecordBatchReader:
         if self.file is None and self.path is not None:
             try:  # a FIFO blocks here until its writer opens it, as stdin would
-                self.file = signal_aware_reader(os.open(self.path, os.O_RDONLY), owned=True)
+                self.file = open_stream_reader(self.path)
             except OSError as exc:
                 raise InputError(f"{self.shown}: cannot open it ({exc.strerror or exc}); "
                                  "check the path and its permissions") from None
@@ -298,6 +298,13 @@ def stream_format(format: str | None) -> str:
 def stdout_file() -> Any:
     """The binary file object of stdout (written, flushed, never closed by streamnorm)."""
     return sys.stdout.buffer
+
+
+def open_stream_reader(path: str | os.PathLike) -> Any:
+    """A pipe or device path (:func:`is_stream_path`) opened for reading as a binary file
+    object that notices Ctrl-C / SIGTERM while it waits (:mod:`.signal_io`; closed by the
+    caller). A FIFO blocks here until its writer opens it. Raises ``OSError``."""
+    return signal_aware_reader(os.open(os.fspath(path), os.O_RDONLY), owned=True)
 
 
 def open_stream_sink(path: str | os.PathLike) -> Any:

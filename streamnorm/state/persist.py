@@ -24,11 +24,11 @@ import pyarrow as pa
 from ..arrow.formats import IPC_SUFFIXES, PARQUET_SUFFIXES
 from ..arrow.locations import is_uri, resolve
 from ..arrow.open import schema_and_batches
-from ..arrow.signal_io import signal_aware_reader
 from ..arrow.sinks import atomic_path, write_table
 from ..arrow.stdio import (
     is_stdio,
     is_stream_location,
+    open_stream_reader,
     open_stream_sink,
     stdin_file,
     stdout_file,
@@ -235,7 +235,7 @@ def _load_from_stream(name: str, from_dict: Callable[[dict[str, Any]], Any],
         if is_stdio(name):
             data = stdin_file().read()
         else:
-            with signal_aware_reader(os.open(name, os.O_RDONLY), owned=True) as raw:
+            with open_stream_reader(name) as raw:
                 data = raw.read()
     except OSError as exc:
         raise InputError(f"{shown}: cannot read it ({exc.strerror or exc}); check the path"
