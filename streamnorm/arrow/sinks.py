@@ -333,18 +333,20 @@ class BatchWriter:
             if self.footer_metadata and self.format == "parquet" and not self._abort:
                 self._writer.add_key_value_metadata(self.footer_metadata)
         finally:
+            # An aborted stream is left as it is: flushing or closing could wait for ever on a
+            # consumer that stopped reading (and an end would make it look complete).
+            cut_stream = self._abort and self._streamed
             if self._abort and isinstance(self._writer, StitchedParquetWriter):
                 self._writer.discard()  # no footer, no waiting for queued row groups
-            elif self._abort and self._streamed:
+            elif cut_stream:
                 self._leave_stream_cut()
             else:
                 self._writer.close()
-            if self._abort and self._streamed:
-                pass  # flushing or closing could wait for ever on a stalled consumer
-            elif self._streamed and not self._owned:
-                self._sink.flush()
-            elif not isinstance(self._sink, str):
-                self._sink.close()
+            if not cut_stream:
+                if self._streamed and not self._owned:
+                    self._sink.flush()
+                elif not isinstance(self._sink, str):
+                    self._sink.close()
 
     def _leave_stream_cut(self) -> None:
         """An aborted stream gets no end: no end-of-stream marker or Parquet footer that
