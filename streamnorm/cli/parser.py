@@ -89,8 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         "named with -c is counted as 0/1.",
     )
     stats.add_argument("input", metavar="IN", help=IN_HELP)
-    stats.add_argument("-o", "--output", metavar="STATS", help="save the statistics here (.json, .arrow or .parquet; - or a pipe: the JSON on "
-        "the stream, the closing line on stderr)")
+    stats.add_argument(
+        "-o", "--output", metavar="STATS",
+        help="save the statistics here (.json, .arrow or .parquet; - or a pipe: the JSON on "
+        "the stream, the closing line on stderr)",
+    )
     stats.add_argument(
         "--ddof", type=non_negative_int, default=0, metavar="N",
         help="the printed std divides by count - N (default 0, numpy's; 1 for pandas'). A "
