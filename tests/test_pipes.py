@@ -332,18 +332,25 @@ def test_options_that_do_not_fit_stdin(tmp_path, options, needle):
     assert_bad_input(proc, needle)
 
 
-@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"),
-                                             (signal.SIGINT, 130, "interrupted")])
-def test_signal_while_waiting_on_stdin(tmp_path, sig, code, word):
-    """Ctrl-C / SIGTERM while streamnorm waits for the producer's next batch."""
+def _normalizing_a_stalled_producer(tmp_path: Path) -> tuple[subprocess.Popen, subprocess.Popen]:
+    """(producer, streamnorm) processes: ``streamnorm normalize - - --mode layer`` reading a
+    producer that stops after 2 batches (it waits for a file that never comes), once the
+    first normalized batch has come out: streamnorm then waits for the producer."""
     producer = _write(tmp_path, "producer.py", PRODUCER)
     prod = subprocess.Popen([sys.executable, producer, tmp_path / "never", "3"],
                             stdout=subprocess.PIPE)
     norm = subprocess.Popen([*CLI, "normalize", "-", "-", "--mode", "layer"],
                             stdin=prod.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     prod.stdout.close()
-    first = ipc.open_stream(norm.stdout).read_next_batch()  # it waits for batch 3 now
-    assert first.num_rows == 500
+    assert ipc.open_stream(norm.stdout).read_next_batch().num_rows == 500
+    return prod, norm
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"),
+                                             (signal.SIGINT, 130, "interrupted")])
+def test_signal_while_waiting_on_stdin(tmp_path, sig, code, word):
+    """Ctrl-C / SIGTERM while streamnorm waits for the producer's next batch."""
+    prod, norm = _normalizing_a_stalled_producer(tmp_path)
     norm.send_signal(sig)
     assert norm.wait(timeout=TIMEOUT) == code
     err = norm.stderr.read().decode()
@@ -406,14 +413,8 @@ def test_signal_on_another_thread_while_waiting_on_stdin(tmp_path):
     next batch, must still stop. It stayed blocked in read() until the producer moved. One
     signal is enough: SIGINT and SIGTERM take the same way (test above)."""
     sig, code, word = signal.SIGTERM, 143, "terminated"
-    producer = _write(tmp_path, "producer.py", PRODUCER)
-    prod = subprocess.Popen([sys.executable, producer, tmp_path / "never", "3"],
-                            stdout=subprocess.PIPE)
-    norm = subprocess.Popen([*CLI, "normalize", "-", "-", "--mode", "layer"],
-                            stdin=prod.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    prod.stdout.close()
+    prod, norm = _normalizing_a_stalled_producer(tmp_path)
     try:
-        assert ipc.open_stream(norm.stdout).read_next_batch().num_rows == 500
         _wait_until_blocked(norm.pid)
         tid = _other_thread_taking(norm.pid, sig)
         if tid is None:
