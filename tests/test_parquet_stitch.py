@@ -41,10 +41,9 @@ def _table(rows: int, seed: int = 0) -> pa.Table:
     )
 
 
-def _single(table: pa.Table, calls, extra=None) -> bytes:
-    """The file one pq.ParquetWriter writes for ``calls`` ((method, argument, rows) each)."""
-    sink = pa.BufferOutputStream()
-    writer = pq.ParquetWriter(sink, table.schema, **OPTIONS)
+def _feed(writer, calls, extra) -> None:
+    """Make ``calls`` ((method, argument, rows) each) on a pq.ParquetWriter or its stitching
+    look-alike, add ``extra`` key-value metadata, close it."""
     for method, data, size in calls:
         if method == "batch":
             writer.write_batch(data)
@@ -53,21 +52,19 @@ def _single(table: pa.Table, calls, extra=None) -> bytes:
     if extra:
         writer.add_key_value_metadata(extra)
     writer.close()
+
+
+def _single(table: pa.Table, calls, extra=None) -> bytes:
+    """The file one pq.ParquetWriter writes for ``calls`` ((method, argument, rows) each)."""
+    sink = pa.BufferOutputStream()
+    _feed(pq.ParquetWriter(sink, table.schema, **OPTIONS), calls, extra)
     return sink.getvalue().to_pybytes()
 
 
 def _stitched(path, table: pa.Table, calls, threads: int, extra=None,
               column_parts: int = 1) -> bytes:
-    writer = ps.StitchedParquetWriter(str(path), table.schema, threads=threads,
-                                      column_parts=column_parts, **OPTIONS)
-    for method, data, size in calls:
-        if method == "batch":
-            writer.write_batch(data)
-        else:
-            writer.write_table(data, row_group_size=size)
-    if extra:
-        writer.add_key_value_metadata(extra)
-    writer.close()
+    _feed(ps.StitchedParquetWriter(str(path), table.schema, threads=threads,
+                                   column_parts=column_parts, **OPTIONS), calls, extra)
     return path.read_bytes()
 
 
